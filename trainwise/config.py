@@ -1,0 +1,280 @@
+"""The run configuration: typed, frozen, validated before any data is loaded.
+
+A config is TOML (or YAML) with one table per concern::
+
+    [data]      name = "digits", batch_size = 64 ...
+    [model]     name = "mlp", hidden = [128, 64] ...
+    [optim]     name = "adamw", lr = 1e-3 ...
+    [schedule]  name = "cosine", warmup_epochs = 1 ...
+    [train]     epochs = 20, seed = 0, precision = "fp32" ...
+    [early_stopping] / [checkpoint] / [regularization] / [monitors] / [doctor]
+
+Every field has one default, here. ``docs/config.md`` is generated from these classes
+(``trainwise config-reference``), so the reference cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from trainwise.errors import UserError
+
+
+class _Section(BaseModel):
+    # Frozen so that a running Trainer can hand its config to callbacks without fear of mutation;
+    # extra="forbid" so that a typo ("learning_rate") is an error, not a silently ignored key.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Section):
+    """Which dataset, how it is split and batched."""
+
+    name: str = Field("digits", description="digits | breast_cancer | mnist1d | fashion_mnist | arrays | csv")
+    path: str | None = Field(None, description="file or directory: NPZ/CSV for arrays/csv, IDX directory for fashion_mnist")
+    target: str = Field("y", description="label key in an NPZ file, or label column name in a CSV file")
+    features: str | None = Field(None, description="NPZ key of an extra feature vector fed beside the input (fusion models)")
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of the training data held out for validation")
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share held out for test when the dataset has no test split")
+    split_seed: int = Field(0, description="seed of the train/val/test split (independent of train.seed)")
+    train_subset: int | None = Field(None, gt=0, description="keep only this many training samples (stratified)")
+    classes: list[int] | None = Field(None, description="keep only these classes (relabelled 0..k-1), e.g. for fine-tuning")
+    batch_size: int = Field(64, gt=0, description="training batch size (global)")
+    eval_batch_size: int = Field(1024, gt=0, description="batch size for validation and test")
+    normalize: bool = Field(True, description="standardize inputs with statistics of the training split only")
+    loader: Literal["auto", "device", "dataloader"] = Field(
+        "auto", description="device: whole dataset on the device, batches by indexing; dataloader: torch DataLoader"
+    )
+    num_workers: int = Field(2, ge=0, description="DataLoader workers (loader = dataloader)")
+    drop_last: bool = Field(False, description="drop the last incomplete training batch")
+
+
+class ModelConfig(_Section):
+    """Which network. ``name`` is a registered builder or ``package.module:factory``."""
+
+    name: str = Field("mlp", description="mlp | cnn | resnet | fusion | package.module:factory")
+    hidden: list[int] = Field([128, 64], description="mlp: hidden layer sizes")
+    activation: str = Field("relu", description="relu | leaky_relu | gelu | silu | tanh | sigmoid | elu | selu")
+    dropout: float | list[float] = Field(0.0, description="dropout rate, one for all layers or one per layer")
+    batch_norm: bool = Field(False, description="batch norm after each hidden/conv layer")
+    channels: list[int] = Field([32, 64], description="cnn: channels per conv block; resnet: channels per stage")
+    blocks_per_stage: int = Field(1, gt=0, description="resnet: residual blocks per stage")
+    drop_path: float = Field(0.0, ge=0.0, lt=1.0, description="resnet: stochastic depth rate (linearly increasing)")
+    feature_hidden: list[int] = Field([32], description="fusion: hidden sizes of the branch for the extra feature vector")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for a package.module:factory")
+
+    @field_validator("dropout")
+    @classmethod
+    def _dropout_range(cls, v: float | list[float]) -> float | list[float]:
+        for rate in v if isinstance(v, list) else [v]:
+            if not 0.0 <= rate < 1.0:
+                raise ValueError(f"dropout rates must be in [0, 1), got {rate}")
+        return v
+
+
+class OptimConfig(_Section):
+    """Optimizer and its hyperparameters (torch.optim)."""
+
+    name: Literal["sgd", "adagrad", "rmsprop", "adam", "adamw"] = "adamw"
+    lr: float = Field(1e-3, gt=0.0, description="learning rate (before LR scaling)")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="sgd and rmsprop momentum")
+    nesterov: bool = Field(False, description="sgd: Nesterov momentum")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="adam/adamw betas")
+    eps: float = Field(1e-8, gt=0.0)
+    alpha: float = Field(0.99, gt=0.0, lt=1.0, description="rmsprop smoothing constant")
+    weight_decay: float = Field(0.0, ge=0.0, description="decoupled for adamw, L2-in-gradient for the others")
+    no_decay_bias_norm: bool = Field(True, description="exempt biases and normalization weights from weight decay")
+    scale_lr: Literal["none", "linear", "sqrt"] = Field("none", description="LR scaling rule for large batches")
+    base_batch_size: int = Field(64, gt=0, description="batch size at which lr was tuned (for scale_lr)")
+    fused: bool | None = Field(None, description="fused/foreach kernels (None: torch's default)")
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> OptimConfig:
+        if self.name == "sgd" and self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov needs momentum > 0 (set optim.momentum=0.9)")
+        return self
+
+
+class ScheduleConfig(_Section):
+    """Learning-rate schedule, applied per optimizer step (plateau: per epoch)."""
+
+    name: Literal["none", "step", "exponential", "cosine", "onecycle", "plateau", "linear"] = "none"
+    warmup_epochs: float = Field(0.0, ge=0.0, description="linear warm-up in front of step/exponential/cosine/linear")
+    warmup_start_factor: float = Field(0.01, gt=0.0, le=1.0, description="warm-up starts at lr * this")
+    step_size: int = Field(10, gt=0, description="step: epochs between decays")
+    gamma: float = Field(0.1, gt=0.0, le=1.0, description="step/exponential: decay factor (per step_size / per epoch)")
+    min_lr_factor: float = Field(0.0, ge=0.0, le=1.0, description="cosine/linear: final lr = lr * this")
+    max_lr: float | None = Field(None, gt=0.0, description="onecycle: peak lr (default: optim.lr)")
+    pct_start: float = Field(0.3, gt=0.0, lt=1.0, description="onecycle: share of steps spent increasing")
+    div_factor: float = Field(25.0, gt=0.0, description="onecycle: initial lr = max_lr / div_factor")
+    final_div_factor: float = Field(1e4, gt=0.0, description="onecycle: final lr = initial lr / final_div_factor")
+    monitor: str = Field("val_loss", description="plateau: metric watched")
+    patience: int = Field(3, ge=0, description="plateau: epochs without improvement before reducing")
+    factor: float = Field(0.1, gt=0.0, lt=1.0, description="plateau: lr multiplier on reduction")
+
+
+class RegularizationConfig(_Section):
+    """Loss-level regularization."""
+
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="multi-class and binary targets")
+    l1: float = Field(0.0, ge=0.0, description="L1 penalty coefficient added to the loss (weights, not biases)")
+    l2: float = Field(0.0, ge=0.0, description="explicit L2 penalty coefficient added to the loss")
+
+
+class EarlyStoppingConfig(_Section):
+    enabled: bool = False
+    monitor: str = "val_loss"
+    mode: Literal["auto", "min", "max"] = "auto"
+    patience: int = Field(5, ge=0)
+    min_delta: float = Field(0.0, ge=0.0)
+    restore_best: bool = Field(True, description="load the best epoch's weights when training stops")
+
+
+class CheckpointConfig(_Section):
+    monitor: str = Field("val_loss", description="metric that decides checkpoints/best")
+    mode: Literal["auto", "min", "max"] = "auto"
+    every_n_steps: int | None = Field(None, gt=0, description="also write a resumable checkpoint mid-epoch")
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(20, gt=0)
+    seed: int = Field(0, description="seed for weights, data order and dropout")
+    deterministic: bool = Field(False, description="torch deterministic algorithms (bit-exact reruns)")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
+    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="autocast precision")
+    grad_clip_norm: float | None = Field(None, gt=0.0, description="clip the total gradient norm to this")
+    grad_clip_value: float | None = Field(None, gt=0.0, description="clip each gradient entry to [-v, v]")
+    progress: Literal["auto", "bar", "log", "none"] = Field("auto", description="bar on a terminal, log lines otherwise")
+    threads: int | None = Field(None, gt=0, description="torch CPU threads (None: torch's default)")
+
+
+class Config(_Section):
+    """The whole run configuration."""
+
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    optim: OptimConfig = OptimConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    regularization: RegularizationConfig = RegularizationConfig()
+    train: TrainConfig = TrainConfig()
+    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+    def replace(self, overrides: dict[str, Any]) -> Config:
+        """A new config with dotted-key overrides applied (validated)."""
+        return build_config(merge_overrides(self.to_dict(), overrides))
+
+
+# --------------------------------------------------------------------------- loading
+
+def _format_validation_error(err: ValidationError, source: str) -> UserError:
+    """Pydantic's multi-line report -> one line: the first problem, what was expected, how to fix."""
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"])
+    kind = first["type"]
+    received = first.get("input")
+    if kind == "extra_forbidden":
+        section_path = first["loc"][:-1]
+        valid = _valid_keys(section_path)
+        return UserError(
+            f"{source}: unknown key {key!r}",
+            expected=f"one of {', '.join(valid)}",
+            fix=f"remove or rename {key!r} (see docs/config.md)",
+        )
+    msg = first["msg"].removeprefix("Value error, ")
+    return UserError(
+        f"{source}: invalid value for {key!r}",
+        expected=msg[0].lower() + msg[1:],
+        received=repr(received) if not isinstance(received, dict) else "a table",
+        fix=f"set {key} to a valid value, e.g. --set {key}=...",
+    )
+
+
+def _valid_keys(section_path: tuple) -> list[str]:
+    model: type[BaseModel] = Config
+    for part in section_path:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            break
+        model = annotation
+    return sorted(model.model_fields)
+
+
+def build_config(raw: dict[str, Any], source: str = "config") -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        raise _format_validation_error(err, source) from None
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``a.b=value`` -> ("a.b", value); the value is read as TOML (numbers, bools, lists), else a string."""
+    if "=" not in item:
+        raise UserError("bad --set override", expected="key.sub=value", received=item, fix="write it as --set optim.lr=0.01")
+    key, text = item.split("=", 1)
+    key = key.strip()
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    return key, value
+
+
+def merge_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = _deep_copy(raw)
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        node = merged
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise UserError(f"cannot set {dotted!r}", expected=f"{part!r} to be a table", received=child)
+            node = child
+        node[parts[-1]] = value
+    return merged
+
+
+def _deep_copy(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in d.items()}
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {str(path)!r} not found", fix="pass the path of a .toml or .yaml file, e.g. configs/digits.toml")
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            raw = yaml.safe_load(text) or {}
+        else:
+            raw = tomllib.loads(text)
+    except Exception as err:  # both parsers raise their own types; the message is what matters
+        detail = str(err).splitlines()[0]
+        raise UserError(f"{path}: malformed config", expected="valid TOML/YAML", received=detail, fix="correct the syntax at the place named") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: malformed config", expected="a table of sections", received=type(raw).__name__)
+    return raw
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | list[str] | None = None) -> Config:
+    """Read a config file (or the defaults) and apply ``--set``-style overrides."""
+    raw = read_config_file(path) if path is not None else {}
+    if isinstance(overrides, list):
+        overrides = dict(parse_override(o) for o in overrides)
+    raw = merge_overrides(raw, overrides or {})
+    return build_config(raw, source=str(path) if path else "config")
+
+
+def dump_toml(config: Config) -> str:
+    import tomli_w
+
+    return tomli_w.dumps(config.to_dict())

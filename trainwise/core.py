@@ -1,0 +1,111 @@
+"""Events, State and the Callback base: the contract between the Trainer and every technique.
+
+The loop, with each event marked (this is the whole of ``Trainer.fit``)::
+
+    FIT_START
+    for epoch in epochs:
+        EPOCH_START
+        for batch in train batches:
+            BATCH_START            # callbacks may replace state.inputs / state.targets (augmentation, MixUp)
+            loss = loss_fn(model(*inputs), targets)
+            AFTER_LOSS             # callbacks may add to state.loss (penalties)
+            loss.backward()
+            AFTER_BACKWARD         # gradients are present and unscaled: monitors, clipping
+            optimizer.step(); scheduler.step()
+            STEP_END               # weights changed: EMA, update ratios, mid-epoch checkpoints
+        evaluate on validation
+        EVAL_END                   # state.record holds the epoch's metrics; monitors add theirs
+        EPOCH_END                  # the record is in the History: early stopping, checkpoints, doctor
+        if state.stop: break
+    FIT_END                        # restore best weights, final test
+    EXCEPTION                      # (instead of the rest) when anything raised; state.error holds it
+
+Callbacks change :class:`State` and nothing else; stopping is ``state.stop = True``. Every callback that
+keeps state between events implements ``state_dict``/``load_state_dict`` so that resume is exact.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from trainwise.config import Config
+    from trainwise.history import History
+
+
+class Event(enum.Enum):
+    FIT_START = "fit_start"
+    EPOCH_START = "epoch_start"
+    BATCH_START = "batch_start"
+    AFTER_LOSS = "after_loss"
+    AFTER_BACKWARD = "after_backward"
+    STEP_END = "step_end"
+    EVAL_END = "eval_end"
+    EPOCH_END = "epoch_end"
+    FIT_END = "fit_end"
+    EXCEPTION = "exception"
+
+
+@dataclass
+class State:
+    """Everything a callback may read or change during a run."""
+
+    config: Config
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    history: History
+    device: torch.device
+    task: str  # "multiclass" | "binary"
+    num_classes: int
+    run_dir: Path | None = None
+    epoch: int = 0  # 1-based number of the current (or last finished) epoch
+    step: int = 0  # optimizer steps taken so far
+    batch_index: int = 0  # index of the current batch within the epoch
+    steps_per_epoch: int = 0
+    inputs: tuple[torch.Tensor, ...] = ()
+    targets: torch.Tensor | None = None
+    outputs: torch.Tensor | None = None
+    loss: torch.Tensor | None = None
+    record: dict[str, Any] = field(default_factory=dict)  # the current epoch's metrics
+    phase: str | None = None
+    stop: bool = False
+    stop_reason: str | None = None
+    skip_step: bool = False  # set by a callback at AFTER_BACKWARD to skip optimizer.step (NaN guard)
+    error: BaseException | None = None
+    extras: dict[str, Any] = field(default_factory=dict)  # scratch space shared between callbacks
+
+    def request_stop(self, reason: str) -> None:
+        self.stop = True
+        self.stop_reason = self.stop_reason or reason
+
+
+class Callback:
+    """Base class. Override ``on_<event>`` methods; each receives the State.
+
+    ``order`` sorts callbacks (lower first) when several handle the same event; ties keep the order
+    given. Early stopping runs before checkpointing so the checkpoint sees the stop decision.
+    """
+
+    order: int = 0
+
+    def on_event(self, event: Event, state: State) -> None:
+        handler = getattr(self, f"on_{event.value}", None)
+        if handler is not None:
+            handler(state)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    @property
+    def key(self) -> str:
+        """Name under which this callback's state is checkpointed."""
+        return type(self).__name__

@@ -1,0 +1,82 @@
+"""History: one record per epoch, kept in memory and mirrored to ``history.jsonl``.
+
+A record is a flat dict of JSON scalars. Keys every trainwise run writes:
+``epoch`` (1-based), ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``, ``val_precision``,
+``val_recall``, ``val_f1``, ``val_macro_f1``, ``lr`` (at the end of the epoch), ``time_s`` (seconds of the
+epoch), ``samples_per_s``, ``step`` (optimizer steps so far). Optional keys: ``phase`` (a label that
+changes at a schedule/phase boundary), monitor values (``grad_norm``, ``grad_norm/<layer>``,
+``update_ratio/<layer>``, ``dead_frac/<layer>`` ...), ``event`` (e.g. "nan_rollback"). Readers must
+ignore keys they do not know.
+
+The file is rewritten atomically after every epoch (it is small), so a kill never leaves a torn line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from trainwise import atomic
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN/Inf; store them as strings that readers map back."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def _restore(value: Any) -> Any:
+    if value in ("nan", "inf", "-inf"):
+        return float(value)
+    return value
+
+
+class History:
+    """Append-only list of per-epoch records."""
+
+    def __init__(self, records: list[dict[str, Any]] | None = None, path: str | Path | None = None):
+        self.records: list[dict[str, Any]] = list(records or [])
+        self.path = Path(path) if path is not None else None
+
+    def append(self, record: dict[str, Any]) -> None:
+        self.records.append({k: _clean(v) for k, v in record.items()})
+        if self.path is not None:
+            self.save(self.path)
+
+    def save(self, path: str | Path) -> None:
+        atomic.write_text(path, "".join(json.dumps(r) + "\n" for r in self.records))
+
+    @classmethod
+    def load(cls, path: str | Path) -> History:
+        records = []
+        for line in Path(path).read_text().splitlines():
+            if line.strip():
+                records.append({k: _restore(v) for k, v in json.loads(line).items()})
+        return cls(records)
+
+    def column(self, key: str) -> list[Any]:
+        """Values of ``key`` over epochs (None where an epoch lacks it)."""
+        return [r.get(key) for r in self.records]
+
+    def keys(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for r in self.records:
+            seen.update(dict.fromkeys(r))
+        return list(seen)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.records)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.records[i]
+
+    def truncate(self, n: int) -> None:
+        """Keep the first ``n`` records (used on resume to drop epochs past the checkpoint)."""
+        del self.records[n:]
