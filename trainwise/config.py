@@ -151,6 +151,29 @@ class TrainConfig(_Section):
     threads: int | None = Field(None, gt=0, description="torch CPU threads (None: torch's default)")
 
 
+class MonitorsConfig(_Section):
+    """Training-health monitors (callbacks). Values land in the History under the keys documented in docs/run-directory.md."""
+
+    enabled: bool = Field(True, description="master switch for the monitors below")
+    every_n_steps: int = Field(50, gt=0, description="sample gradients/updates/activations every k optimizer steps")
+    grad_norms: bool = Field(True, description="total and per-layer gradient norms (before clipping)")
+    update_ratios: bool = Field(True, description="per-layer ||delta w|| / ||w||")
+    activations: bool = Field(True, description="dead ReLU and saturated sigmoid/tanh fractions via forward hooks")
+    nan_policy: Literal["stop", "skip", "rollback"] = Field("stop", description="what to do on a NaN/Inf loss or gradient")
+    nan_lr_factor: float = Field(0.5, gt=0.0, le=1.0, description="rollback: multiply the lr by this after a rollback")
+    nan_max_rollbacks: int = Field(3, ge=0, description="rollback: give up after this many")
+
+
+class DoctorConfig(_Section):
+    """Live diagnosis during training."""
+
+    live: bool = Field(True, description="diagnose at every epoch end and print each new finding once")
+    stop_on_error: bool = Field(False, description="stop training on an error-level finding")
+    expect: list[str] = Field(
+        default_factory=list, description='expectations such as "val_acc >= 0.85 at epoch 1"; a miss is reported'
+    )
+
+
 class Config(_Section):
     """The whole run configuration."""
 
@@ -162,6 +185,8 @@ class Config(_Section):
     train: TrainConfig = TrainConfig()
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
+    monitors: MonitorsConfig = MonitorsConfig()
+    doctor: DoctorConfig = DoctorConfig()
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
@@ -192,7 +217,7 @@ def _format_validation_error(err: ValidationError, source: str) -> UserError:
         f"{source}: invalid value for {key!r}",
         expected=msg[0].lower() + msg[1:],
         received=repr(received) if not isinstance(received, dict) else "a table",
-        fix=f"set {key} to a valid value, e.g. --set {key}=...",
+        fix=f"set {key} to a valid value in the config file or with --set {key}=VALUE",
     )
 
 
