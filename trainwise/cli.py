@@ -120,5 +120,44 @@ def config_reference(out: Annotated[Optional[Path], typer.Option(help="Write to 
         print(text)
 
 
+# ------------------------------------------------------------------------------------ tools
+
+
+def _tool_config(config: Optional[Path], set_: Optional[list[str]]):
+    from trainwise.config import load_config
+
+    return load_config(config, set_ or []).replace({"train.progress": "none"})
+
+
+def _default_tool_dir(kind: str, config: Optional[Path]) -> Path:
+    """runs/<kind>-<config file stem>: the same command finds the same directory again."""
+    return Path("runs") / f"{kind}-{config.stem if config else 'default'}"
+
+
+@app.command("lr-find")
+@user_errors
+def lr_find(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Where lr_find.png/json go (default: runs/lr-find-<config>).")] = None,
+    steps: Annotated[int, typer.Option(help="Sweep length in optimizer steps.")] = 200,
+    start_lr: Annotated[float, typer.Option(help="First learning rate.")] = 1e-7,
+    end_lr: Annotated[float, typer.Option(help="Last learning rate (the sweep stops earlier if the loss explodes).")] = 10.0,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the sweep (default: train.seed).")] = None,
+) -> None:
+    """Sweep the learning rate exponentially and suggest one (valley and steepest-slope rules), with a plot."""
+    from trainwise.tools.lr_find import lr_find as sweep
+    from trainwise.tools.lr_find import probe_config
+    from trainwise.trainer import Trainer
+
+    cfg = _tool_config(config, set_)
+    result = sweep(Trainer(probe_config(cfg)), start_lr=start_lr, end_lr=end_lr, steps=steps, seed=seed)
+    json_path, png_path = result.save(out or _default_tool_dir("lr-find", config))
+    fmt = lambda lr: "none" if lr is None else f"{lr:.3g}"  # noqa: E731
+    print(f"swept {len(result.lrs)} steps from {result.lrs[0]:.3g} to {result.lrs[-1]:.3g}: {result.stop_reason}")
+    print(f"suggested lr: {fmt(result.suggestion)} (valley {fmt(result.valley)}, steepest {fmt(result.steepest)})")
+    print(f"plot: {png_path} | numbers: {json_path}")
+
+
 def run() -> None:
     app()
