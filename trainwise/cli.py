@@ -159,5 +159,27 @@ def lr_find(
     print(f"plot: {png_path} | numbers: {json_path}")
 
 
+@app.command()
+@user_errors
+def compare(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Two or more run directories; the first is the baseline.")],
+    metric: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="History key to show per epoch (repeatable; default: losses, accuracies, val_macro_f1).")] = None,
+    html: Annotated[Optional[Path], typer.Option(help="Also write the comparison as one HTML file.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the comparison as JSON.")] = None,
+) -> None:
+    """Config differences, metric differences per epoch and at the end, and doctor findings that appeared or disappeared."""
+    from trainwise import atomic
+    from trainwise.tools.compare import compare_runs
+
+    comparison = compare_runs(run_dirs, metrics=metric)
+    print(comparison.to_text(), end="")
+    if html:
+        atomic.write_text(html, comparison.to_html())
+        print(f"html: {html}")
+    if json_out:
+        atomic.write_json(json_out, comparison.to_dict())
+        print(f"json: {json_out}")
+
+
 def run() -> None:
     app()
