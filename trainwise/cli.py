@@ -181,5 +181,23 @@ def compare(
         print(f"json: {json_out}")
 
 
+@app.command()
+@user_errors
+def cv(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    folds: Annotated[int, typer.Option("--folds", "-k", help="Number of stratified folds.")] = 5,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="CV directory (default: runs/cv-<config>).")] = None,
+    max_std: Annotated[float, typer.Option(help="Warn when the accuracy std across folds exceeds this.")] = 0.05,
+) -> None:
+    """Stratified K-fold cross-validation: a run directory per fold, mean ± std, doctor findings, fold ensemble."""
+    from trainwise.tools.cross_validation import cross_validate
+
+    out = out or _default_tool_dir("cv", config)
+    result = cross_validate(_tool_config(config, set_), folds=folds, out=out, max_std=max_std)
+    print(result.to_text(), end="")
+    print(f"summary: {out / 'cv_summary.json'} | fold runs: {out}/fold-1 ... fold-{folds}")
+
+
 def run() -> None:
     app()
