@@ -126,7 +126,7 @@ def config_reference(out: Annotated[Optional[Path], typer.Option(help="Write to 
 def _tool_config(config: Optional[Path], set_: Optional[list[str]]):
     from trainwise.config import load_config
 
-    return load_config(config, set_ or []).replace({"train.progress": "none"})
+    return load_config(config, set_ or [])
 
 
 def _default_tool_dir(kind: str, config: Optional[Path]) -> Path:
@@ -197,6 +197,33 @@ def cv(
     result = cross_validate(_tool_config(config, set_), folds=folds, out=out, max_std=max_std)
     print(result.to_text(), end="")
     print(f"summary: {out / 'cv_summary.json'} | fold runs: {out}/fold-1 ... fold-{folds}")
+
+
+@app.command()
+@user_errors
+def search(
+    config: ConfigArg = None,
+    space: Annotated[Path, typer.Option("--space", help="Search space TOML: [optim.lr] low/high/log, [data.batch_size] choices, ...")] = ...,
+    trials: Annotated[int, typer.Option("--trials", "-n", help="Finished trials the study should hold (a re-run continues up to it).")] = 20,
+    sampler: Annotated[str, typer.Option(help="grid | random | tpe")] = "tpe",
+    pruner: Annotated[str, typer.Option(help="none | median | asha (stop trials early on the per-epoch metric)")] = "median",
+    storage: Annotated[Optional[str], typer.Option(help="Default: SQLite in the search directory; 'journal': a journal file there; or postgresql://user:pass@host/db.")] = None,
+    workers: Annotated[int, typer.Option(help="Processes on this machine sharing the study.")] = 1,
+    metric: Annotated[str, typer.Option(help="History key to optimize (losses minimized, accuracy/F1 maximized).")] = "val_loss",
+    study: Annotated[Optional[str], typer.Option(help="Study name (default: the search directory's name); the same name joins the same study.")] = None,
+    seed: Annotated[int, typer.Option(help="Sampler seed.")] = 0,
+    set_: SetOpt = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Search directory (default: runs/search-<config>).")] = None,
+) -> None:
+    """Hyperparameter search on Optuna: a run directory per trial, trials.csv, best_config.toml and plots."""
+    from trainwise.tools.search import load_space
+    from trainwise.tools.search import search as run_search
+
+    out = out or _default_tool_dir("search", config)
+    result = run_search(_tool_config(config, set_), load_space(space), trials, out, sampler=sampler, pruner=pruner, storage=storage,
+                        workers=workers, metric=metric, study_name=study, seed=seed)
+    print(result.to_text(), end="")
+    print(f"search directory: {out} (trials.csv, best_config.toml, optimization_history.png, param_importances.png)")
 
 
 def run() -> None:
