@@ -226,5 +226,22 @@ def search(
     print(f"search directory: {out} (trials.csv, best_config.toml, optimization_history.png, param_importances.png)")
 
 
+@app.command("batch-size")
+@user_errors
+def batch_size(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    max_batch: Annotated[Optional[int], typer.Option("--max", help="Largest batch to consider (default: the training-set size).")] = None,
+    steps: Annotated[int, typer.Option(help="Training steps per candidate batch size.")] = 2,
+) -> None:
+    """Find the largest training batch that fits in GPU memory (steps down on out-of-memory, then bisects)."""
+    from trainwise.tools.batch_size import find_batch_size
+
+    result = find_batch_size(_tool_config(config, set_), max_batch=max_batch, steps=steps)
+    limit = " (the limit: every sample fits in one batch)" if result.reached_limit else ""
+    print(f"largest batch that fits on {result.device}: {result.batch_size}{limit}")
+    print(f"largest power of two that fits: {result.power_of_two} (suggested: --set data.batch_size={result.power_of_two})")
+
+
 def run() -> None:
     app()

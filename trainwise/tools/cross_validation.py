@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,7 +154,8 @@ def cross_validate(config: Config, folds: int = 5, out: str | Path | None = None
     splits = make_folds(config, folds)
     runs = []
     for k, data in enumerate(splits, start=1):
-        runs.append(fit(config, data=data, out=out / f"fold-{k}" if out else None))
+        print(f"fold {k}/{folds}", file=sys.stderr, flush=True)
+        runs.append(fit(config.replace({"train.progress": "none"}), data=data, out=out / f"fold-{k}" if out else None))
     per_fold = [final_metrics({"history": r.history.records, "summary": r.summary}) for r in runs]
     common_keys = [m for m in per_fold[0] if all(m in f for f in per_fold)]
     metrics = {m: _stats([f[m] for f in per_fold]) for m in common_keys}

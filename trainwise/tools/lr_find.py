@@ -143,15 +143,9 @@ def lr_find(trainer, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int
         raise UserError("bad lr-find range", expected="0 < start_lr < end_lr", received=f"{start_lr} .. {end_lr}")
     if steps < 5:
         raise UserError("too few lr-find steps", expected="at least 5", received=steps)
-    model, opt, scaler, cfg = trainer.model, trainer.optimizer, trainer.scaler, trainer.config
-    seed = cfg.train.seed if seed is None else seed
-    saved = {
-        "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
-        "optimizer": copy.deepcopy(opt.state_dict()),
-        "scaler": scaler.state_dict(),
-        "rng": checkpointing.rng_state(),
-        "training": model.training,
-    }
+    model, opt = trainer.model, trainer.optimizer
+    seed = trainer.config.train.seed if seed is None else seed
+    saved = snapshot(trainer)
     ratios = [g["lr"] / opt.param_groups[0]["lr"] for g in opt.param_groups]  # keep per-group multipliers
     gamma = (end_lr / start_lr) ** (1 / (steps - 1))
     lrs: list[float] = []
@@ -167,7 +161,7 @@ def lr_find(trainer, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int
             lr = start_lr * gamma**i
             for group, ratio in zip(opt.param_groups, ratios):
                 group["lr"] = lr * ratio
-            loss = _step(trainer, inputs, targets)
+            loss = plain_step(trainer, inputs, targets)
             if not math.isfinite(loss):
                 stop_reason = f"loss became non-finite at lr {lr:.3g}"
                 break
@@ -180,12 +174,7 @@ def lr_find(trainer, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int
                 stop_reason = f"loss exploded at lr {lr:.3g} (average loss > {diverge:g} x its best)"
                 break
     finally:
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
-        scaler.load_state_dict(saved["scaler"])
-        checkpointing.set_rng_state(saved["rng"])
-        opt.zero_grad(set_to_none=True)
-        model.train(saved["training"])
+        restore(trainer, saved)
     if len(losses) < 5:
         raise UserError("lr-find stopped before it could measure anything", received=stop_reason,
                         fix="lower start_lr (--start-lr) or check the data and model")
@@ -202,7 +191,27 @@ def _endless_batches(loader):
         epoch += 1
 
 
-def _step(trainer, inputs, targets) -> float:
+def snapshot(trainer) -> dict[str, Any]:
+    """What a probe (lr-find, the batch-size finder) changes: weights and buffers, optimizer, scaler, RNGs."""
+    return {
+        "model": {k: v.detach().clone() for k, v in trainer.model.state_dict().items()},
+        "optimizer": copy.deepcopy(trainer.optimizer.state_dict()),
+        "scaler": trainer.scaler.state_dict(),
+        "rng": checkpointing.rng_state(),
+        "training": trainer.model.training,
+    }
+
+
+def restore(trainer, saved: dict[str, Any]) -> None:
+    trainer.optimizer.zero_grad(set_to_none=True)
+    trainer.model.load_state_dict(saved["model"])
+    trainer.optimizer.load_state_dict(saved["optimizer"])
+    trainer.scaler.load_state_dict(saved["scaler"])
+    checkpointing.set_rng_state(saved["rng"])
+    trainer.model.train(saved["training"])
+
+
+def plain_step(trainer, inputs, targets) -> float:
     """One optimizer step as Trainer.train_step takes it (autocast, scaler, clipping), without events."""
     model, opt, scaler, cfg = trainer.model, trainer.optimizer, trainer.scaler, trainer.config
     with torch.autocast(trainer.device.type, dtype=trainer.autocast_dtype, enabled=trainer.autocast_dtype is not None):
