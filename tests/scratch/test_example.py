@@ -79,3 +79,12 @@ def test_main_prints_every_labelled_step(capsys: pytest.CaptureFixture[str]) -> 
     ]:
         assert line in out
     assert out.count("\n  ") >= 20  # 19 numbered steps plus the setup line
+
+
+def test_main_ignores_the_host_command_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CLI that dispatches ``trainwise scratch-example`` calls ``main()`` with sys.argv still set."""
+    monkeypatch.setattr("sys.argv", ["trainwise", "scratch-example"])
+    assert main() == 0
+    assert "0.8279" in capsys.readouterr().out

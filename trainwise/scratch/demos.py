@@ -16,6 +16,7 @@ Run them all with ``python -m trainwise.scratch.demos`` (or one, e.g.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,14 +25,14 @@ from trainwise.scratch import init as initializers
 from trainwise.scratch.clipping import clip_grad_norm, clip_grad_value, global_norm
 from trainwise.scratch.layers import Layer, ReLU, Sigmoid, Softmax, Tanh
 from trainwise.scratch.losses import BinaryCrossEntropy, CrossEntropy
-from trainwise.scratch.network import Network, mlp
+from trainwise.scratch.network import mlp
 from trainwise.scratch.optimizers import SGD
 
 ACTIVATIONS: dict[str, type[Layer]] = {"tanh": Tanh, "relu": ReLU, "sigmoid": Sigmoid}
 
 
 def _row(label: str, values: Sequence[float], width: int = 9) -> str:
-    return f"  {label:<16}" + "".join(f"{v:>{width}.2e}" for v in values)
+    return f"  {label:<18}" + "".join(f"{v:>{width}.2e}" for v in values)
 
 
 def _print_table(
@@ -42,7 +43,7 @@ def _print_table(
     note: str,
 ) -> None:
     """Print ``results`` (``{row label: {key: value}}``) with ``(key, header, width, format)`` columns."""
-    label_width = max(16, *(len(label) + 2 for label in results))
+    label_width = max(18, *(len(label) + 2 for label in results))
     print(title)
     print(f"  {row_header:<{label_width}}" + "".join(f"{header:>{width}}" for _, header, width, _ in columns))
     for label, r in results.items():
@@ -129,7 +130,7 @@ def print_init_variance(results: dict[str, dict[str, list[float]]]) -> None:
     for act_name, by_init in results.items():
         depth = len(next(iter(by_init.values())))
         print(f"Activation variance per layer, {act_name} (input variance 1)")
-        print(f"  {'init':<16}" + "".join(f"{'L' + str(i + 1):>9}" for i in range(depth)))
+        print(f"  {'init':<18}" + "".join(f"{'L' + str(i + 1):>9}" for i in range(depth)))
         for init_name, variances in by_init.items():
             print(_row(init_name, variances))
     print("  Naive 0.01 shrinks the variance 40x or more per layer; zeros kill it at once.")
@@ -166,7 +167,7 @@ def print_vanishing_gradients(results: dict[str, list[float]]) -> None:
     """Print per-layer gradient norms and the input/output ratio."""
     depth = len(next(iter(results.values())))
     print("Gradient norm ||dL/dW|| per dense layer (L1 = next to the input)")
-    print(f"  {'network':<16}" + "".join(f"{'L' + str(i + 1):>9}" for i in range(depth)) + f"{'L1/L' + str(depth):>10}")
+    print(f"  {'network':<18}" + "".join(f"{'L' + str(i + 1):>9}" for i in range(depth)) + f"{'L1/L' + str(depth):>10}")
     for label, norms in results.items():
         print(_row(label, norms) + f"{norms[0] / norms[-1]:>10.1e}")
     print("  The sigmoid stack's first layers get a vanishing share of the gradient.")
@@ -240,13 +241,17 @@ DEMOS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the named demonstrations (default: all) and print their tables; returns 0."""
+    """Run the named demonstrations (default: all) and print their tables; returns 0.
+
+    ``argv`` lists demo names (``symmetry``, ``init``, ``vanishing``,
+    ``clipping`` or ``all``); ``None`` means no arguments, not ``sys.argv``.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m trainwise.scratch.demos",
         description="Initialization, vanishing-gradient and clipping demonstrations.",
     )
     parser.add_argument("demo", nargs="*", choices=[*DEMOS, "all"], default="all", help="which to run")
-    names = parser.parse_args(argv).demo
+    names = parser.parse_args([] if argv is None else argv).demo
     names = list(DEMOS) if "all" in names else names
     for i, name in enumerate(names):
         if i:
@@ -256,4 +261,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

@@ -14,6 +14,7 @@ walk-through doubles as a check of those objects.  Run it with
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -121,14 +122,18 @@ def walkthrough(v: dict[str, float]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Print the worked example step by step; returns the exit status 0."""
+    """Print the worked example step by step; returns the exit status 0.
+
+    ``argv=None`` means no arguments (not ``sys.argv``), so a host command
+    line such as ``trainwise scratch-example`` can simply call ``main()``.
+    """
     argparse.ArgumentParser(
         prog="trainwise scratch-example",
         description="Print the one-step backpropagation example with every intermediate number.",
-    ).parse_args(argv)
+    ).parse_args([] if argv is None else argv)
     print(walkthrough(worked_example()))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

@@ -10,6 +10,7 @@ accuracy.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -92,7 +93,10 @@ def train_digits(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Train on digits and print the loss per epoch and the final accuracies; returns 0."""
+    """Train on digits and print the loss per epoch and the final accuracies; returns 0.
+
+    ``argv=None`` means the defaults (not ``sys.argv``).
+    """
     parser = argparse.ArgumentParser(
         prog="python -m trainwise.scratch.train", description="Train the NumPy MLP on scikit-learn digits."
     )
@@ -101,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=5e-3)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = parser.parse_args([] if argv is None else argv)
     result = train_digits(args.hidden, args.epochs, args.batch_size, args.lr, args.seed, log=print)
     print(f"train accuracy {result.train_accuracy:.4f}")
     print(f"test accuracy  {result.test_accuracy:.4f}")
@@ -109,4 +113,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))
