@@ -120,5 +120,21 @@ def config_reference(out: Annotated[Optional[Path], typer.Option(help="Write to 
         print(text)
 
 
+@app.command("scratch-example")
+def scratch_example() -> None:
+    """Walk through one forward/backward/update step of a tiny NumPy network, number by number."""
+    from trainwise.scratch.example import main as example_main
+
+    raise typer.Exit(example_main())
+
+
+@app.command("scratch-demo")
+def scratch_demo(names: Annotated[Optional[list[str]], typer.Argument(help="symmetry | init | vanishing | clipping | all")] = None) -> None:
+    """NumPy demonstrations: zero-init symmetry, activation variance per init, vanishing gradients, clipping."""
+    from trainwise.scratch.demos import main as demos_main
+
+    raise typer.Exit(demos_main(names or ["all"]))
+
+
 def run() -> None:
     app()
