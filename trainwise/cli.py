@@ -66,6 +66,8 @@ def _print_summary(run) -> None:
         line += f" | test_acc {test['acc']:.4f} | test_loss {test['loss']:.4f} | test_macro_f1 {test['macro_f1']:.4f}"
     print(line)
     print(f"stopped: {run.summary['stop_reason']}")
+    if run.summary.get("report"):
+        print(f"report: {run.summary['report']}")
 
 
 @app.command()
@@ -105,6 +107,20 @@ def evaluate(
 
     metrics = evaluate_run(run_dir, split=split, weights=weights)
     print(json.dumps({k: v for k, v in metrics.items() if not k.startswith("per_class")}, indent=2))
+
+
+@app.command()
+@user_errors
+def report(
+    path: Annotated[Path, typer.Argument(help="Run directory or history file (history.jsonl, Keras/Lightning CSV).")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="HTML file (default: RUN/report.html).")] = None,
+) -> None:
+    """Write the self-contained HTML report for a run or a history file."""
+    from trainwise.report import render_report
+
+    if not path.exists():
+        raise UserError(f"{str(path)!r} does not exist", expected="a run directory or a history file")
+    print(render_report(path, out))
 
 
 @app.command("config-reference")

@@ -149,6 +149,7 @@ class TrainConfig(_Section):
     grad_clip_value: float | None = Field(None, gt=0.0, description="clip each gradient entry to [-v, v]")
     progress: Literal["auto", "bar", "log", "none"] = Field("auto", description="bar on a terminal, log lines otherwise")
     threads: int | None = Field(None, gt=0, description="torch CPU threads (None: torch's default)")
+    report: bool = Field(True, description="write report.html into the run directory at the end")
 
 
 class MonitorsConfig(_Section):

@@ -281,6 +281,10 @@ class Trainer:
         if self.run_dir is not None:
             atomic.write_json(self.run_dir / "summary.json", summary)
             checkpointing.save_weights(self.model, self.run_dir / "checkpoints" / "final.safetensors", {"epoch": state.epoch})
+            if self.config.train.report:
+                from trainwise.report import render_report
+
+                summary["report"] = str(render_report(self.run_dir))
         return summary
 
     def _write_run_files(self) -> None:
