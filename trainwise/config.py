@@ -55,7 +55,7 @@ class DataConfig(_Section):
 class ModelConfig(_Section):
     """Which network. ``name`` is a registered builder or ``package.module:factory``."""
 
-    name: str = Field("mlp", description="mlp | cnn | resnet | fusion | package.module:factory")
+    name: str = Field("mlp", description="mlp | cnn | convnet | resnet | fusion | package.module:factory")
     hidden: list[int] = Field([128, 64], description="mlp: hidden layer sizes")
     activation: str = Field("relu", description="relu | leaky_relu | gelu | silu | tanh | sigmoid | elu | selu")
     dropout: float | list[float] = Field(0.0, description="dropout rate, one for all layers or one per layer")
@@ -150,6 +150,8 @@ class TrainConfig(_Section):
     progress: Literal["auto", "bar", "log", "none"] = Field("auto", description="bar on a terminal, log lines otherwise")
     threads: int | None = Field(None, gt=0, description="torch CPU threads (None: torch's default)")
     report: bool = Field(True, description="write report.html into the run directory at the end")
+    channels_last: bool = Field(False, description="NHWC memory format for conv nets (faster with bf16 on GPUs)")
+    compile: bool = Field(False, description="torch.compile the model (pays off on GPUs for longer runs)")
 
 
 class MonitorsConfig(_Section):

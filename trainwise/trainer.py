@@ -97,6 +97,10 @@ class Trainer:
         out_dim = 1 if self.task == "binary" else self.num_classes
         self.model = (model if model is not None else build_model(cfg.model, self.data.input_shape, self.data.feature_dim, out_dim)).to(self.device)
         self._check_model_output(out_dim)
+        if cfg.train.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        # The compiled wrapper shares parameters with self.model; state dicts and hooks use self.model.
+        self.forward = torch.compile(self.model) if cfg.train.compile else self.model
 
         self.train_loader = make_loader(self.data.train, cfg.data.batch_size, self.device, shuffle=True, seed=cfg.train.seed,
                                         drop_last=cfg.data.drop_last, mode=cfg.data.loader, num_workers=cfg.data.num_workers)
@@ -172,7 +176,8 @@ class Trainer:
                 self.fire(Event.EPOCH_START)
                 started = time.perf_counter()
                 self.train_epoch(epoch, start_batch=self.start_batch if epoch == self.start_epoch else 0)
-                state.record = self.end_of_epoch_record(epoch, time.perf_counter() - started)
+                train = self.train_metrics.compute(self.task)  # waits for the device, so the time is honest
+                state.record = self.end_of_epoch_record(epoch, train, time.perf_counter() - started)
                 self.fire(Event.EVAL_END)
                 if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                     self.scheduler.step(state.record.get(cfg.schedule.monitor, state.record["train_loss"]))
@@ -211,7 +216,7 @@ class Trainer:
         """Forward, loss, backward, clip, step: one optimizer step on ``state.inputs``/``state.targets``."""
         state, cfg = self.state, self.config
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-            state.outputs = self.model(*state.inputs)
+            state.outputs = self.forward(*state.inputs)
             state.loss = task_loss(state.outputs.float(), state.targets, self.task, cfg.regularization.label_smoothing)
         self.fire(Event.AFTER_LOSS)  # penalties (L1/L2) add to state.loss here
         self.scaler.scale(state.loss).backward()
@@ -243,13 +248,12 @@ class Trainer:
         acc = MetricAccumulator(self.num_classes, self.device)
         for inputs, targets in loader.batches():
             with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-                logits = self.model(*inputs).float()
+                logits = self.forward(*inputs).float()
             acc.update(task_loss(logits, targets, self.task), predictions(logits, self.task), targets)
         self.model.train(was_training)
         return acc.compute(self.task)
 
-    def end_of_epoch_record(self, epoch: int, train_seconds: float) -> dict[str, Any]:
-        train = self.train_metrics.compute(self.task)
+    def end_of_epoch_record(self, epoch: int, train: dict[str, Any], train_seconds: float) -> dict[str, Any]:
         record: dict[str, Any] = {"epoch": epoch, "step": self.state.step, "train_loss": train["loss"], "train_acc": train["acc"]}
         if "val" in self.eval_loaders:
             val = self.evaluate("val")
