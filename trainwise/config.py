@@ -151,7 +151,9 @@ class TrainConfig(_Section):
     threads: int | None = Field(None, gt=0, description="torch CPU threads (None: torch's default)")
     report: bool = Field(True, description="write report.html into the run directory at the end")
     channels_last: bool = Field(False, description="NHWC memory format for conv nets (faster with bf16 on GPUs)")
-    compile: bool = Field(False, description="torch.compile the model (pays off on GPUs for longer runs)")
+    compile: bool = Field(False, description="torch.compile the model (pays off on GPUs for longer runs; use data.drop_last=true so batch shapes stay fixed)")
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = Field(
+        "default", description="torch.compile mode (reduce-overhead uses CUDA graphs)")
 
 
 class MonitorsConfig(_Section):

@@ -100,7 +100,7 @@ class Trainer:
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         # The compiled wrapper shares parameters with self.model; state dicts and hooks use self.model.
-        self.forward = torch.compile(self.model) if cfg.train.compile else self.model
+        self.forward = torch.compile(self.model, mode=cfg.train.compile_mode) if cfg.train.compile else self.model
 
         self.train_loader = make_loader(self.data.train, cfg.data.batch_size, self.device, shuffle=True, seed=cfg.train.seed,
                                         drop_last=cfg.data.drop_last, mode=cfg.data.loader, num_workers=cfg.data.num_workers)
