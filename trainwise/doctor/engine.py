@@ -59,10 +59,10 @@ SUBSUMES: dict[str, tuple[str, frozenset[str]]] = {
     "dead_units": (STATE, frozenset({"vanishing_gradients"})),
 }
 
-PRIORITY = (
-    "diverged", "stuck_at_chance", "prediction_collapse", "lr_too_high", "lr_too_low", "over_regularized",
+PRIORITY = (  # healthy heads the info findings it comes with
+    "healthy", "diverged", "stuck_at_chance", "prediction_collapse", "lr_too_high", "lr_too_low", "over_regularized",
     "phase_regression", "overfitting", "exploding_gradients", "vanishing_gradients", "dead_units", "saturated_units",
-    "unstable_training", "underfitting", "plateau", "healthy", "val_above_train", "transient_dip",
+    "unstable_training", "underfitting", "plateau", "val_above_train", "transient_dip",
 )
 
 

@@ -46,6 +46,21 @@ def rule(ctx: Context) -> list[Finding]:
 
 
 # ----------------------------------------------------------------------------- overfitting
+def _onset(raw: np.ndarray, mode: str) -> int:
+    """The best epoch of the 3-epoch running median, refined to the best raw epoch next to it.
+
+    The running median keeps one lucky epoch from setting the onset; among tied smoothed values (a
+    flat top) and their neighbours the raw best is the epoch a person would point at.
+    """
+    smooth = signals.rolling_median(raw)
+    i = signals.argbest(smooth, mode)
+    if i < 0:
+        return i
+    tied = np.flatnonzero(np.isclose(smooth, smooth[i], rtol=0, atol=1e-12))
+    lo, hi = max(0, tied.min() - 1), min(len(raw), tied.max() + 2)
+    return lo + signals.argbest(raw[lo:hi], mode)
+
+
 def _overfitting(ctx: Context) -> list[Finding]:
     if ctx.n < MIN_EPOCHS_OVERFIT:
         return []
@@ -71,7 +86,7 @@ def _overfit(ctx: Context, onset: int, ev: dict, text: str) -> list[Finding]:
 def _overfitting_loss(ctx: Context) -> list[Finding]:
     val, train = ctx.series("val_loss"), ctx.series("train_loss")
     smooth_val, smooth_train = signals.rolling_median(val), signals.rolling_median(train)
-    onset = signals.argbest(smooth_val, "min")
+    onset = _onset(val, "min")
     post = signals.finite(val[onset + 1 :])
     if onset < 0 or len(post) < MIN_AFTER_ONSET:
         return []
@@ -130,7 +145,7 @@ def _stalled(ctx: Context, onset: int, train_drop: float, gap_onset: float, gap_
 def _overfitting_acc(ctx: Context) -> list[Finding]:
     val, train = ctx.series("val_acc"), ctx.series("train_acc")
     smooth = signals.rolling_median(val)
-    onset = signals.argbest(smooth, "max")
+    onset = _onset(val, "max")
     post = signals.finite(val[onset + 1 :])
     if onset < 0 or len(post) < MIN_AFTER_ONSET:
         return []
