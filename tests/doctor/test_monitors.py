@@ -236,3 +236,26 @@ def test_make_monitors_follows_the_config():
     assert kinds({"monitors": {"enabled": False}}) == []
     guard = make_monitors(build_config({"monitors": {"nan_policy": "rollback", "nan_max_rollbacks": 5}}))[-1]
     assert isinstance(guard, NanGuard) and (guard.policy, guard.max_rollbacks) == ("rollback", 5)
+
+
+def test_live_doctor_reports_each_finding_once_and_can_stop_the_run():
+    from trainwise.callbacks.doctor import DoctorCallback
+
+    lines: list[str] = []
+    doctor = DoctorCallback(emit=lines.append, stop_on_error=True)
+    run = train({"optim.lr": 1e-5, "train.epochs": 12, "doctor.expect": ["val_acc >= 0.9 at epoch 2"]}, callbacks=[doctor])
+    assert run.state.stop and run.state.stop_reason.startswith("doctor: lr_too_low")
+    assert len(run.records) < 12  # stopped as soon as the error was clear
+    assert sum("lr_too_low" in line for line in lines) == 1
+    assert any("expectation missed: 'val_acc >= 0.9 at epoch 2'" in line for line in lines)
+    resumed = DoctorCallback(emit=lines.append)
+    resumed.load_state_dict(doctor.state_dict())
+    assert resumed.state_dict() == doctor.state_dict()
+
+
+def test_live_doctor_is_silent_on_a_clean_run():
+    from trainwise.callbacks.doctor import DoctorCallback
+
+    lines: list[str] = []
+    run = train({"train.epochs": 10}, callbacks=[DoctorCallback(emit=lines.append)])
+    assert lines == [] and run.state.extras["diagnosis"].codes == ["healthy"]

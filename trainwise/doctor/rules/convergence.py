@@ -19,7 +19,7 @@ the specific ones (lr_too_low, over_regularized) subsume the generic ones (under
   chance. AUTOTRAINER's "not converged" uses best accuracy < 0.6; 0.8 with the train~val condition
   separates "cannot fit" from "fits but does not generalise".
 * plateau (warning): training and validation loss both changed < 2 % over the last max(5, n/4) epochs
-  while the model is not converged (training accuracy < 0.95, or excess training loss > 0.2 ln K).
+  while the model is not converged (training accuracy < 0.9, or excess training loss >= 0.1 ln K).
   SageMaker's LossNotDecreasing uses < 0.1 % per 10 steps, which fires on every converged run.
 """
 
@@ -69,7 +69,7 @@ def _converged(ctx: Context) -> bool | None:
 # ----------------------------------------------------------------------------- lr_too_low
 def _lr_too_low(ctx: Context) -> list[Finding]:
     prog = train_progress(ctx)
-    if prog is None or ctx.n < 5 or _converged(ctx):
+    if prog is None or _converged(ctx):
         return []
     val_steady = signals.share_decreasing(ctx.series("val_loss")) if ctx.has("val_loss", MIN_EPOCHS) else 1.0
     if prog.steady < 0.75 or val_steady < 0.6:
