@@ -152,5 +152,19 @@ def scratch_demo(names: Annotated[Optional[list[str]], typer.Argument(help="symm
     raise typer.Exit(demos_main(names or ["all"]))
 
 
+@app.command()
+@user_errors
+def ensemble(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories trained on the same data config.")],
+    split: Annotated[str, typer.Option(help="test | val")] = "test",
+    weights: Annotated[str, typer.Option(help="final | best | ema")] = "final",
+) -> None:
+    """Average the class probabilities of several runs on a split; prints the ensemble's and each member's metrics as JSON."""
+    from trainwise.techniques.ensemble import evaluate_ensemble
+
+    metrics = evaluate_ensemble(run_dirs, split=split, weights=weights)
+    print(json.dumps({k: v for k, v in metrics.items() if not k.startswith("per_class")}, indent=2))
+
+
 def run() -> None:
     app()

@@ -179,6 +179,91 @@ class DoctorConfig(_Section):
     )
 
 
+class AugmentConfig(_Section):
+    """Batch augmentation on the device (trainwise.techniques.augment); each entry is {op = NAME, p = P, ...params}."""
+
+    train: list[dict[str, Any]] = Field(
+        default_factory=list, description="ops applied to training batches in order: hflip, translate, rotate, brightness, "
+        "contrast, gaussian_blur, motion_blur, erase; e.g. [{op = 'hflip', p = 0.5}, {op = 'translate', pad = 2}]")
+    test: list[dict[str, Any]] = Field(
+        default_factory=list, description="ops applied to validation/test batches (a fixed seed per evaluation), e.g. "
+        "corruptions to measure robustness")
+    test_seed: int = Field(0, description="seed of the test pipeline's random draws")
+
+    @field_validator("train", "test")
+    @classmethod
+    def _known_ops(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from trainwise.techniques.augment import check_op_spec
+
+        for spec in v:
+            try:
+                check_op_spec(spec)
+            except UserError as err:
+                raise ValueError(f"augmentation ops as docs/techniques.md lists them ({str(err).rstrip('.')})") from None
+        return v
+
+
+class MixupConfig(_Section):
+    """MixUp / CutMix on training batches (soft targets; accuracy against the dominant label)."""
+
+    mixup_alpha: float = Field(0.0, ge=0.0, description="MixUp: lam ~ Beta(alpha, alpha); 0 turns MixUp off")
+    cutmix_alpha: float = Field(0.0, ge=0.0, description="CutMix: lam ~ Beta(alpha, alpha); 0 turns CutMix off")
+    switch_prob: float = Field(0.5, ge=0.0, le=1.0, description="with both on: probability of CutMix instead of MixUp for a batch")
+    prob: float = Field(1.0, ge=0.0, le=1.0, description="probability that a batch is mixed at all")
+
+
+class EmaConfig(_Section):
+    """Exponential moving average (Polyak) of the weights, evaluated beside the raw weights."""
+
+    enabled: bool = Field(False, description="keep an EMA of the weights; History gets val_loss_ema, val_acc_ema, val_macro_f1_ema")
+    decay: float = Field(0.999, gt=0.0, lt=1.0, description="ema = decay * ema + (1 - decay) * weights after each step")
+    warmup: bool = Field(True, description="use min(decay, (1 + t) / (10 + t)) after t updates")
+    monitor: str = Field("val_acc", description="validation metric that decides whether the EMA or the raw weights are tested")
+
+
+class InitConfig(_Section):
+    """Weight initialization by layer type (applied to any model when scheme is not default)."""
+
+    scheme: Literal["default", "xavier_normal", "xavier_uniform", "he_normal", "he_uniform", "zeros"] = Field(
+        "default", description="linear/conv weights; biases are set to zero")
+    nonlinearity: str = Field("auto", description="He gain: auto (model.activation) | relu | leaky_relu | tanh | sigmoid | selu | linear")
+    mode: Literal["fan_in", "fan_out"] = Field("fan_in", description="He: preserve the forward (fan_in) or backward (fan_out) variance")
+
+
+class FinetuneConfig(_Section):
+    """Fine-tuning: pretrained weights, frozen parameters, per-group learning rates."""
+
+    init_from: str | None = Field(None, description="run directory (or .safetensors file) to load weights from; tensors whose shape differs (the head) are skipped")
+    weights: str = Field("final", description="which weights of init_from: final | best")
+    freeze: list[str] = Field(default_factory=list, description="parameter name patterns to freeze, e.g. ['0.*', 'blocks.0.*']; ['*'] = all but the head")
+    unfreeze_epoch: int | None = Field(None, gt=0, description="epoch from which the frozen parameters train too (None: never)")
+    head: list[str] = Field(default_factory=list, description="patterns naming the head (default: the last layer)")
+    head_lr_mult: float = Field(1.0, gt=0.0, description="learning-rate multiplier of the head")
+    layer_decay: float = Field(1.0, gt=0.0, le=1.0, description="layer k below the head learns at lr * layer_decay**k")
+    lr_mult: dict[str, float] = Field(default_factory=dict, description="pattern -> learning-rate multiplier (overrides the two above)")
+    freeze_norm_stats: bool = Field(True, description="keep batch-norm running statistics of frozen layers fixed")
+    reset_head: bool = Field(True, description="do not load the head from init_from (new classes); false: load it where shapes match")
+
+
+class PhaseConfig(_Section):
+    epoch: int = Field(gt=0, description="first epoch of the phase")
+    resolution: int | None = Field(None, gt=0, description="image height in pixels (None: as loaded)")
+    augment: bool = Field(True, description="training augmentation (pipeline, MixUp/CutMix) in this phase")
+
+
+class ProgressiveConfig(_Section):
+    """Progressive resizing: phases of (resolution, augmentation), e.g. a final FixRes phase without augmentation."""
+
+    phases: list[PhaseConfig] = Field(default_factory=list, description="[[progressive.phases]] tables: epoch, resolution, augment")
+    eval_resolution: Literal["full", "phase"] = Field("full", description="evaluate at the loaded resolution or at the current phase's")
+
+
+class EvaluationConfig(_Section):
+    """How validation and test predictions are made."""
+
+    tta_flip: bool = Field(False, description="average the probabilities of each image and its mirror image")
+
+
 class Config(_Section):
     """The whole run configuration."""
 
@@ -192,6 +277,13 @@ class Config(_Section):
     checkpoint: CheckpointConfig = CheckpointConfig()
     monitors: MonitorsConfig = MonitorsConfig()
     doctor: DoctorConfig = DoctorConfig()
+    augment: AugmentConfig = AugmentConfig()
+    mixup: MixupConfig = MixupConfig()
+    ema: EmaConfig = EmaConfig()
+    init: InitConfig = InitConfig()
+    finetune: FinetuneConfig = FinetuneConfig()
+    progressive: ProgressiveConfig = ProgressiveConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)

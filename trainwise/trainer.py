@@ -22,6 +22,7 @@ from trainwise import atomic, checkpointing
 from trainwise.callbacks.best_checkpoint import BestCheckpoint
 from trainwise.callbacks.early_stopping import EarlyStopping
 from trainwise.callbacks.progress import make_progress
+from trainwise.callbacks.techniques import apply_init, eval_transforms, lr_multipliers, technique_callbacks
 from trainwise.config import Config, dump_toml
 from trainwise.core import Callback, Event, State
 from trainwise.data import DataSplits, TensorData, prepare_data
@@ -33,6 +34,7 @@ from trainwise.metrics import MetricAccumulator
 from trainwise.models import build_model
 from trainwise.optim import build_optimizer, build_scheduler, param_groups, scaled_lr
 from trainwise.runinfo import environment
+from trainwise.techniques.tta import flip_logits
 
 
 @dataclass
@@ -96,6 +98,7 @@ class Trainer:
         self.task, self.num_classes = self.data.task, self.data.num_classes
         out_dim = 1 if self.task == "binary" else self.num_classes
         self.model = (model if model is not None else build_model(cfg.model, self.data.input_shape, self.data.feature_dim, out_dim)).to(self.device)
+        apply_init(self.model, cfg)  # init.scheme (default: leave the model as built)
         self._check_model_output(out_dim)
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -112,7 +115,7 @@ class Trainer:
             for split, d in (("val", self.data.val), ("test", self.data.test)) if d is not None
         }
         lr = scaled_lr(cfg.optim, cfg.data.batch_size)
-        groups = param_groups(self.model, cfg.optim.weight_decay, cfg.optim.no_decay_bias_norm)
+        groups = param_groups(self.model, cfg.optim.weight_decay, cfg.optim.no_decay_bias_norm, lr_multipliers(self.model, cfg))
         self.optimizer = build_optimizer(groups, cfg.optim, lr)
         steps_per_epoch = len(self.train_loader)
         self.scheduler = None if cfg.schedule.name == "none" else build_scheduler(self.optimizer, cfg.schedule, steps_per_epoch, cfg.train.epochs)
@@ -124,6 +127,7 @@ class Trainer:
         self.state = State(config=cfg, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler, history=self.history,
                            device=self.device, task=self.task, num_classes=self.num_classes, run_dir=self.run_dir,
                            steps_per_epoch=steps_per_epoch)
+        self.state.evaluate, self.state.eval_transforms = self.evaluate, eval_transforms(cfg)
         self.callbacks = sorted(self._default_callbacks() + list(callbacks), key=lambda c: c.order)
         self.train_metrics = MetricAccumulator(self.num_classes, self.device)
         self.start_epoch, self.start_batch = 1, 0  # changed by load_checkpoint
@@ -139,7 +143,7 @@ class Trainer:
         progress = make_progress(cfg.train.progress)
         if progress is not None:
             cbs.append(progress)
-        return cbs
+        return cbs + technique_callbacks(cfg)
 
     def _check_model_output(self, out_dim: int) -> None:
         sample = tuple(t[:2].to(self.device) for t in self.data.train.inputs)
@@ -247,11 +251,19 @@ class Trainer:
         self.model.eval()
         acc = MetricAccumulator(self.num_classes, self.device)
         for inputs, targets in loader.batches():
-            with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-                logits = self.forward(*inputs).float()
+            logits = self.eval_logits(inputs)
             acc.update(task_loss(logits, targets, self.task), predictions(logits, self.task), targets)
         self.model.train(was_training)
         return acc.compute(self.task)
+
+    def eval_logits(self, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """Evaluation logits of a batch: test-time input transforms, then the model (flip TTA when configured)."""
+        for transform in self.state.eval_transforms:
+            inputs = transform(inputs)
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+            if self.config.evaluation.tta_flip:
+                return flip_logits(self.forward, inputs, self.task)
+            return self.forward(*inputs).float()
 
     def end_of_epoch_record(self, epoch: int, train: dict[str, Any], train_seconds: float) -> dict[str, Any]:
         record: dict[str, Any] = {"epoch": epoch, "step": self.state.step, "train_loss": train["loss"], "train_acc": train["acc"]}
@@ -282,6 +294,7 @@ class Trainer:
             test = self.evaluate("test")
             summary["test"] = {k: v for k, v in test.items()}
         summary["time_s"] = sum(r.get("time_s", 0.0) for r in self.history)
+        summary |= state.extras.get("summary", {})  # techniques' entries, e.g. test_weights (EMA), finetune
         if self.run_dir is not None:
             atomic.write_json(self.run_dir / "summary.json", summary)
             checkpointing.save_weights(self.model, self.run_dir / "checkpoints" / "final.safetensors", {"epoch": state.epoch})
