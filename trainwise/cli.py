@@ -123,6 +123,35 @@ def report(
     print(render_report(path, out))
 
 
+@app.command()
+@user_errors
+def diagnose(
+    path: Annotated[Path, typer.Argument(help="Run directory, history.jsonl, Keras CSVLogger CSV or Lightning metrics.csv.")],
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"findings": [...]} and nothing else.')] = False,
+    column: Annotated[Optional[list[str]], typer.Option("--column", "-c", help="Map a CSV column to a trainwise key: COLUMN=KEY (repeatable).")] = None,
+    expect: Annotated[Optional[list[str]], typer.Option("--expect", help='An expectation such as "val_acc >= 0.85 at epoch 1" (repeatable).')] = None,
+) -> None:
+    """Diagnose a run from its history: findings with epochs, evidence and concrete fixes."""
+    from trainwise.doctor import diagnose as run_doctor
+
+    columns = {}
+    for item in column or []:
+        if "=" not in item:
+            raise UserError("bad --column", expected="COLUMN=KEY, e.g. --column accuracy=train_acc", received=item)
+        src, dst = item.split("=", 1)
+        columns[src] = dst
+    if not path.exists():
+        raise UserError(f"{str(path)!r} does not exist", expected="a run directory or a history file")
+    result = run_doctor(path, columns=columns or None, expect=expect)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return
+    for finding in result:
+        print(finding)
+    for miss in result.misses:
+        print(miss)
+
+
 @app.command("config-reference")
 @user_errors
 def config_reference(out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of stdout.")] = None) -> None:

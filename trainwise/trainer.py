@@ -20,11 +20,14 @@ import torch
 
 from trainwise import atomic, checkpointing
 from trainwise.callbacks.best_checkpoint import BestCheckpoint
+from trainwise.callbacks.doctor import DoctorCallback
+from trainwise.callbacks.monitors import make_monitors
 from trainwise.callbacks.early_stopping import EarlyStopping
 from trainwise.callbacks.progress import make_progress
 from trainwise.callbacks.techniques import apply_init, eval_transforms, lr_multipliers, technique_callbacks
 from trainwise.config import Config, dump_toml
 from trainwise.core import Callback, Event, State
+from trainwise.doctor import diagnose
 from trainwise.data import DataSplits, TensorData, prepare_data
 from trainwise.data.loader import DeviceLoader, make_loader
 from trainwise.errors import UserError
@@ -47,6 +50,7 @@ class Run:
     summary: dict[str, Any]
     run_dir: Path | None = None
     data: DataSplits | None = field(default=None, repr=False)
+    findings: list = field(default_factory=list)  # the doctor's final diagnosis (trainwise.doctor.Finding)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -143,6 +147,9 @@ class Trainer:
         progress = make_progress(cfg.train.progress)
         if progress is not None:
             cbs.append(progress)
+        cbs += make_monitors(cfg)
+        if cfg.doctor.live:
+            cbs.append(DoctorCallback(emit=progress.write if progress is not None else (lambda line: None)))
         return cbs + technique_callbacks(cfg)
 
     def _check_model_output(self, out_dim: int) -> None:
@@ -198,7 +205,8 @@ class Trainer:
             self.fire(Event.EXCEPTION)
             raise
         summary = self.final_summary()
-        return Run(config=cfg, model=self.model, history=self.history, summary=summary, run_dir=self.run_dir, data=self.data)
+        return Run(config=cfg, model=self.model, history=self.history, summary=summary, run_dir=self.run_dir, data=self.data,
+                   findings=list(self.diagnosis))
 
     def train_epoch(self, epoch: int, start_batch: int = 0) -> None:
         state = self.state
@@ -298,10 +306,15 @@ class Trainer:
         if self.run_dir is not None:
             atomic.write_json(self.run_dir / "summary.json", summary)
             checkpointing.save_weights(self.model, self.run_dir / "checkpoints" / "final.safetensors", {"epoch": state.epoch})
+        # The final diagnosis reads the finished run, test predictions included.
+        self.diagnosis = diagnose(self.history, self.config, num_classes=self.num_classes, task=self.task,
+                                  predictions=summary.get("test", {}).get("confusion"))
+        if self.run_dir is not None:
+            atomic.write_json(self.run_dir / "findings.json", self.diagnosis.to_dict())
             if self.config.train.report:
                 from trainwise.report import render_report
 
-                summary["report"] = str(render_report(self.run_dir))
+                summary["report"] = str(render_report(self.run_dir, findings=list(self.diagnosis)))
         return summary
 
     def _write_run_files(self) -> None:
