@@ -26,7 +26,7 @@ from trainwise.checkpointing import load_weights
 from trainwise.cli import app
 from trainwise.config import Config
 from trainwise.errors import UserError
-from trainwise.interrupt import TrainingInterrupted
+from trainwise.interrupt import SignalCatcher, TrainingInterrupted
 
 SMALL = {"train.epochs": 2, "model.hidden": [16], "checkpoint.every_n_steps": 5, "train.deterministic": True,
          "train.progress": "none", "train.threads": 1}
@@ -228,6 +228,23 @@ def test_sigterm_in_process_saves_restores_handlers_and_resumes(straight, tmp_pa
     assert torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)["step"] == 7
     trainwise.resume(tmp_path / "run")
     assert_same(straight, tmp_path / "run")
+
+
+def test_a_second_signal_stops_at_once():
+    catcher = SignalCatcher().install()
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert catcher.received == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):  # called directly: a real signal's exception lands wherever Python is
+            signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)
+    finally:
+        catcher.restore()
+
+
+def test_files_are_written_with_the_usual_mode(straight):
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (straight.run_dir / "history.jsonl").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 # --------------------------------------------------------------------------------------- NaN rollback

@@ -20,6 +20,9 @@ from trainwise import faults
 from trainwise.errors import UserError
 
 _NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+# mkstemp creates files readable by the owner only; the files of a run get the mode open() would give them.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 class DiskFull(UserError):
@@ -48,6 +51,7 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.fchmod(fd, 0o666 & ~_UMASK)
     except OSError as err:
         if is_disk_full(err):
             raise DiskFull(path) from None
