@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from trainwise.errors import UserError
+from trainwise.interrupt import TrainingInterrupted
 
 app = typer.Typer(
     name="trainwise",
@@ -35,6 +36,9 @@ def user_errors(fn):
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
             raise typer.Exit(code=2) from None
+        except TrainingInterrupted as err:  # SIGINT/SIGTERM during training: checkpoint saved, say how to resume
+            print(err, file=sys.stderr)
+            raise typer.Exit(code=err.exit_code) from None
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             raise typer.Exit(code=130) from None

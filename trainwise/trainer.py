@@ -31,7 +31,9 @@ from trainwise.doctor import diagnose
 from trainwise.data import DataSplits, TensorData, prepare_data
 from trainwise.data.loader import DeviceLoader, make_loader
 from trainwise.errors import UserError
+from trainwise.faults import point as fault_point
 from trainwise.history import History
+from trainwise.interrupt import SignalCatcher, TrainingInterrupted
 from trainwise.losses import hard_labels, predictions, task_loss
 from trainwise.metrics import MetricAccumulator
 from trainwise.models import build_model
@@ -135,6 +137,7 @@ class Trainer:
         self.callbacks = sorted(self._default_callbacks() + list(callbacks), key=lambda c: c.order)
         self.train_metrics = MetricAccumulator(self.num_classes, self.device)
         self.start_epoch, self.start_batch = 1, 0  # changed by load_checkpoint
+        self.signals = SignalCatcher()  # catches SIGINT/SIGTERM while fit runs with a run directory
 
     # ------------------------------------------------------------------------------------ set-up
     def _default_callbacks(self) -> list[Callback]:
@@ -180,6 +183,7 @@ class Trainer:
         cfg, state = self.config, self.state
         if self.run_dir is not None:
             self._write_run_files()
+            self.signals.install()
         try:
             self.fire(Event.FIT_START)
             for epoch in range(self.start_epoch, cfg.train.epochs + 1):
@@ -196,6 +200,8 @@ class Trainer:
                 self.fire(Event.EPOCH_END)
                 if self.run_dir is not None:
                     self.save_checkpoint(epoch_done=True)
+                if self.signals.received is not None and not state.stop:
+                    self.stop_for_signal(epoch_done=True)
                 if state.stop:
                     break
             state.stop_reason = state.stop_reason or f"completed {cfg.train.epochs} epochs"
@@ -204,6 +210,8 @@ class Trainer:
             state.error = err
             self.fire(Event.EXCEPTION)
             raise
+        finally:
+            self.signals.restore()
         summary = self.final_summary()
         return Run(config=cfg, model=self.model, history=self.history, summary=summary, run_dir=self.run_dir, data=self.data,
                    findings=list(self.diagnosis))
@@ -221,6 +229,9 @@ class Trainer:
             self.fire(Event.STEP_END)
             if every and self.run_dir is not None and state.step % every == 0 and state.batch_index + 1 < state.steps_per_epoch:
                 self.save_checkpoint(epoch_done=False)
+            fault_point("step")
+            if self.signals.received is not None and not state.stop:
+                self.stop_for_signal(epoch_done=False)
             if state.stop:
                 break
 
@@ -261,6 +272,7 @@ class Trainer:
         for inputs, targets in loader.batches():
             logits = self.eval_logits(inputs)
             acc.update(task_loss(logits, targets, self.task), predictions(logits, self.task), targets)
+            fault_point("eval")
         self.model.train(was_training)
         return acc.compute(self.task)
 
@@ -337,10 +349,17 @@ class Trainer:
             "train_metrics": {"loss_sum": self.train_metrics.loss_sum, "confusion": self.train_metrics.confusion, "count": self.train_metrics.count},
             "history_len": len(self.history),
             "stop": s.stop, "stop_reason": s.stop_reason, "phase": s.phase,
+            "config": self.config.to_dict(),  # resume refuses a checkpoint of another config
         }
 
     def save_checkpoint(self, epoch_done: bool) -> None:
         checkpointing.save_resumable(self.checkpoint_state(epoch_done), self.run_dir / "checkpoints" / "last.pt")
+
+    def stop_for_signal(self, epoch_done: bool) -> None:
+        """After SIGINT/SIGTERM: write the resumable checkpoint (an epoch's end already has one) and raise."""
+        if not epoch_done:
+            self.save_checkpoint(epoch_done=False)
+        raise TrainingInterrupted(self.signals.received, self.state.epoch, self.state.step, self.run_dir)
 
     def load_checkpoint(self, ckpt: dict[str, Any]) -> None:
         s = self.state
@@ -361,5 +380,7 @@ class Trainer:
             self.start_epoch, self.start_batch = ckpt["epoch"] + 1, 0
         else:
             self.start_epoch, self.start_batch = ckpt["epoch"], ckpt["batch_index"]
+        if s.stop:  # the run had decided to stop: no more batches (finish the epoch's record) and no more epochs
+            self.start_epoch, self.start_batch = (self.config.train.epochs + 1, 0) if ckpt["epoch_done"] else (ckpt["epoch"], s.steps_per_epoch)
         s.epoch = ckpt["epoch"]
         self.history.truncate(ckpt["history_len"])
