@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from trainwise.errors import UserError
+from trainwise.interrupt import TrainingInterrupted
 
 app = typer.Typer(
     name="trainwise",
@@ -35,6 +36,9 @@ def user_errors(fn):
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
             raise typer.Exit(code=2) from None
+        except TrainingInterrupted as err:  # SIGINT/SIGTERM during training: checkpoint saved, say how to resume
+            print(err, file=sys.stderr)
+            raise typer.Exit(code=err.exit_code) from None
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             raise typer.Exit(code=130) from None
@@ -66,6 +70,8 @@ def _print_summary(run) -> None:
         line += f" | test_acc {test['acc']:.4f} | test_loss {test['loss']:.4f} | test_macro_f1 {test['macro_f1']:.4f}"
     print(line)
     print(f"stopped: {run.summary['stop_reason']}")
+    if run.summary.get("report"):
+        print(f"report: {run.summary['report']}")
 
 
 @app.command()
@@ -107,6 +113,49 @@ def evaluate(
     print(json.dumps({k: v for k, v in metrics.items() if not k.startswith("per_class")}, indent=2))
 
 
+@app.command()
+@user_errors
+def report(
+    path: Annotated[Path, typer.Argument(help="Run directory or history file (history.jsonl, Keras/Lightning CSV).")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="HTML file (default: RUN/report.html).")] = None,
+) -> None:
+    """Write the self-contained HTML report for a run or a history file."""
+    from trainwise.report import render_report
+
+    if not path.exists():
+        raise UserError(f"{str(path)!r} does not exist", expected="a run directory or a history file")
+    print(render_report(path, out))
+
+
+@app.command()
+@user_errors
+def diagnose(
+    path: Annotated[Path, typer.Argument(help="Run directory, history.jsonl, Keras CSVLogger CSV or Lightning metrics.csv.")],
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"findings": [...]} and nothing else.')] = False,
+    column: Annotated[Optional[list[str]], typer.Option("--column", "-c", help="Map a CSV column to a trainwise key: COLUMN=KEY (repeatable).")] = None,
+    expect: Annotated[Optional[list[str]], typer.Option("--expect", help='An expectation such as "val_acc >= 0.85 at epoch 1" (repeatable).')] = None,
+) -> None:
+    """Diagnose a run from its history: findings with epochs, evidence and concrete fixes."""
+    from trainwise.doctor import diagnose as run_doctor
+
+    columns = {}
+    for item in column or []:
+        if "=" not in item:
+            raise UserError("bad --column", expected="COLUMN=KEY, e.g. --column accuracy=train_acc", received=item)
+        src, dst = item.split("=", 1)
+        columns[src] = dst
+    if not path.exists():
+        raise UserError(f"{str(path)!r} does not exist", expected="a run directory or a history file")
+    result = run_doctor(path, columns=columns or None, expect=expect)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return
+    for finding in result:
+        print(finding)
+    for miss in result.misses:
+        print(miss)
+
+
 @app.command("config-reference")
 @user_errors
 def config_reference(out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of stdout.")] = None) -> None:
@@ -118,6 +167,36 @@ def config_reference(out: Annotated[Optional[Path], typer.Option(help="Write to 
         out.write_text(text)
     else:
         print(text)
+
+
+@app.command("scratch-example")
+def scratch_example() -> None:
+    """Walk through one forward/backward/update step of a tiny NumPy network, number by number."""
+    from trainwise.scratch.example import main as example_main
+
+    raise typer.Exit(example_main())
+
+
+@app.command("scratch-demo")
+def scratch_demo(names: Annotated[Optional[list[str]], typer.Argument(help="symmetry | init | vanishing | clipping | all")] = None) -> None:
+    """NumPy demonstrations: zero-init symmetry, activation variance per init, vanishing gradients, clipping."""
+    from trainwise.scratch.demos import main as demos_main
+
+    raise typer.Exit(demos_main(names or ["all"]))
+
+
+@app.command()
+@user_errors
+def ensemble(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories trained on the same data config.")],
+    split: Annotated[str, typer.Option(help="test | val")] = "test",
+    weights: Annotated[str, typer.Option(help="final | best | ema")] = "final",
+) -> None:
+    """Average the class probabilities of several runs on a split; prints the ensemble's and each member's metrics as JSON."""
+    from trainwise.techniques.ensemble import evaluate_ensemble
+
+    metrics = evaluate_ensemble(run_dirs, split=split, weights=weights)
+    print(json.dumps({k: v for k, v in metrics.items() if not k.startswith("per_class")}, indent=2))
 
 
 # ------------------------------------------------------------------------------------ tools
