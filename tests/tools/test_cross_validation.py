@@ -69,11 +69,11 @@ def test_cross_validate_writes_folds_summary_findings_and_an_ensemble(tmp_path):
     assert "doctor, in folds 2 only: overfitting" in result.to_text()
 
     ensemble = load_cv_ensemble(tmp_path)
-    x = result.runs[0].data.test.inputs[0][:20]
+    raw = prepare_data(cfg.data.model_copy(update={"val_fraction": 0.0, "normalize": False})).test.inputs[0][:20]
     with torch.no_grad():
-        out = ensemble(x)
-        assert out.shape == (20, 1) and torch.allclose(out, result.ensemble(x), atol=1e-5)
-        p = torch.stack([torch.sigmoid(r.model.eval()(x)) for r in result.runs]).mean(0)
+        out = ensemble(raw)  # raw inputs; each member standardizes them with its fold's statistics
+        assert out.shape == (20, 1) and torch.allclose(out, result.ensemble(raw), atol=1e-5)
+        p = torch.stack([torch.sigmoid(r.model.eval()(r.data.test.inputs[0][:20])) for r in result.runs]).mean(0)
         assert torch.allclose(torch.sigmoid(out), p, atol=1e-5)
     assert 0.5 < summary["ensemble"]["test"]["acc"] <= 1
 

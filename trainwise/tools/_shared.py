@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from trainwise.checkpointing import _flatten as flatten  # {"optim": {"lr": 0.1}} -> {"optim.lr": 0.1}
 from trainwise.history import History
 
 # ------------------------------------------------------------------------------------ run directories
@@ -30,17 +31,6 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
 
 def _json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"optim": {"lr": 0.1}} -> {"optim.lr": 0.1}."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            flat |= flatten(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def final_metrics(run: dict[str, Any]) -> dict[str, float]:

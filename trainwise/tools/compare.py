@@ -198,15 +198,21 @@ def _number(v: Any) -> float | None:
 
 
 def _cell(v: Any) -> str:
-    return "(absent)" if v is None else fmt(v) if is_number(v) else str(v)
+    """A config or outcome value as written: 0.002, not 0.0020."""
+    if v is None:
+        return "(absent)"
+    return format(v, ".6g") if isinstance(v, float) else str(v)
 
 
 def _codes_text(items: list[dict[str, str]]) -> str:
     return ", ".join(f"{i['code']} ({i['severity']})" for i in items) or "none"
 
 
+NEGLIGIBLE = 1e-4  # smaller differences get no better/worse verdict (float noise between equal predictions)
+
+
 def _verdict(metric: str, delta: float | None) -> str:
-    if delta is None or delta == 0 or metric.startswith("time"):
+    if delta is None or abs(delta) < NEGLIGIBLE or metric.startswith("time"):
         return ""
     better = delta < 0 if resolve_mode(metric, "auto") == "min" else delta > 0
     return "better" if better else "worse"

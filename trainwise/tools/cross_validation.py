@@ -9,7 +9,8 @@ which samples land in validation.
 
     CV_DIR/
       fold-1/ ... fold-K/   ordinary run directories (trainwise compare / evaluate / resume work on them)
-      cv_summary.json       per-fold and mean ± std metrics, warnings, doctor findings, ensemble scores
+      cv_summary.json       per-fold and mean ± std metrics, warnings, doctor findings, ensemble scores,
+                            each fold's normalization statistics
 
 Standard deviations are sample standard deviations (ddof = 1) over the folds.
 """
@@ -31,6 +32,9 @@ from trainwise import atomic
 from trainwise.config import Config, build_config, read_config_file
 from trainwise.data import DataSplits, TensorData, _standardize, prepare_data
 from trainwise.errors import UserError
+from trainwise.losses import probabilities
+from trainwise.techniques.ensemble import average_probabilities
+from trainwise.techniques.tta import averaged_logits
 from trainwise.tools._shared import Diagnose, codes, final_metrics, findings_of, fmt, load_diagnose, text_table
 
 SPREAD_METRICS = ("val_acc", "test_acc")  # the accuracy spread the warning looks at (std above max_std)
@@ -41,6 +45,11 @@ SHOWN = ("train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "test
 
 def make_folds(cfg: Config, folds: int) -> list[DataSplits]:
     """K DataSplits: train/val from a stratified K-fold split of train+val, the same test split in all."""
+    return _split(cfg, folds)[1]
+
+
+def _split(cfg: Config, folds: int) -> tuple[DataSplits, list[DataSplits]]:
+    """The unnormalized pool (train+val, and test) and the K normalized folds cut from it."""
     if folds < 2:
         raise UserError("too few folds", expected="--folds 2 or more", received=folds)
     pool = prepare_data(cfg.data.model_copy(update={"val_fraction": 0.0, "normalize": False}))
@@ -59,7 +68,7 @@ def make_folds(cfg: Config, folds: int) -> list[DataSplits]:
         if cfg.data.normalize:
             train, val, test, norm = _normalize_fold(train, val, test, image=len(pool.input_shape) == 3)
         out.append(dataclasses.replace(pool, train=train, val=val, test=test, normalization=norm))
-    return out
+    return pool, out
 
 
 def _normalize_fold(train: TensorData, val: TensorData, test: TensorData | None, image: bool):
@@ -78,27 +87,41 @@ def _normalize_fold(train: TensorData, val: TensorData, test: TensorData | None,
 # -------------------------------------------------------------------------------------- ensemble
 
 class FoldEnsemble(nn.Module):
-    """The fold models as one model: the mean of their predicted probabilities.
+    """The fold models as one model of *raw* inputs: each member standardizes them with its own fold's
+    training statistics, and the ensemble averages the members' probabilities.
 
     ``forward`` returns log-probabilities (multiclass) or the logit of the mean probability (binary), so
     argmax / ``> 0`` predictions and trainwise's losses work on its output as on any model's logits.
     """
 
-    def __init__(self, models: list[nn.Module], task: str):
+    def __init__(self, models: list[nn.Module], task: str, normalization: list[dict] | None = None):
         super().__init__()
         self.members = nn.ModuleList(models)
         self.task = task
+        self.scaled: list[list[bool]] = []  # per member, per input tensor: standardized or not
+        for k, norm in enumerate(normalization or [{}] * len(models)):
+            self.scaled.append([])
+            for i, name in enumerate(("input", "features")):
+                stats = norm.get(name)
+                self.scaled[k].append(stats is not None)
+                if stats is not None:
+                    self.register_buffer(f"mean_{k}_{i}", torch.tensor(stats["mean"], dtype=torch.float32))
+                    self.register_buffer(f"std_{k}_{i}", torch.tensor(stats["std"], dtype=torch.float32))
+
+    def member_inputs(self, k: int, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        return tuple((x - getattr(self, f"mean_{k}_{i}")) / getattr(self, f"std_{k}_{i}") if self.scaled[k][i] else x
+                     for i, x in enumerate(inputs))
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        logits = [m(*inputs).float() for m in self.members]
-        if self.task == "binary":
-            p = torch.stack([torch.sigmoid(z) for z in logits]).mean(0).clamp(1e-7, 1 - 1e-7)
-            return torch.log(p) - torch.log1p(-p)
-        return torch.stack([torch.softmax(z, dim=1) for z in logits]).mean(0).clamp_min(1e-12).log()
+        probs = [probabilities(m(*self.member_inputs(k, inputs)).float(), self.task) for k, m in enumerate(self.members)]
+        return averaged_logits(average_probabilities(probs), self.task)
 
 
 def load_cv_ensemble(cv_dir: str | Path, weights: str = "final") -> FoldEnsemble:
-    """Rebuild the fold models of a cross-validation directory as one :class:`FoldEnsemble` (eval mode)."""
+    """Rebuild the fold models of a cross-validation directory as one :class:`FoldEnsemble` (eval mode).
+
+    It takes raw inputs (as the dataset gives them, before normalization) and returns logits.
+    """
     import json
 
     from trainwise import checkpointing
@@ -116,7 +139,7 @@ def load_cv_ensemble(cv_dir: str | Path, weights: str = "final") -> FoldEnsemble
         model = build_model(cfg.model, tuple(summary["input_shape"]), summary["feature_dim"], out_dim)
         model.load_state_dict(checkpointing.load_weights(cv_dir / fold_dir / "checkpoints" / f"{weights}.safetensors"))
         models.append(model)
-    return FoldEnsemble(models, summary["task"]).eval()
+    return FoldEnsemble(models, summary["task"], summary["fold_normalization"]).eval()
 
 
 # ------------------------------------------------------------------------------------------- run
@@ -151,7 +174,7 @@ def cross_validate(config: Config, folds: int = 5, out: str | Path | None = None
     from trainwise.trainer import Trainer
 
     out = Path(out) if out is not None else None
-    splits = make_folds(config, folds)
+    pool, splits = _split(config, folds)
     runs = []
     for k, data in enumerate(splits, start=1):
         print(f"fold {k}/{folds}", file=sys.stderr, flush=True)
@@ -163,18 +186,19 @@ def cross_validate(config: Config, folds: int = 5, out: str | Path | None = None
                 "the score depends on which samples land in validation: report mean ± std, add data or regularize"
                 for m in SPREAD_METRICS if m in metrics and metrics[m]["std"] > max_std]
 
-    ensemble = FoldEnsemble([r.model for r in runs], splits[0].task).eval()
+    ensemble = FoldEnsemble([r.model for r in runs], pool.task, [s.normalization for s in splits]).eval()
     summary: dict[str, Any] = {
         "folds": folds, "split_seed": config.data.split_seed, "stratified": True, "std": "sample (ddof=1)",
         "task": splits[0].task, "num_classes": splits[0].num_classes, "input_shape": list(splits[0].input_shape),
         "feature_dim": splits[0].feature_dim,
         "fold_dirs": [f"fold-{k}" for k in range(1, folds + 1)],
         "fold_sizes": [{"train": len(s.train), "val": len(s.val)} for s in splits],
+        "fold_normalization": [s.normalization for s in splits],
         "test_size": len(splits[0].test) if splits[0].test is not None else 0,
         "metrics": metrics, "per_fold": per_fold, "warnings": warnings,
     }
-    if splits[0].test is not None:
-        probe = Trainer(config.replace({"train.progress": "none", "optim.lr": 1e-3}), model=ensemble, data=splits[0])
+    if pool.test is not None:  # the ensemble takes raw inputs: score it on the unnormalized test split
+        probe = Trainer(config.replace({"train.progress": "none", "optim.lr": 1e-3}), model=ensemble, data=pool)
         test = probe.evaluate("test")
         summary["ensemble"] = {"members": [f"fold-{k}/checkpoints/final.safetensors" for k in range(1, folds + 1)],
                                "rule": "mean of the fold models' probabilities",
