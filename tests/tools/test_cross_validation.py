@@ -66,7 +66,7 @@ def test_cross_validate_writes_folds_summary_findings_and_an_ensemble(tmp_path):
     assert acc["mean"] == pytest.approx(np.mean(acc["values"])) and acc["std"] == pytest.approx(np.std(acc["values"], ddof=1))
     assert any("high spread" in w and "val_acc" in w for w in summary["warnings"])  # max_std = 0: always
     assert summary["doctor"]["common"] == ["healthy"] and summary["doctor"]["some_folds"] == {"overfitting": [2]}
-    assert "doctor, in folds 2 only: overfitting" in result.to_text()
+    assert "doctor, in fold 2 only: overfitting" in result.to_text()
 
     ensemble = load_cv_ensemble(tmp_path)
     raw = prepare_data(cfg.data.model_copy(update={"val_fraction": 0.0, "normalize": False})).test.inputs[0][:20]

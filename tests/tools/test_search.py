@@ -12,8 +12,8 @@ from trainwise import load_config
 from trainwise.core import State
 from trainwise.errors import UserError
 from trainwise.tools import search as search_module
-from trainwise.tools.search import (Param, PruningCallback, SearchSpec, load_space, make_objective, open_storage, parse_space,
-                                    search, storage_url)
+from trainwise.tools.search import (Param, PruningCallback, SearchSpec, edge_notes, load_space, make_objective, open_storage,
+                                    parse_space, search, storage_url)
 
 TINY = {"train.threads": 1, "model.hidden": [16], "train.epochs": 3}
 SPACE = """
@@ -47,6 +47,7 @@ def test_space_file_kinds_grids_and_mistakes():
                                                        "hidden": {"choices": [[64], [128, 64]]}}})}
     assert [params[k].kind for k in ("optim.lr", "data.batch_size", "train.epochs", "model.dropout")] == ["float", "choice", "int", "float"]
     assert params["train.epochs"].grid() == [2, 3, 4] and params["model.dropout"].grid() == [0.0, 0.1, 0.2, 0.3]
+    assert params["model.dropout"].decode(0.1 * 3) == 0.3  # float steps do not leak 0.30000000000000004 into configs
     hidden = params["model.hidden"]
     assert hidden.grid() == ["[64]", "[128, 64]"] and hidden.decode("[128, 64]") == [128, 64]
     with pytest.raises(UserError, match="grid sampler cannot enumerate"):
@@ -57,6 +58,14 @@ def test_space_file_kinds_grids_and_mistakes():
                           ({"optim": {"lr": 0.1}}, "not a table"), ({}, "no parameters")]:
         with pytest.raises(UserError, match=fragment):
             parse_space(bad)
+
+
+def test_a_best_value_at_the_edge_of_its_range_is_noted():
+    lr, drop = Param("optim.lr", "float", 1e-4, 1e-1, log=True), Param("model.dropout", "float", 0.0, 0.5)
+    notes = edge_notes([lr, drop, Param("data.batch_size", "choice", choices=(32, 64))],
+                       {"optim.lr": 0.08, "model.dropout": 0.25, "data.batch_size": 64})
+    assert len(notes) == 1 and "optim.lr = 0.08 lies at the upper edge" in notes[0]
+    assert "lower edge" in edge_notes([lr], {"optim.lr": 1.5e-4})[0]  # log scale: 1.5e-4 is near 1e-4
 
 
 def test_unknown_config_key_fails_before_any_trial(tmp_path):

@@ -182,8 +182,10 @@ def cross_validate(config: Config, folds: int = 5, out: str | Path | None = None
     per_fold = [final_metrics({"history": r.history.records, "summary": r.summary}) for r in runs]
     common_keys = [m for m in per_fold[0] if all(m in f for f in per_fold)]
     metrics = {m: _stats([f[m] for f in per_fold]) for m in common_keys}
+    val_size = min(len(s.val) for s in splits)
     warnings = [f"high spread across folds: {m} std {metrics[m]['std']:.3f} > {max_std:g} (values {', '.join(fmt(v, 3) for v in metrics[m]['values'])}); "
-                "the score depends on which samples land in validation: report mean ± std, add data or regularize"
+                f"the score depends on which samples land in validation ({val_size} per fold): report mean ± std, "
+                "and trust differences between configs only beyond it; more data or repeated CV narrows it"
                 for m in SPREAD_METRICS if m in metrics and metrics[m]["std"] > max_std]
 
     ensemble = FoldEnsemble([r.model for r in runs], pool.task, [s.normalization for s in splits]).eval()
@@ -238,5 +240,5 @@ def _doctor_text(doctor: dict[str, Any], folds: int) -> str:
         return f"doctor: {doctor.get('reason', 'doctor not available')}"
     lines = [f"doctor, in all {folds} folds: {', '.join(doctor['common']) or 'nothing'}"]
     for code, where in doctor["some_folds"].items():
-        lines.append(f"doctor, in folds {', '.join(map(str, where))} only: {code}")
+        lines.append(f"doctor, in fold{'s' if len(where) > 1 else ''} {', '.join(map(str, where))} only: {code}")
     return "\n".join(lines)

@@ -96,8 +96,11 @@ class Param:
         return [json.dumps(c) if isinstance(c, (list, dict)) else c for c in self.choices]
 
     def decode(self, value: Any) -> Any:
+        """The config value of an Optuna-stored one: lists back from JSON, 0.30000000000000004 -> 0.3."""
         if self.kind == "choice" and isinstance(value, str) and any(isinstance(c, (list, dict)) for c in self.choices):
             return json.loads(value)
+        if self.kind == "float" and self.step is not None:
+            return round(value, 12)
         return value
 
     def suggest(self, trial) -> Any:
@@ -105,7 +108,7 @@ class Param:
             return self.decode(trial.suggest_categorical(self.key, self.encoded_choices()))
         if self.kind == "int":
             return trial.suggest_int(self.key, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
-        return trial.suggest_float(self.key, float(self.low), float(self.high), step=self.step, log=self.log)
+        return self.decode(trial.suggest_float(self.key, float(self.low), float(self.high), step=self.step, log=self.log))
 
     def grid(self) -> list:
         if self.kind == "choice":
@@ -295,8 +298,9 @@ def make_pruner(name: str):
 
     if name == "median":
         # Optuna's defaults wait for 5 finished trials; small searches would never prune.
-        # Not before epoch 2: the first epoch mostly measures the LR warm-up.
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
+        # Optuna's 5 finished trials before pruning (fewer make the median of a few lucky trials the
+        # bar), and not before epoch 2: the first epoch mostly measures the LR warm-up.
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
     if name == "asha":
         return optuna.pruners.SuccessiveHalvingPruner()
     return optuna.pruners.NopPruner()
@@ -462,6 +466,7 @@ def search(config: Config, space: list[Param], trials: int, out: str | Path, *, 
             _run_processes(spec, workers, remaining)
     finally:
         result = write_outputs(spec, space, config)
+        result.out = out
     return result
 
 
@@ -556,9 +561,25 @@ def write_outputs(spec: SearchSpec, space: list[Param], config: Config) -> Searc
         summary["best"] = {"number": best.number, "value": best.value, "params": {p.key: p.decode(best.params[p.key]) for p in space if p.key in best.params},
                            "run_dir": best.user_attrs.get("run_dir")}
         atomic.write_json(out / "best.json", summary["best"] | {"metric": spec.metric, "direction": spec.direction})
+        summary["notes"] += edge_notes(space, best.params)
     summary["notes"] += _plots(study, out, spec.metric)
     atomic.write_json(out / "search.json", {k: v for k, v in summary.items() if k != "trials"})
     return SearchResult(out=out, study=study, best_config=best_config, summary=summary)
+
+
+def edge_notes(space: list[Param], best: dict[str, Any], margin: float = 0.1) -> list[str]:
+    """A note for each range whose best value lies in its outer 10% (in log space for log ranges)."""
+    notes = []
+    for p in space:
+        if p.kind == "choice" or p.key not in best:
+            continue
+        scale = math.log if p.log else float
+        where = (scale(best[p.key]) - scale(p.low)) / (scale(p.high) - scale(p.low))
+        if where <= margin or where >= 1 - margin:
+            edge = "lower" if where <= margin else "upper"
+            notes.append(f"best {p.key} = {_short(best[p.key])} lies at the {edge} edge of its range [{p.low}, {p.high}]: "
+                         "the optimum may lie beyond it; widen the range")
+    return notes
 
 
 def space_to_dict_list(space: list[Param]) -> list[dict[str, Any]]:
