@@ -83,6 +83,10 @@ class EpochMeans:
         else:
             self._groups[keys] = (values * weights, weights.clone())
 
+    def clear(self) -> None:
+        self._groups.clear()
+        self._restored = False
+
     def reset(self) -> None:
         if self._restored:
             self._restored = False
@@ -118,6 +122,8 @@ class EpochMeanMonitor(Callback):
 
     def on_eval_end(self, state: State) -> None:
         state.record.update(self._means.means())
+        # Consumed: an end-of-epoch checkpoint must not carry this epoch's samples into the next one.
+        self._means.clear()
 
     def state_dict(self) -> dict[str, Any]:
         return self._means.state_dict()
