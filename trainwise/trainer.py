@@ -21,6 +21,7 @@ import torch
 from trainwise import atomic, checkpointing
 from trainwise.callbacks.best_checkpoint import BestCheckpoint
 from trainwise.callbacks.early_stopping import EarlyStopping
+from trainwise.callbacks.loggers import make_loggers
 from trainwise.callbacks.progress import make_progress
 from trainwise.config import Config, dump_toml
 from trainwise.core import Callback, Event, State
@@ -33,6 +34,7 @@ from trainwise.metrics import MetricAccumulator
 from trainwise.models import build_model
 from trainwise.optim import build_optimizer, build_scheduler, param_groups, scaled_lr
 from trainwise.runinfo import environment
+from trainwise.saved_model import describe_inputs
 
 
 @dataclass
@@ -135,6 +137,7 @@ class Trainer:
         progress = make_progress(cfg.train.progress)
         if progress is not None:
             cbs.append(progress)
+        cbs += make_loggers(cfg.logging, self.run_dir)  # TensorBoard / MLflow when [logging] enables them
         return cbs
 
     def _check_model_output(self, out_dim: int) -> None:
@@ -287,6 +290,7 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic.write_text(self.run_dir / "config.toml", dump_toml(self.config))
         atomic.write_json(self.run_dir / "env.json", environment(self.device, self.config.train.seed))
+        atomic.write_json(self.run_dir / "preprocess.json", describe_inputs(self.data, self.config.data))
 
     # ----------------------------------------------------------------------------------- checkpoints
     def checkpoint_state(self, epoch_done: bool) -> dict[str, Any]:
