@@ -75,7 +75,10 @@ def train(
     set_: SetOpt = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (default: runs/<data>-<model>-<time>).")] = None,
 ) -> None:
-    """Train, validate every epoch, test at the end, and write a run directory."""
+    """Train from a config and write a run directory.
+
+    Validates every epoch, tests at the end, and prints the test metrics.
+    """
     from trainwise.api import default_run_dir, fit
     from trainwise.config import load_config
 
@@ -100,7 +103,7 @@ def evaluate(
     split: Annotated[str, typer.Option(help="test | val | train")] = "test",
     weights: Annotated[str, typer.Option(help="final | best | last")] = "final",
 ) -> None:
-    """Re-score a saved run on a split; prints the metrics as JSON."""
+    """Re-score a saved run on a split; prints JSON metrics."""
     from trainwise.api import evaluate as evaluate_run
 
     metrics = evaluate_run(run_dir, split=split, weights=weights)
@@ -110,7 +113,10 @@ def evaluate(
 @app.command("config-reference")
 @user_errors
 def config_reference(out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of stdout.")] = None) -> None:
-    """Print the config reference (every key, type, default and meaning), generated from the schema."""
+    """Print the config reference, generated from the schema.
+
+    Every key with its type, default and meaning (the source of docs/config.md).
+    """
     from trainwise.docs_gen import config_reference_markdown
 
     text = config_reference_markdown()
@@ -122,7 +128,10 @@ def config_reference(out: Annotated[Optional[Path], typer.Option(help="Write to 
 
 @app.command("scratch-example")
 def scratch_example() -> None:
-    """Walk through one forward/backward/update step of a tiny NumPy network, number by number."""
+    """Walk through one step of a tiny NumPy network.
+
+    One forward/backward/update step, number by number.
+    """
     from trainwise.scratch.example import main as example_main
 
     raise typer.Exit(example_main())
@@ -130,11 +139,57 @@ def scratch_example() -> None:
 
 @app.command("scratch-demo")
 def scratch_demo(names: Annotated[Optional[list[str]], typer.Argument(help="symmetry | init | vanishing | clipping | all")] = None) -> None:
-    """NumPy demonstrations: zero-init symmetry, activation variance per init, vanishing gradients, clipping."""
+    """NumPy demos of initialization, gradients and clipping.
+
+    Zero-init symmetry, activation variance per init, vanishing gradients, clipping.
+    """
     from trainwise.scratch.demos import main as demos_main
 
     raise typer.Exit(demos_main(names or ["all"]))
 
 
+@app.command()
+@user_errors
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    input: Annotated[Path, typer.Argument(help="New data: .npz, .npy, .csv, IDX (*-ubyte[.gz]) or .pt file.")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write here: .json for JSON, else CSV (default: CSV to stdout).")] = None,
+    weights: Annotated[str, typer.Option(help="final | best | last")] = "final",
+) -> None:
+    """Predict classes and probabilities for new data.
+
+    Inputs are raw (as the data source gives them); the run's normalization is applied.
+    """
+    from trainwise.tools.predict import predict_file
+
+    text, note = predict_file(run_dir, input, out, weights)
+    if out is None:
+        sys.stdout.write(text)
+        print(note, file=sys.stderr)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        print(f"wrote {out}: {note}")
+
+
+@app.command()
+@user_errors
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="torchscript | onnx")] = "onnx",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="File (default: RUN/exported/model.onnx or model.torchscript.pt).")] = None,
+    weights: Annotated[str, typer.Option(help="final | best | last")] = "final",
+) -> None:
+    """Export to TorchScript or ONNX and check the outputs.
+
+    The exported model takes raw inputs (normalization included) and returns logits.
+    """
+    from trainwise.tools.export import export as export_run
+
+    done = export_run(run_dir, format, out, weights=weights)
+    print(f"wrote {done.path} ({done.format}); largest difference from PyTorch on check batches: "
+          f"{done.max_abs_diff:.2g} ({done.checked_with})")
+
+
 def run() -> None:
-    app()
+    app(prog_name="trainwise")  # also under python -m trainwise, so that shell completion finds the command
