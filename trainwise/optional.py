@@ -8,10 +8,10 @@ from types import ModuleType
 from trainwise.errors import UserError
 
 
-def require(module: str, feature: str, package: str | None = None) -> ModuleType:
-    """Import ``module``, or raise a one-line UserError saying which package to install for ``feature``."""
+def require(module: str, feature: str, install: str | None = None) -> ModuleType:
+    """Import ``module``, or raise a one-line UserError saying what to install for ``feature``."""
     try:
         return importlib.import_module(module)
     except ImportError:
-        package = package or module.split(".")[0]
-        raise UserError(f"{feature} needs the {package} package, which is not installed", fix=f"pip install {package}") from None
+        package = module.split(".")[0]
+        raise UserError(f"{feature} needs the {package} package, which is not installed", fix=f"pip install {install or package}") from None

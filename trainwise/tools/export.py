@@ -77,8 +77,8 @@ def _torchscript(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path)
 
 
 def _onnx(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path):
-    require("onnxscript", "export to ONNX")  # torch's ONNX exporter is built on it
-    ort = require("onnxruntime", "checking the ONNX export")
+    require("onnxscript", "export to ONNX", install="onnx onnxscript onnxruntime")  # the exporter is built on onnxscript
+    ort = require("onnxruntime", "checking the ONNX export", install="onnx onnxscript onnxruntime")
     batch = torch.export.Dim("batch")
     names = ["input", "features"][: len(inputs)]
     with _quiet():
