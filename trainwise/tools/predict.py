@@ -153,12 +153,12 @@ def predict(run_dir: str | Path, x: Any, *, features: Any = None, weights: str =
     return predict_saved(saved, x, features, batch_size)
 
 
-def format_predictions(classes: list[str], probs: np.ndarray, class_names: list[str], ids: list[str], fmt: str) -> str:
+def format_predictions(classes: list[str], probs: np.ndarray, class_names: list[str], ids: list, fmt: str) -> str:
     """CSV (id, class, one probability column per class) or JSON (a list of records)."""
-    ids = ids or [str(i) for i in range(len(classes))]
-    if fmt == "json":
+    ids = ids or list(range(len(classes)))
+    if fmt == "json":  # a list with one record per line
         records = [{"id": i, "class": c, "probabilities": dict(zip(class_names, map(float, p)))} for i, c, p in zip(ids, classes, probs)]
-        return json.dumps(records, indent=1) + "\n"
+        return "[\n" + ",\n".join(json.dumps(r) for r in records) + "\n]\n"
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["id", "class", *(f"p_{n}" for n in class_names)])
