@@ -298,6 +298,17 @@ class EvaluationConfig(_Section):
     tta_flip: bool = Field(False, description="average the probabilities of each image and its mirror image")
 
 
+class LoggingConfig(_Section):
+    """Experiment loggers (optional packages: tensorboard, mlflow), off unless enabled here."""
+
+    tensorboard: bool = Field(False, description="write TensorBoard event files (pip install tensorboard)")
+    tensorboard_dir: str | None = Field(None, description="event file directory (default: <run dir>/tensorboard)")
+    mlflow: bool = Field(False, description="log params, epoch metrics and artifacts to MLflow (pip install mlflow)")
+    mlflow_tracking_uri: str | None = Field(None, description="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else MLflow's own default)")
+    mlflow_experiment: str = Field("trainwise", description="MLflow experiment name (created when missing)")
+    every_n_steps: int = Field(50, gt=0, description="log the step loss and lr every k optimizer steps (each read waits for the device)")
+
+
 class Config(_Section):
     """The whole run configuration."""
 
@@ -318,6 +329,9 @@ class Config(_Section):
     finetune: FinetuneConfig = FinetuneConfig()
     progressive: ProgressiveConfig = ProgressiveConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+
+
+    logging: LoggingConfig = LoggingConfig()
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)

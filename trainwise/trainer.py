@@ -23,6 +23,7 @@ from trainwise.callbacks.best_checkpoint import BestCheckpoint
 from trainwise.callbacks.doctor import DoctorCallback
 from trainwise.callbacks.monitors import make_monitors
 from trainwise.callbacks.early_stopping import EarlyStopping
+from trainwise.callbacks.loggers import make_loggers
 from trainwise.callbacks.progress import make_progress
 from trainwise.callbacks.techniques import apply_init, eval_transforms, lr_multipliers, technique_callbacks
 from trainwise.config import Config, dump_toml
@@ -39,6 +40,7 @@ from trainwise.metrics import MetricAccumulator
 from trainwise.models import build_model
 from trainwise.optim import build_optimizer, build_scheduler, param_groups, scaled_lr
 from trainwise.runinfo import environment
+from trainwise.saved_model import describe_inputs
 from trainwise.techniques.tta import flip_logits
 
 
@@ -153,6 +155,7 @@ class Trainer:
         cbs += make_monitors(cfg)
         if cfg.doctor.live:
             cbs.append(DoctorCallback(emit=progress.write if progress is not None else (lambda line: None)))
+        cbs += make_loggers(cfg.logging, self.run_dir)  # TensorBoard / MLflow when [logging] enables them
         return cbs + technique_callbacks(cfg)
 
     def _check_model_output(self, out_dim: int) -> None:
@@ -213,6 +216,8 @@ class Trainer:
         finally:
             self.signals.restore()
         summary = self.final_summary()
+        state.extras["final_summary"] = summary
+        self.fire(Event.RUN_END)
         return Run(config=cfg, model=self.model, history=self.history, summary=summary, run_dir=self.run_dir, data=self.data,
                    findings=list(self.diagnosis))
 
@@ -333,6 +338,7 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic.write_text(self.run_dir / "config.toml", dump_toml(self.config))
         atomic.write_json(self.run_dir / "env.json", environment(self.device, self.config.train.seed))
+        atomic.write_json(self.run_dir / "preprocess.json", describe_inputs(self.data, self.config.data))
 
     # ----------------------------------------------------------------------------------- checkpoints
     def checkpoint_state(self, epoch_done: bool) -> dict[str, Any]:
