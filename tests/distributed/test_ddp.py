@@ -1,0 +1,164 @@
+"""Data-parallel training on the CPU: 2 processes, gloo, 127.0.0.1, a small MLP on digits.
+
+Every launch has a timeout, so a hang fails the test instead of blocking CI; inside the runs,
+train.dist_timeout_s bounds how long a process waits for a peer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import trainwise
+from tests.distributed.worker import StopAtStep
+from tests.helpers import ROOT, run_cli, same_weights, without_times
+from trainwise.checkpointing import load_weights
+from trainwise.config import Config
+
+LAUNCH_TIMEOUT = 300
+ENV = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+
+# Per-rank batch 32 on 2 ranks against batch 64 on one process. The training split (1293 samples) ends
+# in a batch of 13, split 7 + 6 between the ranks; linear LR scaling must see the global batch.
+PARITY = {"train.progress": "none", "train.report": False, "train.epochs": 3, "train.seed": 3, "model.hidden": [32],
+          "data.batch_size": 32, "data.per_device_batch": True, "optim.scale_lr": "linear", "optim.base_batch_size": 32,
+          "train.dist_timeout_s": 120}
+STOP_STEP = 47  # inside epoch 3 (21 steps per epoch); requested by rank 1 only
+CLI_SETS = ["train.epochs=3", "model.hidden=[32]", "model.dropout=0.2", "model.batch_norm=true", "data.batch_size=16",
+            "checkpoint.every_n_steps=10", "train.report=false", "train.dist_timeout_s=120"]
+
+
+def torchrun(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc-per-node=2", "--rdzv-backend=c10d",
+           "--rdzv-endpoint=127.0.0.1:0", "--max-restarts=0", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=LAUNCH_TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddp")
+    proc = torchrun(str(ROOT / "tests" / "distributed" / "worker.py"), json.dumps(PARITY), str(out), str(STOP_STEP))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, [torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+
+
+@pytest.fixture(scope="module")
+def single():
+    cfg = Config().replace({**PARITY, "data.batch_size": 64, "data.per_device_batch": False})
+    trainer = trainwise.Trainer(cfg, callbacks=[StopAtStep(STOP_STEP, rank=0)])
+    return trainer, trainer.fit()
+
+
+def test_parameters_are_bit_identical_across_ranks(ranks):
+    _, (r0, r1) = ranks
+    assert same_weights(r0["state"], r1["state"])
+    assert r0["history"] == r1["history"]  # rank 0's records, times included, reach every rank
+
+
+def test_two_ranks_of_b_equal_one_process_of_2b(ranks, single):
+    _, (r0, _) = ranks
+    _, run = single
+    expected = run.model.state_dict()
+    for k, v in r0["state"].items():
+        torch.testing.assert_close(v, expected[k], rtol=1e-4, atol=1e-5, msg=k)
+    got, want = without_times(r0["history"]), without_times(run.history.records)
+    assert [r["step"] for r in got] == [r["step"] for r in want]
+    for a, b in zip(got, want):
+        assert a == pytest.approx(b, rel=1e-4, abs=1e-6)
+
+
+def test_a_stop_on_one_rank_stops_both_at_the_same_step(ranks, single):
+    _, (r0, r1) = ranks
+    for r in (r0, r1):
+        assert r["summary"]["steps"] == STOP_STEP == single[1].summary["steps"]
+        assert r["summary"]["stop_reason"] == f"test stop at step {STOP_STEP}"
+
+
+def test_metrics_equal_single_process_evaluation(ranks, single):
+    out, (r0, r1) = ranks
+    trainer, _ = single
+    trainer.model.load_state_dict(r0["state"])
+    test = trainer.evaluate("test")
+    for r in (r0, r1):
+        got = r["summary"]["test"]
+        assert got["confusion"] == test["confusion"]  # every test sample counted once
+        assert sum(map(sum, got["confusion"])) == len(trainer.data.test)
+        assert got["loss"] == pytest.approx(test["loss"], rel=1e-5)
+    assert json.loads((out / "run" / "summary.json").read_text())["test"]["confusion"] == test["confusion"]
+    # rank 0 alone wrote the run directory; the History on disk is the one every rank kept
+    on_disk = [json.loads(line) for line in (out / "run" / "history.jsonl").read_text().splitlines()]
+    assert on_disk == r0["history"]
+
+
+# ------------------------------------------------------------------------------ the command line
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    proc = run_cli("train", *[a for s in CLI_SETS for a in ("--set", s)], "--out", str(out), "--devices", "2", timeout=LAUNCH_TIMEOUT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc
+
+
+def test_devices_flag_trains_and_rank0_reports(uninterrupted):
+    out, proc = uninterrupted
+    assert proc.stdout.count("run directory:") == 1 and proc.stderr.count("epoch 3 |") == 1
+    assert "terminate called" not in proc.stderr
+    env = json.loads((out / "env.json").read_text())
+    assert env["world_size"] == 2 and env["backend"] == "gloo"
+    summary = json.loads((out / "summary.json").read_text())
+    # BatchNorm statistics are rank 0's on every rank, so a single process re-scores the same numbers
+    rescored = trainwise.evaluate(out, split="test")
+    assert rescored["confusion"] == summary["test"]["confusion"]
+    assert rescored["loss"] == pytest.approx(summary["test"]["loss"], rel=1e-5)
+
+
+def _rank_pids(launcher: int) -> dict[int, int]:
+    pids = {}
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == launcher:
+                env = dict(kv.split("=", 1) for kv in (d / "environ").read_text().split("\0") if "=" in kv)
+                pids[int(env["RANK"])] = int(d.name)
+        except (OSError, KeyError, ValueError):
+            continue
+    return pids
+
+
+def test_killing_one_rank_stops_the_run_and_resume_finishes_it(uninterrupted, tmp_path):
+    expected, _ = uninterrupted
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "trainwise", "train", *[a for s in CLI_SETS for a in ("--set", s)], "--out", str(out), "--devices", "2"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + LAUNCH_TIMEOUT
+        while not (out / "checkpoints" / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        pids = _rank_pids(proc.pid)
+        assert len(pids) == 2, f"rank processes not found: {pids}"
+        os.kill(pids[0], signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=LAUNCH_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode not in (0, None)
+    assert "rank 0" in stderr and "killed by SIGKILL" in stderr and f"trainwise resume {out} --devices 2" in stderr
+    assert "Traceback" not in stderr
+    ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    assert len(ckpt["rank_rng"]) == 2 and ckpt["step"] < 3 * 81  # stopped before the end
+
+    proc = run_cli("resume", str(out), "--devices", "2", timeout=LAUNCH_TIMEOUT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    final = load_weights(out / "checkpoints" / "final.safetensors")
+    assert same_weights(final, load_weights(expected / "checkpoints" / "final.safetensors"))  # dropout RNG per rank restored
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert without_times(history) == without_times([json.loads(x) for x in (expected / "history.jsonl").read_text().splitlines()])
