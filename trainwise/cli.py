@@ -93,7 +93,7 @@ def train(
     if devices > 1 and not distributed.launched():  # start the processes; each runs this command without --devices
         argv = ["train", *([str(config)] if config else []), *[a for s in set_ or [] for a in ("--set", s)], "--out", str(out)]
         raise typer.Exit(distributed.launch(devices, argv, f"trainwise resume {out} --devices {devices}"))
-    with distributed.failures_reported():
+    with distributed.failures_reported(f"trainwise resume {out}, under the same launcher"):
         run = fit(cfg, out=out)
     _print_summary(run)
 
@@ -109,7 +109,7 @@ def resume(run_dir: Annotated[Path, typer.Argument(help="Run directory to contin
     if devices > 1 and not distributed.launched():
         check_run_dir(run_dir)
         raise typer.Exit(distributed.launch(devices, ["resume", str(run_dir)], f"trainwise resume {run_dir} --devices {devices}"))
-    with distributed.failures_reported():
+    with distributed.failures_reported(f"trainwise resume {run_dir}, under the same launcher"):
         run = resume_run(run_dir)
     _print_summary(run)
 

@@ -35,6 +35,7 @@ import gc
 import logging
 import os
 import random
+import re
 import sys
 import uuid
 from dataclasses import dataclass
@@ -190,7 +191,7 @@ def setup(cfg: Config, device: torch.device) -> Distributed:
     if not (launched() or initialized):
         return Distributed(device, cfg.data.batch_size)
     world = dist.get_world_size() if initialized else int(os.environ["WORLD_SIZE"])
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", torch.cuda.current_device() if device.type == "cuda" else 0))
     if device.type not in ("cpu", "cuda"):
         raise UserError("data-parallel runs need CUDA GPUs or the CPU", received=f"train.device={cfg.train.device} ({device.type})",
                         fix="set train.device=cuda or cpu")
@@ -320,18 +321,19 @@ def launch(nproc: int, argv: list[str], resume_hint: str) -> int:
 
 
 @contextlib.contextmanager
-def failures_reported():
-    """In a launched process, turn a failed collective (a peer died, hung or timed out) into one line and exit 1."""
+def failures_reported(resume_hint: str):
+    """In a launched process, turn a failed collective (a peer died, hung or timed out) into one line, exit 1."""
     try:
         yield
     except Exception as err:
         if not (launched() and _is_collective_error(err)):
             raise
-        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-        what = "no answer from the other processes in time" if "timed out" in first.lower() or "timeout" in first.lower() \
-            else "lost contact with the other processes"
-        print(f"error: rank {os.environ['RANK']}: {what} ({first}); one of them failed or was stopped (see its message). "
-              "A process waits at most train.dist_timeout_s seconds for the others.", file=sys.stderr)
+        text = str(err)
+        found = re.search(r"Timed out waiting \d+ms|Connection (?:reset|closed) by peer|[Tt]imed? ?out|NCCL error[^.\n]*", text)
+        cause = found.group(0) if found else (text.strip().splitlines() or [type(err).__name__])[0][:160]
+        what = "no answer from another process in time" if "out" in cause.lower() else "lost contact with another process"
+        print(f"error: rank {os.environ['RANK']}: {what} ({cause}); it failed, hung or was stopped (see its own message). "
+              f"Continue from the last checkpoint with: {resume_hint}", file=sys.stderr)
         raise SystemExit(1) from None
 
 

@@ -162,3 +162,36 @@ def test_killing_one_rank_stops_the_run_and_resume_finishes_it(uninterrupted, tm
     assert same_weights(final, load_weights(expected / "checkpoints" / "final.safetensors"))  # dropout RNG per rank restored
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert without_times(history) == without_times([json.loads(x) for x in (expected / "history.jsonl").read_text().splitlines()])
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_hung_rank_ends_the_others_with_a_message_after_the_timeout(tmp_path):
+    """Without a launcher that watches the processes, train.dist_timeout_s is what ends the wait."""
+    out, port = tmp_path / "run", free_port()
+    procs = []
+    for rank in (0, 1):
+        env = {**ENV, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        cmd = [sys.executable, "-m", "trainwise", "train", *[a for s in CLI_SETS for a in ("--set", s)], "--set", "train.dist_timeout_s=5",
+               "--out", str(out)]
+        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        deadline = time.monotonic() + LAUNCH_TIMEOUT
+        while not (out / "checkpoints" / "last.pt").exists() and procs[0].poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(procs[1].pid, signal.SIGSTOP)  # rank 1 hangs: alive, silent
+        _, stderr = procs[0].communicate(timeout=LAUNCH_TIMEOUT)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
+    assert procs[0].returncode == 1
+    assert "error: rank 0: no answer from another process in time" in stderr and f"trainwise resume {out}" in stderr
+    assert "Traceback" not in stderr
