@@ -328,17 +328,32 @@ def failures_reported(resume_hint: str):
     except Exception as err:
         if not (launched() and _is_collective_error(err)):
             raise
-        text = str(err)
-        found = re.search(r"Timed out waiting \d+ms|Connection (?:reset|closed) by peer|[Tt]imed? ?out|NCCL error[^.\n]*", text)
-        cause = found.group(0) if found else (text.strip().splitlines() or [type(err).__name__])[0][:160]
-        what = "no answer from another process in time" if "out" in cause.lower() else "lost contact with another process"
+        cause = _cause(str(err)) or type(err).__name__
+        what = "no answer from another process in time" if re.search(r"time ?out|timed out", cause, re.I) else "lost contact with another process"
         print(f"error: rank {os.environ['RANK']}: {what} ({cause}); it failed, hung or was stopped (see its own message). "
               f"Continue from the last checkpoint with: {resume_hint}", file=sys.stderr)
         raise SystemExit(1) from None
 
 
+_MARKERS = re.compile(r"time ?out|timed out|connection (?:reset|closed)|pair closure|peer|NCCL|gloo", re.I)
+
+
 def _is_collective_error(err: BaseException) -> bool:
+    """A DistError, or an error raised inside torch.distributed / DDP, or one that names a peer or a timeout."""
     if isinstance(err, getattr(dist, "DistError", ())):
         return True
-    text = str(err)
-    return isinstance(err, RuntimeError) and any(k in text for k in ("gloo", "NCCL", "Connection closed", "Connection reset", "Timed out"))
+    tb, files = err.__traceback__, []
+    while tb is not None:
+        files.append(tb.tb_frame.f_code.co_filename.replace("\\", "/"))
+        tb = tb.tb_next
+    inside = any("torch/distributed/" in f or "torch/nn/parallel/" in f for f in files)
+    return isinstance(err, RuntimeError) and (inside or bool(_MARKERS.search(str(err))))
+
+
+def _cause(text: str) -> str:
+    """The line of a backend error that says what happened, without gloo's source-file prefix."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    line = next((line for line in lines if _MARKERS.search(line)), lines[0] if lines else "")
+    line = re.sub(r"^.*?\[[^\]]*\.(?:cc|cpp|h):\d+\]\s*", "", line)  # "[.../pair.cc:537] " -> ""
+    sentence = next((x for x in line.split(". ") if _MARKERS.search(x)), line)
+    return sentence.strip().rstrip(".")[:160]

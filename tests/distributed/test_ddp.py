@@ -32,7 +32,7 @@ PARITY = {"train.progress": "none", "train.report": False, "train.epochs": 3, "t
           "data.batch_size": 32, "data.per_device_batch": True, "optim.scale_lr": "linear", "optim.base_batch_size": 32,
           "train.dist_timeout_s": 120}
 STOP_STEP = 47  # inside epoch 3 (21 steps per epoch); requested by rank 1 only
-CLI_SETS = ["train.epochs=3", "model.hidden=[32]", "model.dropout=0.2", "model.batch_norm=true", "data.batch_size=16",
+CLI_SETS = ["train.epochs=2", "model.hidden=[32]", "model.dropout=0.2", "model.batch_norm=true", "data.batch_size=16",
             "checkpoint.every_n_steps=10", "train.report=false", "train.dist_timeout_s=120"]
 
 
@@ -110,7 +110,7 @@ def uninterrupted(tmp_path_factory):
 
 def test_devices_flag_trains_and_rank0_reports(uninterrupted):
     out, proc = uninterrupted
-    assert proc.stdout.count("run directory:") == 1 and proc.stderr.count("epoch 3 |") == 1
+    assert proc.stdout.count("run directory:") == 1 and proc.stderr.count("epoch 2 |") == 1
     assert "terminate called" not in proc.stderr
     env = json.loads((out / "env.json").read_text())
     assert env["world_size"] == 2 and env["backend"] == "gloo"
@@ -154,7 +154,7 @@ def test_killing_one_rank_stops_the_run_and_resume_finishes_it(uninterrupted, tm
     assert "rank 0" in stderr and "killed by SIGKILL" in stderr and f"trainwise resume {out} --devices 2" in stderr
     assert "Traceback" not in stderr
     ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
-    assert len(ckpt["rank_rng"]) == 2 and ckpt["step"] < 3 * 81  # stopped before the end
+    assert len(ckpt["rank_rng"]) == 2 and ckpt["step"] < 2 * 81  # stopped before the end
 
     proc = run_cli("resume", str(out), "--devices", "2", timeout=LAUNCH_TIMEOUT)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -178,7 +178,7 @@ def test_a_hung_rank_ends_the_others_with_a_message_after_the_timeout(tmp_path):
     procs = []
     for rank in (0, 1):
         env = {**ENV, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-        cmd = [sys.executable, "-m", "trainwise", "train", *[a for s in CLI_SETS for a in ("--set", s)], "--set", "train.dist_timeout_s=5",
+        cmd = [sys.executable, "-m", "trainwise", "train", *[a for s in CLI_SETS for a in ("--set", s)], "--set", "train.dist_timeout_s=4",
                "--out", str(out)]
         procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     try:

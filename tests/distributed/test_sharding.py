@@ -71,3 +71,12 @@ def test_config_mistakes_fail_before_any_process_group(monkeypatch):
     with pytest.raises(UserError, match="sync_batchnorm needs GPUs"):
         distributed.setup(Config().replace({"train.sync_batchnorm": True}), torch.device("cpu"))
     assert not torch.distributed.is_initialized()
+
+
+def test_a_failed_collective_reads_as_one_line():
+    gloo = RuntimeError("Got the following error when running the callback: RuntimeError: [/src/gloo/transport/tcp/pair.cc:537] "
+                        "Read error [127.0.0.1]:56725: Connection reset by peer. This is likely a remote worker crashing")
+    assert distributed._is_collective_error(gloo) and not distributed._is_collective_error(RuntimeError("shape mismatch"))
+    assert distributed._cause(str(gloo)) == "Read error [127.0.0.1]:56725: Connection reset by peer"
+    assert distributed._cause("[/x/unbound_buffer.cc:78] Timed out waiting 4000ms for recv operation to complete") == \
+        "Timed out waiting 4000ms for recv operation to complete"
