@@ -42,83 +42,51 @@ def torchrun(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=LAUNCH_TIMEOUT)
 
 
-@pytest.fixture(scope="module")
-def ranks(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ddp")
-    proc = torchrun(str(ROOT / "tests" / "distributed" / "worker.py"), json.dumps(PARITY), str(out), str(STOP_STEP))
+def test_two_ranks_against_one_process(tmp_path):
+    """One launch (tests are spread over processes in CI, so each launch lives in one test)."""
+    proc = torchrun(str(ROOT / "tests" / "distributed" / "worker.py"), json.dumps(PARITY), str(tmp_path), str(STOP_STEP))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return out, [torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+    assert "terminate called" not in proc.stderr
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    trainer = trainwise.Trainer(Config().replace({**PARITY, "data.batch_size": 64, "data.per_device_batch": False}),
+                                callbacks=[StopAtStep(STOP_STEP, rank=0)])
+    single = trainer.fit()
 
-
-@pytest.fixture(scope="module")
-def single():
-    cfg = Config().replace({**PARITY, "data.batch_size": 64, "data.per_device_batch": False})
-    trainer = trainwise.Trainer(cfg, callbacks=[StopAtStep(STOP_STEP, rank=0)])
-    return trainer, trainer.fit()
-
-
-def test_parameters_are_bit_identical_across_ranks(ranks):
-    _, (r0, r1) = ranks
+    # parameters bit-identical across ranks; rank 0's records (times included) reached every rank
     assert same_weights(r0["state"], r1["state"])
-    assert r0["history"] == r1["history"]  # rank 0's records, times included, reach every rank
+    assert r0["history"] == r1["history"]
 
-
-def test_two_ranks_of_b_equal_one_process_of_2b(ranks, single):
-    _, (r0, _) = ranks
-    _, run = single
-    expected = run.model.state_dict()
+    # 2 ranks x batch 32 (LR scaled for the global 64) == 1 process x batch 64, same data order
+    expected = single.model.state_dict()
     for k, v in r0["state"].items():
         torch.testing.assert_close(v, expected[k], rtol=1e-4, atol=1e-5, msg=k)
-    got, want = without_times(r0["history"]), without_times(run.history.records)
+    got, want = without_times(r0["history"]), without_times(single.history.records)
     assert [r["step"] for r in got] == [r["step"] for r in want]
     for a, b in zip(got, want):
         assert a == pytest.approx(b, rel=1e-4, abs=1e-6)
 
-
-def test_a_stop_on_one_rank_stops_both_at_the_same_step(ranks, single):
-    _, (r0, r1) = ranks
+    # rank 1 alone asked to stop: both ranks stopped after the same step, with its reason
     for r in (r0, r1):
-        assert r["summary"]["steps"] == STOP_STEP == single[1].summary["steps"]
+        assert r["summary"]["steps"] == STOP_STEP == single.summary["steps"]
         assert r["summary"]["stop_reason"] == f"test stop at step {STOP_STEP}"
 
-
-def test_metrics_equal_single_process_evaluation(ranks, single):
-    out, (r0, r1) = ranks
-    trainer, _ = single
+    # test metrics equal a single process's evaluation of the same weights: every sample counted once
     trainer.model.load_state_dict(r0["state"])
     test = trainer.evaluate("test")
     for r in (r0, r1):
-        got = r["summary"]["test"]
-        assert got["confusion"] == test["confusion"]  # every test sample counted once
-        assert sum(map(sum, got["confusion"])) == len(trainer.data.test)
-        assert got["loss"] == pytest.approx(test["loss"], rel=1e-5)
-    assert json.loads((out / "run" / "summary.json").read_text())["test"]["confusion"] == test["confusion"]
+        assert r["summary"]["test"]["confusion"] == test["confusion"]
+        assert sum(map(sum, test["confusion"])) == len(trainer.data.test)
+        assert r["summary"]["test"]["loss"] == pytest.approx(test["loss"], rel=1e-5)
+
     # rank 0 alone wrote the run directory; the History on disk is the one every rank kept
-    on_disk = [json.loads(line) for line in (out / "run" / "history.jsonl").read_text().splitlines()]
-    assert on_disk == r0["history"]
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["test"]["confusion"] == test["confusion"]
+    assert [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()] == r0["history"]
 
 
 # ------------------------------------------------------------------------------ the command line
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cli") / "run"
-    proc = run_cli("train", *[a for s in CLI_SETS for a in ("--set", s)], "--out", str(out), "--devices", "2", timeout=LAUNCH_TIMEOUT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out, proc
-
-
-def test_devices_flag_trains_and_rank0_reports(uninterrupted):
-    out, proc = uninterrupted
-    assert proc.stdout.count("run directory:") == 1 and proc.stderr.count("epoch 2 |") == 1
-    assert "terminate called" not in proc.stderr
-    env = json.loads((out / "env.json").read_text())
-    assert env["world_size"] == 2 and env["backend"] == "gloo"
-    summary = json.loads((out / "summary.json").read_text())
-    # BatchNorm statistics are rank 0's on every rank, so a single process re-scores the same numbers
-    rescored = trainwise.evaluate(out, split="test")
-    assert rescored["confusion"] == summary["test"]["confusion"]
-    assert rescored["loss"] == pytest.approx(summary["test"]["loss"], rel=1e-5)
+def cli_args(out: Path, *extra: str) -> list[str]:
+    return ["train", *[a for s in CLI_SETS for a in ("--set", s)], *extra, "--out", str(out)]
 
 
 def _rank_pids(launcher: int) -> dict[int, int]:
@@ -133,10 +101,24 @@ def _rank_pids(launcher: int) -> dict[int, int]:
     return pids
 
 
-def test_killing_one_rank_stops_the_run_and_resume_finishes_it(uninterrupted, tmp_path):
-    expected, _ = uninterrupted
+def test_devices_run_killed_rank_and_resume(tmp_path):
+    # an uninterrupted `--devices 2` run: rank 0 reports and writes, teardown is clean
+    expected = tmp_path / "expected"
+    proc = run_cli(*cli_args(expected, "--devices", "2"), timeout=LAUNCH_TIMEOUT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("run directory:") == 1 and proc.stderr.count("epoch 2 |") == 1
+    assert "terminate called" not in proc.stderr
+    env = json.loads((expected / "env.json").read_text())
+    assert env["world_size"] == 2 and env["backend"] == "gloo"
+    # BatchNorm statistics are rank 0's on every rank, so a single process re-scores the same numbers
+    summary = json.loads((expected / "summary.json").read_text())
+    rescored = trainwise.evaluate(expected, split="test")
+    assert rescored["confusion"] == summary["test"]["confusion"]
+    assert rescored["loss"] == pytest.approx(summary["test"]["loss"], rel=1e-5)
+
+    # the same run, with rank 0 killed after its first checkpoint
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "trainwise", "train", *[a for s in CLI_SETS for a in ("--set", s)], "--out", str(out), "--devices", "2"]
+    cmd = [sys.executable, "-m", "trainwise", *cli_args(out, "--devices", "2")]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + LAUNCH_TIMEOUT
@@ -156,10 +138,11 @@ def test_killing_one_rank_stops_the_run_and_resume_finishes_it(uninterrupted, tm
     ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
     assert len(ckpt["rank_rng"]) == 2 and ckpt["step"] < 2 * 81  # stopped before the end
 
+    # resumed with 2 processes, it ends where the uninterrupted run ended: dropout RNG of every rank restored
     proc = run_cli("resume", str(out), "--devices", "2", timeout=LAUNCH_TIMEOUT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     final = load_weights(out / "checkpoints" / "final.safetensors")
-    assert same_weights(final, load_weights(expected / "checkpoints" / "final.safetensors"))  # dropout RNG per rank restored
+    assert same_weights(final, load_weights(expected / "checkpoints" / "final.safetensors"))
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert without_times(history) == without_times([json.loads(x) for x in (expected / "history.jsonl").read_text().splitlines()])
 
@@ -178,8 +161,7 @@ def test_a_hung_rank_ends_the_others_with_a_message_after_the_timeout(tmp_path):
     procs = []
     for rank in (0, 1):
         env = {**ENV, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-        cmd = [sys.executable, "-m", "trainwise", "train", *[a for s in CLI_SETS for a in ("--set", s)], "--set", "train.dist_timeout_s=4",
-               "--out", str(out)]
+        cmd = [sys.executable, "-m", "trainwise", *cli_args(out, "--set", "train.dist_timeout_s=4")]
         procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     try:
         deadline = time.monotonic() + LAUNCH_TIMEOUT
