@@ -61,9 +61,14 @@ def main(version: Annotated[bool, typer.Option("--version", callback=_version, i
 
 ConfigArg = Annotated[Optional[Path], typer.Argument(help="TOML or YAML config (default: built-in defaults, digits + MLP).")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a config value: key.sub=value (repeatable).")]
+DevicesOpt = Annotated[int, typer.Option("--devices", min=1, help="Train data-parallel in N local processes (one per GPU, or CPU processes); see docs/distributed.md.")]
 
 
 def _print_summary(run) -> None:
+    from trainwise.distributed import is_main_process
+
+    if not is_main_process():  # data-parallel: rank 0 speaks for the run
+        return
     test = run.summary.get("test")
     line = f"run directory: {run.run_dir}" if run.run_dir else "done"
     if test:
@@ -80,26 +85,40 @@ def train(
     config: ConfigArg = None,
     set_: SetOpt = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (default: runs/<data>-<model>-<time>).")] = None,
+    devices: DevicesOpt = 1,
 ) -> None:
     """Train from a config and write a run directory.
 
     Validates every epoch, tests at the end, and prints the test metrics.
     """
+    from trainwise import distributed
     from trainwise.api import default_run_dir, fit
     from trainwise.config import load_config
 
     cfg = load_config(config, set_ or [])
-    run = fit(cfg, out=out or default_run_dir(cfg))
+    out = out or default_run_dir(cfg)
+    if devices > 1 and not distributed.launched():  # start the processes; each runs this command without --devices
+        argv = ["train", *([str(config)] if config else []), *[a for s in set_ or [] for a in ("--set", s)], "--out", str(out)]
+        raise typer.Exit(distributed.launch(devices, argv, f"trainwise resume {out} --devices {devices}"))
+    with distributed.failures_reported(f"trainwise resume {out}, under the same launcher"):
+        run = fit(cfg, out=out)
     _print_summary(run)
 
 
 @app.command()
 @user_errors
-def resume(run_dir: Annotated[Path, typer.Argument(help="Run directory to continue.")]) -> None:
+def resume(run_dir: Annotated[Path, typer.Argument(help="Run directory to continue.")], devices: DevicesOpt = 1) -> None:
     """Continue an interrupted run from its last checkpoint."""
+    from trainwise import distributed
+    from trainwise.api import check_run_dir
     from trainwise.api import resume as resume_run
 
-    _print_summary(resume_run(run_dir))
+    if devices > 1 and not distributed.launched():
+        check_run_dir(run_dir)
+        raise typer.Exit(distributed.launch(devices, ["resume", str(run_dir)], f"trainwise resume {run_dir} --devices {devices}"))
+    with distributed.failures_reported(f"trainwise resume {run_dir}, under the same launcher"):
+        run = resume_run(run_dir)
+    _print_summary(run)
 
 
 @app.command()

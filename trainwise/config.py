@@ -52,6 +52,7 @@ class DataConfig(_Section):
     )
     num_workers: int = Field(2, ge=0, description="DataLoader workers (loader = dataloader)")
     drop_last: bool = Field(False, description="drop the last incomplete training batch")
+    per_device_batch: bool = Field(False, description="data-parallel runs: batch_size is per process (global batch = batch_size x processes)")
 
     @field_validator("classes")
     @classmethod
@@ -188,6 +189,8 @@ class TrainConfig(_Section):
     compile: bool = Field(False, description="torch.compile the model (pays off on GPUs for longer runs; use data.drop_last=true so batch shapes stay fixed)")
     compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = Field(
         "default", description="torch.compile mode (reduce-overhead uses CUDA graphs)")
+    sync_batchnorm: bool = Field(False, description="data-parallel runs on GPUs: batch norm statistics over the global batch (SyncBatchNorm)")
+    dist_timeout_s: float = Field(600.0, gt=0.0, description="data-parallel runs: seconds a process waits for the others before it stops with an error")
 
 
 class MonitorsConfig(_Section):
