@@ -176,6 +176,13 @@ def test_skip_policy_rides_over_a_bad_batch():
     assert run.records[-1]["val_acc"] > 0.8
 
 
+def test_a_skipped_step_has_no_update_ratio():
+    ratios = UpdateRatioMonitor(every_n_steps=1)
+    train({"train.epochs": 2}, callbacks=[PoisonAt({30}), NanGuard("skip"), ratios])
+    counts = ratios.state_dict()["groups"][0][2]  # epoch 2: 23 attempted steps, one skipped
+    assert counts == [22.0, 22.0]
+
+
 def test_skip_policy_stops_when_a_whole_epoch_is_bad():
     run = train(SHORT, callbacks=[PoisonAt(range(23, 46)), NanGuard("skip")])
     assert run.state.stop and "every step of epoch 2" in run.state.stop_reason

@@ -136,6 +136,7 @@ def summary_meta(summary: dict[str, Any]) -> dict[str, Any]:
     pred: dict[str, Any] = {}
     for src, dst in (("test_confusion", "confusion"), ("confusion", "confusion"),
                      ("test_precision_per_class", "precision"), ("test_recall_per_class", "recall"),
+                     ("per_class_precision", "precision"), ("per_class_recall", "recall"),
                      ("precision_per_class", "precision"), ("recall_per_class", "recall")):
         if isinstance(test, dict) and test.get(src) is not None and dst not in pred:
             pred[dst] = test[src]
