@@ -1,0 +1,3 @@
+from trainwise.cli import run
+
+run()

@@ -1,0 +1,105 @@
+"""The Python API: ``fit``, ``resume`` and ``evaluate``, thin layers over the Trainer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainwise import checkpointing
+from trainwise.config import Config, build_config, load_config, read_config_file
+from trainwise.core import Callback
+from trainwise.data import DataSplits, from_arrays
+from trainwise.errors import UserError
+from trainwise.history import History
+from trainwise.trainer import Run, Trainer
+
+
+def default_run_dir(config: Config) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{config.data.name}-{config.model.name.split(':')[-1]}-{stamp}"
+
+
+def fit(
+    config: Config | str | Path | dict | None = None,
+    *,
+    model: torch.nn.Module | None = None,
+    train=None,
+    val=None,
+    test=None,
+    data: DataSplits | None = None,
+    callbacks: list[Callback] = (),
+    out: str | Path | None = None,
+    **overrides: Any,
+) -> Run:
+    """Train and return a :class:`Run` (``.history``, ``.summary``, ``.model``, ``.run_dir``).
+
+    ``config`` is a Config, a TOML/YAML path, a dict of sections, or None (defaults). Keyword overrides
+    use double underscores for dots: ``fit(optim__lr=0.01, train__epochs=5)``. Pass your own ``model``
+    (any ``nn.Module``) and data as ``train=(x, y)``/``val``/``test`` tuples or a ready ``DataSplits``.
+    Nothing is written to disk unless ``out`` names a run directory.
+    """
+    cfg = _as_config(config, {k.replace("__", "."): v for k, v in overrides.items()})
+    if train is not None:
+        data = from_arrays(train, val, test)
+    trainer = Trainer(cfg, model=model, data=data, callbacks=list(callbacks), run_dir=out)
+    return trainer.fit()
+
+
+def _as_config(config, overrides: dict[str, Any]) -> Config:
+    if isinstance(config, Config):
+        return config.replace(overrides) if overrides else config
+    if isinstance(config, dict):
+        from trainwise.config import merge_overrides
+
+        return build_config(merge_overrides(config, overrides))
+    return load_config(config, overrides)
+
+
+def check_run_dir(run_dir: str | Path) -> Path:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"run directory {str(run_dir)!r} does not exist", fix="pass the directory that trainwise train wrote (see --out)")
+    if not (run_dir / "config.toml").is_file():
+        raise UserError(f"{run_dir} is not a trainwise run directory", expected="config.toml in it", fix="pass a directory written by trainwise train")
+    return run_dir
+
+
+def resume(run_dir: str | Path, *, model: torch.nn.Module | None = None, data: DataSplits | None = None,
+           callbacks: list[Callback] = (), config: Config | None = None) -> Run:
+    """Continue an interrupted run from ``checkpoints/last.pt`` (or ``previous.pt`` if the latest is corrupt)."""
+    run_dir = check_run_dir(run_dir)
+    saved = build_config(read_config_file(run_dir / "config.toml"), source=str(run_dir / "config.toml"))
+    if config is not None and config.to_dict() != saved.to_dict():
+        raise UserError(f"{run_dir} belongs to another config", expected="the config saved in the run directory",
+                        fix="resume without a config, or start a new run with trainwise train")
+    ckpt, _ = checkpointing.latest_resumable(run_dir)
+    trainer = Trainer(saved, model=model, data=data, callbacks=list(callbacks), run_dir=run_dir)
+    if (run_dir / "history.jsonl").exists():
+        trainer.history.records = History.load(run_dir / "history.jsonl").records
+    trainer.load_checkpoint(ckpt)
+    return trainer.fit()
+
+
+def evaluate(run_dir: str | Path, split: str = "test", weights: str = "final") -> dict[str, Any]:
+    """Re-score a saved run on one split with its saved weights (final, best or last)."""
+    run_dir = check_run_dir(run_dir)
+    if split not in ("test", "val", "train"):
+        raise UserError("bad split", expected="test, val or train", received=split)
+    cfg = build_config(read_config_file(run_dir / "config.toml"))
+    cfg = cfg.replace({"train.progress": "none"})
+    path = run_dir / "checkpoints" / (f"{weights}.pt" if weights == "last" else f"{weights}.safetensors")
+    if not path.exists():
+        raise UserError(f"no {weights} weights in {run_dir}", expected=str(path), fix="use --weights final|best|last")
+    trainer = Trainer(cfg)
+    trainer.model.load_state_dict(checkpointing.load_weights(path))
+    if split == "train":
+        from trainwise.data.loader import make_loader
+
+        loader = make_loader(trainer.data.train, cfg.data.eval_batch_size, trainer.device, shuffle=False)
+        return trainer.evaluate(loader=loader)
+    if split not in trainer.eval_loaders:
+        raise UserError(f"the run has no {split} split", fix="use --split test or train")
+    return trainer.evaluate(split)

@@ -1,0 +1,232 @@
+"""Dataset sources: each returns raw NumPy arrays, before splitting and normalization.
+
+All of them work offline: scikit-learn ships digits and breast_cancer, the ``mnist1d`` package generates
+MNIST-1D, Fashion-MNIST is read from IDX files on disk, and user data comes from NPZ/CSV files.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from trainwise.config import DataConfig
+from trainwise.errors import UserError, unknown_name
+
+
+@dataclass
+class RawData:
+    """Arrays as loaded. ``x`` is (N, C, H, W) for images or (N, D) for vectors."""
+
+    x: np.ndarray
+    y: np.ndarray
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    features: np.ndarray | None = None  # optional extra vector per sample (fusion models)
+    features_test: np.ndarray | None = None
+    class_names: list[str] | None = None
+    binary: bool = False  # a two-class problem trained with BCE on one logit
+    image: bool = False
+
+
+def _digits(cfg: DataConfig) -> RawData:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    # Pixel values are 0..16; images as (N, 1, 8, 8) so both MLP (flattens) and CNN can use them.
+    x = d.images.astype(np.float32)[:, None] / 16.0
+    return RawData(x=x, y=d.target.astype(np.int64), class_names=[str(c) for c in d.target_names], image=True)
+
+
+def _breast_cancer(cfg: DataConfig) -> RawData:
+    from sklearn.datasets import load_breast_cancer
+
+    d = load_breast_cancer()
+    # target 0 = malignant, 1 = benign in scikit-learn; keep its encoding and names.
+    return RawData(
+        x=d.data.astype(np.float32), y=d.target.astype(np.int64), class_names=list(d.target_names), binary=True
+    )
+
+
+def _mnist1d(cfg: DataConfig) -> RawData:
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    # make_dataset generates offline (get_dataset would try the network); its default args are the
+    # published MNIST-1D configuration (4000 train / 1000 test, 40 features, seed 42).
+    d = make_dataset(get_dataset_args())
+    return RawData(
+        x=d["x"].astype(np.float32),
+        y=d["y"].astype(np.int64),
+        x_test=d["x_test"].astype(np.float32),
+        y_test=d["y_test"].astype(np.int64),
+    )
+
+
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_FILES = {
+    "x": "train-images-idx3-ubyte",
+    "y": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+DEBIAN_FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+def fashion_mnist_dir(configured: str | None) -> Path:
+    """The first directory holding the IDX files: the config's path, $TRAINWISE_DATA, Debian's location."""
+    candidates = [c for c in (configured, os.environ.get("TRAINWISE_DATA"), DEBIAN_FASHION_DIR) if c]
+    for c in candidates:
+        for base in (Path(c), Path(c) / "fashion-mnist", Path(c) / "fashion_mnist"):
+            if _find_idx(base, FASHION_FILES["x"]) is not None:
+                return base
+    raise UserError(
+        "Fashion-MNIST IDX files not found",
+        expected=f"{FASHION_FILES['x']}[.gz] and the other three files",
+        received="nothing in " + ", ".join(candidates),
+        fix="run 'apt-get install dataset-fashion-mnist', or set data.path or $TRAINWISE_DATA to a directory with the IDX files",
+    )
+
+
+def _find_idx(base: Path, stem: str) -> Path | None:
+    for name in (stem, stem + ".gz"):
+        if (base / name).is_file():
+            return base / name
+    return None
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (optionally gzip'd) into a NumPy array, checking its header against its size."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            data = handle.read()
+    except (OSError, EOFError) as err:
+        raise UserError(f"cannot read IDX file {path}", expected="a complete (gzip'd) IDX file", received=str(err),
+                        fix="re-download or reinstall the dataset files") from None
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise UserError(f"{path} is not an unsigned-byte IDX file", expected="magic 0x0000 08 NN", received=data[:4].hex())
+    ndim = data[3]
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    expected = int(np.prod(shape))
+    if body.size != expected:
+        raise UserError(f"IDX file {path} is truncated", expected=f"{expected} values for shape {shape}", received=f"{body.size}",
+                        fix="re-download or reinstall the dataset files")
+    # frombuffer gives a read-only view; copy so torch.from_numpy can use it.
+    return body.reshape(shape).copy()
+
+
+def _fashion_mnist(cfg: DataConfig) -> RawData:
+    base = fashion_mnist_dir(cfg.path)
+    arrays = {}
+    for key, stem in FASHION_FILES.items():
+        path = _find_idx(base, stem)
+        if path is None:
+            raise UserError(f"Fashion-MNIST file {stem} missing in {base}", fix="reinstall the dataset (apt-get install dataset-fashion-mnist)")
+        arrays[key] = read_idx(path)
+    to_img = lambda a: (a.astype(np.float32) / 255.0)[:, None]  # noqa: E731 - (N, 1, 28, 28) in [0, 1]
+    return RawData(
+        x=to_img(arrays["x"]),
+        y=arrays["y"].astype(np.int64),
+        x_test=to_img(arrays["x_test"]),
+        y_test=arrays["y_test"].astype(np.int64),
+        class_names=FASHION_CLASSES,
+        image=True,
+    )
+
+
+def _require_path(cfg: DataConfig) -> Path:
+    if not cfg.path:
+        raise UserError(f"data.name = {cfg.name!r} needs a file", expected="data.path", fix=f"set data.path to your .{'npz' if cfg.name == 'arrays' else 'csv'} file")
+    path = Path(cfg.path)
+    if not path.is_file():
+        raise UserError(f"data file {str(path)!r} not found", fix="check data.path")
+    return path
+
+
+def _arrays(cfg: DataConfig) -> RawData:
+    """NPZ with keys x, y (names configurable) and optionally x_test, y_test and an extra feature array."""
+    path = _require_path(cfg)
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except Exception as err:
+        raise UserError(f"cannot read {path}", expected="an NPZ file (numpy.savez)", received=str(err).splitlines()[0]) from None
+    keys = set(npz.files)
+    for needed in ("x", cfg.target):
+        if needed not in keys:
+            raise UserError(f"{path} has no array {needed!r}", expected="arrays 'x' and " + repr(cfg.target), received=sorted(keys),
+                            fix="save with numpy.savez(path, x=..., y=...) or set data.target")
+    get = lambda k: npz[k] if k in keys else None  # noqa: E731
+    x = npz["x"].astype(np.float32)
+    return RawData(
+        x=x,
+        y=_labels(npz[cfg.target], path),
+        x_test=None if get("x_test") is None else npz["x_test"].astype(np.float32),
+        y_test=None if get(f"{cfg.target}_test") is None else _labels(npz[f"{cfg.target}_test"], path),
+        features=None if not cfg.features else _feature(npz, cfg.features, path),
+        features_test=None if not cfg.features or f"{cfg.features}_test" not in keys else npz[f"{cfg.features}_test"].astype(np.float32),
+        image=x.ndim == 4,
+    )
+
+
+def _feature(npz, key: str, path: Path) -> np.ndarray:
+    if key not in npz.files:
+        raise UserError(f"{path} has no array {key!r} (data.features)", received=sorted(npz.files))
+    return npz[key].astype(np.float32)
+
+
+def _labels(y: np.ndarray, path: Path) -> np.ndarray:
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+            raise UserError(f"labels in {path} are not whole numbers", expected="integer class ids 0..K-1", received=f"float values such as {y[~(y == np.round(y))][:1]}")
+    elif y.dtype.kind not in "iub":
+        raise UserError(f"labels in {path} are not numeric", expected="integer class ids 0..K-1", received=str(y.dtype),
+                        fix="encode the classes as integers (for CSV files, text labels are encoded automatically)")
+    return y.astype(np.int64)
+
+
+def _csv(cfg: DataConfig) -> RawData:
+    """A CSV with a header; ``data.target`` names the label column, every other column is a feature."""
+    import csv
+
+    path = _require_path(cfg)
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    if len(rows) < 2:
+        raise UserError(f"{path} has no data rows", expected="a header line and at least one row")
+    header, body = rows[0], rows[1:]
+    if cfg.target not in header:
+        raise UserError(f"{path} has no column {cfg.target!r}", expected="the label column named by data.target", received=header, fix="set data.target to the label column")
+    t = header.index(cfg.target)
+    labels = [r[t] for r in body]
+    try:
+        y = np.array([int(v) for v in labels], dtype=np.int64)
+        names = None
+    except ValueError:
+        names = sorted(set(labels))  # text labels -> ids in sorted order
+        y = np.array([names.index(v) for v in labels], dtype=np.int64)
+    try:
+        x = np.array([[float(v) for i, v in enumerate(r) if i != t] for r in body], dtype=np.float32)
+    except ValueError as err:
+        raise UserError(f"{path} has a non-numeric feature", expected="numbers in every column but the label", received=str(err)) from None
+    return RawData(x=x, y=y, class_names=names, binary=len(np.unique(y)) == 2)
+
+
+SOURCES = {
+    "digits": _digits,
+    "breast_cancer": _breast_cancer,
+    "mnist1d": _mnist1d,
+    "fashion_mnist": _fashion_mnist,
+    "arrays": _arrays,
+    "csv": _csv,
+}
+
+
+def load_raw(cfg: DataConfig) -> RawData:
+    if cfg.name not in SOURCES:
+        raise unknown_name("dataset", cfg.name, SOURCES, key="data.name")
+    return SOURCES[cfg.name](cfg)

@@ -1,0 +1,339 @@
+"""The training loop. Read top to bottom, it is the specification of a trainwise run.
+
+``Trainer(config, model=None, data=None, callbacks=(), run_dir=None).fit()`` builds whatever is not
+given (data from ``config.data``, the model from ``config.model``), trains, validates every epoch,
+tests at the end and returns a :class:`Run`. Events are fired as trainwise.core documents; subclass and
+override ``train_step`` to change what one step does.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainwise import atomic, checkpointing
+from trainwise.callbacks.best_checkpoint import BestCheckpoint
+from trainwise.callbacks.early_stopping import EarlyStopping
+from trainwise.callbacks.progress import make_progress
+from trainwise.config import Config, dump_toml
+from trainwise.core import Callback, Event, State
+from trainwise.data import DataSplits, TensorData, prepare_data
+from trainwise.data.loader import DeviceLoader, make_loader
+from trainwise.errors import UserError
+from trainwise.history import History
+from trainwise.losses import hard_labels, predictions, task_loss
+from trainwise.metrics import MetricAccumulator
+from trainwise.models import build_model
+from trainwise.optim import build_optimizer, build_scheduler, param_groups, scaled_lr
+from trainwise.runinfo import environment
+
+
+@dataclass
+class Run:
+    """What ``fit`` returns: the trained model, its History and the final summary."""
+
+    config: Config
+    model: torch.nn.Module
+    history: History
+    summary: dict[str, Any]
+    run_dir: Path | None = None
+    data: DataSplits | None = field(default=None, repr=False)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError("bad train.device", expected="auto, cpu, cuda, cuda:N or mps", received=name) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("train.device asks for CUDA but no GPU is visible", received=name, fix="set train.device=auto or cpu")
+    return device
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+class Trainer:
+    def __init__(
+        self,
+        config: Config,
+        model: torch.nn.Module | None = None,
+        data: DataSplits | None = None,
+        callbacks: list[Callback] | tuple[Callback, ...] = (),
+        run_dir: str | Path | None = None,
+    ):
+        self.config = config
+        cfg = config
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        self.device = resolve_device(cfg.train.device)
+        self.data = data if data is not None else prepare_data(cfg.data)
+        if self.data.val is None and (cfg.early_stopping.enabled or cfg.checkpoint.monitor.startswith("val_")):
+            # Without a validation split the monitors fall back to the training metrics.
+            cfg = config = cfg.replace({"checkpoint.monitor": "train_loss", "early_stopping.monitor": cfg.early_stopping.monitor.replace("val_", "train_")})
+            self.config = cfg
+        seed_everything(cfg.train.seed, cfg.train.deterministic)
+        self.task, self.num_classes = self.data.task, self.data.num_classes
+        out_dim = 1 if self.task == "binary" else self.num_classes
+        self.model = (model if model is not None else build_model(cfg.model, self.data.input_shape, self.data.feature_dim, out_dim)).to(self.device)
+        self._check_model_output(out_dim)
+        if cfg.train.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        # The compiled wrapper shares parameters with self.model; state dicts and hooks use self.model.
+        self.forward = torch.compile(self.model, mode=cfg.train.compile_mode) if cfg.train.compile else self.model
+
+        self.train_loader = make_loader(self.data.train, cfg.data.batch_size, self.device, shuffle=True, seed=cfg.train.seed,
+                                        drop_last=cfg.data.drop_last, mode=cfg.data.loader, num_workers=cfg.data.num_workers)
+        if len(self.train_loader) == 0:
+            raise UserError("no training batches", expected=f"at least {cfg.data.batch_size} training samples with data.drop_last=true",
+                            received=f"{len(self.data.train)} samples", fix="set data.drop_last=false or a smaller data.batch_size")
+        self.eval_loaders = {
+            split: make_loader(d, cfg.data.eval_batch_size, self.device, shuffle=False, mode=cfg.data.loader, num_workers=cfg.data.num_workers)
+            for split, d in (("val", self.data.val), ("test", self.data.test)) if d is not None
+        }
+        lr = scaled_lr(cfg.optim, cfg.data.batch_size)
+        groups = param_groups(self.model, cfg.optim.weight_decay, cfg.optim.no_decay_bias_norm)
+        self.optimizer = build_optimizer(groups, cfg.optim, lr)
+        steps_per_epoch = len(self.train_loader)
+        self.scheduler = None if cfg.schedule.name == "none" else build_scheduler(self.optimizer, cfg.schedule, steps_per_epoch, cfg.train.epochs)
+        self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.train.precision]
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.precision == "fp16")
+
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.history = History(path=self.run_dir / "history.jsonl" if self.run_dir else None)
+        self.state = State(config=cfg, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler, history=self.history,
+                           device=self.device, task=self.task, num_classes=self.num_classes, run_dir=self.run_dir,
+                           steps_per_epoch=steps_per_epoch)
+        self.callbacks = sorted(self._default_callbacks() + list(callbacks), key=lambda c: c.order)
+        self.train_metrics = MetricAccumulator(self.num_classes, self.device)
+        self.start_epoch, self.start_batch = 1, 0  # changed by load_checkpoint
+
+    # ------------------------------------------------------------------------------------ set-up
+    def _default_callbacks(self) -> list[Callback]:
+        cfg = self.config
+        cbs: list[Callback] = []
+        if cfg.early_stopping.enabled:
+            cbs.append(EarlyStopping(cfg.early_stopping))
+        if self.run_dir is not None:
+            cbs.append(BestCheckpoint(cfg.checkpoint))
+        progress = make_progress(cfg.train.progress)
+        if progress is not None:
+            cbs.append(progress)
+        return cbs
+
+    def _check_model_output(self, out_dim: int) -> None:
+        sample = tuple(t[:2].to(self.device) for t in self.data.train.inputs)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                out = self.model(*sample)
+        except Exception as err:
+            shapes = ", ".join(str(tuple(t.shape[1:])) for t in sample)
+            raise UserError("the model cannot take the data's inputs", expected=f"a forward(*inputs) accepting samples shaped {shapes}",
+                            received=f"{type(err).__name__}: {str(err).splitlines()[0][:200]}",
+                            fix="match the model's input layer to the data (or choose another model.name)") from None
+        finally:
+            self.model.train(was_training)
+        if out.ndim != 2 or out.shape[1] != out_dim:
+            what = "1 logit (binary task)" if out_dim == 1 else f"{out_dim} logits (one per class)"
+            raise UserError("the model's output does not match the classes", expected=f"{what} per sample",
+                            received=f"output shaped {tuple(out.shape)}", fix=f"make the last layer output {out_dim}")
+
+    def fire(self, event: Event) -> None:
+        for cb in self.callbacks:
+            cb.on_event(event, self.state)
+
+    # ------------------------------------------------------------------------------------- the loop
+    def fit(self) -> Run:
+        cfg, state = self.config, self.state
+        if self.run_dir is not None:
+            self._write_run_files()
+        try:
+            self.fire(Event.FIT_START)
+            for epoch in range(self.start_epoch, cfg.train.epochs + 1):
+                state.epoch = epoch
+                self.fire(Event.EPOCH_START)
+                started = time.perf_counter()
+                self.train_epoch(epoch, start_batch=self.start_batch if epoch == self.start_epoch else 0)
+                train = self.train_metrics.compute(self.task)  # waits for the device, so the time is honest
+                state.record = self.end_of_epoch_record(epoch, train, time.perf_counter() - started)
+                self.fire(Event.EVAL_END)
+                if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    self.scheduler.step(state.record.get(cfg.schedule.monitor, state.record["train_loss"]))
+                self.history.append(state.record)
+                self.fire(Event.EPOCH_END)
+                if self.run_dir is not None:
+                    self.save_checkpoint(epoch_done=True)
+                if state.stop:
+                    break
+            state.stop_reason = state.stop_reason or f"completed {cfg.train.epochs} epochs"
+            self.fire(Event.FIT_END)
+        except BaseException as err:
+            state.error = err
+            self.fire(Event.EXCEPTION)
+            raise
+        summary = self.final_summary()
+        return Run(config=cfg, model=self.model, history=self.history, summary=summary, run_dir=self.run_dir, data=self.data)
+
+    def train_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        state = self.state
+        self.model.train()
+        if start_batch == 0:
+            self.train_metrics.reset()
+        every = self.config.checkpoint.every_n_steps
+        for state.batch_index, (inputs, targets) in enumerate(self.train_loader.batches(epoch, start_batch), start=start_batch):
+            state.inputs, state.targets = inputs, targets
+            self.fire(Event.BATCH_START)
+            self.train_step()
+            self.fire(Event.STEP_END)
+            if every and self.run_dir is not None and state.step % every == 0 and state.batch_index + 1 < state.steps_per_epoch:
+                self.save_checkpoint(epoch_done=False)
+            if state.stop:
+                break
+
+    def train_step(self) -> None:
+        """Forward, loss, backward, clip, step: one optimizer step on ``state.inputs``/``state.targets``."""
+        state, cfg = self.state, self.config
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+            state.outputs = self.forward(*state.inputs)
+            state.loss = task_loss(state.outputs.float(), state.targets, self.task, cfg.regularization.label_smoothing)
+        self.fire(Event.AFTER_LOSS)  # penalties (L1/L2) add to state.loss here
+        self.scaler.scale(state.loss).backward()
+        self.scaler.unscale_(self.optimizer)  # so clipping and monitors see true gradient sizes
+        self.fire(Event.AFTER_BACKWARD)
+        if cfg.train.grad_clip_value is not None:
+            torch.nn.utils.clip_grad_value_(self.model.parameters(), cfg.train.grad_clip_value)
+        if cfg.train.grad_clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.train.grad_clip_norm)
+        if state.skip_step:
+            state.skip_step = False
+            self.scaler.update()
+        else:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            state.step += 1
+            if self.scheduler is not None and not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            self.train_metrics.update(state.loss, predictions(state.outputs, self.task), hard_labels(state.targets, self.task))
+
+    @torch.no_grad()
+    def evaluate(self, split: str = "val", loader: DeviceLoader | None = None) -> dict[str, Any]:
+        """Loss and classification metrics of the current model on a split (no gradients, eval mode)."""
+        loader = loader or self.eval_loaders[split]
+        was_training = self.model.training
+        self.model.eval()
+        acc = MetricAccumulator(self.num_classes, self.device)
+        for inputs, targets in loader.batches():
+            with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+                logits = self.forward(*inputs).float()
+            acc.update(task_loss(logits, targets, self.task), predictions(logits, self.task), targets)
+        self.model.train(was_training)
+        return acc.compute(self.task)
+
+    def end_of_epoch_record(self, epoch: int, train: dict[str, Any], train_seconds: float) -> dict[str, Any]:
+        record: dict[str, Any] = {"epoch": epoch, "step": self.state.step, "train_loss": train["loss"], "train_acc": train["acc"]}
+        if "val" in self.eval_loaders:
+            val = self.evaluate("val")
+            record |= {f"val_{k}": val[k] for k in ("loss", "acc", "precision", "recall", "f1", "macro_f1")}
+        record["lr"] = self.optimizer.param_groups[0]["lr"]
+        record["time_s"] = train_seconds
+        record["samples_per_s"] = self.train_metrics.count / max(train_seconds, 1e-9)
+        if self.state.phase is not None:
+            record["phase"] = self.state.phase
+        return record
+
+    # ------------------------------------------------------------------------------------- outputs
+    def final_summary(self) -> dict[str, Any]:
+        state = self.state
+        summary: dict[str, Any] = {
+            "epochs_run": state.epoch, "steps": state.step, "stop_reason": state.stop_reason,
+            "task": self.task, "num_classes": self.num_classes, "class_names": self.data.class_names,
+        }
+        watched = [c for c in self.callbacks if isinstance(c, (EarlyStopping, BestCheckpoint))]
+        if watched:
+            w = watched[0].watcher
+            summary |= {"monitor": w.monitor, "best_value": w.best, "best_epoch": w.best_epoch}
+        if "restored_epoch" in state.extras:
+            summary["restored_epoch"] = state.extras["restored_epoch"]
+        if "test" in self.eval_loaders:
+            test = self.evaluate("test")
+            summary["test"] = {k: v for k, v in test.items()}
+        summary["time_s"] = sum(r.get("time_s", 0.0) for r in self.history)
+        if self.run_dir is not None:
+            atomic.write_json(self.run_dir / "summary.json", summary)
+            checkpointing.save_weights(self.model, self.run_dir / "checkpoints" / "final.safetensors", {"epoch": state.epoch})
+            if self.config.train.report:
+                from trainwise.report import render_report
+
+                summary["report"] = str(render_report(self.run_dir))
+        return summary
+
+    def _write_run_files(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(self.run_dir / "config.toml", dump_toml(self.config))
+        atomic.write_json(self.run_dir / "env.json", environment(self.device, self.config.train.seed))
+
+    # ----------------------------------------------------------------------------------- checkpoints
+    def checkpoint_state(self, epoch_done: bool) -> dict[str, Any]:
+        s = self.state
+        return {
+            "format": 1,
+            "epoch": s.epoch, "epoch_done": epoch_done, "batch_index": s.batch_index + 1, "step": s.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "callbacks": {cb.key: cb.state_dict() for cb in self.callbacks},
+            "rng": checkpointing.rng_state(),
+            "train_metrics": {"loss_sum": self.train_metrics.loss_sum, "confusion": self.train_metrics.confusion, "count": self.train_metrics.count},
+            "history_len": len(self.history),
+            "stop": s.stop, "stop_reason": s.stop_reason, "phase": s.phase,
+        }
+
+    def save_checkpoint(self, epoch_done: bool) -> None:
+        checkpointing.save_resumable(self.checkpoint_state(epoch_done), self.run_dir / "checkpoints" / "last.pt")
+
+    def load_checkpoint(self, ckpt: dict[str, Any]) -> None:
+        s = self.state
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.scheduler is not None and ckpt["scheduler"] is not None:
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        for cb in self.callbacks:
+            if cb.key in ckpt["callbacks"]:
+                cb.load_state_dict(ckpt["callbacks"][cb.key])
+        checkpointing.set_rng_state(ckpt["rng"])
+        tm = ckpt["train_metrics"]
+        self.train_metrics.loss_sum, self.train_metrics.confusion, self.train_metrics.count = (
+            tm["loss_sum"].to(self.device), tm["confusion"].to(self.device), tm["count"])
+        s.step, s.phase, s.stop, s.stop_reason = ckpt["step"], ckpt["phase"], ckpt["stop"], ckpt["stop_reason"]
+        if ckpt["epoch_done"]:
+            self.start_epoch, self.start_batch = ckpt["epoch"] + 1, 0
+        else:
+            self.start_epoch, self.start_batch = ckpt["epoch"], ckpt["batch_index"]
+        s.epoch = ckpt["epoch"]
+        self.history.truncate(ckpt["history_len"])
