@@ -2,7 +2,8 @@
 
 * overfitting (warning): validation loss stops improving at an *onset* epoch (the minimum of its 3-epoch
   running median, so one lucky epoch cannot set it) and ends >= 10 % above that best, with most later
-  epochs (>= 60 %) above it, while the training loss keeps falling (>= 10 % further) and the gap widens;
+  epochs (>= 60 %) above it, while the training loss keeps falling (>= 10 % further, down in >= 60 % of
+  the epochs since: a training loss that swings is the LR's problem) and the gap widens;
   and the validation loss had learned something (best <= 0.9 ln K), else it is stuck_at_chance. Without
   a validation loss, the same on accuracy: >= 2 points below the best while training accuracy rises.
   With early stopping restoring the best weights the final model is unharmed: severity info. A milder
@@ -14,7 +15,8 @@
 * val_above_train (info; warning when large and unexplained): validation accuracy above training
   accuracy over the second half of the run, beyond what the epoch-averaging lag of the training metric
   explains. Dropout, drop path, augmentation/MixUp and loss penalties make the training pass harder than
-  evaluation; with none configured and a gap >= 5 points (UMLAUT's threshold), suspect leakage or an
+  evaluation; with none configured, a gap >= 5 points (UMLAUT's threshold) and training accuracy no
+  longer rising (a learning model's epoch mean trails by more than its slope), suspect leakage or an
   easier validation split.
 """
 
@@ -85,7 +87,7 @@ def _overfit(ctx: Context, onset: int, ev: dict, text: str) -> list[Finding]:
 
 def _overfitting_loss(ctx: Context) -> list[Finding]:
     val, train = ctx.series("val_loss"), ctx.series("train_loss")
-    smooth_val, smooth_train = signals.rolling_median(val), signals.rolling_median(train)
+    smooth_val = signals.rolling_median(val)
     onset = _onset(val, "min")
     post = signals.finite(val[onset + 1 :])
     if onset < 0 or len(post) < MIN_AFTER_ONSET:
@@ -95,7 +97,10 @@ def _overfitting_loss(ctx: Context) -> list[Finding]:
         return []  # validation never learned: stuck_at_chance's business
     end_val, end_train = signals.tail_median(val), signals.tail_median(train)
     floor = ctx.train_loss_floor
-    train_at_onset = float(smooth_train[onset])
+    # The training level at the onset, from the onset forward: a first epoch that started far off
+    # (unnormalised inputs, 40 x ln K) must not make the rest look like progress.
+    train_at_onset = float(np.median(signals.finite(train[onset : onset + 3])))
+    train_steady = signals.share_decreasing(train[onset:])
     train_drop = 1 - (end_train - floor) / (train_at_onset - floor) if train_at_onset > floor else 0.0
     gap_onset, gap_end = best - train_at_onset, end_val - end_train
     rise = end_val / best - 1 if best > 0 else 0.0
@@ -112,7 +117,7 @@ def _overfitting_loss(ctx: Context) -> list[Finding]:
     }
     if ctx.has("val_acc"):
         ev["best_val_acc"] = sig(float(np.nanmax(ctx.series("val_acc"))))
-    if rise >= RISE and above >= SUSTAINED and train_drop >= 0.10 and gap_end > gap_onset:
+    if rise >= RISE and above >= SUSTAINED and train_drop >= 0.10 and train_steady >= 0.6 and gap_end > gap_onset:
         return _overfit(
             ctx, onset, ev,
             f"Validation loss stopped improving at epoch {ctx.epoch_at(onset)} ({best:.3g}) and ended {rise:.0%} higher "
@@ -232,7 +237,7 @@ def _val_above_train(ctx: Context) -> list[Finding]:
         severity = "info"
         msg = (f"Validation accuracy is {gap * 100:.1f} points above training accuracy since epoch {ctx.epoch_at(half)}. "
                f"Expected with {', '.join(explainers)}: the training pass is harder than evaluation, which runs without them.")
-    elif ctx.config_known and gap >= ABOVE_GAP_UNEXPLAINED:
+    elif ctx.config_known and gap >= ABOVE_GAP_UNEXPLAINED and abs(lag) <= 0.005:
         severity = "warning"
         msg = (f"Validation accuracy is {gap * 100:.1f} points above training accuracy since epoch {ctx.epoch_at(half)} and "
                "no dropout, augmentation or penalty explains it: check for validation samples duplicated in the "
