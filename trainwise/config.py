@@ -15,6 +15,8 @@ Every field has one default, here. ``docs/config.md`` is generated from these cl
 
 from __future__ import annotations
 
+import datetime
+import math
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -27,7 +29,7 @@ from trainwise.errors import UserError
 class _Section(BaseModel):
     # Frozen so that a running Trainer can hand its config to callbacks without fear of mutation;
     # extra="forbid" so that a typo ("learning_rate") is an error, not a silently ignored key.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # lr = inf is a typo, not a setting
 
 
 class DataConfig(_Section):
@@ -51,6 +53,13 @@ class DataConfig(_Section):
     num_workers: int = Field(2, ge=0, description="DataLoader workers (loader = dataloader)")
     drop_last: bool = Field(False, description="drop the last incomplete training batch")
 
+    @field_validator("classes")
+    @classmethod
+    def _distinct_classes(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (len(v) < 2 or len(set(v)) != len(v) or min(v) < 0):
+            raise ValueError("at least two distinct class ids >= 0")
+        return v
+
 
 class ModelConfig(_Section):
     """Which network. ``name`` is a registered builder or ``package.module:factory``."""
@@ -73,6 +82,31 @@ class ModelConfig(_Section):
             if not 0.0 <= rate < 1.0:
                 raise ValueError(f"dropout rates must be in [0, 1), got {rate}")
         return v
+
+    @field_validator("kwargs")
+    @classmethod
+    def _toml_values(cls, v: dict[str, Any]) -> dict[str, Any]:
+        # The run directory saves the config as TOML (config.toml, read again by resume): no null, NaN or infinity.
+        if not _toml_value(v):
+            raise ValueError("values a TOML file can hold: strings, finite numbers, booleans, dates, lists and tables (no null)")
+        return v
+
+    @field_validator("hidden", "channels", "feature_hidden")
+    @classmethod
+    def _positive_sizes(cls, v: list[int]) -> list[int]:
+        if any(size <= 0 for size in v):
+            raise ValueError("layer sizes > 0")
+        return v
+
+
+def _toml_value(x: Any) -> bool:
+    if isinstance(x, dict):
+        return all(isinstance(k, str) and _toml_value(v) for k, v in x.items())
+    if isinstance(x, list):
+        return all(_toml_value(v) for v in x)
+    if isinstance(x, float):
+        return math.isfinite(x)
+    return isinstance(x, (str, int, datetime.date, datetime.time))  # bool is an int; datetime a date
 
 
 class OptimConfig(_Section):
@@ -179,6 +213,91 @@ class DoctorConfig(_Section):
     )
 
 
+class AugmentConfig(_Section):
+    """Batch augmentation on the device (trainwise.techniques.augment); each entry is {op = NAME, p = P, ...params}."""
+
+    train: list[dict[str, Any]] = Field(
+        default_factory=list, description="ops applied to training batches in order: hflip, translate, rotate, brightness, "
+        "contrast, gaussian_blur, motion_blur, erase; e.g. [{op = 'hflip', p = 0.5}, {op = 'translate', pad = 2}]")
+    test: list[dict[str, Any]] = Field(
+        default_factory=list, description="ops applied to validation/test batches (a fixed seed per evaluation), e.g. "
+        "corruptions to measure robustness")
+    test_seed: int = Field(0, description="seed of the test pipeline's random draws")
+
+    @field_validator("train", "test")
+    @classmethod
+    def _known_ops(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from trainwise.techniques.augment import check_op_spec
+
+        for spec in v:
+            try:
+                check_op_spec(spec)
+            except UserError as err:
+                raise ValueError(f"augmentation ops as docs/techniques.md lists them ({str(err).rstrip('.')})") from None
+        return v
+
+
+class MixupConfig(_Section):
+    """MixUp / CutMix on training batches (soft targets; accuracy against the dominant label)."""
+
+    mixup_alpha: float = Field(0.0, ge=0.0, description="MixUp: lam ~ Beta(alpha, alpha); 0 turns MixUp off")
+    cutmix_alpha: float = Field(0.0, ge=0.0, description="CutMix: lam ~ Beta(alpha, alpha); 0 turns CutMix off")
+    switch_prob: float = Field(0.5, ge=0.0, le=1.0, description="with both on: probability of CutMix instead of MixUp for a batch")
+    prob: float = Field(1.0, ge=0.0, le=1.0, description="probability that a batch is mixed at all")
+
+
+class EmaConfig(_Section):
+    """Exponential moving average (Polyak) of the weights, evaluated beside the raw weights."""
+
+    enabled: bool = Field(False, description="keep an EMA of the weights; History gets val_loss_ema, val_acc_ema, val_macro_f1_ema")
+    decay: float = Field(0.999, gt=0.0, lt=1.0, description="ema = decay * ema + (1 - decay) * weights after each step")
+    warmup: bool = Field(True, description="use min(decay, (1 + t) / (10 + t)) after t updates")
+    monitor: str = Field("val_acc", description="validation metric that decides whether the EMA or the raw weights are tested")
+
+
+class InitConfig(_Section):
+    """Weight initialization by layer type (applied to any model when scheme is not default)."""
+
+    scheme: Literal["default", "xavier_normal", "xavier_uniform", "he_normal", "he_uniform", "zeros"] = Field(
+        "default", description="linear/conv weights; biases are set to zero")
+    nonlinearity: str = Field("auto", description="He gain: auto (model.activation) | relu | leaky_relu | tanh | sigmoid | selu | linear")
+    mode: Literal["fan_in", "fan_out"] = Field("fan_in", description="He: preserve the forward (fan_in) or backward (fan_out) variance")
+
+
+class FinetuneConfig(_Section):
+    """Fine-tuning: pretrained weights, frozen parameters, per-group learning rates."""
+
+    init_from: str | None = Field(None, description="run directory (or .safetensors file) to load weights from; tensors whose shape differs (the head) are skipped")
+    weights: str = Field("final", description="which weights of init_from: final | best")
+    freeze: list[str] = Field(default_factory=list, description="parameter name patterns to freeze, e.g. ['0.*', 'blocks.0.*']; ['*'] = all but the head")
+    unfreeze_epoch: int | None = Field(None, gt=0, description="epoch from which the frozen parameters train too (None: never)")
+    head: list[str] = Field(default_factory=list, description="patterns naming the head (default: the last layer)")
+    head_lr_mult: float = Field(1.0, gt=0.0, description="learning-rate multiplier of the head")
+    layer_decay: float = Field(1.0, gt=0.0, le=1.0, description="layer k below the head learns at lr * layer_decay**k")
+    lr_mult: dict[str, float] = Field(default_factory=dict, description="pattern -> learning-rate multiplier (overrides the two above)")
+    freeze_norm_stats: bool = Field(True, description="keep batch-norm running statistics of frozen layers fixed")
+    reset_head: bool = Field(True, description="do not load the head from init_from (new classes); false: load it where shapes match")
+
+
+class PhaseConfig(_Section):
+    epoch: int = Field(gt=0, description="first epoch of the phase")
+    resolution: int | None = Field(None, gt=0, description="image height in pixels (None: as loaded)")
+    augment: bool = Field(True, description="training augmentation (pipeline, MixUp/CutMix) in this phase")
+
+
+class ProgressiveConfig(_Section):
+    """Progressive resizing: phases of (resolution, augmentation), e.g. a final FixRes phase without augmentation."""
+
+    phases: list[PhaseConfig] = Field(default_factory=list, description="[[progressive.phases]] tables: epoch, resolution, augment")
+    eval_resolution: Literal["full", "phase"] = Field("full", description="evaluate at the loaded resolution or at the current phase's")
+
+
+class EvaluationConfig(_Section):
+    """How validation and test predictions are made."""
+
+    tta_flip: bool = Field(False, description="average the probabilities of each image and its mirror image")
+
+
 class Config(_Section):
     """The whole run configuration."""
 
@@ -192,6 +311,13 @@ class Config(_Section):
     checkpoint: CheckpointConfig = CheckpointConfig()
     monitors: MonitorsConfig = MonitorsConfig()
     doctor: DoctorConfig = DoctorConfig()
+    augment: AugmentConfig = AugmentConfig()
+    mixup: MixupConfig = MixupConfig()
+    ema: EmaConfig = EmaConfig()
+    init: InitConfig = InitConfig()
+    finetune: FinetuneConfig = FinetuneConfig()
+    progressive: ProgressiveConfig = ProgressiveConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
@@ -217,7 +343,7 @@ def _format_validation_error(err: ValidationError, source: str) -> UserError:
             expected=f"one of {', '.join(valid)}",
             fix=f"remove or rename {key!r} (see docs/config.md)",
         )
-    msg = first["msg"].removeprefix("Value error, ")
+    msg = first["msg"].removeprefix("Value error, ") or kind
     return UserError(
         f"{source}: invalid value for {key!r}",
         expected=msg[0].lower() + msg[1:],
@@ -252,7 +378,7 @@ def parse_override(item: str) -> tuple[str, Any]:
     key = key.strip()
     try:
         value = tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         value = text
     return key, value
 
@@ -279,7 +405,10 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file {str(path)!r} not found", fix="pass the path of a .toml or .yaml file, e.g. configs/digits.toml")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read config file {path}", expected="a readable UTF-8 text file", received=f"{type(err).__name__}: {err}") from None
     try:
         if path.suffix in (".yaml", ".yml"):
             import yaml
@@ -288,7 +417,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         else:
             raw = tomllib.loads(text)
     except Exception as err:  # both parsers raise their own types; the message is what matters
-        detail = str(err).splitlines()[0]
+        detail = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise UserError(f"{path}: malformed config", expected="valid TOML/YAML", received=detail, fix="correct the syntax at the place named") from None
     if not isinstance(raw, dict):
         raise UserError(f"{path}: malformed config", expected="a table of sections", received=type(raw).__name__)

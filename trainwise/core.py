@@ -27,6 +27,7 @@ keeps state between events implements ``state_dict``/``load_state_dict`` so that
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,6 +80,9 @@ class State:
     skip_step: bool = False  # set by a callback at AFTER_BACKWARD to skip optimizer.step (NaN guard)
     error: BaseException | None = None
     extras: dict[str, Any] = field(default_factory=dict)  # scratch space shared between callbacks
+    augment: bool = True  # training augmentation on (a progressive-resizing phase may turn it off)
+    eval_transforms: list[Callable] = field(default_factory=list)  # inputs -> inputs before evaluation forwards
+    evaluate: Callable[[str], dict[str, Any]] | None = None  # the Trainer's evaluate(split), e.g. for EMA weights
 
     def request_stop(self, reason: str) -> None:
         self.stop = True

@@ -31,6 +31,8 @@ def param_groups(model: nn.Module, weight_decay: float, exempt_bias_norm: bool, 
     Biases and normalization weights (all 1-D parameters) get no weight decay: decaying them pulls
     BatchNorm scales toward zero without any regularizing benefit. Frozen parameters are left out.
     """
+    if lr_multipliers:
+        return groups_with_lr_multipliers(model, weight_decay, exempt_bias_norm, lr_multipliers)
     decay, no_decay = [], []
     for _, p in model.named_parameters():
         if not p.requires_grad:
@@ -42,8 +44,22 @@ def param_groups(model: nn.Module, weight_decay: float, exempt_bias_norm: bool, 
     return [g for g in groups if g["params"]]
 
 
+def groups_with_lr_multipliers(model: nn.Module, weight_decay: float, exempt_bias_norm: bool, lr_multipliers: dict[str, float]) -> list[dict]:
+    """Like ``param_groups``, one group per (decay, LR multiplier): ``lr_mult`` scales the group's learning rate
+    (fine-tuning's head and layer-wise decay). The multiplier-1 decayed group comes first, so the History's
+    ``lr`` (the first group's) stays the base learning rate where there is one."""
+    groups: dict[tuple[bool, float], list] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            decayed = not (exempt_bias_norm and p.ndim <= 1)
+            groups.setdefault((decayed, lr_multipliers.get(name, 1.0)), []).append(p)
+    keys = sorted(groups, key=lambda k: (k[1] != 1.0, not k[0]))
+    return [{"params": groups[k], "weight_decay": weight_decay if k[0] else 0.0, "lr_mult": k[1]} for k in keys]
+
+
 def build_optimizer(params, cfg: OptimConfig, lr: float) -> torch.optim.Optimizer:
     extra = {} if cfg.fused is None else {"fused": cfg.fused}
+    params = [dict(g, lr=lr * g["lr_mult"]) if isinstance(g, dict) and "lr_mult" in g else g for g in params]
     if cfg.name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay, **extra)
     if cfg.name == "adagrad":
@@ -92,7 +108,8 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, steps
     """A scheduler stepped after every optimizer step (plateau: after every epoch with the metric)."""
     total = steps_per_epoch * epochs
     if cfg.name == "onecycle":
-        max_lr = cfg.max_lr or optimizer.param_groups[0]["lr"]
+        first = optimizer.param_groups[0]
+        max_lr = [(cfg.max_lr or first["lr"] / first.get("lr_mult", 1.0)) * g.get("lr_mult", 1.0) for g in optimizer.param_groups]
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=max_lr, total_steps=total, pct_start=cfg.pct_start,
             div_factor=cfg.div_factor, final_div_factor=cfg.final_div_factor,
