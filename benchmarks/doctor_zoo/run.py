@@ -33,13 +33,12 @@ import torch  # noqa: E402
 import autotrainer  # noqa: E402
 from cases import CASES, Bug, Case  # noqa: E402
 from trainwise import fit  # noqa: E402
-from trainwise.callbacks.monitors import make_monitors  # noqa: E402
 from trainwise.config import build_config, merge_overrides  # noqa: E402
 from trainwise.data import prepare_data  # noqa: E402
-from trainwise.doctor import diagnose  # noqa: E402
 from trainwise.models import build_model  # noqa: E402
 
-BASE = {"train.progress": "none", "train.threads": 1, "train.report": False, "monitors.every_n_steps": 5}
+# The Trainer adds the monitors from [monitors] and diagnoses the finished run itself (run.findings).
+BASE = {"train.progress": "none", "train.threads": 1, "train.report": False, "monitors.every_n_steps": 5, "doctor.live": False}
 
 
 @dataclass
@@ -68,10 +67,9 @@ def run_one(case: Case, seed: int, clean: bool) -> Result:
     model = build_model(cfg.model, data.input_shape, data.feature_dim, out_dim)
     if bug.model:
         bug.model(model)
-    callbacks = make_monitors(cfg) + (bug.callbacks() if bug.callbacks else [])
-    run = fit(cfg, model=model, data=data, callbacks=callbacks)
+    run = fit(cfg, model=model, data=data, callbacks=bug.callbacks() if bug.callbacks else [])
     records = run.history.records
-    found = diagnose(records, cfg, num_classes=data.num_classes, task=data.task, predictions=run.summary.get("test"))
+    found = run.findings
     return Result(
         case=case.name, seed=seed, clean=clean, expect=None if clean else case.expect, also=frozenset() if clean else case.also,
         ours={f.code for f in found if f.severity != "info"}, baseline=autotrainer.detect(records, cfg.train.epochs),

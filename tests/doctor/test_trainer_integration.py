@@ -8,11 +8,11 @@ import pytest
 
 from trainwise import fit
 from trainwise.callbacks.doctor import DoctorCallback
-from trainwise.callbacks.monitors import make_monitors
 from trainwise.config import build_config, merge_overrides
 from trainwise.core import Callback, State
 from trainwise.doctor import diagnose
 
+# The Trainer adds the monitors itself (from [monitors]) and, with doctor.live, a DoctorCallback.
 QUIET = {"train.progress": "none", "train.threads": 1, "train.report": False, "monitors.every_n_steps": 5, "train.epochs": 8}
 
 
@@ -21,20 +21,22 @@ def _config(**overrides):
 
 
 def test_run_directory_round_trip(tmp_path):
-    cfg = _config(**{"data.name": "digits", "model.hidden": [64]})
+    cfg = _config(**{"data.name": "digits", "model.hidden": [64], "doctor.live": False})
     lines: list[str] = []
-    fit(cfg, callbacks=[*make_monitors(cfg), DoctorCallback(emit=lines.append)], out=tmp_path)
+    run = fit(cfg, callbacks=[DoctorCallback(emit=lines.append)], out=tmp_path)
     last = json.loads((tmp_path / "history.jsonl").read_text().splitlines()[-1])
     assert {"grad_norm", "update_ratio/1", "dead_frac/1", "nonfinite_steps"} <= set(last)
     found = diagnose(tmp_path)
     assert found.codes[0] == "healthy" and lines == []
+    assert [f.code for f in run.findings] == found.codes
+    assert json.loads((tmp_path / "findings.json").read_text())["findings"][0]["code"] == "healthy"
 
 
 def test_broken_run_directory_uses_config_and_test_confusion(tmp_path):
     # The zoo's raw_cancer case: raw features in the thousands kill every ReLU in the first epoch.
     cfg = _config(**{"data.name": "breast_cancer", "data.normalize": False, "data.val_fraction": 0.2, "model.hidden": [64],
                      "optim.name": "sgd", "optim.lr": 1e-3, "train.epochs": 20})
-    fit(cfg, callbacks=make_monitors(cfg), out=tmp_path)
+    fit(cfg, out=tmp_path)
     found = diagnose(tmp_path)
     collapse = next(f for f in found if f.code == "prediction_collapse")
     assert collapse.evidence["source"] == "test confusion matrix"
@@ -55,7 +57,7 @@ class Poison(Callback):
 
 def test_rollback_inside_the_trainer():
     cfg = _config(**{"data.name": "digits", "model.hidden": [64], "monitors.nan_policy": "rollback", "train.epochs": 3})
-    run = fit(cfg, callbacks=[*make_monitors(cfg), Poison(30)])
+    run = fit(cfg, callbacks=[Poison(30)])
     records = run.history.records
     bad = next(i for i, r in enumerate(records) if r.get("event") == "nan_rollback")
     assert records[bad]["nonfinite_steps"] == 1

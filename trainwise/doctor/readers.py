@@ -154,11 +154,7 @@ def summary_meta(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    try:
-        records = History.load(path).records
-    except (json.JSONDecodeError, AttributeError) as err:
-        raise _bad(path, f"a line that is not a JSON object ({str(err).splitlines()[0]})",
-                   "each line of history.jsonl must be one JSON object per epoch") from None
+    records = History.load(path).records  # a bad line is already a one-line UserError naming it
     if not records:
         raise _bad(path, "an empty history", "diagnose a run that finished at least one epoch")
     return records
