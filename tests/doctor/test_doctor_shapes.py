@@ -268,7 +268,22 @@ def test_regression_at_a_resolution_change_names_the_boundary():
     f = diagnose(records(train_loss=decaying(1.8, 0.3, 13), val_loss=val, phase=phase), DIGITS)[0]
     assert f.code == "phase_regression" and f.epochs == (8, 13)
     assert (f.evidence["from_phase"], f.evidence["to_phase"], f.evidence["boundary_epoch"]) == ("res16", "res32", 8)
-    assert "resolution" in f.message and f.fixes[0] == "schedule.warmup_epochs=1"
+    assert f.evidence["change"] == "resolution" and f.fixes == ["optim.lr=3e-4"]
+
+
+@pytest.mark.parametrize(("old", "new", "kind"), [
+    ("res16+aug|head", "res16+aug|all", "unfreeze"),
+    ("res16+aug", "res28+aug", "resolution"),
+    ("res28+aug", "res28-noaug", "augment_off"),
+    ("plain", "mixup", "augment_on"),
+    ("run", "resumed", "resume"),
+    ("a", "b", "other"),
+])
+def test_phase_changes_are_read_from_the_labels(old, new, kind):
+    from trainwise.doctor.rules.phases import change_kind
+
+    assert change_kind(old, new, lr_jump=1.0) == kind
+    assert change_kind(old, new, lr_jump=10.0) == ("resume" if kind == "resume" else "lr")
 
 
 def test_brief_turn_at_a_boundary_is_a_transient_dip():

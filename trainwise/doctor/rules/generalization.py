@@ -81,7 +81,7 @@ def _severity_and_note(ctx: Context) -> tuple[str, str]:
 
 def _overfit(ctx: Context, onset: int, ev: dict, text: str) -> list[Finding]:
     severity, note = _severity_and_note(ctx)
-    fx = fixes.keep(fixes.early_stopping(ctx), fixes.more_weight_decay(ctx), fixes.more_dropout(ctx), "augment.mixup_alpha=0.2")
+    fx = fixes.keep(fixes.early_stopping(ctx), fixes.more_weight_decay(ctx), fixes.more_dropout(ctx), fixes.mixup(ctx))
     return [Finding("overfitting", severity, span(ctx, onset), ev, text + note, fx)]
 
 
@@ -207,9 +207,12 @@ def _explainers(ctx: Context) -> list[str]:
         found.append(f"dropout {ctx.max_dropout():g}")
     if float(ctx.cfg("model.drop_path", 0.0) or 0.0) > 0:
         found.append(f"drop path {ctx.cfg('model.drop_path'):g}")
-    for key, value in (ctx.cfg("augment", {}) or {}).items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 or value is True:
-            found.append(f"augment.{key}")
+    ops = [spec.get("op", "?") for spec in ctx.cfg("augment.train", []) or [] if isinstance(spec, dict)]
+    if ops:
+        found.append(f"augmentation ({', '.join(ops)})")
+    for key, name in (("mixup.mixup_alpha", "MixUp"), ("mixup.cutmix_alpha", "CutMix")):
+        if float(ctx.cfg(key, 0.0) or 0.0) > 0:
+            found.append(f"{name} (alpha {ctx.cfg(key):g})")
     for key in ("l1", "l2"):
         if float(ctx.cfg(f"regularization.{key}", 0.0) or 0.0) > 0:
             found.append(f"{key} penalty")
