@@ -10,7 +10,8 @@
   memory at FIT_START and at the end of every clean epoch), the LR is multiplied by ``nan_lr_factor``
   and the record gets ``event = "nan_rollback"``. After ``nan_max_rollbacks`` rollbacks it stops.
 
-Every policy records ``nonfinite_steps`` (bad steps in the epoch). The rollback LR factor is applied to
+Under ``train.precision = "fp16"`` only the loss is checked: an Inf gradient with a finite loss is a
+loss-scale overflow that GradScaler skips by itself. Every policy records ``nonfinite_steps``. The rollback LR factor is applied to
 the optimizer's param groups (and to a torch scheduler's ``base_lrs``) and kept, cumulative, in
 ``state.extras["lr_scale"]`` for a trainer that sets the LR itself each step.
 """
@@ -28,9 +29,9 @@ from trainwise.core import Callback, State
 POLICIES = ("stop", "skip", "rollback")
 
 
-def nonfinite_flag(loss: torch.Tensor | None, model: torch.nn.Module) -> torch.Tensor:
+def nonfinite_flag(loss: torch.Tensor | None, model: torch.nn.Module, grads: bool = True) -> torch.Tensor:
     """A 0-d bool tensor on the device: is the loss or any gradient NaN/Inf? (No host sync.)"""
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    grads = [p.grad for p in model.parameters() if p.grad is not None] if grads else []
     checks = []
     if loss is not None:
         checks.append(~torch.isfinite(loss.detach().float()).all())
@@ -84,7 +85,9 @@ class NanGuard(Callback):
 
     # ------------------------------------------------------------------ the check
     def on_after_backward(self, state: State) -> None:
-        flag = nonfinite_flag(state.loss, state.model)
+        # Under fp16 an Inf gradient with a finite loss is a loss-scale overflow that GradScaler already
+        # skips and answers by lowering the scale; only a non-finite loss is a problem there.
+        flag = nonfinite_flag(state.loss, state.model, grads=state.config.train.precision != "fp16")
         self._epoch_steps += 1
         if self.policy == "stop":
             self._accumulate(flag)
@@ -133,9 +136,10 @@ class NanGuard(Callback):
         self.rollbacks += 1
         self.lr_scale *= self.lr_factor
         for group in state.optimizer.param_groups:
-            group["lr"] *= self.lr_scale / snapshot_scale  # the restored groups carry the snapshot's LR
-            if "initial_lr" in group:
-                group["initial_lr"] *= self.lr_factor
+            # The restored groups carry the snapshot's LRs (OneCycleLR keeps its own in max_lr/min_lr).
+            for key in ("lr", "initial_lr", "max_lr", "min_lr"):
+                if key in group:
+                    group[key] *= self.lr_scale / snapshot_scale
         if hasattr(state.scheduler, "base_lrs"):
             state.scheduler.base_lrs = [lr * self.lr_factor for lr in state.scheduler.base_lrs]
         state.extras["lr_scale"] = self.lr_scale
