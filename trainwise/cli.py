@@ -285,6 +285,14 @@ def _tool_config(config: Optional[Path], set_: Optional[list[str]]):
     return load_config(config, set_ or [])
 
 
+def _interrupted(err: TrainingInterrupted, how_to_continue: str) -> typer.Exit:
+    """Ctrl-C or SIGTERM during a tool: say how to continue the tool, not the one run it was in."""
+    import signal
+
+    print(f"interrupted by {signal.Signals(err.signum).name}: {how_to_continue}", file=sys.stderr)
+    return typer.Exit(code=err.exit_code)
+
+
 def _default_tool_dir(kind: str, config: Optional[Path]) -> Path:
     """runs/<kind>-<config file stem>: the same command finds the same directory again."""
     return Path("runs") / f"{kind}-{config.stem if config else 'default'}"
@@ -327,9 +335,10 @@ def compare(
     html: Annotated[Optional[Path], typer.Option(help="Also write the comparison as one HTML file.")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the comparison as JSON.")] = None,
 ) -> None:
-    """Compare runs: config, metrics per epoch and at the end, findings.
+    """Compare runs: config, metric and finding differences.
 
-    The first run is the baseline; doctor findings that appeared or disappeared are listed by code.
+    The first run is the baseline. Metrics per epoch and at the end; doctor findings that appeared or
+    disappeared, by code.
     """
     from trainwise import atomic
     from trainwise.tools.compare import compare_runs
@@ -360,7 +369,10 @@ def cv(
     from trainwise.tools.cross_validation import cross_validate
 
     out = out or _default_tool_dir("cv", config)
-    result = cross_validate(_tool_config(config, set_), folds=folds, out=out, max_std=max_std)
+    try:
+        result = cross_validate(_tool_config(config, set_), folds=folds, out=out, max_std=max_std)
+    except TrainingInterrupted as err:
+        raise _interrupted(err, "run the same command again to continue (finished folds are kept, the interrupted one resumes)") from None
     print(result.to_text(), end="")
     print(f"summary: {out / 'cv_summary.json'} | fold runs: {out}/fold-1 ... fold-{folds}")
 
@@ -381,7 +393,7 @@ def search(
     set_: SetOpt = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Search directory (default: runs/search-<config>).")] = None,
 ) -> None:
-    """Hyperparameter search on Optuna, a run directory per trial.
+    """Hyperparameter search on Optuna, one run per trial.
 
     Writes trials.csv, best_config.toml and plots; running the command again continues the study.
     """
@@ -389,8 +401,11 @@ def search(
     from trainwise.tools.search import search as run_search
 
     out = out or _default_tool_dir("search", config)
-    result = run_search(_tool_config(config, set_), load_space(space), trials, out, sampler=sampler, pruner=pruner, storage=storage,
-                        workers=workers, metric=metric, study_name=study, seed=seed)
+    try:
+        result = run_search(_tool_config(config, set_), load_space(space), trials, out, sampler=sampler, pruner=pruner, storage=storage,
+                            workers=workers, metric=metric, study_name=study, seed=seed)
+    except TrainingInterrupted as err:
+        raise _interrupted(err, f"the study keeps its finished trials; run the same command again to continue it ({out})") from None
     print(result.to_text(), end="")
     print(f"search directory: {out} (trials.csv, best_config.toml, optimization_history.png, param_importances.png)")
 

@@ -77,6 +77,13 @@ def test_cross_validate_writes_folds_summary_findings_and_an_ensemble(tmp_path):
         assert torch.allclose(torch.sigmoid(out), p, atol=1e-5)
     assert 0.5 < summary["ensemble"]["test"]["acc"] <= 1
 
+    # The same cross-validation again: finished folds are read back, an interrupted one resumes.
+    (tmp_path / "fold-3" / "summary.json").unlink()  # as if fold 3 was interrupted after its last checkpoint
+    before = (tmp_path / "fold-1" / "history.jsonl").stat().st_mtime_ns
+    again = cross_validate(cfg, folds=3, out=tmp_path, max_std=0.0, diagnose=stand_in_diagnose)
+    assert (tmp_path / "fold-1" / "history.jsonl").stat().st_mtime_ns == before  # not trained again
+    assert again.summary["metrics"] == summary["metrics"] and again.summary["ensemble"] == summary["ensemble"]
+
     calm = cross_validate(cfg, folds=3, max_std=1.0)
     assert calm.summary["warnings"] == [] and calm.summary["doctor"]["available"] is False
 

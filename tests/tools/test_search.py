@@ -119,12 +119,12 @@ def test_search_directory_and_continuing_an_interrupted_study(tmp_path, space, m
     cfg = load_config(None, TINY)
     with pytest.raises(KeyboardInterrupt):
         search(cfg, space, 3, tmp_path, sampler="random", pruner="median")
-    assert [r["state"] for r in read_trials(tmp_path)] == ["COMPLETE", "FAIL"]  # the outputs were written anyway
+    assert [r["state"] for r in read_trials(tmp_path)] == ["COMPLETE", "INTERRUPTED"]  # the outputs were written anyway
 
     monkeypatch.setattr(search_module, "PruningCallback", PruningCallback)
     result = search(cfg, space, 3, tmp_path, sampler="random", pruner="median")  # the same command again
     rows = read_trials(tmp_path)
-    assert [r["number"] for r in rows] == ["0", "1", "2", "3"] and rows[1]["state"] == "FAIL"
+    assert [r["number"] for r in rows] == ["0", "1", "2", "3"] and rows[1]["state"] == "INTERRUPTED"
     assert sum(r["state"] in ("COMPLETE", "PRUNED") for r in rows) == 3  # the interrupted trial did not count
     assert rows[0]["optim.lr"] != rows[2]["optim.lr"]  # the continued study does not replay its proposals
     for name in ("optimization_history.png", "param_importances.png", "intermediate_values.png"):

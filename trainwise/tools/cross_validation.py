@@ -9,15 +9,16 @@ which samples land in validation.
 
     CV_DIR/
       fold-1/ ... fold-K/   ordinary run directories (trainwise compare / evaluate / resume work on them)
-      cv_summary.json       per-fold and mean ± std metrics, warnings, doctor findings, ensemble scores,
-                            each fold's normalization statistics
+      cv_summary.json       per-fold and mean ± std metrics, warnings, doctor findings, ensemble scores
 
-Standard deviations are sample standard deviations (ddof = 1) over the folds.
+Standard deviations are sample standard deviations (ddof = 1) over the folds. Running the same
+cross-validation again reads finished folds back and resumes an interrupted one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -32,9 +33,12 @@ from trainwise import atomic
 from trainwise.config import Config, build_config, read_config_file
 from trainwise.data import DataSplits, TensorData, _standardize, prepare_data
 from trainwise.errors import UserError
+from trainwise.history import History
 from trainwise.losses import probabilities
+from trainwise.saved_model import Preprocessed, describe_inputs, load_saved
 from trainwise.techniques.ensemble import average_probabilities
 from trainwise.techniques.tta import averaged_logits
+from trainwise.trainer import Run
 from trainwise.tools._shared import Diagnose, codes, final_metrics, findings_of, fmt, load_diagnose, text_table
 
 SPREAD_METRICS = ("val_acc", "test_acc")  # the accuracy spread the warning looks at (std above max_std)
@@ -87,59 +91,64 @@ def _normalize_fold(train: TensorData, val: TensorData, test: TensorData | None,
 # -------------------------------------------------------------------------------------- ensemble
 
 class FoldEnsemble(nn.Module):
-    """The fold models as one model of *raw* inputs: each member standardizes them with its own fold's
-    training statistics, and the ensemble averages the members' probabilities.
+    """The fold models as one model of *raw* inputs: each member (a ``trainwise.saved_model.Preprocessed``)
+    standardizes them with its own fold's training statistics; the ensemble averages their probabilities.
 
     ``forward`` returns log-probabilities (multiclass) or the logit of the mean probability (binary), so
     argmax / ``> 0`` predictions and trainwise's losses work on its output as on any model's logits.
     """
 
-    def __init__(self, models: list[nn.Module], task: str, normalization: list[dict] | None = None):
+    def __init__(self, members: list[nn.Module], task: str):
         super().__init__()
-        self.members = nn.ModuleList(models)
+        self.members = nn.ModuleList(members)
         self.task = task
-        self.scaled: list[list[bool]] = []  # per member, per input tensor: standardized or not
-        for k, norm in enumerate(normalization or [{}] * len(models)):
-            self.scaled.append([])
-            for i, name in enumerate(("input", "features")):
-                stats = norm.get(name)
-                self.scaled[k].append(stats is not None)
-                if stats is not None:
-                    self.register_buffer(f"mean_{k}_{i}", torch.tensor(stats["mean"], dtype=torch.float32))
-                    self.register_buffer(f"std_{k}_{i}", torch.tensor(stats["std"], dtype=torch.float32))
-
-    def member_inputs(self, k: int, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-        return tuple((x - getattr(self, f"mean_{k}_{i}")) / getattr(self, f"std_{k}_{i}") if self.scaled[k][i] else x
-                     for i, x in enumerate(inputs))
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        probs = [probabilities(m(*self.member_inputs(k, inputs)).float(), self.task) for k, m in enumerate(self.members)]
+        probs = [probabilities(m(*inputs).float(), self.task) for m in self.members]
         return averaged_logits(average_probabilities(probs), self.task)
 
 
 def load_cv_ensemble(cv_dir: str | Path, weights: str = "final") -> FoldEnsemble:
-    """Rebuild the fold models of a cross-validation directory as one :class:`FoldEnsemble` (eval mode).
+    """Rebuild the fold models of a cross-validation directory as one :class:`FoldEnsemble` (eval mode, CPU).
 
     It takes raw inputs (as the dataset gives them, before normalization) and returns logits.
     """
-    import json
-
-    from trainwise import checkpointing
-    from trainwise.models import build_model
-
     cv_dir = Path(cv_dir)
     summary_path = cv_dir / "cv_summary.json"
     if not summary_path.is_file():
         raise UserError(f"{cv_dir} is not a cross-validation directory", expected="cv_summary.json in it", fix="pass the --out of trainwise cv")
     summary = json.loads(summary_path.read_text())
-    out_dim = 1 if summary["task"] == "binary" else summary["num_classes"]
-    models = []
-    for fold_dir in summary["fold_dirs"]:
-        cfg = build_config(read_config_file(cv_dir / fold_dir / "config.toml"))
-        model = build_model(cfg.model, tuple(summary["input_shape"]), summary["feature_dim"], out_dim)
-        model.load_state_dict(checkpointing.load_weights(cv_dir / fold_dir / "checkpoints" / f"{weights}.safetensors"))
-        models.append(model)
-    return FoldEnsemble(models, summary["task"], summary["fold_normalization"]).eval()
+    return FoldEnsemble([load_saved(cv_dir / d, weights).model for d in summary["fold_dirs"]], summary["task"]).eval()
+
+
+def train_fold(config: Config, data: DataSplits, run_dir: Path | None) -> Run:
+    """Train one fold, or take it up where an earlier cross-validation left it.
+
+    A fold directory with this config is read back when it finished (summary.json and final weights)
+    and resumed from its checkpoint when it was interrupted; one with another config is trained again.
+    """
+    from trainwise.api import fit, resume
+
+    if run_dir is None or not (run_dir / "config.toml").is_file():
+        return fit(config, data=data, out=run_dir)
+    saved = build_config(read_config_file(run_dir / "config.toml"))
+    if not _same_config(saved, config):
+        return fit(config, data=data, out=run_dir)
+    if (run_dir / "summary.json").is_file() and (run_dir / "checkpoints" / "final.safetensors").is_file():
+        return Run(config=saved, model=load_saved(run_dir).model.model, history=History.load(run_dir / "history.jsonl"),
+                   summary=json.loads((run_dir / "summary.json").read_text()), run_dir=run_dir, data=data)
+    if (run_dir / "checkpoints" / "last.pt").is_file():
+        return resume(run_dir, data=data)
+    return fit(config, data=data, out=run_dir)
+
+
+def _same_config(saved: Config, config: Config) -> bool:
+    """Whether a fold directory was trained with ``config`` (progress output aside; lr = "auto" matches
+    the number it became)."""
+    a, b = (c.replace({"train.progress": "none"}).to_dict() for c in (saved, config))
+    if config.optim.lr == "auto":
+        a["optim"].pop("lr"), b["optim"].pop("lr")
+    return a == b
 
 
 # ------------------------------------------------------------------------------------------- run
@@ -170,7 +179,6 @@ class CVResult:
 def cross_validate(config: Config, folds: int = 5, out: str | Path | None = None, *, max_std: float = 0.05,
                    diagnose: Diagnose | None | str = "auto") -> CVResult:
     """Train one run per fold; return mean ± std of each metric, warnings, findings and the fold ensemble."""
-    from trainwise.api import fit
     from trainwise.trainer import Trainer
 
     out = Path(out) if out is not None else None
@@ -178,7 +186,7 @@ def cross_validate(config: Config, folds: int = 5, out: str | Path | None = None
     runs = []
     for k, data in enumerate(splits, start=1):
         print(f"fold {k}/{folds}", file=sys.stderr, flush=True)
-        runs.append(fit(config.replace({"train.progress": "none"}), data=data, out=out / f"fold-{k}" if out else None))
+        runs.append(train_fold(config.replace({"train.progress": "none"}), data, out / f"fold-{k}" if out else None))
     per_fold = [final_metrics({"history": r.history.records, "summary": r.summary}) for r in runs]
     common_keys = [m for m in per_fold[0] if all(m in f for f in per_fold)]
     metrics = {m: _stats([f[m] for f in per_fold]) for m in common_keys}
@@ -188,14 +196,14 @@ def cross_validate(config: Config, folds: int = 5, out: str | Path | None = None
                 "and trust differences between configs only beyond it; more data or repeated CV narrows it"
                 for m in SPREAD_METRICS if m in metrics and metrics[m]["std"] > max_std]
 
-    ensemble = FoldEnsemble([r.model for r in runs], pool.task, [s.normalization for s in splits]).eval()
+    members = [Preprocessed(r.model, describe_inputs(d, config.data)) for r, d in zip(runs, splits)]
+    ensemble = FoldEnsemble(members, pool.task).eval()
     summary: dict[str, Any] = {
         "folds": folds, "split_seed": config.data.split_seed, "stratified": True, "std": "sample (ddof=1)",
         "task": splits[0].task, "num_classes": splits[0].num_classes, "input_shape": list(splits[0].input_shape),
         "feature_dim": splits[0].feature_dim,
         "fold_dirs": [f"fold-{k}" for k in range(1, folds + 1)],
         "fold_sizes": [{"train": len(s.train), "val": len(s.val)} for s in splits],
-        "fold_normalization": [s.normalization for s in splits],
         "test_size": len(splits[0].test) if splits[0].test is not None else 0,
         "metrics": metrics, "per_fold": per_fold, "warnings": warnings,
     }

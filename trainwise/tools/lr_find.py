@@ -14,7 +14,9 @@ average with beta 0.98 trails by about two decades). Two rules read a learning r
   rate of the chain's middle point. It is the suggestion: lower than the steepest slope and less
   sensitive to one noisy step (fastai made the same choice).
 
-The sweep leaves no trace: model weights and buffers, optimizer state (learning rates included), grad
+The sweep's steps are plain ones (forward, loss, backward, clipping, optimizer step, in the run's
+precision) without the run's callbacks: augmentation, MixUp or penalties would change the loss the
+rules read. The sweep leaves no trace: model weights and buffers, optimizer state (learning rates included), grad
 scaler and every random generator are restored afterwards, so a fit after ``lr_find`` on the same
 Trainer equals a fit without it. Dropout masks during the sweep come from ``seed`` (``train.seed`` by
 default) and batches follow the Trainer's data order, so the same seed gives the same curve and the same

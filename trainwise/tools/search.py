@@ -45,7 +45,8 @@ The search directory::
     SEARCH_DIR/
       study.db (or journal.log)   the Optuna study
       trials/trial-0000/ ...       a run directory per trial
-      trials.csv                   one row per trial: state, value, parameters, pruned epoch, run directory
+      trials.csv                   one row per trial: state (INTERRUPTED: stopped by Ctrl-C, not counted),
+                                   value, parameters, pruned epoch, run directory
       best_config.toml             the base config with the best parameters: trainwise train best_config.toml
       best.json                    best trial number, value and parameters
       optimization_history.png, param_importances.png, intermediate_values.png
@@ -57,6 +58,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import multiprocessing
 import os
@@ -368,6 +370,7 @@ def run_worker(spec: SearchSpec, worker: int, n_trials: int) -> None:
     import torch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _quiet_interrupts()
     threads = torch.get_num_threads()
     if spec.threads:
         torch.set_num_threads(spec.threads)
@@ -379,6 +382,20 @@ def run_worker(spec: SearchSpec, worker: int, n_trials: int) -> None:
         study.optimize(make_objective(spec), n_trials=n_trials, callbacks=[_announce(spec, worker)])
     finally:
         torch.set_num_threads(threads)
+
+
+class _InterruptFilter(logging.Filter):
+    """Optuna logs a trial stopped by Ctrl-C as a failure with a traceback; the command says it in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        interrupted = record.exc_info is not None and isinstance(record.exc_info[1], KeyboardInterrupt)
+        return not interrupted and not record.getMessage().endswith("failed with value None.")
+
+
+def _quiet_interrupts() -> None:
+    for handler in logging.getLogger("optuna").handlers:  # Optuna's own handler (set up on import)
+        if not any(isinstance(f, _InterruptFilter) for f in handler.filters):
+            handler.addFilter(_InterruptFilter())
 
 
 def _announce(spec: SearchSpec, worker: int):
@@ -532,7 +549,7 @@ def write_outputs(spec: SearchSpec, space: list[Param], config: Config) -> Searc
     trials = study.get_trials(deepcopy=False)
     keys = [p.key for p in space]
     rows = [{
-        "number": t.number, "state": t.state.name, "value": t.value,
+        "number": t.number, "state": "INTERRUPTED" if t.user_attrs.get("interrupted") else t.state.name, "value": t.value,
         "pruned_epoch": max(t.intermediate_values) if t.state.name == "PRUNED" and t.intermediate_values else None,
         "duration_s": t.duration.total_seconds() if t.duration else None,
         "params": dict(t.params), "run_dir": t.user_attrs.get("run_dir"), "host": t.user_attrs.get("host"),
@@ -545,7 +562,8 @@ def write_outputs(spec: SearchSpec, space: list[Param], config: Config) -> Searc
                          r["run_dir"], r["host"]])
     atomic.write_text(out / "trials.csv", buf.getvalue())
 
-    counts = {s: sum(r["state"] == s for r in rows) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING") if any(r["state"] == s for r in rows)}
+    counts = {s: sum(r["state"] == s for r in rows) for s in ("COMPLETE", "PRUNED", "FAIL", "INTERRUPTED", "RUNNING")
+              if any(r["state"] == s for r in rows)}
     summary: dict[str, Any] = {
         "study": spec.study, "storage": redact(spec.storage), "metric": spec.metric, "direction": spec.direction,
         "sampler": spec.sampler, "pruner": spec.pruner, "seed": spec.seed, "space": space_to_dict_list(space),
