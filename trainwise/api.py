@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,11 @@ def fit(
     config: Config | str | Path | dict | None = None,
     *,
     model: torch.nn.Module | None = None,
-    train=None,
-    val=None,
-    test=None,
+    train: tuple[Any, ...] | None = None,
+    val: tuple[Any, ...] | None = None,
+    test: tuple[Any, ...] | None = None,
     data: DataSplits | None = None,
-    callbacks: list[Callback] = (),
+    callbacks: Sequence[Callback] = (),
     out: str | Path | None = None,
     **overrides: Any,
 ) -> Run:
@@ -68,7 +69,7 @@ def check_run_dir(run_dir: str | Path) -> Path:
 
 
 def resume(run_dir: str | Path, *, model: torch.nn.Module | None = None, data: DataSplits | None = None,
-           callbacks: list[Callback] = (), config: Config | None = None) -> Run:
+           callbacks: Sequence[Callback] = (), config: Config | None = None) -> Run:
     """Continue an interrupted run from ``checkpoints/last.pt`` (or ``previous.pt`` if the latest is corrupt)."""
     run_dir = check_run_dir(run_dir)
     saved = build_config(read_config_file(run_dir / "config.toml"), source=str(run_dir / "config.toml"))

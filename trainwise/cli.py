@@ -61,9 +61,14 @@ def main(version: Annotated[bool, typer.Option("--version", callback=_version, i
 
 ConfigArg = Annotated[Optional[Path], typer.Argument(help="TOML or YAML config (default: built-in defaults, digits + MLP).")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a config value: key.sub=value (repeatable).")]
+DevicesOpt = Annotated[int, typer.Option("--devices", min=1, help="Train data-parallel in N local processes (one per GPU, or CPU processes); see docs/distributed.md.")]
 
 
 def _print_summary(run) -> None:
+    from trainwise.distributed import is_main_process
+
+    if not is_main_process():  # data-parallel: rank 0 speaks for the run
+        return
     test = run.summary.get("test")
     line = f"run directory: {run.run_dir}" if run.run_dir else "done"
     if test:
@@ -80,23 +85,40 @@ def train(
     config: ConfigArg = None,
     set_: SetOpt = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (default: runs/<data>-<model>-<time>).")] = None,
+    devices: DevicesOpt = 1,
 ) -> None:
-    """Train, validate every epoch, test at the end, and write a run directory."""
+    """Train from a config and write a run directory.
+
+    Validates every epoch, tests at the end, and prints the test metrics.
+    """
+    from trainwise import distributed
     from trainwise.api import default_run_dir, fit
     from trainwise.config import load_config
 
     cfg = load_config(config, set_ or [])
-    run = fit(cfg, out=out or default_run_dir(cfg))
+    out = out or default_run_dir(cfg)
+    if devices > 1 and not distributed.launched():  # start the processes; each runs this command without --devices
+        argv = ["train", *([str(config)] if config else []), *[a for s in set_ or [] for a in ("--set", s)], "--out", str(out)]
+        raise typer.Exit(distributed.launch(devices, argv, f"trainwise resume {out} --devices {devices}"))
+    with distributed.failures_reported(f"trainwise resume {out}, under the same launcher"):
+        run = fit(cfg, out=out)
     _print_summary(run)
 
 
 @app.command()
 @user_errors
-def resume(run_dir: Annotated[Path, typer.Argument(help="Run directory to continue.")]) -> None:
+def resume(run_dir: Annotated[Path, typer.Argument(help="Run directory to continue.")], devices: DevicesOpt = 1) -> None:
     """Continue an interrupted run from its last checkpoint."""
+    from trainwise import distributed
+    from trainwise.api import check_run_dir
     from trainwise.api import resume as resume_run
 
-    _print_summary(resume_run(run_dir))
+    if devices > 1 and not distributed.launched():
+        check_run_dir(run_dir)
+        raise typer.Exit(distributed.launch(devices, ["resume", str(run_dir)], f"trainwise resume {run_dir} --devices {devices}"))
+    with distributed.failures_reported(f"trainwise resume {run_dir}, under the same launcher"):
+        run = resume_run(run_dir)
+    _print_summary(run)
 
 
 @app.command()
@@ -106,7 +128,7 @@ def evaluate(
     split: Annotated[str, typer.Option(help="test | val | train")] = "test",
     weights: Annotated[str, typer.Option(help="final | best | last")] = "final",
 ) -> None:
-    """Re-score a saved run on a split; prints the metrics as JSON."""
+    """Re-score a saved run on a split; prints JSON metrics."""
     from trainwise.api import evaluate as evaluate_run
 
     metrics = evaluate_run(run_dir, split=split, weights=weights)
@@ -119,7 +141,7 @@ def report(
     path: Annotated[Path, typer.Argument(help="Run directory or history file (history.jsonl, Keras/Lightning CSV).")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="HTML file (default: RUN/report.html).")] = None,
 ) -> None:
-    """Write the self-contained HTML report for a run or a history file."""
+    """Write the HTML report of a run or a history file."""
     from trainwise.report import render_report
 
     if not path.exists():
@@ -135,7 +157,7 @@ def diagnose(
     column: Annotated[Optional[list[str]], typer.Option("--column", "-c", help="Map a CSV column to a trainwise key: COLUMN=KEY (repeatable).")] = None,
     expect: Annotated[Optional[list[str]], typer.Option("--expect", help='An expectation such as "val_acc >= 0.85 at epoch 1" (repeatable).')] = None,
 ) -> None:
-    """Diagnose a run from its history: findings with epochs, evidence and concrete fixes."""
+    """Diagnose a run: findings with evidence and fixes."""
     from trainwise.doctor import diagnose as run_doctor
 
     columns = {}
@@ -159,7 +181,10 @@ def diagnose(
 @app.command("config-reference")
 @user_errors
 def config_reference(out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of stdout.")] = None) -> None:
-    """Print the config reference (every key, type, default and meaning), generated from the schema."""
+    """Print the config reference, generated from the schema.
+
+    Every key with its type, default and meaning (the source of docs/config.md).
+    """
     from trainwise.docs_gen import config_reference_markdown
 
     text = config_reference_markdown()
@@ -171,7 +196,10 @@ def config_reference(out: Annotated[Optional[Path], typer.Option(help="Write to 
 
 @app.command("scratch-example")
 def scratch_example() -> None:
-    """Walk through one forward/backward/update step of a tiny NumPy network, number by number."""
+    """Walk through one step of a tiny NumPy network.
+
+    One forward/backward/update step, number by number.
+    """
     from trainwise.scratch.example import main as example_main
 
     raise typer.Exit(example_main())
@@ -179,7 +207,10 @@ def scratch_example() -> None:
 
 @app.command("scratch-demo")
 def scratch_demo(names: Annotated[Optional[list[str]], typer.Argument(help="symmetry | init | vanishing | clipping | all")] = None) -> None:
-    """NumPy demonstrations: zero-init symmetry, activation variance per init, vanishing gradients, clipping."""
+    """NumPy demos of initialization, gradients and clipping.
+
+    Zero-init symmetry, activation variance per init, vanishing gradients, clipping.
+    """
     from trainwise.scratch.demos import main as demos_main
 
     raise typer.Exit(demos_main(names or ["all"]))
@@ -192,12 +223,58 @@ def ensemble(
     split: Annotated[str, typer.Option(help="test | val")] = "test",
     weights: Annotated[str, typer.Option(help="final | best | ema")] = "final",
 ) -> None:
-    """Average the class probabilities of several runs on a split; prints the ensemble's and each member's metrics as JSON."""
+    """Score the average of several runs' probabilities.
+
+    Prints the ensemble's and each member's metrics as JSON.
+    """
     from trainwise.techniques.ensemble import evaluate_ensemble
 
     metrics = evaluate_ensemble(run_dirs, split=split, weights=weights)
     print(json.dumps({k: v for k, v in metrics.items() if not k.startswith("per_class")}, indent=2))
 
 
+@app.command()
+@user_errors
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    input: Annotated[Path, typer.Argument(help="New data: .npz, .npy, .csv, IDX (*-ubyte[.gz]) or .pt file.")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write here: .json for JSON, else CSV (default: CSV to stdout).")] = None,
+    weights: Annotated[str, typer.Option(help="final | best | last")] = "final",
+) -> None:
+    """Predict classes and probabilities for new data.
+
+    Inputs are raw (as the data source gives them); the run's normalization is applied.
+    """
+    from trainwise.tools.predict import predict_file
+
+    text, note = predict_file(run_dir, input, out, weights)
+    if out is None:
+        sys.stdout.write(text)
+        print(note, file=sys.stderr)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        print(f"wrote {out}: {note}")
+
+
+@app.command()
+@user_errors
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="torchscript | onnx")] = "onnx",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="File (default: RUN/exported/model.onnx or model.torchscript.pt).")] = None,
+    weights: Annotated[str, typer.Option(help="final | best | last")] = "final",
+) -> None:
+    """Export to TorchScript or ONNX and check the outputs.
+
+    The exported model takes raw inputs (normalization included) and returns logits.
+    """
+    from trainwise.tools.export import export as export_run
+
+    done = export_run(run_dir, format, out, weights=weights)
+    print(f"wrote {done.path} ({done.format}); largest difference from PyTorch on check batches: "
+          f"{done.max_abs_diff:.2g} ({done.checked_with})")
+
+
 def run() -> None:
-    app()
+    app(prog_name="trainwise")  # also under python -m trainwise, so that shell completion finds the command

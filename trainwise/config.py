@@ -52,6 +52,7 @@ class DataConfig(_Section):
     )
     num_workers: int = Field(2, ge=0, description="DataLoader workers (loader = dataloader)")
     drop_last: bool = Field(False, description="drop the last incomplete training batch")
+    per_device_batch: bool = Field(False, description="data-parallel runs: batch_size is per process (global batch = batch_size x processes)")
 
     @field_validator("classes")
     @classmethod
@@ -188,6 +189,8 @@ class TrainConfig(_Section):
     compile: bool = Field(False, description="torch.compile the model (pays off on GPUs for longer runs; use data.drop_last=true so batch shapes stay fixed)")
     compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = Field(
         "default", description="torch.compile mode (reduce-overhead uses CUDA graphs)")
+    sync_batchnorm: bool = Field(False, description="data-parallel runs on GPUs: batch norm statistics over the global batch (SyncBatchNorm)")
+    dist_timeout_s: float = Field(600.0, gt=0.0, description="data-parallel runs: seconds a process waits for the others before it stops with an error")
 
 
 class MonitorsConfig(_Section):
@@ -298,6 +301,17 @@ class EvaluationConfig(_Section):
     tta_flip: bool = Field(False, description="average the probabilities of each image and its mirror image")
 
 
+class LoggingConfig(_Section):
+    """Experiment loggers (optional packages: tensorboard, mlflow), off unless enabled here."""
+
+    tensorboard: bool = Field(False, description="write TensorBoard event files (pip install tensorboard)")
+    tensorboard_dir: str | None = Field(None, description="event file directory (default: <run dir>/tensorboard)")
+    mlflow: bool = Field(False, description="log params, epoch metrics and artifacts to MLflow (pip install mlflow)")
+    mlflow_tracking_uri: str | None = Field(None, description="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else MLflow's own default)")
+    mlflow_experiment: str = Field("trainwise", description="MLflow experiment name (created when missing)")
+    every_n_steps: int = Field(50, gt=0, description="log the step loss and lr every k optimizer steps (each read waits for the device)")
+
+
 class Config(_Section):
     """The whole run configuration."""
 
@@ -318,6 +332,9 @@ class Config(_Section):
     finetune: FinetuneConfig = FinetuneConfig()
     progressive: ProgressiveConfig = ProgressiveConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+
+
+    logging: LoggingConfig = LoggingConfig()
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)

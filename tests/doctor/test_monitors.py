@@ -160,10 +160,18 @@ class PoisonAt(Callback):
         self.count += 1
 
 
-def test_stop_policy_names_the_first_bad_step():
-    run = train(SHORT, callbacks=[PoisonAt({30}), NanGuard("stop", every_n_steps=1000)])
+def test_stop_policy_names_the_first_bad_step_when_sampled():
+    run = train(SHORT, callbacks=[PoisonAt({30}), NanGuard("stop", every_n_steps=1)])
     assert run.state.stop and len(run.records) == 2  # 23 steps per epoch: step 31 is in epoch 2
     assert "optimizer step 31 (epoch 2)" in run.state.stop_reason and "optim.lr" in run.state.stop_reason
+    assert run.records[1]["nonfinite_steps"] >= 1
+
+
+def test_stop_policy_catches_an_unsampled_bad_step_at_the_epoch_end():
+    # Unsampled steps are not checked one by one: the epoch's summed training loss carries the NaN.
+    run = train(SHORT, callbacks=[PoisonAt({30}), NanGuard("stop", every_n_steps=1000)])
+    assert run.state.stop and len(run.records) == 2
+    assert "NaN/Inf training loss in epoch 2" in run.state.stop_reason and "optim.lr" in run.state.stop_reason
     assert run.records[1]["nonfinite_steps"] >= 1
 
 

@@ -1,7 +1,11 @@
 """NaN guard: what happens when a step's loss or gradients are NaN/Inf (``monitors.nan_policy``).
 
-* ``stop``: the check runs on the device every step (no sync); its result is read on sampled steps and
-  at EVAL_END, and training stops with a reason that names the first bad step and what to try.
+* ``stop``: the full check (loss and every gradient) runs on sampled steps (every
+  ``monitors.every_n_steps``) and is read there; the other steps cost nothing, because the trainer
+  already sums every step's loss on the device for the epoch's ``train_loss``: a NaN/Inf loss at any
+  step makes it NaN/Inf, and a NaN gradient under a finite loss poisons the weights, so the next loss
+  shows it. At EVAL_END a non-finite ``train_loss`` stops training, naming the epoch and what to try.
+  Checking every gradient every step cost 17% of a 6 ms GPU step (dozens of kernel launches; measured).
 * ``skip``: the bad step is skipped (``state.skip_step = True``: the trainer zeroes the gradients and
   does not call ``optimizer.step``). Deciding before the step needs the flag on the host, so this policy
   costs one small sync per step, the same price ``torch.amp.GradScaler`` pays. An epoch in which every
@@ -19,6 +23,7 @@ the optimizer's param groups (and to a torch scheduler's ``base_lrs``) and kept,
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import torch
@@ -87,13 +92,13 @@ class NanGuard(Callback):
     def on_after_backward(self, state: State) -> None:
         # Under fp16 an Inf gradient with a finite loss is a loss-scale overflow that GradScaler already
         # skips and answers by lowering the scale; only a non-finite loss is a problem there.
-        flag = nonfinite_flag(state.loss, state.model, grads=state.config.train.precision != "fp16")
         self._epoch_steps += 1
         if self.policy == "stop":
-            self._accumulate(flag)
             if is_sampled(state, self.every_n_steps):
+                self._accumulate(nonfinite_flag(state.loss, state.model, grads=state.config.train.precision != "fp16"))
                 self._check_stop(state)
             return
+        flag = nonfinite_flag(state.loss, state.model, grads=state.config.train.precision != "fp16")
         if not bool(flag):  # skip/rollback must decide before optimizer.step: one sync
             return
         self._epoch_bad += 1
@@ -154,6 +159,11 @@ class NanGuard(Callback):
         if self.policy == "stop":
             self._check_stop(state)
             state.record["nonfinite_steps"] = int(self._bad_dev) if self._bad_dev is not None else 0
+            loss = state.record.get("train_loss")
+            if isinstance(loss, float) and not math.isfinite(loss):
+                state.record["nonfinite_steps"] = max(state.record["nonfinite_steps"], 1)
+                self._stop(state, f"NaN/Inf training loss in epoch {state.epoch}; lower optim.lr, set train.grad_clip_norm=1.0, "
+                           "use train.precision=fp32, or set monitors.nan_policy=skip or rollback to ride over isolated bad batches")
         else:
             state.record["nonfinite_steps"] = self._epoch_bad
             if self.policy == "skip" and self._epoch_steps and self._epoch_bad == self._epoch_steps:

@@ -1,0 +1,1 @@
+"""Tools that work with runs and run directories, one per module."""
