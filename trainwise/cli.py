@@ -66,6 +66,8 @@ def _print_summary(run) -> None:
         line += f" | test_acc {test['acc']:.4f} | test_loss {test['loss']:.4f} | test_macro_f1 {test['macro_f1']:.4f}"
     print(line)
     print(f"stopped: {run.summary['stop_reason']}")
+    if run.summary.get("report"):
+        print(f"report: {run.summary['report']}")
 
 
 @app.command()
@@ -107,6 +109,20 @@ def evaluate(
     print(json.dumps({k: v for k, v in metrics.items() if not k.startswith("per_class")}, indent=2))
 
 
+@app.command()
+@user_errors
+def report(
+    path: Annotated[Path, typer.Argument(help="Run directory or history file (history.jsonl, Keras/Lightning CSV).")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="HTML file (default: RUN/report.html).")] = None,
+) -> None:
+    """Write the self-contained HTML report for a run or a history file."""
+    from trainwise.report import render_report
+
+    if not path.exists():
+        raise UserError(f"{str(path)!r} does not exist", expected="a run directory or a history file")
+    print(render_report(path, out))
+
+
 @app.command("config-reference")
 @user_errors
 def config_reference(out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of stdout.")] = None) -> None:
@@ -118,6 +134,22 @@ def config_reference(out: Annotated[Optional[Path], typer.Option(help="Write to 
         out.write_text(text)
     else:
         print(text)
+
+
+@app.command("scratch-example")
+def scratch_example() -> None:
+    """Walk through one forward/backward/update step of a tiny NumPy network, number by number."""
+    from trainwise.scratch.example import main as example_main
+
+    raise typer.Exit(example_main())
+
+
+@app.command("scratch-demo")
+def scratch_demo(names: Annotated[Optional[list[str]], typer.Argument(help="symmetry | init | vanishing | clipping | all")] = None) -> None:
+    """NumPy demonstrations: zero-init symmetry, activation variance per init, vanishing gradients, clipping."""
+    from trainwise.scratch.demos import main as demos_main
+
+    raise typer.Exit(demos_main(names or ["all"]))
 
 
 @app.command()

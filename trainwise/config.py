@@ -55,7 +55,7 @@ class DataConfig(_Section):
 class ModelConfig(_Section):
     """Which network. ``name`` is a registered builder or ``package.module:factory``."""
 
-    name: str = Field("mlp", description="mlp | cnn | resnet | fusion | package.module:factory")
+    name: str = Field("mlp", description="mlp | cnn | convnet | resnet | fusion | package.module:factory")
     hidden: list[int] = Field([128, 64], description="mlp: hidden layer sizes")
     activation: str = Field("relu", description="relu | leaky_relu | gelu | silu | tanh | sigmoid | elu | selu")
     dropout: float | list[float] = Field(0.0, description="dropout rate, one for all layers or one per layer")
@@ -149,6 +149,11 @@ class TrainConfig(_Section):
     grad_clip_value: float | None = Field(None, gt=0.0, description="clip each gradient entry to [-v, v]")
     progress: Literal["auto", "bar", "log", "none"] = Field("auto", description="bar on a terminal, log lines otherwise")
     threads: int | None = Field(None, gt=0, description="torch CPU threads (None: torch's default)")
+    report: bool = Field(True, description="write report.html into the run directory at the end")
+    channels_last: bool = Field(False, description="NHWC memory format for conv nets (faster with bf16 on GPUs)")
+    compile: bool = Field(False, description="torch.compile the model (pays off on GPUs for longer runs; use data.drop_last=true so batch shapes stay fixed)")
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = Field(
+        "default", description="torch.compile mode (reduce-overhead uses CUDA graphs)")
 
 
 class MonitorsConfig(_Section):

@@ -29,7 +29,9 @@ class MetricAccumulator:
         """``loss`` is the batch mean; the sum is weighted by batch size so the epoch mean is exact."""
         n = targets.shape[0]
         self.loss_sum += loss.detach().double() * n
-        self.confusion += torch.bincount(targets * self.k + preds, minlength=self.k * self.k)
+        # scatter_add into a fixed-size tensor: bincount on CUDA reads the maximum back to the host.
+        index = targets * self.k + preds
+        self.confusion.scatter_add_(0, index, torch.ones_like(index))
         self.count += n
 
     def compute(self, task: str) -> dict:

@@ -100,6 +100,10 @@ class Trainer:
         self.model = (model if model is not None else build_model(cfg.model, self.data.input_shape, self.data.feature_dim, out_dim)).to(self.device)
         apply_init(self.model, cfg)  # init.scheme (default: leave the model as built)
         self._check_model_output(out_dim)
+        if cfg.train.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        # The compiled wrapper shares parameters with self.model; state dicts and hooks use self.model.
+        self.forward = torch.compile(self.model, mode=cfg.train.compile_mode) if cfg.train.compile else self.model
 
         self.train_loader = make_loader(self.data.train, cfg.data.batch_size, self.device, shuffle=True, seed=cfg.train.seed,
                                         drop_last=cfg.data.drop_last, mode=cfg.data.loader, num_workers=cfg.data.num_workers)
@@ -176,7 +180,8 @@ class Trainer:
                 self.fire(Event.EPOCH_START)
                 started = time.perf_counter()
                 self.train_epoch(epoch, start_batch=self.start_batch if epoch == self.start_epoch else 0)
-                state.record = self.end_of_epoch_record(epoch, time.perf_counter() - started)
+                train = self.train_metrics.compute(self.task)  # waits for the device, so the time is honest
+                state.record = self.end_of_epoch_record(epoch, train, time.perf_counter() - started)
                 self.fire(Event.EVAL_END)
                 if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                     self.scheduler.step(state.record.get(cfg.schedule.monitor, state.record["train_loss"]))
@@ -215,7 +220,7 @@ class Trainer:
         """Forward, loss, backward, clip, step: one optimizer step on ``state.inputs``/``state.targets``."""
         state, cfg = self.state, self.config
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-            state.outputs = self.model(*state.inputs)
+            state.outputs = self.forward(*state.inputs)
             state.loss = task_loss(state.outputs.float(), state.targets, self.task, cfg.regularization.label_smoothing)
         self.fire(Event.AFTER_LOSS)  # penalties (L1/L2) add to state.loss here
         self.scaler.scale(state.loss).backward()
@@ -257,11 +262,10 @@ class Trainer:
             inputs = transform(inputs)
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
             if self.config.evaluation.tta_flip:
-                return flip_logits(self.model, inputs, self.task)
-            return self.model(*inputs).float()
+                return flip_logits(self.forward, inputs, self.task)
+            return self.forward(*inputs).float()
 
-    def end_of_epoch_record(self, epoch: int, train_seconds: float) -> dict[str, Any]:
-        train = self.train_metrics.compute(self.task)
+    def end_of_epoch_record(self, epoch: int, train: dict[str, Any], train_seconds: float) -> dict[str, Any]:
         record: dict[str, Any] = {"epoch": epoch, "step": self.state.step, "train_loss": train["loss"], "train_acc": train["acc"]}
         if "val" in self.eval_loaders:
             val = self.evaluate("val")
@@ -294,6 +298,10 @@ class Trainer:
         if self.run_dir is not None:
             atomic.write_json(self.run_dir / "summary.json", summary)
             checkpointing.save_weights(self.model, self.run_dir / "checkpoints" / "final.safetensors", {"epoch": state.epoch})
+            if self.config.train.report:
+                from trainwise.report import render_report
+
+                summary["report"] = str(render_report(self.run_dir))
         return summary
 
     def _write_run_files(self) -> None:

@@ -17,11 +17,12 @@ from torch import nn
 from trainwise.config import ModelConfig
 from trainwise.errors import UserError, unknown_name
 from trainwise.models.cnn import build_cnn
+from trainwise.models.convnet import build_convnet
 from trainwise.models.fusion import build_fusion
 from trainwise.models.mlp import build_mlp
 from trainwise.models.resnet import build_resnet
 
-MODELS = {"mlp": build_mlp, "cnn": build_cnn, "resnet": build_resnet, "fusion": build_fusion}
+MODELS = {"mlp": build_mlp, "cnn": build_cnn, "convnet": build_convnet, "resnet": build_resnet, "fusion": build_fusion}
 
 
 def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], feature_dim: int, out_dim: int) -> nn.Module:

@@ -1,0 +1,348 @@
+"""Fashion-MNIST time-to-accuracy on one GPU: trainwise against a hand-written loop and PyTorch Lightning.
+
+All rows train the same network (benchmarks' reference model: a 64-channel conv stem, three
+(conv-BN-GELU) x2 + max-pool blocks of 128, 256, 256 channels, global max pool, linear head) with the
+same hyperparameters (Nesterov SGD, warm-up then linear decay, label smoothing 0.1, flip + 2-pixel
+translate, bf16 autocast, channels_last), in one process, one after the other. Test accuracy is measured
+after every epoch, outside the timed training time (the device is synchronized before each clock read).
+
+    python benchmarks/speed/bench.py                      # all rows, 10 epochs, on the GPU
+    python benchmarks/speed/bench.py --rows hand,trainwise --epochs 3
+    python benchmarks/speed/bench.py --smoke              # a tiny CPU run that checks the code paths
+
+Prints a table and writes it as JSON (--json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from trainwise.config import Config, ModelConfig  # noqa: E402
+from trainwise.data.sources import FASHION_FILES, fashion_mnist_dir, read_idx  # noqa: E402
+from trainwise.models.convnet import build_convnet  # noqa: E402
+
+MEAN, STD = 0.2860, 0.3530  # Fashion-MNIST pixel statistics (training split)
+
+
+@dataclass
+class Settings:
+    epochs: int = 10
+    batch_size: int = 512
+    lr: float = 0.2
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    warmup_epochs: float = 1.0
+    channels: tuple[int, ...] = (64, 128, 256, 256)
+    train_subset: int | None = None
+    device: str = "cuda"
+    precision: str = "bf16"
+
+
+@dataclass
+class Result:
+    name: str
+    epoch_times: list[float] = field(default_factory=list)
+    test_acc: list[float] = field(default_factory=list)
+    setup_s: float = 0.0
+    note: str = ""
+
+    def time_to(self, target: float) -> tuple[float, int] | None:
+        total = 0.0
+        for i, (t, a) in enumerate(zip(self.epoch_times, self.test_acc)):
+            total += t
+            if a >= target:
+                return total, i + 1
+        return None
+
+
+# ------------------------------------------------------------------------------------------ data
+
+def load_fashion(settings: Settings):
+    base = fashion_mnist_dir(None)
+    arrays = {}
+    for key, stem in FASHION_FILES.items():
+        path = base / (stem + ".gz") if (base / (stem + ".gz")).exists() else base / stem
+        arrays[key] = read_idx(path)
+    norm = lambda a: ((torch.from_numpy(a).float() / 255.0 - MEAN) / STD).unsqueeze(1)  # noqa: E731
+    x, y = norm(arrays["x"]), torch.from_numpy(arrays["y"]).long()
+    xt, yt = norm(arrays["x_test"]), torch.from_numpy(arrays["y_test"]).long()
+    if settings.train_subset:
+        x, y = x[: settings.train_subset], y[: settings.train_subset]
+        xt, yt = xt[: settings.train_subset // 5], yt[: settings.train_subset // 5]
+    return x, y, xt, yt
+
+
+def flip_translate(x: torch.Tensor, pad: int = 2) -> torch.Tensor:
+    """Random horizontal flip and a random translation of up to ``pad`` pixels (zero padding), batched."""
+    n, c, h, w = x.shape
+    flip = torch.rand(n, device=x.device) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), device=x.device)
+    dx = torch.randint(0, 2 * pad + 1, (n,), device=x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # (n, h, 1)
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]  # (n, 1, w)
+    out = padded[torch.arange(n, device=x.device)[:, None, None], :, rows, cols]  # (n, h, w, c)
+    return out.permute(0, 3, 1, 2)
+
+
+def lr_factor(step: int, steps_per_epoch: int, settings: Settings) -> float:
+    """Linear warm-up from 0.01, then linear decay to 0 (trainwise's schedule.name = "linear")."""
+    warmup = round(settings.warmup_epochs * steps_per_epoch)
+    total = steps_per_epoch * settings.epochs
+    if step < warmup:
+        return 0.01 + 0.99 * step / warmup
+    return 1 - min(step - warmup, total - warmup) / max(total - warmup, 1)
+
+
+def make_model(settings: Settings) -> torch.nn.Module:
+    cfg = ModelConfig(name="convnet", channels=list(settings.channels), activation="gelu")
+    return build_convnet(cfg, input_shape=(1, 28, 28), out_dim=10).to(settings.device, memory_format=torch.channels_last)
+
+
+def make_optimizer(model, settings: Settings):
+    return torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum, nesterov=True,
+                           weight_decay=settings.weight_decay)
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+@torch.no_grad()
+def test_accuracy(model, xt, yt, settings: Settings) -> float:
+    model.eval()
+    correct = torch.zeros((), device=settings.device, dtype=torch.long)
+    for i in range(0, len(yt), 2000):
+        with torch.autocast(settings.device.split(":")[0], dtype=torch.bfloat16, enabled=settings.precision == "bf16"):
+            correct += (model(xt[i : i + 2000]).argmax(1) == yt[i : i + 2000]).sum()
+    model.train()
+    return correct.item() / len(yt)
+
+
+# ------------------------------------------------------------------------------------------ rows
+
+def hand_loop(settings: Settings, data, dataloader: bool = False) -> Result:
+    """The reference: a plain loop a practitioner would write, data resident on the device (or a DataLoader)."""
+    x, y, xt, yt = data
+    dev = settings.device
+    result = Result("hand-written loop, DataLoader (4 workers, pinned)" if dataloader else "hand-written loop, data on the GPU")
+    torch.manual_seed(0)
+    model = make_model(settings)
+    opt = make_optimizer(model, settings)
+    xt_d, yt_d = xt.to(dev), yt.to(dev)
+    if dataloader:
+        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=settings.batch_size, shuffle=True,
+                                             num_workers=4, pin_memory=True, persistent_workers=True)
+        steps_per_epoch = len(loader)
+    else:
+        xd, yd = x.to(dev), y.to(dev)
+        steps_per_epoch = -(-len(y) // settings.batch_size)
+    step = 0
+    for epoch in range(settings.epochs):
+        sync(dev)
+        start = time.perf_counter()
+        if dataloader:
+            batches = ((xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)) for xb, yb in loader)
+        else:
+            order = torch.randperm(len(yd), device=dev)
+            batches = ((xd[order[i : i + settings.batch_size]], yd[order[i : i + settings.batch_size]])
+                       for i in range(0, len(yd), settings.batch_size))
+        for xb, yb in batches:
+            for group in opt.param_groups:
+                group["lr"] = settings.lr * lr_factor(step, steps_per_epoch, settings)
+            with torch.autocast(dev.split(":")[0], dtype=torch.bfloat16, enabled=settings.precision == "bf16"):
+                loss = F.cross_entropy(model(flip_translate(xb)), yb, label_smoothing=settings.label_smoothing)
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+        sync(dev)
+        result.epoch_times.append(time.perf_counter() - start)
+        result.test_acc.append(test_accuracy(model, xt_d, yt_d, settings))
+    return result
+
+
+def trainwise_run(settings: Settings, data, name: str, overrides: dict | None = None, monitors: bool = False) -> Result:
+    """trainwise's Trainer with the same model, data, schedule and hyperparameters."""
+    from trainwise import Callback, Trainer
+    from trainwise.data import DataSplits, TensorData
+
+    x, y, xt, yt = data
+    cfg = Config().replace({
+        "data.name": "fashion_mnist", "data.val_fraction": 0.0, "data.batch_size": settings.batch_size, "data.eval_batch_size": 2000,
+        "model.name": "convnet", "model.channels": list(settings.channels), "model.activation": "gelu",
+        "optim.name": "sgd", "optim.lr": settings.lr, "optim.momentum": settings.momentum, "optim.nesterov": True,
+        "optim.weight_decay": settings.weight_decay, "optim.no_decay_bias_norm": False,
+        "schedule.name": "linear", "schedule.warmup_epochs": settings.warmup_epochs, "schedule.warmup_start_factor": 0.01,
+        "regularization.label_smoothing": settings.label_smoothing,
+        "train.epochs": settings.epochs, "train.device": settings.device, "train.precision": settings.precision,
+        "train.channels_last": True, "train.progress": "none", "train.report": False,
+        "monitors.enabled": monitors, **(overrides or {}),
+    })
+    splits = DataSplits(train=TensorData((x,), y), val=None, test=TensorData((xt,), yt), num_classes=10, task="multiclass",
+                        input_shape=(1, 28, 28))
+    result = Result(name)
+
+    class TestEveryEpoch(Callback):
+        def on_epoch_end(self, state):
+            result.epoch_times.append(state.record["time_s"])
+            result.test_acc.append(trainer.evaluate("test")["acc"])
+
+    torch.manual_seed(0)
+    start = time.perf_counter()
+    callbacks = [TestEveryEpoch()]
+    if "augment" not in (overrides or {}) and not _has_augment_config():
+        callbacks.append(_FlipTranslate())  # until trainwise's augmentation config is available
+    trainer = Trainer(cfg, data=splits, callbacks=callbacks)
+    result.setup_s = time.perf_counter() - start
+    trainer.fit()
+    return result
+
+
+def _has_augment_config() -> bool:
+    return "augment" in Config.model_fields
+
+
+def _flip_translate_callback():
+    from trainwise import Callback
+
+    class FlipTranslate(Callback):
+        def on_batch_start(self, state):
+            state.inputs = (flip_translate(state.inputs[0]),)
+
+    return FlipTranslate
+
+
+class _FlipTranslate:  # built lazily so the module imports without trainwise's callbacks loaded
+    def __new__(cls):
+        return _flip_translate_callback()()
+
+
+def lightning_run(settings: Settings, data, lean: bool) -> Result:
+    import lightning as L
+
+    x, y, xt, yt = data
+    dev = settings.device
+    result = Result("PyTorch Lightning, lean settings" if lean else "PyTorch Lightning, defaults")
+    xt_d, yt_d = xt.to(dev), yt.to(dev)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=settings.batch_size, shuffle=True,
+                                         num_workers=4, pin_memory=True, persistent_workers=True)
+    steps_per_epoch = len(loader)
+
+    class Module(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = make_model(settings)
+
+        def training_step(self, batch, _):
+            xb, yb = batch
+            loss = F.cross_entropy(self.net(flip_translate(xb)), yb, label_smoothing=settings.label_smoothing)
+            if not lean:
+                self.log("train_loss", loss, prog_bar=True)
+            return loss
+
+        def configure_optimizers(self):
+            opt = make_optimizer(self.net, settings)
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps_per_epoch, settings))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    class Timer(L.Callback):
+        def on_train_epoch_start(self, trainer, module):
+            sync(dev)
+            self.start = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer, module):
+            sync(dev)
+            result.epoch_times.append(time.perf_counter() - self.start)
+            result.test_acc.append(test_accuracy(module.net, xt_d, yt_d, settings))
+
+    torch.manual_seed(0)
+    module = Module()
+    kwargs = dict(max_epochs=settings.epochs, accelerator="gpu", devices=1, precision="bf16-mixed", callbacks=[Timer()])
+    if lean:
+        kwargs |= dict(enable_progress_bar=False, logger=False, enable_checkpointing=False, enable_model_summary=False)
+    else:
+        kwargs |= dict(default_root_dir="/tmp/lightning_default")
+    L.Trainer(**kwargs).fit(module, loader)
+    return result
+
+
+# ------------------------------------------------------------------------------------------ table
+
+def table(results: list[Result], reference: str | None) -> str:
+    ref = next((r for r in results if r.name == reference), None)
+    ref_epoch = statistics.median(ref.epoch_times[1:] or ref.epoch_times) if ref else None
+    lines = ["| setup | training time | s/epoch (median, epochs 2+) | vs hand loop | test acc (last) | time to 93% | time to 94% |",
+             "|---|---|---|---|---|---|---|"]
+    for r in results:
+        per_epoch = statistics.median(r.epoch_times[1:] or r.epoch_times)
+        ratio = f"{per_epoch / ref_epoch:.3f}x" if ref_epoch else "-"
+        t93, t94 = r.time_to(0.93), r.time_to(0.94)
+        fmt = lambda t: f"{t[0]:.2f} s (epoch {t[1]})" if t else "-"  # noqa: E731
+        lines.append(f"| {r.name}{' ' + r.note if r.note else ''} | {sum(r.epoch_times):.2f} s | {per_epoch:.3f} | {ratio} | "
+                     f"{r.test_acc[-1]:.4f} | {fmt(t93)} | {fmt(t94)} |")
+    return "\n".join(lines)
+
+
+ROWS = ("hand", "hand-dataloader", "trainwise", "trainwise-monitors", "trainwise-compile", "lightning-lean", "lightning")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {', '.join(ROWS)}")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--lr", type=float, default=0.2)
+    p.add_argument("--smoke", action="store_true", help="tiny CPU run to check the code paths")
+    p.add_argument("--json", type=Path, help="also write the results here")
+    args = p.parse_args(argv)
+    settings = Settings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+    if args.smoke:
+        settings = Settings(epochs=2, batch_size=128, channels=(8, 16, 16, 16), train_subset=2000, device="cpu", precision="fp32")
+    rows = args.rows.split(",")
+    data = load_fashion(settings)
+    if settings.device == "cuda":
+        print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}", flush=True)
+        torch.backends.cudnn.benchmark = True
+    results = []
+    for row in rows:
+        print(f"running {row} ...", flush=True)
+        if row == "hand":
+            results.append(hand_loop(settings, data))
+        elif row == "hand-dataloader":
+            results.append(hand_loop(settings, data, dataloader=True))
+        elif row == "trainwise":
+            results.append(trainwise_run(settings, data, "trainwise, same settings"))
+        elif row == "trainwise-monitors":
+            results.append(trainwise_run(settings, data, "trainwise, same settings + default monitors", monitors=True))
+        elif row == "trainwise-compile":
+            results.append(trainwise_run(settings, data, "trainwise, same settings + torch.compile", {"train.compile": True}))
+        elif row in ("lightning", "lightning-lean"):
+            if settings.device != "cuda":
+                continue
+            results.append(lightning_run(settings, data, lean=row == "lightning-lean"))
+        print(f"  epochs: {[round(t, 3) for t in results[-1].epoch_times]} acc: {[round(a, 4) for a in results[-1].test_acc]}", flush=True)
+    print()
+    print(table(results, "hand-written loop, data on the GPU"))
+    if args.json:
+        args.json.write_text(json.dumps([r.__dict__ for r in results], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,327 @@
+"""Hand-written histories for shapes that real runs make too rarely to rely on: one dip, a resolution
+change, monitor statistics without (and with) a bad outcome, collapsed predictions."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from trainwise.doctor import CODES, Finding, diagnose
+from trainwise.errors import UserError
+
+DIGITS = {"data": {"name": "digits"}}
+
+
+def records(**series: list) -> list[dict]:
+    n = max(len(v) for v in series.values())
+    return [{"epoch": i + 1, **{k: v[i] for k, v in series.items() if i < len(v)}} for i in range(n)]
+
+
+def decaying(start: float, end: float, n: int, rate: float = 4.0) -> list[float]:
+    t = np.linspace(0, 1, n)
+    return list(end + (start - end) * np.exp(-rate * t))
+
+
+def codes(found) -> list[str]:
+    return [f.code for f in found]
+
+
+def serious(found) -> list[str]:
+    return [f.code for f in found if f.severity != "info"]
+
+
+# ----------------------------------------------------------------------------- trends, not epochs
+def test_one_jump_then_seven_epochs_of_improvement_is_healthy():
+    val = [1.6, 1.1, 0.8, 0.62, 0.55, 0.95, 0.52, 0.48, 0.45, 0.42, 0.40, 0.38, 0.37]
+    train = decaying(1.9, 0.3, len(val))
+    found = diagnose(records(train_loss=train, val_loss=val), DIGITS)
+    assert serious(found) == []
+    assert codes(found)[0] == "healthy"
+    dip = next(f for f in found if f.code == "transient_dip")
+    assert dip.severity == "info" and dip.epochs == (6, 6)
+
+
+def test_same_jump_that_stays_is_overfitting_with_its_onset():
+    val = [1.6, 1.1, 0.8, 0.62, 0.55, 0.57, 0.63, 0.70, 0.76, 0.83, 0.90, 0.96, 1.02]
+    train = decaying(1.9, 0.05, len(val))
+    found = diagnose(records(train_loss=train, val_loss=val), DIGITS)
+    f = found[0]
+    assert f.code == "overfitting" and f.severity == "warning"
+    assert f.evidence["onset_epoch"] == 5 and f.epochs == (5, 13)
+    assert "transient_dip" not in codes(found)
+
+
+def test_overfitting_needs_training_to_keep_improving():
+    """Both curves rising is not overfitting (it is the LR's or the data's problem)."""
+    val = [1.6, 1.1, 0.8, 0.62, 0.55, 0.57, 0.63, 0.70, 0.76, 0.83, 0.90, 0.96, 1.02]
+    train = [1.9, 1.2, 0.9, 0.7, 0.6, 0.62, 0.66, 0.71, 0.75, 0.8, 0.86, 0.9, 0.95]
+    assert "overfitting" not in codes(diagnose(records(train_loss=train, val_loss=val), DIGITS))
+
+
+def test_overfitting_from_accuracy_when_no_loss_is_logged():
+    val_acc = [0.5, 0.7, 0.8, 0.85, 0.86, 0.85, 0.83, 0.82, 0.81, 0.80, 0.79]
+    train_acc = [0.5, 0.72, 0.83, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.99, 1.0]
+    f = diagnose(records(train_acc=train_acc, val_acc=val_acc))[0]
+    assert f.code == "overfitting" and f.evidence["onset_epoch"] == 5
+
+
+def test_overfitting_under_early_stopping_is_information():
+    val = [1.6, 1.1, 0.8, 0.62, 0.55, 0.57, 0.63, 0.70, 0.76, 0.83]
+    train = decaying(1.9, 0.05, len(val))
+    config = DIGITS | {"early_stopping": {"enabled": True}}
+    found = diagnose(records(train_loss=train, val_loss=val), config)
+    assert codes(found) == ["healthy", "overfitting"] and found[1].severity == "info"
+
+
+# ----------------------------------------------------------------------------- val above train
+def test_val_above_train_with_dropout_is_explained_information():
+    n = 12
+    rec = records(train_acc=[0.5 + 0.03 * i for i in range(n)], val_acc=[0.6 + 0.03 * i + 0.06 for i in range(n)],
+                  train_loss=decaying(2.0, 0.5, n), val_loss=decaying(1.8, 0.3, n))
+    rec_flat = [dict(r, train_acc=0.8, val_acc=0.88) for r in rec]
+    found = diagnose(rec_flat, DIGITS | {"model": {"dropout": 0.3}})
+    f = next(f for f in found if f.code == "val_above_train")
+    assert f.severity == "info" and "dropout 0.3" in f.message and codes(found)[0] == "healthy"
+
+
+def test_large_unexplained_val_above_train_is_a_warning():
+    n = 12
+    rec = [dict(r, train_acc=0.8, val_acc=0.9) for r in records(train_loss=decaying(2.0, 0.5, n), val_loss=decaying(1.8, 0.4, n))]
+    f = next(f for f in diagnose(rec, DIGITS) if f.code == "val_above_train")
+    assert f.severity == "warning" and "duplicated" in f.message
+
+
+def test_val_above_train_from_epoch_averaging_lag_is_not_reported():
+    n = 10
+    train_acc = [0.5 + 0.04 * i for i in range(n)]
+    val_acc = [a + 0.02 for a in train_acc]  # the epoch mean trails by about half an epoch of progress
+    found = diagnose(records(train_acc=train_acc, val_acc=val_acc, train_loss=decaying(2, 0.4, n)), DIGITS)
+    assert "val_above_train" not in codes(found)
+
+
+# ----------------------------------------------------------------------------- chance
+def test_binary_at_chance_with_imbalanced_prior_inferred_from_the_loss():
+    # a model that learned only the prior p = 0.7: loss H(0.7) = 0.611, accuracy 0.7
+    n = 10
+    rec = records(train_loss=[0.62] * n, val_loss=[0.611 + 0.002 * (i % 2) for i in range(n)], val_acc=[0.70] * n, train_acc=[0.7] * n)
+    f = diagnose(rec, num_classes=2)[0]
+    assert f.code == "stuck_at_chance" and f.severity == "error"
+    assert abs(f.evidence["chance_accuracy"] - 0.7) < 0.01
+    assert "LR far off" in f.message or "labels" in f.message
+
+
+def test_binary_near_ln2_but_accurate_is_not_stuck():
+    n = 10
+    rec = records(train_loss=decaying(0.69, 0.60, n), val_loss=decaying(0.69, 0.6, n), val_acc=[0.9] * n, train_acc=[0.9] * n)
+    assert "stuck_at_chance" not in codes(diagnose(rec, num_classes=2))
+
+
+def test_stuck_needs_the_number_of_classes():
+    n = 10
+    rec = records(train_loss=[2.30] * n, val_loss=[2.30] * n, val_acc=[0.1] * n)
+    assert "stuck_at_chance" not in codes(diagnose(rec))
+    assert "stuck_at_chance" in codes(diagnose(rec, num_classes=10))
+
+
+# ----------------------------------------------------------------------------- over-regularisation vs LR
+def _stalled_fit() -> list[dict]:
+    n = 15
+    return records(train_loss=decaying(2.3, 1.3, n, 6), val_loss=decaying(2.3, 1.25, n, 6),
+                   train_acc=decaying(0.1, 0.62, n, 6), val_acc=decaying(0.1, 0.64, n, 6))
+
+
+def test_same_curves_read_as_over_regularized_or_not_by_the_config():
+    strong = diagnose(_stalled_fit(), DIGITS | {"model": {"dropout": 0.6}, "optim": {"weight_decay": 1.0}})
+    assert codes(strong)[0] == "over_regularized"
+    assert "dropout 0.6" in strong[0].message and "weight decay 1" in strong[0].message
+    assert set(strong[0].fixes) == {"model.dropout=0.1", "optim.weight_decay=0.05"}
+    plain = diagnose(_stalled_fit(), DIGITS)
+    assert "over_regularized" not in codes(plain) and "underfitting" in codes(plain)
+
+
+def test_slow_steady_descent_with_a_tiny_lr_is_lr_too_low_not_over_regularized():
+    n = 15
+    rec = records(train_loss=list(np.linspace(2.3, 1.9, n)), val_loss=list(np.linspace(2.29, 1.91, n)),
+                  train_acc=list(np.linspace(0.1, 0.45, n)), val_acc=list(np.linspace(0.1, 0.44, n)))
+    found = diagnose(rec, DIGITS | {"optim": {"lr": 1e-5}, "model": {"dropout": 0.6}})
+    assert codes(found)[0] == "lr_too_low" and "over_regularized" not in codes(found)
+    assert found[0].fixes[0] == "optim.lr=1e-4"
+
+
+def test_label_smoothing_floor_is_not_underfitting():
+    n = 15
+    floor = 1.876  # entropy of targets smoothed by 0.6 over 10 classes
+    rec = records(train_loss=decaying(2.3, floor + 0.02, n), val_loss=decaying(2.0, 0.9, n),
+                  train_acc=decaying(0.3, 0.99, n), val_acc=decaying(0.5, 0.98, n))
+    found = diagnose(rec, DIGITS | {"regularization": {"label_smoothing": 0.6}})
+    assert serious(found) == []
+
+
+# ----------------------------------------------------------------------------- plateau
+def test_plateau_far_from_converged_with_constant_lr():
+    n = 20
+    train = decaying(2.0, 0.9, 8, 8) + [0.9 + 0.002 * (i % 2) for i in range(12)]
+    val = decaying(1.9, 0.95, 8, 8) + [0.95 + 0.003 * (i % 2) for i in range(12)]
+    rec = records(train_loss=train, val_loss=val, train_acc=[0.85] * n, val_acc=[0.83] * n, lr=[1e-3] * n)
+    found = diagnose(rec, DIGITS)
+    f = next(f for f in found if f.code == "plateau")
+    assert f.fixes[0] == "schedule.name=cosine"
+    assert "plateau" not in codes(diagnose([dict(r, train_acc=0.99, val_acc=0.97) for r in rec], DIGITS))
+
+
+# ----------------------------------------------------------------------------- divergence
+def test_nan_loss_is_divergence_and_subsumes_the_rest():
+    train = [2.0, 1.4, 1.1, 3.5, 40.0, float("nan"), float("nan"), float("nan")]
+    rec = records(train_loss=train, val_loss=[1.9, 1.3, 1.2, 4.0, 60.0, "nan", "nan", "nan"], val_acc=[0.4, 0.6, 0.6, 0.3, 0.1, 0.1, 0.1, 0.1])
+    found = diagnose(rec, DIGITS | {"optim": {"lr": 0.5}})
+    assert codes(found) == ["diverged"]
+    assert found[0].epochs == (5, 8) and found[0].evidence["first_nonfinite_epoch"] == 6
+    assert found[0].fixes[0] == "optim.lr=0.05"
+
+
+def test_first_epoch_spike_that_recovers_is_not_divergence():
+    rec = records(train_loss=[60.0, 0.9, 0.6, 0.45, 0.4, 0.35], val_loss=[0.9, 0.7, 0.5, 0.45, 0.4, 0.38])
+    assert "diverged" not in codes(diagnose(rec, num_classes=10))
+
+
+def test_guarded_nan_steps_are_a_warning():
+    rec = records(train_loss=decaying(2.0, 0.3, 8), val_loss=decaying(1.9, 0.35, 8), nonfinite_steps=[0, 0, 3, 0, 0, 0, 0, 0])
+    rec[2]["event"] = "nan_rollback"
+    f = diagnose(rec, DIGITS)[0]
+    assert (f.code, f.severity, f.epochs) == ("diverged", "warning", (3, 3))
+    assert f.evidence["nonfinite_steps"] == 3 and "rolled back" in f.message
+
+
+def test_oscillating_loss_without_lr_evidence_is_unstable_training():
+    train = [2.0, 1.2, 1.5, 0.9, 1.3, 0.8, 1.2, 0.7, 1.1, 0.75, 1.05, 0.7]
+    found = diagnose(records(train_loss=train, val_loss=[t + 0.1 for t in train]), num_classes=10)
+    assert codes(found)[0] == "unstable_training"
+    found = diagnose(records(train_loss=train, val_loss=[t + 0.1 for t in train]), DIGITS | {"optim": {"lr": 0.1}})
+    assert codes(found)[0] == "lr_too_high" and "unstable_training" not in codes(found)
+
+
+# ----------------------------------------------------------------------------- gradients and activations
+def _grad_records(loss: list[float], first: list[float], last: list[float], **extra: list) -> list[dict]:
+    rec = records(train_loss=loss, val_loss=[x + 0.05 for x in loss], **extra)
+    for r, g0, g1 in zip(rec, first, last):
+        r["grad_norm/net.0"], r["grad_norm/net.4"], r["grad_norm"] = g0, g1, math.hypot(g0, g1)
+    return rec
+
+
+def test_vanishing_gradient_ratio_needs_a_symptom():
+    n = 10
+    tiny, normal = [1e-7] * n, [0.3] * n
+    good = _grad_records(decaying(2.3, 0.1, n), tiny, normal)
+    assert serious(diagnose(good, DIGITS)) == []  # same ratio, healthy loss: silent
+    stuck = _grad_records([2.30 + 0.003 * (i % 2) for i in range(n)], tiny, normal)
+    assert "vanishing_gradients" in codes(diagnose(stuck, DIGITS))
+
+
+def test_exploding_gradients_with_an_unstable_loss():
+    n = 10
+    loss = [2.0, 1.5, 1.8, 1.2, 1.9, 1.3, 2.2, 1.4, 2.5, 1.6]
+    grow = [0.5 * 2.0**i for i in range(n)]
+    found = diagnose(_grad_records(loss, grow, grow), num_classes=10)
+    f = next(f for f in found if f.code == "exploding_gradients")
+    assert f.evidence["growth"] >= 10 and f.fixes[0] == "train.grad_clip_norm=1.0"
+    assert "exploding_gradients" not in codes(diagnose(_grad_records(decaying(2.3, 0.1, n), grow, grow), num_classes=10))
+
+
+@pytest.mark.parametrize(("key", "code"), [("dead_frac/net.0", "dead_units"), ("saturated_frac/net.0", "saturated_units")])
+def test_activation_statistics_need_a_symptom(key, code):
+    n = 10
+    healthy = records(train_loss=decaying(2.3, 0.1, n), val_loss=decaying(2.2, 0.15, n), **{key: [0.8] * n})
+    assert code not in codes(diagnose(healthy, DIGITS))
+    stuck = records(train_loss=[2.30] * n, val_loss=[2.31] * n, **{key: [0.8] * n})
+    f = next(f for f in diagnose(stuck, DIGITS) if f.code == code)
+    assert f.evidence["worst_layer"] == "net.0" and f.evidence["worst_share"] == 0.8
+
+
+# ----------------------------------------------------------------------------- phases
+def test_regression_at_a_resolution_change_names_the_boundary():
+    val = [1.5, 1.0, 0.7, 0.55, 0.5, 0.48, 0.47, 0.62, 0.64, 0.63, 0.62, 0.63, 0.64]
+    phase = ["res16"] * 7 + ["res32"] * 6
+    f = diagnose(records(train_loss=decaying(1.8, 0.3, 13), val_loss=val, phase=phase), DIGITS)[0]
+    assert f.code == "phase_regression" and f.epochs == (8, 13)
+    assert (f.evidence["from_phase"], f.evidence["to_phase"], f.evidence["boundary_epoch"]) == ("res16", "res32", 8)
+    assert "resolution" in f.message and f.fixes[0] == "schedule.warmup_epochs=1"
+
+
+def test_brief_turn_at_a_boundary_is_a_transient_dip():
+    val = [1.5, 1.0, 0.7, 0.55, 0.5, 0.48, 0.47, 0.60, 0.47, 0.45, 0.44, 0.43, 0.42]
+    phase = ["frozen"] * 7 + ["unfrozen"] * 6
+    found = diagnose(records(train_loss=decaying(1.8, 0.3, 13), val_loss=val, phase=phase), DIGITS)
+    assert serious(found) == [] and "transient_dip" in codes(found)
+
+
+def test_resume_regression_says_what_was_lost():
+    val = [1.5, 1.0, 0.7, 0.55, 0.5, 0.9, 0.85, 0.8, 0.78, 0.77]
+    phase = ["run"] * 5 + ["resume"] * 5
+    f = diagnose(records(train_loss=decaying(1.8, 0.3, 10), val_loss=val, phase=phase), DIGITS)[0]
+    assert f.code == "phase_regression" and "optimizer or scheduler state" in f.message and f.fixes == []
+
+
+# ----------------------------------------------------------------------------- predictions
+def _fine_curves(n: int = 8) -> list[dict]:
+    return records(train_loss=decaying(1.0, 0.3, n), val_loss=decaying(1.0, 0.35, n), val_acc=[0.8] * n)
+
+
+def test_collapse_from_a_confusion_matrix():
+    conf = [[5, 95, 0], [0, 100, 0], [1, 99, 0]]
+    f = diagnose(_fine_curves(), predictions=conf)[0]
+    assert (f.code, f.severity, f.evidence["top_class"]) == ("prediction_collapse", "error", 1)
+
+
+def test_classes_never_recovered_are_a_partial_collapse():
+    conf = [[90, 10, 0], [5, 95, 0], [40, 60, 0]]
+    f = diagnose(_fine_curves(), predictions=conf)[0]
+    assert (f.code, f.severity, f.evidence["starved_classes"]) == ("prediction_collapse", "warning", "2")
+
+
+def test_precision_one_recall_zero_is_collapse():
+    pred = {"precision": [0.5, 1.0, 0.52], "recall": [0.97, 0.04, 0.9]}
+    f = diagnose(_fine_curves(), predictions=pred)[0]
+    assert f.code == "prediction_collapse" and f.evidence["rarely_predicted"] == "1"
+
+
+def test_binary_history_predicting_everything_positive():
+    n = 8
+    rec = records(train_loss=decaying(0.8, 0.55, n), val_loss=[0.62] * n, val_acc=[0.64] * n, val_precision=[0.64] * n, val_recall=[1.0] * n)
+    f = next(f for f in diagnose(rec, num_classes=2) if f.code == "prediction_collapse")
+    assert "every sample" in f.message
+
+
+def test_balanced_confusion_is_not_collapse():
+    assert "prediction_collapse" not in codes(diagnose(_fine_curves(), predictions=[[80, 20], [15, 85]]))
+
+
+# ----------------------------------------------------------------------------- contract
+def test_findings_serialise_and_reject_unknown_codes():
+    found = diagnose(records(train_loss=[2.0, float("nan")], val_loss=[1.9, "inf"]), DIGITS)
+    data = json.loads(json.dumps([f.to_dict() for f in found]))
+    assert data[0]["code"] in CODES and Finding.from_dict(data[0]) == found[0]
+    with pytest.raises(ValueError, match="unknown finding code"):
+        Finding("overfit", "warning", (1, 2), {}, "", [])
+    with pytest.raises(ValueError, match="severity"):
+        Finding("overfitting", "fatal", (1, 2), {}, "", [])
+
+
+def test_ranking_puts_errors_first_and_healthy_only_alone():
+    rec = records(train_loss=[2.3] * 10, val_loss=[2.3] * 10, val_acc=[0.1] * 10, **{"dead_frac/net.0": [0.9] * 10})
+    found = diagnose(rec, DIGITS)
+    ranks = [("info", "warning", "error").index(f.severity) for f in found]
+    assert ranks == sorted(ranks, reverse=True) and "healthy" not in codes(found)
+
+
+def test_empty_or_odd_sources_are_user_errors():
+    with pytest.raises(UserError, match="nothing to diagnose"):
+        diagnose([])
+    with pytest.raises(UserError, match="cannot diagnose"):
+        diagnose(42)  # type: ignore[arg-type]
+
+
+def test_one_epoch_is_healthy_so_far():
+    assert codes(diagnose(records(train_loss=[2.0], val_loss=[1.9]), DIGITS)) == ["healthy"]

@@ -1,0 +1,106 @@
+"""Concrete ``--set`` overrides computed from the run's own config, so a fix is a value, not advice.
+
+Every string returned here parses with ``trainwise.config.parse_override`` and, except ``augment.*``
+(the augmentation section being added on main), validates against ``Config``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from trainwise.doctor.context import Context
+
+# Decoupled decay (AdamW) is applied as lr * wd per step, so its useful values are ~100x those of L2 decay.
+TYPICAL_WEIGHT_DECAY = {"adamw": 0.05}
+DEFAULT_L2_DECAY = 5e-4
+
+
+def fmt(x: float) -> str:
+    """3e-4, 0.05, 1.0: short, TOML-readable, and what a person would type."""
+    if x == 0:
+        return "0.0"
+    if abs(x) < 1e-2 or abs(x) >= 1e4:
+        mantissa, exp = f"{x:.0e}".split("e")
+        return f"{mantissa}e{int(exp)}"
+    text = f"{x:.3g}"
+    return text if "." in text or "e" in text else text + ".0"
+
+
+def nice(x: float) -> float:
+    """Round to 1, 2, 3 or 5 times a power of ten (the values people try)."""
+    if x <= 0 or not math.isfinite(x):
+        return x
+    exp = math.floor(math.log10(x))
+    base = x / 10**exp
+    step = min((1, 2, 3, 5, 10), key=lambda s: abs(math.log(base / s)))
+    return float(step * 10**exp)
+
+
+def lr(ctx: Context, factor: float, fallback: float) -> str:
+    """The configured LR times ``factor``; ``fallback`` when the run's LR is unknown."""
+    base = ctx.base_lr
+    return f"optim.lr={fmt(nice(base * factor) if base else fallback)}"
+
+
+def lower_lr(ctx: Context, factor: float = 0.1) -> str:
+    return lr(ctx, factor, 3e-4)
+
+
+def higher_lr(ctx: Context, factor: float = 10.0) -> str:
+    return lr(ctx, factor, 3e-3)
+
+
+def more_weight_decay(ctx: Context) -> str:
+    wd = float(ctx.cfg("optim.weight_decay", 0.0) or 0.0)
+    typical = TYPICAL_WEIGHT_DECAY.get(ctx.optimizer or "", DEFAULT_L2_DECAY)
+    return f"optim.weight_decay={fmt(nice(wd * 5) if wd > 0 else typical)}"
+
+
+def less_weight_decay(ctx: Context) -> str:
+    """A tenth of the current value, but no more than the usual one for this optimizer."""
+    wd = float(ctx.cfg("optim.weight_decay", 0.0) or 0.0)
+    typical = TYPICAL_WEIGHT_DECAY.get(ctx.optimizer or "", DEFAULT_L2_DECAY)
+    return f"optim.weight_decay={fmt(nice(min(wd / 10, typical)))}"
+
+
+def more_dropout(ctx: Context) -> str | None:
+    d = ctx.max_dropout()
+    return None if d >= 0.5 else f"model.dropout={fmt(min(0.5, round(d + 0.2, 2)))}"
+
+
+def early_stopping(ctx: Context) -> str | None:
+    return None if ctx.cfg("early_stopping.enabled") else "early_stopping.enabled=true"
+
+
+def more_epochs(ctx: Context, factor: int = 2) -> str:
+    epochs = ctx.cfg("train.epochs") or (int(ctx.epochs[-1]) if ctx.n else 20)
+    return f"train.epochs={int(epochs) * factor}"
+
+
+def wider_model(ctx: Context) -> str:
+    hidden = ctx.cfg("model.hidden") or [128, 64]
+    name = ctx.cfg("model.name", "mlp")
+    if name in ("cnn", "resnet"):
+        return f"model.channels=[{', '.join(str(c * 2) for c in ctx.cfg('model.channels', [32, 64]))}]"
+    return f"model.hidden=[{', '.join(str(h * 2) for h in hidden)}]"
+
+
+def clip() -> str:
+    return "train.grad_clip_norm=1.0"
+
+
+def normalize(ctx: Context) -> str | None:
+    return "data.normalize=true" if ctx.cfg("data.normalize") is False else None
+
+
+def decay_schedule(ctx: Context) -> str | None:
+    return None if ctx.cfg("schedule.name") not in (None, "none") else "schedule.name=cosine"
+
+
+def keep(*fixes: str | None) -> list[str]:
+    """Drop the Nones (fixes that do not apply to this config) and second values for a key already set."""
+    out: list[str] = []
+    for f in fixes:
+        if f and f.split("=", 1)[0] not in {o.split("=", 1)[0] for o in out}:
+            out.append(f)
+    return out

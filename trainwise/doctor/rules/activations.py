@@ -1,0 +1,68 @@
+"""dead_units and saturated_units, from ``dead_frac/<layer>`` and ``saturated_frac/<layer>``.
+
+A layer counts when its share (median of the last 3 epochs) is >= 0.5 -- SageMaker's DeadRelu
+threshold; DeepDiagnosis uses 70 % of outputs <= 0 (a looser per-output measure) for dead nodes and 50 %
+beyond +-5 for saturation. DeepDiagnosis flagged 36 % of healthy models, mostly for dead nodes, because
+sparse ReLU layers are normal; so, as for gradients, a finding needs an outcome symptom in the loss.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from trainwise.doctor import fixes, signals
+from trainwise.doctor.context import Context
+from trainwise.doctor.finding import Finding
+from trainwise.doctor.rules.common import lr_position, outcome_symptoms, sig, span
+
+THRESHOLD = 0.5
+
+
+def rule(ctx: Context) -> list[Finding]:
+    dead = _layers(ctx, "dead_frac")
+    saturated = _layers(ctx, "saturated_frac")
+    if not dead and not saturated:
+        return []
+    symptoms = outcome_symptoms(ctx)
+    if not symptoms:
+        return []
+    out = []
+    if dead:
+        out.append(_finding(ctx, "dead_units", "dead_frac", dead, symptoms))
+    if saturated:
+        out.append(_finding(ctx, "saturated_units", "saturated_frac", saturated, symptoms))
+    return out
+
+
+def _layers(ctx: Context, prefix: str) -> dict[str, float]:
+    out = {}
+    for key in ctx.layer_keys(prefix):
+        level = signals.tail_median(ctx.series(key))
+        if level >= THRESHOLD:
+            out[key.split("/", 1)[1]] = level
+    return out
+
+
+def _finding(ctx: Context, code: str, prefix: str, layers: dict[str, float], symptoms: list[str]) -> Finding:
+    worst = max(layers, key=layers.get)  # type: ignore[arg-type]
+    series = ctx.series(f"{prefix}/{worst}")
+    first = int(np.argmax(np.nan_to_num(series) >= THRESHOLD))
+    listing = ", ".join(f"{name} {share:.0%}" for name, share in layers.items())
+    ev = {"layers": listing, "worst_layer": worst, "worst_share": sig(layers[worst]), "symptoms": "; ".join(symptoms)}
+    if code == "dead_units":
+        cause = "Units that never activate get no gradient and stay dead: a too-high LR or a negative bias shift kills them."
+        fx = fixes.keep("model.activation=leaky_relu", fixes.lower_lr(ctx, 0.3) if lr_position(ctx) == "high" else None,
+                        "model.batch_norm=true", fixes.lower_lr(ctx, 0.3))
+        what = "Dead ReLU units (never active on a sampled batch)"
+    else:
+        cause = "Saturated units pass almost no gradient; large inputs or weights push sigmoid/tanh into their flat tails."
+        fx = fixes.keep(fixes.normalize(ctx), "model.activation=relu", "model.batch_norm=true")
+        what = "Saturated outputs (within 0.01 of the activation's bounds)"
+    return Finding(
+        code,
+        "warning",
+        span(ctx, first),
+        ev,
+        f"{what}: {listing}, while {'; '.join(symptoms)}. {cause}",
+        fx,
+    )

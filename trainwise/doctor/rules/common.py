@@ -1,0 +1,188 @@
+"""Measures several rule families share: the main loss curve, outcome symptoms, evidence formatting."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from trainwise.doctor import signals
+from trainwise.doctor.context import Context
+
+MIN_EPOCHS = 4  # below this a curve has no trend worth judging (live diagnosis starts here)
+BIG_STEP = 0.10  # an epoch-to-epoch rise of the training loss by 10 % is unusual in a healthy run
+UNSTABLE_SHARE = 0.20  # AUTOTRAINER's oscillation rule fires when >= 20 % of epochs swing
+
+
+def sig(x: float, digits: int = 4) -> float:
+    """Round to significant digits so evidence reads as numbers a person would quote."""
+    if x == 0 or not math.isfinite(x):
+        return float(x)
+    return float(round(x, digits - 1 - int(math.floor(math.log10(abs(x))))))
+
+
+def loss_scale_floor(ctx: Context) -> float:
+    """Below this a loss change is noise however large in relative terms (0.0005 -> 0.0008 is not +60 %)."""
+    first = signals.head_median(ctx.series("train_loss"), 1)
+    ref = ctx.chance_loss or (first if math.isfinite(first) else 1.0)
+    return 0.05 * ref
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far the training loss has come: the share of its initial excess removed, and how steadily."""
+
+    removed: float  # 0: no progress, 1: reached the floor
+    steady: float  # share of epochs whose loss went down
+    first: float
+    last: float
+
+
+def train_progress(ctx: Context) -> Progress | None:
+    loss = ctx.series("train_loss")
+    f = signals.finite(loss)
+    if len(f) < MIN_EPOCHS:
+        return None
+    floor = ctx.train_loss_floor
+    first, last = float(f[0]), signals.tail_median(f, 2)
+    # The first epoch's mean already includes learning within that epoch; a fresh classifier starts at
+    # ln K, so use whichever is higher as the starting excess.
+    start = max(first, ctx.chance_loss or first) - floor
+    removed = 1.0 - (last - floor) / start if start > 0 else 0.0
+    return Progress(removed=float(removed), steady=signals.share_decreasing(f), first=first, last=last)
+
+
+def big_rises(ctx: Context, key: str, rise: float = BIG_STEP) -> tuple[int, int, int]:
+    """(epochs rising by >= ``rise``, epochs falling by >= ``rise``, steps judged) for one loss curve."""
+    steps = signals.relative_steps(ctx.series(key), loss_scale_floor(ctx))
+    return int((steps >= rise).sum()), int((steps <= -rise).sum()), len(steps)
+
+
+def is_oscillating(ctx: Context, key: str, rise: float) -> bool:
+    """Several large rises that come back down: swinging, not a steady climb (overfitting) or descent."""
+    ups, downs, n = big_rises(ctx, key, rise)
+    return n >= MIN_EPOCHS and ups >= 2 and downs >= 2 and ups >= UNSTABLE_SHARE * n
+
+
+def unfinished(ctx: Context) -> bool:
+    """The config plans more epochs than the History holds: a live diagnosis in the middle of a run."""
+    planned = ctx.cfg("train.epochs")
+    return bool(planned) and ctx.n > 0 and ctx.epoch_at(ctx.n - 1) < int(planned)
+
+
+def improving(ctx: Context, key: str, rate: float = 0.03) -> bool:
+    """The curve's last 3 epochs fall by >= ``rate`` of its level per epoch."""
+    f = signals.finite(ctx.series(key))
+    return len(f) >= 3 and signals.theil_sen(f[-3:]) < -rate * abs(float(np.median(f[-3:])))
+
+
+def near_chance(ctx: Context) -> tuple[bool, float]:
+    """Whether the final loss (validation, else training) sits near ln K; returns (flag, loss / ln K)."""
+    chance = ctx.chance_loss
+    if chance is None or ctx.n < MIN_EPOCHS:
+        return False, math.nan  # after one epoch every run is still near ln K
+    key = "val_loss" if ctx.has("val_loss", MIN_EPOCHS) else "train_loss"
+    series = ctx.series(key)
+    level = signals.tail_median(series)
+    ratio = level / chance if math.isfinite(level) else math.nan
+    # A slow starter that is leaving ln K (falling >= 3 % per epoch lately) is not stuck there.
+    leaving = improving(ctx, key)
+    return bool(math.isfinite(ratio) and 0.85 <= ratio <= 1.3 and not leaving), ratio
+
+
+def outcome_symptoms(ctx: Context) -> list[str]:
+    """Outcome problems that make gradient/activation statistics worth reporting.
+
+    The REFERENCES lesson: thresholds on gradients or activations alone flag a third of healthy models
+    (DeepDiagnosis, mostly dead nodes). A network with many inactive ReLUs that still learns is sparse,
+    not broken; so these rules speak only when the loss shows a problem.
+    """
+    out: list[str] = []
+    loss = ctx.series("train_loss")
+    if ctx.nonfinite("train_loss").any() or ctx.nonfinite("val_loss").any():
+        out.append("the loss became NaN/Inf")
+    chance, ratio = near_chance(ctx)
+    if chance:
+        out.append(f"the loss ended at {ratio:.2f} x the chance level ln K")
+    prog = train_progress(ctx)
+    if prog is not None and prog.removed < 0.5 and not chance and unfinished(ctx) and improving(ctx, "train_loss"):
+        pass  # mid-run and still falling fast: slow so far, but not yet a symptom
+    elif prog is not None and prog.removed < 0 and not chance:
+        out.append("the training loss ended above where it started")
+    elif prog is not None and prog.removed < 0.5 and not chance:
+        out.append(f"the training loss removed only {prog.removed:.0%} of its initial excess")
+    if len(signals.finite(loss)) >= MIN_EPOCHS and is_oscillating(ctx, "train_loss", BIG_STEP):
+        out.append("the training loss oscillates")
+    return out
+
+
+def update_ratios(ctx: Context) -> tuple[float, float] | None:
+    """(typical, fastest) per-step update ratio: the median over epochs of the median and of the maximum
+    over layers. "Too high" reads the typical layer; "too low" needs even the fastest layer to be slow
+    (dead layers have a ratio of 0 for reasons other than the LR)."""
+    keys = ctx.layer_keys("update_ratio")
+    if not keys:
+        return None
+    table = np.vstack([ctx.series(k) for k in keys])
+    rows = np.isfinite(table).any(axis=0)
+    if not rows.any():
+        return None
+    with np.errstate(all="ignore"):
+        typical = np.nanmedian(table[:, rows], axis=0)
+        fastest = np.nanmax(table[:, rows], axis=0)
+    return float(np.median(typical)), float(np.median(fastest))
+
+
+def lr_evidence(ctx: Context) -> dict[str, float | str]:
+    """The LR facts a finding about the LR quotes: its value, the optimizer, the update ratios."""
+    ev: dict[str, float | str] = {}
+    if ctx.base_lr is not None:
+        ev["lr"] = sig(ctx.base_lr)
+    if ctx.optimizer:
+        ev["optimizer"] = ctx.optimizer
+    ratios = update_ratios(ctx)
+    if ratios is not None:
+        ev["update_ratio_typical"], ev["update_ratio_fastest"] = sig(ratios[0]), sig(ratios[1])
+    return ev
+
+
+def lr_position(ctx: Context) -> str | None:
+    """'low' / 'high' when the configured LR lies outside the optimizer's usual range, else None."""
+    rng = ctx.lr_range()
+    if rng is None or ctx.base_lr is None:
+        return None
+    low, high = rng
+    if ctx.base_lr < low:
+        return "low"
+    if ctx.base_lr > high:
+        return "high"
+    return None
+
+
+def span(ctx: Context, first_index: int, last_index: int | None = None) -> tuple[int, int]:
+    last_index = ctx.n - 1 if last_index is None else last_index
+    return ctx.epoch_at(max(0, first_index)), ctx.epoch_at(max(first_index, last_index))
+
+
+def layer_extreme(ctx: Context, prefix: str, pick: str = "max") -> tuple[str, float] | None:
+    """The layer with the largest (or smallest) recent value of ``prefix/<layer>`` (median of last 3)."""
+    best: tuple[str, float] | None = None
+    for key in ctx.layer_keys(prefix):
+        level = signals.tail_median(ctx.series(key))
+        if not math.isfinite(level):
+            continue
+        if best is None or (level > best[1] if pick == "max" else level < best[1]):
+            best = (key.split("/", 1)[1], level)
+    return best
+
+
+def grad_ratio(ctx: Context) -> float | None:
+    """First-layer over last-layer gradient norm (median over epochs), AUTOTRAINER's vanishing measure."""
+    keys = ctx.layer_keys("grad_norm")
+    if len(keys) < 2:
+        return None
+    first, last = ctx.series(keys[0]), ctx.series(keys[-1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = signals.finite(first / last)
+    return float(np.median(ratio)) if len(ratio) else None

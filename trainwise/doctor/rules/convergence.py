@@ -1,0 +1,263 @@
+"""A model that does not fit its training data well: lr_too_low, over_regularized, underfitting, plateau.
+
+The four share one symptom, a training loss far from its floor, and differ in cause; the engine lets
+the specific ones (lr_too_low, over_regularized) subsume the generic ones (underfitting, plateau).
+
+* lr_too_low (warning; error when still at chance): the training loss falls *steadily* (>= 75 % of
+  epochs down; validation >= 60 %) but slowly (< 30 % of its initial excess removed), or still falls
+  at its initial pace after many epochs (the last third's slope >= 60 % of the first third's; a healthy
+  run decelerates) -- and the LR is implicated: below the optimizer's usual range, or even the fastest
+  layer's update ratio < 1e-4 per step (DeepDiagnosis's lower bound on lr*||dW||/||W|| is 1e-5 with
+  a different normalisation; 1e-4 for the ratio is Karpathy's "too low"). Without any LR information the
+  shape alone decides, and the message says so. UMLAUT flags lr < 1e-7 statically; that misses 1e-5.
+* over_regularized (warning): a strong regulariser in the config (lr*weight_decay >= 3e-4 per step for
+  AdamW/SGD, weight_decay >= 1e-2 for Adam/RMSprop/Adagrad L2, dropout >= 0.5 as UMLAUT, drop path >=
+  0.3, label smoothing >= 0.3, l1 >= 1e-3, l2 >= 1e-2) *and* the training set is not fitted (training
+  accuracy < 0.85, or training loss excess >= 0.3 ln K) while the loss is flat or slow, with training
+  accuracy no better than validation (not overfitting) and the LR not below its range (else lr_too_low).
+* underfitting (warning): training accuracy < 0.8 with train and validation within 10 points, not at
+  chance. AUTOTRAINER's "not converged" uses best accuracy < 0.6; 0.8 with the train~val condition
+  separates "cannot fit" from "fits but does not generalise".
+* plateau (warning): training and validation loss both changed < 2 % over the last max(5, n/4) epochs
+  while the model is not converged (training accuracy < 0.9, or excess training loss >= 0.1 ln K).
+  SageMaker's LossNotDecreasing uses < 0.1 % per 10 steps, which fires on every converged run.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from trainwise.doctor import fixes, signals
+from trainwise.doctor.context import Context
+from trainwise.doctor.finding import Finding
+from trainwise.doctor.rules.common import (
+    MIN_EPOCHS,
+    lr_evidence,
+    lr_position,
+    near_chance,
+    sig,
+    span,
+    train_progress,
+    unfinished,
+    update_ratios,
+)
+
+LOW_UPDATE_RATIO = 1e-4
+
+
+def rule(ctx: Context) -> list[Finding]:
+    return _lr_too_low(ctx) + _over_regularized(ctx) + _underfitting(ctx) + _plateau(ctx)
+
+
+def _slope_thirds(loss: np.ndarray) -> tuple[float, float]:
+    f = signals.finite(loss)
+    third = max(2, len(f) // 3)
+    return signals.theil_sen(f[:third]), signals.theil_sen(f[-third:])
+
+
+def _converged(ctx: Context) -> bool | None:
+    """True/False when accuracy or the chance level can tell; None when nothing can."""
+    if ctx.has("train_acc", 1):
+        return signals.tail_median(ctx.series("train_acc")) >= 0.9
+    if ctx.chance_loss is not None:
+        return signals.tail_median(ctx.series("train_loss")) - ctx.train_loss_floor < 0.1 * ctx.chance_loss
+    return None
+
+
+# ----------------------------------------------------------------------------- lr_too_low
+def _lr_too_low(ctx: Context) -> list[Finding]:
+    prog = train_progress(ctx)
+    if prog is None or _converged(ctx):
+        return []
+    val_steady = signals.share_decreasing(ctx.series("val_loss")) if ctx.has("val_loss", MIN_EPOCHS) else 1.0
+    if prog.steady < 0.75 or val_steady < 0.6:
+        return []
+    early, late = _slope_thirds(ctx.series("train_loss"))
+    linear = early < 0 and late <= 0.6 * early  # both negative: late still at >= 60 % of the early pace
+    ratios = update_ratios(ctx)
+    evidence = lr_position(ctx) == "low" or (ratios is not None and ratios[1] < LOW_UPDATE_RATIO)
+    contrary = (lr_position(ctx) is None and ctx.lr_range() is not None) or (ratios is not None and ratios[1] >= LOW_UPDATE_RATIO)
+    slow = prog.removed < 0.3
+    if not ((slow and (evidence or not contrary)) or (linear and evidence)):
+        return []
+    chance, _ = near_chance(ctx)
+    ev = lr_evidence(ctx) | {"loss_removed": sig(prog.removed), "share_epochs_down": sig(prog.steady),
+                             "first_train_loss": sig(prog.first), "end_train_loss": sig(prog.last)}
+    why = []
+    if lr_position(ctx) == "low":
+        why.append(f"optim.lr={ctx.base_lr:g} is below the usual range for {ctx.optimizer}")
+    if ratios is not None and ratios[1] < LOW_UPDATE_RATIO:
+        why.append(f"even the fastest layer moves only {ratios[1]:.1e} of its weights per step (healthy ~1e-3)")
+    if not why:
+        why.append("no LR or update-ratio record confirms it, but the shape is the LR's signature")
+    pace = "still falls at its initial pace" if linear else f"removed only {prog.removed:.0%} of its initial excess"
+    return [
+        Finding(
+            "lr_too_low",
+            "error" if chance else "warning",
+            span(ctx, 0),
+            ev,
+            f"The training loss falls steadily ({prog.steady:.0%} of epochs down) but slowly: it {pace} "
+            f"({prog.first:.3g} -> {prog.last:.3g}). Evidence on the LR: {'; '.join(why)}.",
+            fixes.keep(fixes.higher_lr(ctx, 10.0 if (ratios and ratios[1] < 1e-5) or slow else 3.0), "schedule.name=onecycle"),
+        )
+    ]
+
+
+# ----------------------------------------------------------------------------- over_regularized
+def strong_regularizers(ctx: Context) -> list[tuple[str, str]]:
+    """(description, fix) for each regulariser set strong enough to limit fitting."""
+    out: list[tuple[str, str]] = []
+    wd = float(ctx.cfg("optim.weight_decay", 0.0) or 0.0)
+    lr = ctx.base_lr or 0.0
+    opt = ctx.optimizer
+    if wd > 0 and opt in ("adamw", "sgd") and lr * wd >= 3e-4:
+        out.append((f"weight decay {wd:g} (lr x wd = {lr * wd:.1e} shrinkage per step)", fixes.less_weight_decay(ctx)))
+    elif wd >= 1e-2 and opt in ("adam", "rmsprop", "adagrad"):
+        out.append((f"L2 weight decay {wd:g} with {opt}", fixes.less_weight_decay(ctx)))
+    if ctx.max_dropout() >= 0.5:
+        out.append((f"dropout {ctx.max_dropout():g}", "model.dropout=0.1"))
+    drop_path = float(ctx.cfg("model.drop_path", 0.0) or 0.0)
+    if drop_path >= 0.3:
+        out.append((f"drop path {drop_path:g}", "model.drop_path=0.1"))
+    smoothing = float(ctx.cfg("regularization.label_smoothing", 0.0) or 0.0)
+    if smoothing >= 0.3:
+        out.append((f"label smoothing {smoothing:g}", "regularization.label_smoothing=0.1"))
+    for key, limit in (("l1", 1e-3), ("l2", 1e-2)):
+        value = float(ctx.cfg(f"regularization.{key}", 0.0) or 0.0)
+        if value >= limit:
+            out.append((f"{key} penalty {value:g}", f"regularization.{key}={fixes.fmt(fixes.nice(value / 10))}"))
+    return out
+
+
+def _fit_limited(ctx: Context) -> tuple[bool, dict]:
+    """Is the training set left unfitted? Accuracy when logged, else the excess loss over ln K."""
+    ev: dict = {}
+    if ctx.has("train_acc", 1):
+        acc = signals.tail_median(ctx.series("train_acc"))
+        ev["train_acc"] = sig(acc)
+        if ctx.has("val_acc", 1):
+            val = signals.tail_median(ctx.series("val_acc"))
+            ev["val_acc"] = sig(val)
+            if acc > val + 0.02:
+                return False, ev  # fits training better than validation: not a capacity limit
+        return acc < 0.85, ev
+    if ctx.chance_loss is not None:
+        excess = signals.tail_median(ctx.series("train_loss")) - ctx.train_loss_floor
+        ev["train_loss_excess"] = sig(excess)
+        return excess >= 0.3 * ctx.chance_loss, ev
+    return False, ev
+
+
+def _flat_or_slow(ctx: Context) -> bool:
+    prog = train_progress(ctx)
+    loss = signals.finite(ctx.series("train_loss"))
+    window = max(3, len(loss) // 4)
+    if prog is None or len(loss) <= window:
+        return False
+    recent = (loss[-window - 1] - loss[-1]) / max(abs(loss[-window - 1]), 1e-12)
+    return recent < 0.05 or prog.removed < 0.5
+
+
+def _over_regularized(ctx: Context) -> list[Finding]:
+    strong = strong_regularizers(ctx)
+    if not strong or ctx.n < MIN_EPOCHS or lr_position(ctx) == "low":
+        return []
+    limited, ev = _fit_limited(ctx)
+    if not limited or not _flat_or_slow(ctx):
+        return []
+    ev |= lr_evidence(ctx) | {"regularizers": "; ".join(d for d, _ in strong)}
+    ratios = update_ratios(ctx)
+    lr_note = ""
+    if ctx.base_lr is not None and ctx.lr_range() is not None:
+        lr_note = f" The LR ({ctx.base_lr:g}) is within {ctx.optimizer}'s usual range"
+        lr_note += f" and weights move {ratios[0]:.1e} per step," if ratios else ","
+        lr_note += " so the LR is not what holds it back."
+    fit = f"training accuracy {ev['train_acc']:.3f}" if "train_acc" in ev else f"training loss {ev.get('train_loss_excess', 0):.3g} above its floor"
+    return [
+        Finding(
+            "over_regularized",
+            "warning",
+            span(ctx, 0),
+            ev,
+            f"The model cannot fit even its training data ({fit}, flat or barely falling) and the config applies "
+            f"{', '.join(d for d, _ in strong)}: regularisation this strong removes the capacity it needs.{lr_note}",
+            fixes.keep(*(f for _, f in strong)),
+        )
+    ]
+
+
+# ----------------------------------------------------------------------------- underfitting
+def _underfitting(ctx: Context) -> list[Finding]:
+    if ctx.n < MIN_EPOCHS or not (ctx.has("train_acc", 1) and ctx.has("val_acc", 1)):
+        return []
+    train, val = signals.tail_median(ctx.series("train_acc")), signals.tail_median(ctx.series("val_acc"))
+    if train >= 0.8 or train - val >= 0.1 or near_chance(ctx)[0]:
+        return []
+    loss = signals.finite(ctx.series("train_loss"))
+    quarter = max(2, len(loss) // 4)
+    still = len(loss) > quarter and (loss[-quarter - 1] - loss[-1]) / max(loss[0], 1e-12) >= 0.05
+    if still and unfinished(ctx):
+        return []  # mid-run and still learning: judge it when it stops
+    ev = {"train_acc": sig(train), "val_acc": sig(val), "still_improving": int(still)}
+    if still:
+        advice = "The loss is still falling: it needs more epochs or a larger LR before capacity is the question."
+        fx = fixes.keep(fixes.more_epochs(ctx), fixes.higher_lr(ctx, 3.0), fixes.wider_model(ctx))
+    else:
+        advice = "The loss has flattened: the model is too small or too constrained for the task."
+        fx = fixes.keep(fixes.wider_model(ctx), fixes.higher_lr(ctx, 3.0), fixes.more_epochs(ctx))
+    return [
+        Finding(
+            "underfitting",
+            "warning",
+            span(ctx, 0),
+            ev,
+            f"Training accuracy is only {train:.3f} and validation {val:.3f}: the model does not fit the training "
+            f"data, so the problem is capacity or optimisation, not generalisation. {advice}",
+            fx,
+        )
+    ]
+
+
+# ----------------------------------------------------------------------------- plateau
+def _relative_change(y: np.ndarray, window: int) -> float:
+    f = signals.finite(y)
+    if len(f) <= window:
+        return math.nan
+    start = float(np.median(f[-window - 2 : -window + 1])) if len(f) > window + 1 else float(f[-window - 1])
+    end = signals.tail_median(f, 2)
+    return (start - end) / max(abs(start), 1e-12)
+
+
+def _plateau(ctx: Context) -> list[Finding]:
+    window = max(5, ctx.n // 4)
+    if ctx.n < window + 3 or not ctx.has("train_loss", window + 1) or _converged(ctx) is not False:
+        return []
+    train_gain = _relative_change(ctx.series("train_loss"), window)
+    val_gain = _relative_change(ctx.series("val_loss"), window) if ctx.has("val_loss", window + 1) else 0.0
+    if not (abs(train_gain) < 0.02 and -0.05 < val_gain < 0.02):
+        return []
+    lr = signals.finite(ctx.series("lr"))
+    decayed = len(lr) >= 2 and lr[-1] <= 0.5 * lr.max()
+    ev = {"window_epochs": window, "train_loss_change": sig(-train_gain), "val_loss_change": sig(-val_gain), "lr_decayed": int(decayed)}
+    if ctx.has("train_acc", 1):
+        ev["train_acc"] = sig(signals.tail_median(ctx.series("train_acc")))
+    if decayed:
+        advice = "The LR has already decayed, so a larger model is the next lever."
+        fx = fixes.keep(fixes.wider_model(ctx), fixes.higher_lr(ctx, 3.0))
+    else:
+        advice = "With a constant LR the optimiser may be bouncing across a valley it cannot descend: decay the LR."
+        fx = fixes.keep(fixes.decay_schedule(ctx) or "schedule.name=plateau", fixes.lower_lr(ctx, 0.3), fixes.wider_model(ctx))
+    return [
+        Finding(
+            "plateau",
+            "warning",
+            span(ctx, ctx.n - 1 - window),
+            ev,
+            f"Training and validation loss changed by less than 2 % over the last {window} epochs although the model "
+            f"has not converged. {advice}",
+            fx,
+        )
+    ]

@@ -1,0 +1,181 @@
+"""Optimisation that runs away or swings: diverged, lr_too_high, unstable_training.
+
+* diverged (error): a NaN/Inf loss, or a training loss that ends at >= 3x the level a fresh classifier
+  starts at (ln K, or the first epoch when K is unknown). A first epoch that starts high and then
+  recovers is not divergence. NaN/Inf steps that a NaN guard skipped or rolled back, with finite epoch
+  losses, are reported as a warning: the run survived but sits at the edge of stability.
+* lr_too_high (warning): the training loss oscillates (>= 2 rises and falls of >= 10 %, rises in >= 20 %
+  of epochs, AUTOTRAINER's share) or rises in the first epochs, *and* the LR is implicated: above the
+  optimizer's usual range, or typical per-step update ratios >= 1e-2 (weights move 1 % per step).
+* unstable_training (warning): the same swings (or validation-loss swings of >= 25 %) without LR
+  evidence; the cause may be the batch size, the data order, or missing normalisation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from trainwise.doctor import fixes, signals
+from trainwise.doctor.context import Context
+from trainwise.doctor.finding import Finding
+from trainwise.doctor.rules.common import (
+    BIG_STEP,
+    MIN_EPOCHS,
+    is_oscillating,
+    loss_scale_floor,
+    lr_evidence,
+    lr_position,
+    sig,
+    span,
+    update_ratios,
+)
+
+BLOWUP = 3.0  # loss this many times its starting level counts as blown up
+HIGH_UPDATE_RATIO = 1e-2
+VAL_SWING = 0.25  # validation loss is noisier than training loss (a few hundred samples)
+
+
+def rule(ctx: Context) -> list[Finding]:
+    out = _diverged(ctx)
+    out += _too_high_or_unstable(ctx)
+    return out
+
+
+def _precision_fix(ctx: Context) -> str | None:
+    return "train.precision=fp32" if ctx.cfg("train.precision") == "fp16" else None
+
+
+def _diverged(ctx: Context) -> list[Finding]:
+    if ctx.n == 0:
+        return []
+    loss = ctx.series("train_loss")
+    bad = ctx.nonfinite("train_loss") | ctx.nonfinite("val_loss")
+    finite_loss = signals.finite(loss)
+    start = signals.head_median(loss, 1)
+    ref = min(start, ctx.chance_loss) if ctx.chance_loss and math.isfinite(start) else start
+    ev = lr_evidence(ctx)
+    blown = np.nan_to_num(loss, nan=0.0) >= BLOWUP * ref if math.isfinite(ref) and ref > 0 else np.zeros(ctx.n, bool)
+    if bad.any():
+        first = int(np.argmax(bad | blown))
+        first_nan = int(np.argmax(bad))
+        ev |= {"first_nonfinite_epoch": ctx.epoch_at(first_nan), "nonfinite_epochs": int(bad.sum())}
+        if len(finite_loss):
+            ev["last_finite_train_loss"] = sig(float(finite_loss[-1]))
+        what = f"the loss became NaN/Inf at epoch {ctx.epoch_at(first_nan)}"
+        if first < first_nan:
+            what = f"the loss blew up from epoch {ctx.epoch_at(first)} ({loss[first]:.3g}) and became NaN/Inf at epoch {ctx.epoch_at(first_nan)}"
+        return [_diverged_finding(ctx, first, ev, what)]
+    if not math.isfinite(ref) or ref <= 0 or len(finite_loss) < 2:
+        return _guarded_steps(ctx)
+    end = signals.tail_median(loss, 2)
+    if end >= BLOWUP * ref:
+        first = int(np.argmax(np.nan_to_num(loss, nan=0.0) >= BLOWUP * ref))
+        ev |= {"start_loss": sig(ref), "end_loss": sig(end), "growth": sig(end / ref)}
+        what = f"the training loss grew from {ref:.3g} to {end:.3g} ({end / ref:.3g}x)"
+        return [_diverged_finding(ctx, first, ev, what)]
+    return _guarded_steps(ctx)
+
+
+def _diverged_finding(ctx: Context, first: int, ev: dict, what: str) -> Finding:
+    cause = "The LR is the usual cause"
+    if lr_position(ctx) == "high":
+        cause = f"optim.lr={ctx.base_lr:g} is above the usual range for {ctx.optimizer}, the likely cause"
+    elif ctx.cfg("train.precision") == "fp16":
+        cause = "fp16 overflow or too high an LR are the usual causes"
+    return Finding(
+        "diverged",
+        "error",
+        span(ctx, first),
+        ev,
+        f"Training diverged: {what}. {cause}; clipping the gradient norm stops single bad batches from "
+        "throwing the weights away.",
+        fixes.keep(fixes.lower_lr(ctx), fixes.clip(), _precision_fix(ctx), "schedule.warmup_epochs=1"),
+    )
+
+
+def _guarded_steps(ctx: Context) -> list[Finding]:
+    steps = ctx.series("nonfinite_steps")
+    hit = np.nan_to_num(steps) > 0
+    rollbacks = [i for i, e in enumerate(ctx.labels("event")) if e == "nan_rollback"]
+    if not hit.any() and not rollbacks:
+        return []
+    idx = np.flatnonzero(hit).tolist() + rollbacks
+    first, last = min(idx), max(idx)
+    ev = {"nonfinite_steps": int(np.nansum(steps)), "rollbacks": len(rollbacks)} | lr_evidence(ctx)
+    return [
+        Finding(
+            "diverged",
+            "warning",
+            span(ctx, first, last),
+            ev,
+            f"{int(np.nansum(steps))} optimizer steps produced a NaN/Inf loss or gradient and were "
+            f"{'rolled back' if rollbacks else 'skipped'}; the epoch losses stayed finite, but the run is at the "
+            "edge of stability.",
+            fixes.keep(fixes.clip(), fixes.lower_lr(ctx, 0.5), _precision_fix(ctx)),
+        )
+    ]
+
+
+def _early_rise(ctx: Context) -> int | None:
+    """Index of an epoch in the first third whose training loss is >= 10 % above the first epoch's."""
+    loss = ctx.series("train_loss")
+    third = max(3, ctx.n // 3)
+    first = loss[0] if ctx.n else math.nan
+    if not math.isfinite(first):
+        return None
+    for i in range(1, min(third, ctx.n)):
+        if math.isfinite(loss[i]) and loss[i] >= first * (1 + BIG_STEP) and loss[i] - first >= loss_scale_floor(ctx):
+            return i
+    return None
+
+
+def _too_high_or_unstable(ctx: Context) -> list[Finding]:
+    if ctx.n < MIN_EPOCHS:
+        return []
+    train_swings = is_oscillating(ctx, "train_loss", BIG_STEP)
+    val_swings = ctx.has("val_loss") and is_oscillating(ctx, "val_loss", VAL_SWING)
+    early = _early_rise(ctx)
+    if not (train_swings or val_swings or early is not None):
+        return []
+    steps = signals.relative_steps(ctx.series("train_loss"), loss_scale_floor(ctx))
+    rises = np.flatnonzero(steps >= BIG_STEP) + 1
+    vsteps = signals.relative_steps(ctx.series("val_loss"), loss_scale_floor(ctx))
+    vrises = np.flatnonzero(vsteps >= VAL_SWING) + 1
+    starts = [int(x) for x in (rises[:1].tolist() + vrises[:1].tolist() + ([early] if early is not None else []))]
+    first = min(starts) if starts else 0
+    ev: dict = {"train_rises": int(len(rises)), "val_rises": int(len(vrises)), "epochs_judged": ctx.n}
+    ev |= lr_evidence(ctx)
+    ratios = update_ratios(ctx)
+    lr_high = lr_position(ctx) == "high" or (ratios is not None and ratios[0] >= HIGH_UPDATE_RATIO)
+    shape = "oscillates" if (train_swings or val_swings) else "rises in the first epochs"
+    curve = "training loss" if (train_swings or early is not None) else "validation loss"
+    if lr_high and (train_swings or early is not None):
+        why = []
+        if lr_position(ctx) == "high":
+            why.append(f"optim.lr={ctx.base_lr:g} is above the usual range for {ctx.optimizer}")
+        if ratios is not None and ratios[0] >= HIGH_UPDATE_RATIO:
+            why.append(f"weights move {ratios[0]:.1%} per step (healthy is ~0.1 %)")
+        return [
+            Finding(
+                "lr_too_high",
+                "warning",
+                span(ctx, first),
+                ev,
+                f"The {curve} {shape} instead of falling steadily and {' and '.join(why)}: the steps overshoot.",
+                fixes.keep(fixes.lower_lr(ctx, 0.3), fixes.decay_schedule(ctx), fixes.clip()),
+            )
+        ]
+    return [
+        Finding(
+            "unstable_training",
+            "warning",
+            span(ctx, first),
+            ev,
+            f"The {curve} {shape} ({len(rises)} training and {len(vrises)} validation jumps over {ctx.n} epochs) "
+            "rather than falling steadily; noisy steps come from too high an LR for this batch size, "
+            "unnormalised inputs, or a few extreme samples.",
+            fixes.keep(fixes.lower_lr(ctx, 0.5), fixes.clip(), fixes.normalize(ctx), fixes.decay_schedule(ctx)),
+        )
+    ]

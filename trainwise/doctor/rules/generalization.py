@@ -1,0 +1,248 @@
+"""Train/validation relations: overfitting, transient_dip, val_above_train.
+
+* overfitting (warning): validation loss stops improving at an *onset* epoch (the minimum of its 3-epoch
+  running median, so one lucky epoch cannot set it) and ends >= 10 % above that best, with most later
+  epochs (>= 60 %) above it, while the training loss keeps falling (>= 10 % further) and the gap widens;
+  and the validation loss had learned something (best <= 0.9 ln K), else it is stuck_at_chance. Without
+  a validation loss, the same on accuracy: >= 2 points below the best while training accuracy rises.
+  With early stopping restoring the best weights the final model is unharmed: severity info. A milder
+  form, validation loss *and* accuracy flat for >= max(5, 25 % of the run) epochs while the training
+  loss halves, is info. Reference: SageMaker's Overfit rule fires at (val - train) / train > 0.1 on a
+  single step and UMLAUT on "val loss up while train loss not up"; both fire on noise a trend ignores.
+* transient_dip (info): the validation loss jumps by >= 15 % (or accuracy drops >= 3 points) and is
+  back within 5 epochs. One bad epoch is not a trend; reported so that it is explained, not alarming.
+* val_above_train (info; warning when large and unexplained): validation accuracy above training
+  accuracy over the second half of the run, beyond what the epoch-averaging lag of the training metric
+  explains. Dropout, drop path, augmentation/MixUp and loss penalties make the training pass harder than
+  evaluation; with none configured and a gap >= 5 points (UMLAUT's threshold), suspect leakage or an
+  easier validation split.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from trainwise.doctor import fixes, signals
+from trainwise.doctor.context import Context
+from trainwise.doctor.finding import Finding
+from trainwise.doctor.rules.common import loss_scale_floor, sig, span
+
+MIN_EPOCHS_OVERFIT = 6
+MIN_AFTER_ONSET = 3
+RISE = 0.10
+SUSTAINED = 0.60
+ACC_DROP = 0.02
+DIP_RISE = 0.15
+DIP_ACC = 0.03
+RECOVER_WITHIN = 5
+ABOVE_GAP = 0.01
+ABOVE_GAP_UNEXPLAINED = 0.05
+
+
+def rule(ctx: Context) -> list[Finding]:
+    return _overfitting(ctx) + _transient_dips(ctx) + _val_above_train(ctx)
+
+
+# ----------------------------------------------------------------------------- overfitting
+def _onset(raw: np.ndarray, mode: str) -> int:
+    """The best epoch of the 3-epoch running median, refined to the best raw epoch next to it.
+
+    The running median keeps one lucky epoch from setting the onset; among tied smoothed values (a
+    flat top) and their neighbours the raw best is the epoch a person would point at.
+    """
+    smooth = signals.rolling_median(raw)
+    i = signals.argbest(smooth, mode)
+    if i < 0:
+        return i
+    tied = np.flatnonzero(np.isclose(smooth, smooth[i], rtol=0, atol=1e-12))
+    lo, hi = max(0, tied.min() - 1), min(len(raw), tied.max() + 2)
+    return lo + signals.argbest(raw[lo:hi], mode)
+
+
+def _overfitting(ctx: Context) -> list[Finding]:
+    if ctx.n < MIN_EPOCHS_OVERFIT:
+        return []
+    if ctx.has("val_loss", MIN_EPOCHS_OVERFIT) and ctx.has("train_loss", MIN_EPOCHS_OVERFIT):
+        return _overfitting_loss(ctx)
+    if ctx.has("val_acc", MIN_EPOCHS_OVERFIT) and ctx.has("train_acc", MIN_EPOCHS_OVERFIT):
+        return _overfitting_acc(ctx)
+    return []
+
+
+def _severity_and_note(ctx: Context) -> tuple[str, str]:
+    if ctx.cfg("early_stopping.enabled") and ctx.cfg("early_stopping.restore_best", True):
+        return "info", " Early stopping restores the best weights, so the final model is unaffected; the later epochs were wasted."
+    return "warning", ""
+
+
+def _overfit(ctx: Context, onset: int, ev: dict, text: str) -> list[Finding]:
+    severity, note = _severity_and_note(ctx)
+    fx = fixes.keep(fixes.early_stopping(ctx), fixes.more_weight_decay(ctx), fixes.more_dropout(ctx), "augment.mixup_alpha=0.2")
+    return [Finding("overfitting", severity, span(ctx, onset), ev, text + note, fx)]
+
+
+def _overfitting_loss(ctx: Context) -> list[Finding]:
+    val, train = ctx.series("val_loss"), ctx.series("train_loss")
+    smooth_val, smooth_train = signals.rolling_median(val), signals.rolling_median(train)
+    onset = _onset(val, "min")
+    post = signals.finite(val[onset + 1 :])
+    if onset < 0 or len(post) < MIN_AFTER_ONSET:
+        return []
+    best = float(smooth_val[onset])
+    if ctx.chance_loss is not None and best > 0.9 * ctx.chance_loss:
+        return []  # validation never learned: stuck_at_chance's business
+    end_val, end_train = signals.tail_median(val), signals.tail_median(train)
+    floor = ctx.train_loss_floor
+    train_at_onset = float(smooth_train[onset])
+    train_drop = 1 - (end_train - floor) / (train_at_onset - floor) if train_at_onset > floor else 0.0
+    gap_onset, gap_end = best - train_at_onset, end_val - end_train
+    rise = end_val / best - 1 if best > 0 else 0.0
+    above = float((post > best * 1.03).mean())
+    ev = {
+        "onset_epoch": ctx.epoch_at(onset),
+        "best_val_loss": sig(best),
+        "end_val_loss": sig(end_val),
+        "val_loss_rise": sig(rise),
+        "train_loss_at_onset": sig(train_at_onset),
+        "end_train_loss": sig(end_train),
+        "gap_at_onset": sig(gap_onset),
+        "gap_at_end": sig(gap_end),
+    }
+    if ctx.has("val_acc"):
+        ev["best_val_acc"] = sig(float(np.nanmax(ctx.series("val_acc"))))
+    if rise >= RISE and above >= SUSTAINED and train_drop >= 0.10 and gap_end > gap_onset:
+        return _overfit(
+            ctx, onset, ev,
+            f"Validation loss stopped improving at epoch {ctx.epoch_at(onset)} ({best:.3g}) and ended {rise:.0%} higher "
+            f"while training loss kept falling ({train_at_onset:.3g} -> {end_train:.3g}); the gap grew from "
+            f"{gap_onset:.3g} to {gap_end:.3g}.",
+        )
+    return _stalled(ctx, onset, train_drop, gap_onset, gap_end, ev)
+
+
+def _stalled(ctx: Context, onset: int, train_drop: float, gap_onset: float, gap_end: float, ev: dict) -> list[Finding]:
+    """Validation loss and accuracy both flat for a long stretch while training loss halves: info."""
+    acc_best = signals.argbest(signals.rolling_median(ctx.series("val_acc")), "max") if ctx.has("val_acc") else onset
+    since = ctx.n - 1 - max(onset, acc_best)
+    if since < max(5, ctx.n // 4) or train_drop < 0.5 or gap_end <= gap_onset:
+        return []
+    first = max(onset, acc_best)
+    return [
+        Finding(
+            "overfitting",
+            "info",
+            span(ctx, first),
+            ev | {"epochs_without_val_gain": since},
+            f"Validation loss and accuracy have not improved since epoch {ctx.epoch_at(first)} ({since} epochs) while "
+            f"training loss fell by another {train_drop:.0%}: the model now mostly memorises the training set.",
+            fixes.keep(fixes.early_stopping(ctx), fixes.more_weight_decay(ctx)),
+        )
+    ]
+
+
+def _overfitting_acc(ctx: Context) -> list[Finding]:
+    val, train = ctx.series("val_acc"), ctx.series("train_acc")
+    smooth = signals.rolling_median(val)
+    onset = _onset(val, "max")
+    post = signals.finite(val[onset + 1 :])
+    if onset < 0 or len(post) < MIN_AFTER_ONSET:
+        return []
+    best, end_val = float(smooth[onset]), signals.tail_median(val)
+    train_gain = signals.tail_median(train) - float(signals.rolling_median(train)[onset])
+    drop = best - end_val
+    if drop < ACC_DROP or train_gain < ACC_DROP or float((post < best - 0.01).mean()) < SUSTAINED:
+        return []
+    ev = {"onset_epoch": ctx.epoch_at(onset), "best_val_acc": sig(best), "end_val_acc": sig(end_val), "train_acc_gain": sig(train_gain)}
+    return _overfit(
+        ctx, onset, ev,
+        f"Validation accuracy peaked at epoch {ctx.epoch_at(onset)} ({best:.3f}) and ended {drop * 100:.1f} points lower "
+        f"while training accuracy rose another {train_gain * 100:.1f} points.",
+    )
+
+
+# ----------------------------------------------------------------------------- transient dips
+def _transient_dips(ctx: Context) -> list[Finding]:
+    dips: dict[int, float] = {}
+    if ctx.has("val_loss", 3):
+        for i, recovered in signals.spikes(ctx.series("val_loss"), DIP_RISE, loss_scale_floor(ctx), RECOVER_WITHIN):
+            if recovered:
+                v = ctx.series("val_loss")
+                dips[i] = max(dips.get(i, 0.0), float(v[i] / v[i - 1] - 1))
+    if ctx.has("val_acc", 3):
+        acc = ctx.series("val_acc")
+        for i in range(1, ctx.n - 1):
+            if math.isfinite(acc[i - 1]) and math.isfinite(acc[i]) and acc[i - 1] - acc[i] >= DIP_ACC:
+                after = signals.finite(acc[i + 1 : i + 1 + RECOVER_WITHIN])
+                if len(after) and after.max() >= acc[i - 1] - 0.005:
+                    dips.setdefault(i, 0.0)
+    if not dips or len(dips) > 2:
+        return []  # three or more are not transient: unstable_training's business
+    idx = sorted(dips)
+    epochs = ", ".join(str(ctx.epoch_at(i)) for i in idx)
+    ev = {"dips": len(idx), "largest_val_loss_jump": sig(max(dips.values())), "dip_epochs": epochs}
+    return [
+        Finding(
+            "transient_dip",
+            "info",
+            span(ctx, idx[0], idx[-1]),
+            ev,
+            f"Validation got worse for a single epoch ({epochs}) and recovered within {RECOVER_WITHIN} epochs: "
+            "noise of a small validation set or one unlucky batch order, not a trend.",
+            [],
+        )
+    ]
+
+
+# ----------------------------------------------------------------------------- val above train
+def _explainers(ctx: Context) -> list[str]:
+    found = []
+    if ctx.max_dropout() > 0:
+        found.append(f"dropout {ctx.max_dropout():g}")
+    if float(ctx.cfg("model.drop_path", 0.0) or 0.0) > 0:
+        found.append(f"drop path {ctx.cfg('model.drop_path'):g}")
+    for key, value in (ctx.cfg("augment", {}) or {}).items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 or value is True:
+            found.append(f"augment.{key}")
+    for key in ("l1", "l2"):
+        if float(ctx.cfg(f"regularization.{key}", 0.0) or 0.0) > 0:
+            found.append(f"{key} penalty")
+    if ctx.cfg("model.batch_norm"):
+        found.append("batch norm in training mode")
+    return found
+
+
+def _val_above_train(ctx: Context) -> list[Finding]:
+    if ctx.n < 4 or not (ctx.has("val_acc", 2) and ctx.has("train_acc", 2)):
+        return []
+    half = ctx.n // 2
+    val, train = ctx.series("val_acc")[half:], ctx.series("train_acc")[half:]
+    diff = signals.finite(val - train)
+    if len(diff) < 2:
+        return []
+    gap = float(np.median(diff))
+    lag = max(0.0, signals.theil_sen(train))  # the epoch mean trails the end-of-epoch model by ~this much
+    if gap - lag <= ABOVE_GAP:
+        return []
+    explainers = _explainers(ctx)
+    ev = {"median_gap": sig(gap), "train_acc_slope": sig(lag), "from_epoch": ctx.epoch_at(half)}
+    if explainers:
+        ev["explained_by"] = ", ".join(explainers)
+        severity = "info"
+        msg = (f"Validation accuracy is {gap * 100:.1f} points above training accuracy since epoch {ctx.epoch_at(half)}. "
+               f"Expected with {', '.join(explainers)}: the training pass is harder than evaluation, which runs without them.")
+    elif ctx.config_known and gap >= ABOVE_GAP_UNEXPLAINED:
+        severity = "warning"
+        msg = (f"Validation accuracy is {gap * 100:.1f} points above training accuracy since epoch {ctx.epoch_at(half)} and "
+               "no dropout, augmentation or penalty explains it: check for validation samples duplicated in the "
+               "training set, or a validation split that is easier than the training data.")
+    elif ctx.config_known:
+        severity = "info"
+        msg = (f"Validation accuracy is {gap * 100:.1f} points above training accuracy since epoch {ctx.epoch_at(half)}; "
+               "small, and no regulariser is configured: the validation split is probably a little easier (class mix).")
+    else:
+        severity = "info"
+        msg = (f"Validation accuracy is {gap * 100:.1f} points above training accuracy since epoch {ctx.epoch_at(half)}; "
+               "usual with dropout or augmentation, which only the training pass sees.")
+    return [Finding("val_above_train", severity, span(ctx, half), ev, msg, [])]

@@ -1,0 +1,293 @@
+"""The run report: one self-contained HTML file (inline SVG plots, no scripts, no network).
+
+It reads only what a run leaves on disk (History, summary, config, environment, findings), never the
+Trainer, so it works on old runs and on other tools' logs that the doctor's readers understand.
+
+Sections: findings (with their epochs shaded on the curves), learning curves (loss, accuracy), the
+learning-rate schedule, gradient norms per layer, update-to-weight ratios, activation health, the test
+confusion matrix with per-class metrics, the config and the environment.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainwise import atomic
+from trainwise.history import History
+
+SEVERITY_COLOURS = {"error": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
+
+
+@dataclass
+class ReportInput:
+    records: list[dict[str, Any]]
+    title: str
+    summary: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, Any] = field(default_factory=dict)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+
+
+def load_report_input(path: str | Path, findings: list | None = None) -> ReportInput:
+    """A run directory, or any history file the doctor can read."""
+    path = Path(path)
+    if path.is_dir():
+        read = lambda name: json.loads((path / name).read_text()) if (path / name).is_file() else {}  # noqa: E731
+        config = tomllib.loads((path / "config.toml").read_text()) if (path / "config.toml").is_file() else {}
+        records = History.load(path / "history.jsonl").records if (path / "history.jsonl").is_file() else []
+        data = ReportInput(records=records, title=path.name, summary=read("summary.json"), config=config, env=read("env.json"))
+    else:
+        from trainwise.doctor.readers import read_history
+
+        records, _meta = read_history(path)
+        data = ReportInput(records=records, title=path.name)
+    if findings is None:
+        findings = _diagnose(path)
+    data.findings = [f.to_dict() if hasattr(f, "to_dict") else dict(f) for f in findings]
+    return data
+
+
+def _diagnose(path: Path) -> list:
+    try:
+        from trainwise.doctor import diagnose
+    except ImportError:
+        return []
+    return diagnose(path)
+
+
+# ------------------------------------------------------------------------------------------- plots
+
+def _figure(width: float = 6.4, height: float = 3.4):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(width, height))
+    ax.grid(alpha=0.3)
+    return fig, ax
+
+
+def _svg(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    fig.tight_layout()
+    # No RDF metadata block: it only names matplotlib and a date, and makes reports differ run to run.
+    fig.savefig(buf, format="svg", metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]  # drop the XML prologue so it embeds in HTML
+
+
+def _series(records: list[dict], key: str) -> tuple[list[int], list[float]]:
+    xs, ys = [], []
+    for r in records:
+        v = r.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            xs.append(r.get("epoch", len(xs) + 1))
+            ys.append(float(v))
+    return xs, ys
+
+
+def _mark_findings(ax, findings: list[dict]) -> None:
+    for f in findings:
+        if f.get("code") == "healthy" or not f.get("epochs"):
+            continue
+        first, last = f["epochs"]
+        colour = SEVERITY_COLOURS.get(f.get("severity"), "#777")
+        ax.axvspan(first - 0.5, last + 0.5, color=colour, alpha=0.12, lw=0)
+        ax.annotate(f["code"], xy=(first, 1), xycoords=("data", "axes fraction"), fontsize=7, color=colour,
+                    va="top", rotation=90)
+
+
+def _phase_lines(ax, records: list[dict]) -> None:
+    previous = None
+    for r in records:
+        phase = r.get("phase")
+        if previous is not None and phase != previous:
+            ax.axvline(r["epoch"] - 0.5, color="#555", ls=":", lw=1)
+            ax.annotate(str(phase), xy=(r["epoch"] - 0.5, 0.02), xycoords=("data", "axes fraction"), fontsize=7, color="#555")
+        previous = phase
+
+
+def curve_plot(records, keys, ylabel, findings, log=False) -> str | None:
+    series = {k: _series(records, k) for k in keys}
+    if not any(ys for _, ys in series.values()):
+        return None
+    fig, ax = _figure()
+    for k, (xs, ys) in series.items():
+        if ys:
+            ax.plot(xs, ys, marker="o", ms=3, label=k)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    _mark_findings(ax, findings)
+    _phase_lines(ax, records)
+    ax.legend(fontsize=8)
+    return _svg(fig)
+
+
+def per_layer_plot(records, prefix, ylabel, findings, log=True, band: tuple[float, float] | None = None) -> str | None:
+    keys = sorted({k for r in records for k in r if k.startswith(prefix)})
+    if not keys:
+        return None
+    fig, ax = _figure(6.4, 3.8)
+    for k in keys:
+        xs, ys = _series(records, k)
+        if log:
+            xs, ys = zip(*[(x, y) for x, y in zip(xs, ys) if y > 0]) if any(y > 0 for y in ys) else ([], [])
+        if ys:
+            ax.plot(xs, ys, marker=".", label=k[len(prefix):])
+    if band:
+        ax.axhspan(*band, color="#2ca02c", alpha=0.08, lw=0)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    _mark_findings(ax, findings)
+    ax.legend(fontsize=7, ncol=2)
+    return _svg(fig)
+
+
+def confusion_plot(confusion: list[list[int]], class_names: list[str]) -> str:
+    import numpy as np
+
+    m = np.asarray(confusion, dtype=float)
+    k = len(m)
+    fig, ax = _figure(min(2.2 + 0.4 * k, 6.4), min(1.8 + 0.36 * k, 5.6))
+    ax.grid(False)
+    rows = m / np.maximum(m.sum(1, keepdims=True), 1)
+    ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    names = class_names if len(class_names) == k else [str(i) for i in range(k)]
+    ax.set_xticks(range(k), names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(k), names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(k):
+        for j in range(k):
+            if m[i, j]:
+                ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=7, color="white" if rows[i, j] > 0.5 else "black")
+    return _svg(fig)
+
+
+# -------------------------------------------------------------------------------------------- HTML
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
+h1{margin-bottom:.2rem} h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:1rem}
+.card{border:1px solid #e3e3e3;border-radius:6px;padding:.6rem}
+.card svg{width:100%;height:auto}
+table{border-collapse:collapse;font-size:.9rem} td,th{border:1px solid #ddd;padding:.25rem .5rem;text-align:left}
+.finding{border-left:5px solid #999;padding:.4rem .8rem;margin:.6rem 0;background:#fafafa}
+.error{border-color:#d62728}.warning{border-color:#ff7f0e}.info{border-color:#1f77b4}.healthy{border-color:#2ca02c}
+code,pre{background:#f4f4f4;border-radius:3px} pre{padding:.6rem;overflow:auto;font-size:.8rem}
+.muted{color:#777;font-size:.9rem}
+"""
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}" if math.isfinite(v) else str(v)
+    return str(v)
+
+
+def findings_html(findings: list[dict]) -> str:
+    if not findings:
+        return "<p class='muted'>No diagnosis available for this run.</p>"
+    parts = []
+    for f in findings:
+        cls = "healthy" if f.get("code") == "healthy" else f.get("severity", "info")
+        epochs = f.get("epochs")
+        where = f" — epochs {epochs[0]}–{epochs[1]}" if epochs else ""
+        evidence = ", ".join(f"{_e(k)} = {_e(_fmt(v))}" for k, v in (f.get("evidence") or {}).items())
+        fixes = "".join(f"<li><code>{_e(x)}</code></li>" for x in f.get("fixes") or [])
+        parts.append(
+            f"<div class='finding {cls}'><b>{_e(f.get('code'))}</b> <span class='muted'>({_e(f.get('severity'))}{where})</span>"
+            f"<p>{_e(f.get('message', ''))}</p>"
+            + (f"<p class='muted'>evidence: {evidence}</p>" if evidence else "")
+            + (f"<p>try:</p><ul>{fixes}</ul>" if fixes else "") + "</div>"
+        )
+    return "\n".join(parts)
+
+
+def test_html(summary: dict) -> str:
+    test = summary.get("test")
+    if not test:
+        return "<p class='muted'>No test split in this run.</p>"
+    names = summary.get("class_names") or [str(i) for i in range(len(test.get("confusion", [])))]
+    head = " ".join(f"<b>{k}</b> {_fmt(test[k])}" for k in ("acc", "loss", "precision", "recall", "f1", "macro_f1") if k in test)
+    rows = "".join(
+        f"<tr><td>{_e(n)}</td><td>{_fmt(p)}</td><td>{_fmt(r)}</td><td>{_fmt(f)}</td><td>{sum(row)}</td></tr>"
+        for n, p, r, f, row in zip(names, test.get("per_class_precision", []), test.get("per_class_recall", []),
+                                   test.get("per_class_f1", []), test.get("confusion", []))
+    )
+    table = f"<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>{rows}</table>"
+    plot = confusion_plot(test["confusion"], names) if test.get("confusion") else ""
+    return f"<p>{head}</p><div class='grid'><div class='card'>{plot}</div><div>{table}</div></div>"
+
+
+def render_html(data: ReportInput) -> str:
+    r, fnd = data.records, data.findings
+    plots = [
+        ("Loss", curve_plot(r, ["train_loss", "val_loss", "val_loss_ema"], "loss", fnd)),
+        ("Accuracy", curve_plot(r, ["train_acc", "val_acc", "val_acc_ema"], "accuracy", fnd)),
+        ("Learning rate", curve_plot(r, ["lr"], "learning rate", [], log=True)),
+        ("Gradient norm per layer", per_layer_plot(r, "grad_norm/", "||grad||", fnd)),
+        ("Update-to-weight ratio per layer", per_layer_plot(r, "update_ratio/", "||Δw|| / ||w||", fnd, band=(1e-4, 1e-2))),
+        ("Dead units per layer", per_layer_plot(r, "dead_frac/", "fraction dead", fnd, log=False)),
+        ("Saturated units per layer", per_layer_plot(r, "saturated_frac/", "fraction saturated", fnd, log=False)),
+    ]
+    cards = "".join(f"<div class='card'><h3>{_e(t)}</h3>{svg}</div>" for t, svg in plots if svg)
+    s = data.summary
+    headline = ""
+    if s:
+        test_acc = s.get("test", {}).get("acc")
+        headline = (f"<p class='muted'>{s.get('epochs_run', len(r))} epochs, stopped: {_e(s.get('stop_reason', '?'))}"
+                    + (f"; best epoch {s['best_epoch']} by {_e(s.get('monitor'))}" if s.get("best_epoch") else "")
+                    + (f"; test accuracy <b>{test_acc:.4f}</b>" if isinstance(test_acc, float) else "") + "</p>")
+    config = _e(_toml(data.config)) if data.config else ""
+    env = _e(json.dumps(data.env, indent=2)) if data.env else ""
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>trainwise report: {_e(data.title)}</title>
+<style>{CSS}</style></head><body>
+<h1>trainwise report: {_e(data.title)}</h1>{headline}
+<h2>Diagnosis</h2>{findings_html(fnd)}
+<h2>Training curves</h2><div class="grid">{cards or "<p class='muted'>No history.</p>"}</div>
+<h2>Test split</h2>{test_html(s)}
+<h2>Config</h2>{f"<pre>{config}</pre>" if config else "<p class='muted'>No config recorded.</p>"}
+<h2>Environment</h2>{f"<pre>{env}</pre>" if env else "<p class='muted'>No environment recorded.</p>"}
+<p class="muted">Self-contained file written by trainwise; it needs no network.</p>
+</body></html>
+"""
+
+
+def _toml(config: dict) -> str:
+    import tomli_w
+
+    try:
+        return tomli_w.dumps(config)
+    except (TypeError, ValueError):  # a config from elsewhere may hold values TOML cannot express
+        return json.dumps(config, indent=2)
+
+
+def render_report(path: str | Path, out: str | Path | None = None, findings: list | None = None) -> Path:
+    """Write the report for a run directory (default ``RUN/report.html``) or a history file."""
+    path = Path(path)
+    data = load_report_input(path, findings)
+    target = Path(out) if out else (path / "report.html" if path.is_dir() else path.with_suffix(".report.html"))
+    atomic.write_text(target, render_html(data))
+    return target
