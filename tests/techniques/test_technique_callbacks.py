@@ -126,3 +126,17 @@ def test_flip_tta_at_evaluation(cnn_config):
         prob = (trainer.model(x).softmax(1) + trainer.model(x.flip(-1)).softmax(1)) / 2
     assert trainer.evaluate("val")["acc"] == pytest.approx((prob.argmax(1) == y).double().mean().item())
     assert run.history[-1]["val_acc"] == pytest.approx(trainer.evaluate("val")["acc"])
+
+
+def test_mixup_blends_an_extra_feature_vector_alike(quiet):
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.tensor(d.images[:600, None] / 16.0, dtype=torch.float32)
+    y = torch.tensor(d.target[:600])
+    features = torch.nn.functional.one_hot(y, 10).float()  # a feature vector that encodes the label
+    pairs = []
+    probe = Probe("batch_start", lambda s: pairs.append((s.inputs[1], s.targets)))
+    trainwise.fit(train=(x, features, y), val=(x[:100], features[:100], y[:100]), model__name="fusion", model__channels=[8],
+                  train__epochs=1, mixup__mixup_alpha=0.4, train__progress="none", callbacks=[probe])
+    assert all(torch.allclose(f, t) for f, t in pairs)  # mixed features == mixed one-hot targets
