@@ -12,10 +12,14 @@ ROOT = Path(__file__).resolve().parents[1]
 TIME_KEYS = {"time_s", "samples_per_s"}
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment of a CLI subprocess: one thread, this checkout on the path, plus ``extra`` (e.g. TRAINWISE_FAULT)."""
+    return {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **extra}
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "trainwise", *args], capture_output=True, text=True, cwd=cwd or ROOT,
-                          timeout=timeout, env=env)
+                          timeout=timeout, env=env or cli_env())
 
 
 def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:

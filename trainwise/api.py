@@ -75,7 +75,7 @@ def resume(run_dir: str | Path, *, model: torch.nn.Module | None = None, data: D
     if config is not None and config.to_dict() != saved.to_dict():
         raise UserError(f"{run_dir} belongs to another config", expected="the config saved in the run directory",
                         fix="resume without a config, or start a new run with trainwise train")
-    ckpt, _ = checkpointing.latest_resumable(run_dir)
+    ckpt, _ = checkpointing.resume_point(run_dir, saved)
     trainer = Trainer(saved, model=model, data=data, callbacks=list(callbacks), run_dir=run_dir)
     if (run_dir / "history.jsonl").exists():
         trainer.history.records = History.load(run_dir / "history.jsonl").records

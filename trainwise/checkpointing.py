@@ -7,22 +7,42 @@
   that carries code is refused.
 
 Writes are atomic (trainwise.atomic). Before a new ``last.pt`` replaces the old one, the old one becomes
-``previous.pt``, so a corrupt or missing latest file still leaves a good one to resume from.
+``previous.pt``, so a corrupt or missing latest file still leaves a good one to resume from: resume
+(:func:`resume_point`) says so in a warning, sets a corrupt ``last.pt`` aside as ``last.pt.corrupt`` and
+continues from ``previous.pt``. What resume promises is written down in docs/reliability.md.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
+import pickletools
 import random
+import re
+import warnings
+import zipfile
+from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from trainwise import atomic
+from trainwise import atomic, faults
 from trainwise.errors import UserError
+
+if TYPE_CHECKING:
+    from trainwise.config import Config
+
+log = logging.getLogger("trainwise")
+
+# What a resumable checkpoint must hold (Trainer.checkpoint_state); anything else is not a trainwise checkpoint.
+REQUIRED_KEYS = ("model", "optimizer", "scheduler", "scaler", "callbacks", "rng", "epoch", "epoch_done", "batch_index",
+                 "step", "train_metrics", "history_len")
+# Leaf types torch.load(weights_only=True) reads back without executing code (exact types: a NumPy float is
+# a float subclass, yet loading it needs code).
+_PLAIN_LEAVES = (str, bytes, int, float, bool, complex, type(None), torch.dtype, torch.device, torch.Size)
 
 
 def save_weights(model: torch.nn.Module, path: Path, metadata: dict[str, Any] | None = None) -> None:
@@ -48,49 +68,151 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> dict[s
 
 
 def save_resumable(state: dict[str, Any], path: Path) -> None:
+    """Write ``state`` as ``path`` (last.pt) atomically, keeping the file it replaces as previous.pt."""
+    check_plain(state)
+
     def write(handle) -> None:
         torch.save(state, handle)
 
     tmp_ready = path.with_name(f".{path.name}.ready")
-    atomic.atomic_write(tmp_ready, write)
+    try:
+        atomic.atomic_write(tmp_ready, write)
+    except atomic.DiskFull:
+        raise atomic.DiskFull(path) from None
     if path.exists():
         os.replace(path, path.with_name("previous.pt"))
+    faults.point("checkpoint-rename")
     os.replace(tmp_ready, path)
+
+
+def check_plain(obj: Any, where: str = "checkpoint") -> None:
+    """Refuse, at save time, a value that ``torch.load(weights_only=True)`` could not read back at resume."""
+    if isinstance(obj, torch.Tensor) or type(obj) in _PLAIN_LEAVES:
+        return
+    if type(obj) in (dict, OrderedDict):
+        for key, value in obj.items():
+            check_plain(key, f"{where} (a key)")
+            check_plain(value, f"{where}.{key}")
+    elif type(obj) in (list, tuple, set):
+        for i, value in enumerate(obj):
+            check_plain(value, f"{where}[{i}]")
+    else:
+        raise UserError(f"cannot checkpoint {where}: it is a {type(obj).__module__}.{type(obj).__qualname__}",
+                        expected="tensors, numbers, strings, None, lists, tuples, sets and dicts (resume loads checkpoints without executing code)",
+                        fix="return plain values from state_dict(), e.g. float(x) for a NumPy number, list(x) for a deque")
 
 
 def load_resumable(path: Path) -> dict[str, Any]:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files; the error says enough
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        code = _code_in_pickle(path, err)
+        if code is None:
+            raise CorruptCheckpoint(path, err) from None
         raise UserError(f"refusing to load {path}", expected="a checkpoint of tensors and plain values",
-                        received="a pickle that would execute code: " + str(err).splitlines()[0][:160],
+                        received=f"a pickle that would import and call {code} while loading",
                         fix="only load checkpoints you trust, or re-save the weights with safetensors") from None
     except Exception as err:
         raise CorruptCheckpoint(path, err) from None
+    if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
+        found = sorted(map(str, state))[:8] if isinstance(state, dict) else type(state).__name__
+        raise CorruptCheckpoint(path, ValueError(f"not a trainwise resumable checkpoint (holds {found})"))
+    return state
+
+
+def _code_in_pickle(path: Path, err: Exception) -> str | None:
+    """The first callable a refused pickle names (torch's error says it, or the opcodes do); None: just damaged bytes."""
+    named = re.search(r"GLOBAL ([\w.]+)", str(err))
+    if named:
+        return named.group(1)
+    if zipfile.is_zipfile(path):
+        return None
+    strings: list[str] = []
+    try:
+        with open(path, "rb") as handle:
+            for op, arg, _ in pickletools.genops(handle):
+                if op.name in ("GLOBAL", "INST"):
+                    return str(arg).replace(" ", ".")
+                if op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    return ".".join(strings[-2:])
+                if isinstance(arg, str):
+                    strings.append(arg)
+    except Exception:  # not a pickle after all: the bytes are damaged
+        pass
+    return None
 
 
 class CorruptCheckpoint(UserError):
     def __init__(self, path: Path, err: Exception):
-        super().__init__(f"checkpoint {path} is corrupt or truncated", received=str(err).splitlines()[0][:200] if str(err) else type(err).__name__,
+        first = str(err).splitlines()[0][:200] if str(err).strip() else "unexpected end of file"
+        if first.startswith("Weights only load failed"):  # torch's boilerplate about code; here the bytes are just bad
+            first = "unreadable pickle data"
+        self.detail = f"{type(err).__name__}: {first}"
+        super().__init__(f"checkpoint {path} is corrupt or truncated", received=self.detail,
                          fix="resume uses checkpoints/previous.pt when it exists; otherwise start the run again")
         self.path = path
 
 
 def latest_resumable(run_dir: Path) -> tuple[dict[str, Any], Path]:
-    """Load ``last.pt``, falling back to ``previous.pt`` when the latest is missing or corrupt."""
+    """Load ``last.pt``, falling back to ``previous.pt`` when the latest is missing or corrupt.
+
+    A fallback is reported as a warning on the ``trainwise`` logger; a corrupt ``last.pt`` is renamed
+    ``last.pt.corrupt`` so that the next checkpoint does not rotate it into ``previous.pt``.
+    """
     ckpt_dir = run_dir / "checkpoints"
-    errors = []
+    errors: list[CorruptCheckpoint] = []
     for name in ("last.pt", "previous.pt"):
         path = ckpt_dir / name
         if not path.exists():
             continue
         try:
-            return load_resumable(path), path
+            ckpt = load_resumable(path)
         except CorruptCheckpoint as err:
-            errors.append(str(err))
+            errors.append(err)
+            continue
+        for bad in errors:
+            os.replace(bad.path, bad.path.with_name(bad.path.name + ".corrupt"))
+            log.warning(f"warning: checkpoint {bad.path} is corrupt or truncated ({bad.detail}); kept as {bad.path.name}.corrupt; "
+                        f"resuming from {path}")
+        if name != "last.pt" and not errors:
+            log.warning(f"warning: {ckpt_dir / 'last.pt'} is missing (the run was stopped while replacing it); resuming from {path}")
+        return ckpt, path
     if errors:
-        raise UserError(f"no usable checkpoint in {ckpt_dir}", received=" | ".join(errors), fix="start the run again with trainwise train")
+        raise UserError(f"no usable checkpoint in {ckpt_dir}", received=" | ".join(e.detail for e in errors), fix="start the run again with trainwise train")
     raise UserError(f"no checkpoint to resume in {ckpt_dir}", expected="checkpoints/last.pt", fix="start the run with trainwise train first")
+
+
+def resume_point(run_dir: Path, config: Config) -> tuple[dict[str, Any], Path]:
+    """The checkpoint ``trainwise resume`` continues from, checked against the run's config.
+
+    Clears temporary files that killed writes left behind, loads the latest good checkpoint and refuses one
+    written under a different config (e.g. after config.toml was edited), naming the first key that differs.
+    """
+    for directory in (run_dir, run_dir / "checkpoints"):
+        if directory.is_dir():
+            atomic.remove_stale_temps(directory)
+    ckpt, path = latest_resumable(run_dir)
+    if "config" in ckpt:
+        written, now = _flatten(ckpt["config"]), _flatten(config.to_dict())
+        differ = sorted(k for k in written if written[k] != now.get(k))  # keys added to trainwise later do not count
+        if differ:
+            key = differ[0]
+            raise UserError(f"{path} belongs to another config: {key} differs", expected=f"{key} = {written.get(key)!r} as when it was written",
+                            received=f"{key} = {now.get(key)!r} in {run_dir / 'config.toml'}",
+                            fix="restore config.toml as it was, or start a new run with trainwise train --out ANOTHER_DIR")
+    return ckpt, path
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat |= _flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 # ------------------------------------------------------------------------------------------------ RNG

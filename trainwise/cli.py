@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from trainwise.errors import UserError
+from trainwise.interrupt import TrainingInterrupted
 
 app = typer.Typer(
     name="trainwise",
@@ -35,6 +36,9 @@ def user_errors(fn):
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
             raise typer.Exit(code=2) from None
+        except TrainingInterrupted as err:  # SIGINT/SIGTERM during training: checkpoint saved, say how to resume
+            print(err, file=sys.stderr)
+            raise typer.Exit(code=err.exit_code) from None
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             raise typer.Exit(code=130) from None
@@ -121,6 +125,35 @@ def report(
     if not path.exists():
         raise UserError(f"{str(path)!r} does not exist", expected="a run directory or a history file")
     print(render_report(path, out))
+
+
+@app.command()
+@user_errors
+def diagnose(
+    path: Annotated[Path, typer.Argument(help="Run directory, history.jsonl, Keras CSVLogger CSV or Lightning metrics.csv.")],
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"findings": [...]} and nothing else.')] = False,
+    column: Annotated[Optional[list[str]], typer.Option("--column", "-c", help="Map a CSV column to a trainwise key: COLUMN=KEY (repeatable).")] = None,
+    expect: Annotated[Optional[list[str]], typer.Option("--expect", help='An expectation such as "val_acc >= 0.85 at epoch 1" (repeatable).')] = None,
+) -> None:
+    """Diagnose a run from its history: findings with epochs, evidence and concrete fixes."""
+    from trainwise.doctor import diagnose as run_doctor
+
+    columns = {}
+    for item in column or []:
+        if "=" not in item:
+            raise UserError("bad --column", expected="COLUMN=KEY, e.g. --column accuracy=train_acc", received=item)
+        src, dst = item.split("=", 1)
+        columns[src] = dst
+    if not path.exists():
+        raise UserError(f"{str(path)!r} does not exist", expected="a run directory or a history file")
+    result = run_doctor(path, columns=columns or None, expect=expect)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return
+    for finding in result:
+        print(finding)
+    for miss in result.misses:
+        print(miss)
 
 
 @app.command("config-reference")

@@ -15,6 +15,8 @@ Every field has one default, here. ``docs/config.md`` is generated from these cl
 
 from __future__ import annotations
 
+import datetime
+import math
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -27,7 +29,7 @@ from trainwise.errors import UserError
 class _Section(BaseModel):
     # Frozen so that a running Trainer can hand its config to callbacks without fear of mutation;
     # extra="forbid" so that a typo ("learning_rate") is an error, not a silently ignored key.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # lr = inf is a typo, not a setting
 
 
 class DataConfig(_Section):
@@ -51,6 +53,13 @@ class DataConfig(_Section):
     num_workers: int = Field(2, ge=0, description="DataLoader workers (loader = dataloader)")
     drop_last: bool = Field(False, description="drop the last incomplete training batch")
 
+    @field_validator("classes")
+    @classmethod
+    def _distinct_classes(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (len(v) < 2 or len(set(v)) != len(v) or min(v) < 0):
+            raise ValueError("at least two distinct class ids >= 0")
+        return v
+
 
 class ModelConfig(_Section):
     """Which network. ``name`` is a registered builder or ``package.module:factory``."""
@@ -73,6 +82,31 @@ class ModelConfig(_Section):
             if not 0.0 <= rate < 1.0:
                 raise ValueError(f"dropout rates must be in [0, 1), got {rate}")
         return v
+
+    @field_validator("kwargs")
+    @classmethod
+    def _toml_values(cls, v: dict[str, Any]) -> dict[str, Any]:
+        # The run directory saves the config as TOML (config.toml, read again by resume): no null, NaN or infinity.
+        if not _toml_value(v):
+            raise ValueError("values a TOML file can hold: strings, finite numbers, booleans, dates, lists and tables (no null)")
+        return v
+
+    @field_validator("hidden", "channels", "feature_hidden")
+    @classmethod
+    def _positive_sizes(cls, v: list[int]) -> list[int]:
+        if any(size <= 0 for size in v):
+            raise ValueError("layer sizes > 0")
+        return v
+
+
+def _toml_value(x: Any) -> bool:
+    if isinstance(x, dict):
+        return all(isinstance(k, str) and _toml_value(v) for k, v in x.items())
+    if isinstance(x, list):
+        return all(_toml_value(v) for v in x)
+    if isinstance(x, float):
+        return math.isfinite(x)
+    return isinstance(x, (str, int, datetime.date, datetime.time))  # bool is an int; datetime a date
 
 
 class OptimConfig(_Section):
@@ -309,7 +343,7 @@ def _format_validation_error(err: ValidationError, source: str) -> UserError:
             expected=f"one of {', '.join(valid)}",
             fix=f"remove or rename {key!r} (see docs/config.md)",
         )
-    msg = first["msg"].removeprefix("Value error, ")
+    msg = first["msg"].removeprefix("Value error, ") or kind
     return UserError(
         f"{source}: invalid value for {key!r}",
         expected=msg[0].lower() + msg[1:],
@@ -344,7 +378,7 @@ def parse_override(item: str) -> tuple[str, Any]:
     key = key.strip()
     try:
         value = tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         value = text
     return key, value
 
@@ -371,7 +405,10 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file {str(path)!r} not found", fix="pass the path of a .toml or .yaml file, e.g. configs/digits.toml")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read config file {path}", expected="a readable UTF-8 text file", received=f"{type(err).__name__}: {err}") from None
     try:
         if path.suffix in (".yaml", ".yml"):
             import yaml
@@ -380,7 +417,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         else:
             raw = tomllib.loads(text)
     except Exception as err:  # both parsers raise their own types; the message is what matters
-        detail = str(err).splitlines()[0]
+        detail = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise UserError(f"{path}: malformed config", expected="valid TOML/YAML", received=detail, fix="correct the syntax at the place named") from None
     if not isinstance(raw, dict):
         raise UserError(f"{path}: malformed config", expected="a table of sections", received=type(raw).__name__)

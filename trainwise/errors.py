@@ -26,7 +26,7 @@ class UserError(Exception):
         message = "; ".join(parts) + "."
         if fix:
             message += f" Fix: {fix.rstrip('.')}."
-        super().__init__(message)
+        super().__init__(message.replace("\r", "\\r").replace("\n", "\\n"))  # one line, whatever the user's text holds
 
 
 def unknown_name(kind: str, name: str, valid: Iterable[str], *, key: str | None = None) -> UserError:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from trainwise import atomic
+from trainwise.errors import UserError
 
 
 def _clean(value: Any) -> Any:
@@ -52,10 +53,26 @@ class History:
 
     @classmethod
     def load(cls, path: str | Path) -> History:
+        """Read a history.jsonl; anything but one JSON object per line is a UserError naming the line."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise UserError(f"cannot read history {path}", expected="a UTF-8 history.jsonl written by trainwise",
+                            received=f"{type(err).__name__}: {err}") from None
         records = []
-        for line in Path(path).read_text().splitlines():
-            if line.strip():
-                records.append({k: _restore(v) for k, v in json.loads(line).items()})
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except (ValueError, RecursionError) as err:
+                raise UserError(f"{path} line {number} is not valid JSON", expected="one JSON object per line",
+                                received=f"{line[:60]!r} ({str(err).splitlines()[0][:80]})", fix="restore the file or delete the bad line") from None
+            if not isinstance(record, dict):
+                raise UserError(f"{path} line {number} is not a record", expected="one JSON object per line",
+                                received=f"a JSON {type(record).__name__}: {line[:60]!r}", fix="restore the file or delete the bad line")
+            records.append({k: _restore(v) for k, v in record.items()})
         return cls(records)
 
     def column(self, key: str) -> list[Any]:

@@ -20,15 +20,20 @@ import torch
 
 from trainwise import atomic, checkpointing
 from trainwise.callbacks.best_checkpoint import BestCheckpoint
+from trainwise.callbacks.doctor import DoctorCallback
+from trainwise.callbacks.monitors import make_monitors
 from trainwise.callbacks.early_stopping import EarlyStopping
 from trainwise.callbacks.progress import make_progress
 from trainwise.callbacks.techniques import apply_init, eval_transforms, lr_multipliers, technique_callbacks
 from trainwise.config import Config, dump_toml
 from trainwise.core import Callback, Event, State
+from trainwise.doctor import diagnose
 from trainwise.data import DataSplits, TensorData, prepare_data
 from trainwise.data.loader import DeviceLoader, make_loader
 from trainwise.errors import UserError
+from trainwise.faults import point as fault_point
 from trainwise.history import History
+from trainwise.interrupt import SignalCatcher, TrainingInterrupted
 from trainwise.losses import hard_labels, predictions, task_loss
 from trainwise.metrics import MetricAccumulator
 from trainwise.models import build_model
@@ -47,6 +52,7 @@ class Run:
     summary: dict[str, Any]
     run_dir: Path | None = None
     data: DataSplits | None = field(default=None, repr=False)
+    findings: list = field(default_factory=list)  # the doctor's final diagnosis (trainwise.doctor.Finding)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -131,6 +137,7 @@ class Trainer:
         self.callbacks = sorted(self._default_callbacks() + list(callbacks), key=lambda c: c.order)
         self.train_metrics = MetricAccumulator(self.num_classes, self.device)
         self.start_epoch, self.start_batch = 1, 0  # changed by load_checkpoint
+        self.signals = SignalCatcher()  # catches SIGINT/SIGTERM while fit runs with a run directory
 
     # ------------------------------------------------------------------------------------ set-up
     def _default_callbacks(self) -> list[Callback]:
@@ -143,6 +150,9 @@ class Trainer:
         progress = make_progress(cfg.train.progress)
         if progress is not None:
             cbs.append(progress)
+        cbs += make_monitors(cfg)
+        if cfg.doctor.live:
+            cbs.append(DoctorCallback(emit=progress.write if progress is not None else (lambda line: None)))
         return cbs + technique_callbacks(cfg)
 
     def _check_model_output(self, out_dim: int) -> None:
@@ -173,6 +183,7 @@ class Trainer:
         cfg, state = self.config, self.state
         if self.run_dir is not None:
             self._write_run_files()
+            self.signals.install()
         try:
             self.fire(Event.FIT_START)
             for epoch in range(self.start_epoch, cfg.train.epochs + 1):
@@ -189,6 +200,8 @@ class Trainer:
                 self.fire(Event.EPOCH_END)
                 if self.run_dir is not None:
                     self.save_checkpoint(epoch_done=True)
+                if self.signals.received is not None and not state.stop:
+                    self.stop_for_signal(epoch_done=True)
                 if state.stop:
                     break
             state.stop_reason = state.stop_reason or f"completed {cfg.train.epochs} epochs"
@@ -197,8 +210,11 @@ class Trainer:
             state.error = err
             self.fire(Event.EXCEPTION)
             raise
+        finally:
+            self.signals.restore()
         summary = self.final_summary()
-        return Run(config=cfg, model=self.model, history=self.history, summary=summary, run_dir=self.run_dir, data=self.data)
+        return Run(config=cfg, model=self.model, history=self.history, summary=summary, run_dir=self.run_dir, data=self.data,
+                   findings=list(self.diagnosis))
 
     def train_epoch(self, epoch: int, start_batch: int = 0) -> None:
         state = self.state
@@ -213,6 +229,9 @@ class Trainer:
             self.fire(Event.STEP_END)
             if every and self.run_dir is not None and state.step % every == 0 and state.batch_index + 1 < state.steps_per_epoch:
                 self.save_checkpoint(epoch_done=False)
+            fault_point("step")
+            if self.signals.received is not None and not state.stop:
+                self.stop_for_signal(epoch_done=False)
             if state.stop:
                 break
 
@@ -253,6 +272,7 @@ class Trainer:
         for inputs, targets in loader.batches():
             logits = self.eval_logits(inputs)
             acc.update(task_loss(logits, targets, self.task), predictions(logits, self.task), targets)
+            fault_point("eval")
         self.model.train(was_training)
         return acc.compute(self.task)
 
@@ -298,10 +318,15 @@ class Trainer:
         if self.run_dir is not None:
             atomic.write_json(self.run_dir / "summary.json", summary)
             checkpointing.save_weights(self.model, self.run_dir / "checkpoints" / "final.safetensors", {"epoch": state.epoch})
+        # The final diagnosis reads the finished run, test predictions included.
+        self.diagnosis = diagnose(self.history, self.config, num_classes=self.num_classes, task=self.task,
+                                  predictions=summary.get("test", {}).get("confusion"))
+        if self.run_dir is not None:
+            atomic.write_json(self.run_dir / "findings.json", self.diagnosis.to_dict())
             if self.config.train.report:
                 from trainwise.report import render_report
 
-                summary["report"] = str(render_report(self.run_dir))
+                summary["report"] = str(render_report(self.run_dir, findings=list(self.diagnosis)))
         return summary
 
     def _write_run_files(self) -> None:
@@ -324,10 +349,17 @@ class Trainer:
             "train_metrics": {"loss_sum": self.train_metrics.loss_sum, "confusion": self.train_metrics.confusion, "count": self.train_metrics.count},
             "history_len": len(self.history),
             "stop": s.stop, "stop_reason": s.stop_reason, "phase": s.phase,
+            "config": self.config.to_dict(),  # resume refuses a checkpoint of another config
         }
 
     def save_checkpoint(self, epoch_done: bool) -> None:
         checkpointing.save_resumable(self.checkpoint_state(epoch_done), self.run_dir / "checkpoints" / "last.pt")
+
+    def stop_for_signal(self, epoch_done: bool) -> None:
+        """After SIGINT/SIGTERM: write the resumable checkpoint (an epoch's end already has one) and raise."""
+        if not epoch_done:
+            self.save_checkpoint(epoch_done=False)
+        raise TrainingInterrupted(self.signals.received, self.state.epoch, self.state.step, self.run_dir)
 
     def load_checkpoint(self, ckpt: dict[str, Any]) -> None:
         s = self.state
@@ -348,5 +380,7 @@ class Trainer:
             self.start_epoch, self.start_batch = ckpt["epoch"] + 1, 0
         else:
             self.start_epoch, self.start_batch = ckpt["epoch"], ckpt["batch_index"]
+        if s.stop:  # the run had decided to stop: no more batches (finish the epoch's record) and no more epochs
+            self.start_epoch, self.start_batch = (self.config.train.epochs + 1, 0) if ckpt["epoch_done"] else (ckpt["epoch"], s.steps_per_epoch)
         s.epoch = ckpt["epoch"]
         self.history.truncate(ckpt["history_len"])

@@ -86,11 +86,11 @@ def load_fashion(settings: Settings):
 
 
 def flip_translate(x: torch.Tensor, pad: int = 2) -> torch.Tensor:
-    """Random horizontal flip and a random translation of up to ``pad`` pixels (zero padding), batched."""
+    """Random horizontal flip and a random translation of up to ``pad`` pixels (edge padding, as trainwise's translate), batched."""
     n, c, h, w = x.shape
     flip = torch.rand(n, device=x.device) < 0.5
     x = torch.where(flip[:, None, None, None], x.flip(3), x)
-    padded = F.pad(x, (pad, pad, pad, pad))
+    padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
     dy = torch.randint(0, 2 * pad + 1, (n,), device=x.device)
     dx = torch.randint(0, 2 * pad + 1, (n,), device=x.device)
     rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # (n, h, 1)
@@ -192,7 +192,8 @@ def trainwise_run(settings: Settings, data, name: str, overrides: dict | None = 
         "regularization.label_smoothing": settings.label_smoothing,
         "train.epochs": settings.epochs, "train.device": settings.device, "train.precision": settings.precision,
         "train.channels_last": True, "train.progress": "none", "train.report": False,
-        "monitors.enabled": monitors, **(overrides or {}),
+        "monitors.enabled": monitors, "doctor.live": False,
+        "augment.train": [{"op": "hflip", "p": 0.5}, {"op": "translate", "pad": 2}], **(overrides or {}),
     })
     splits = DataSplits(train=TensorData((x,), y), val=None, test=TensorData((xt,), yt), num_classes=10, task="multiclass",
                         input_shape=(1, 28, 28))
@@ -206,31 +207,36 @@ def trainwise_run(settings: Settings, data, name: str, overrides: dict | None = 
     torch.manual_seed(0)
     start = time.perf_counter()
     callbacks = [TestEveryEpoch()]
-    if "augment" not in (overrides or {}) and not _has_augment_config():
-        callbacks.append(_FlipTranslate())  # until trainwise's augmentation config is available
     trainer = Trainer(cfg, data=splits, callbacks=callbacks)
     result.setup_s = time.perf_counter() - start
     trainer.fit()
     return result
 
 
-def _has_augment_config() -> bool:
-    return "augment" in Config.model_fields
+def recipe_run(data, name: str, config_path: Path, overrides: dict) -> Result:
+    """trainwise's own recipe (a config file), trained on all 60k training images like the other rows."""
+    from trainwise import Callback, Trainer
+    from trainwise.config import load_config
+    from trainwise.data import DataSplits, TensorData
 
+    x, y, xt, yt = data
+    cfg = load_config(config_path, {"data.val_fraction": 0.0, "train.progress": "none", "train.report": False,
+                                    "doctor.live": False, **overrides})
+    splits = DataSplits(train=TensorData((x,), y), val=None, test=TensorData((xt,), yt), num_classes=10, task="multiclass",
+                        input_shape=(1, 28, 28))
+    result = Result(name)
 
-def _flip_translate_callback():
-    from trainwise import Callback
+    class TestEveryEpoch(Callback):
+        def on_epoch_end(self, state):
+            result.epoch_times.append(state.record["time_s"])
+            result.test_acc.append(trainer.evaluate("test")["acc"])
 
-    class FlipTranslate(Callback):
-        def on_batch_start(self, state):
-            state.inputs = (flip_translate(state.inputs[0]),)
-
-    return FlipTranslate
-
-
-class _FlipTranslate:  # built lazily so the module imports without trainwise's callbacks loaded
-    def __new__(cls):
-        return _flip_translate_callback()()
+    torch.manual_seed(0)
+    start = time.perf_counter()
+    trainer = Trainer(cfg, data=splits, callbacks=[TestEveryEpoch()])
+    result.setup_s = time.perf_counter() - start
+    trainer.fit()
+    return result
 
 
 def lightning_run(settings: Settings, data, lean: bool) -> Result:
@@ -299,7 +305,7 @@ def table(results: list[Result], reference: str | None) -> str:
     return "\n".join(lines)
 
 
-ROWS = ("hand", "hand-dataloader", "trainwise", "trainwise-monitors", "trainwise-compile", "lightning-lean", "lightning")
+ROWS = ("hand", "hand-dataloader", "trainwise", "trainwise-monitors", "trainwise-compile", "lightning-lean", "lightning", "recipe")
 
 
 def main(argv=None) -> int:
@@ -310,11 +316,15 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=0.2)
     p.add_argument("--smoke", action="store_true", help="tiny CPU run to check the code paths")
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--recipe", type=Path, default=Path(__file__).resolve().parents[2] / "configs" / "fashion_mnist_gpu.toml")
+    p.add_argument("--variants", type=Path, help='JSON list of {"name": ..., "overrides": {...}} recipe variants (row "variants")')
     args = p.parse_args(argv)
     settings = Settings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
     if args.smoke:
         settings = Settings(epochs=2, batch_size=128, channels=(8, 16, 16, 16), train_subset=2000, device="cpu", precision="fp32")
+        args.recipe_overrides = {"train.device": "cpu", "train.precision": "fp32", "model.channels": [8, 16, 16, 16], "train.epochs": 2}
     rows = args.rows.split(",")
+    base = getattr(args, "recipe_overrides", {})
     data = load_fashion(settings)
     if settings.device == "cuda":
         print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}", flush=True)
@@ -330,6 +340,13 @@ def main(argv=None) -> int:
             results.append(trainwise_run(settings, data, "trainwise, same settings"))
         elif row == "trainwise-monitors":
             results.append(trainwise_run(settings, data, "trainwise, same settings + default monitors", monitors=True))
+        elif row == "recipe":
+            results.append(recipe_run(data, f"trainwise recipe ({args.recipe.name})", args.recipe, base))
+        elif row == "variants":
+            for v in json.loads(args.variants.read_text()):
+                results.append(recipe_run(data, f"recipe + {v['name']}", args.recipe, {**base, **v["overrides"]}))
+                print(f"  {v['name']}: epochs {[round(t, 3) for t in results[-1].epoch_times]} acc {[round(a, 4) for a in results[-1].test_acc]}", flush=True)
+            continue
         elif row == "trainwise-compile":
             results.append(trainwise_run(settings, data, "trainwise, same settings + torch.compile", {"train.compile": True}))
         elif row in ("lightning", "lightning-lean"):

@@ -112,15 +112,20 @@ class EpochMeanMonitor(Callback):
     def __init__(self, every_n_steps: int = 50):
         self.every_n_steps = every_n_steps
         self._means = EpochMeans()
+        self._written = False  # this epoch's means are in its record already
 
     def on_epoch_start(self, state: State) -> None:
         self._means.reset()
+        self._written = False
 
     def on_eval_end(self, state: State) -> None:
         state.record.update(self._means.means())
+        self._written = True
 
     def state_dict(self) -> dict[str, Any]:
-        return self._means.state_dict()
+        return self._means.state_dict() | {"written": self._written}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._means.load_state_dict(state)
+        # An epoch-end checkpoint holds means already written: resuming must not carry them into the next epoch.
+        if not state.get("written", False):
+            self._means.load_state_dict(state)

@@ -32,7 +32,10 @@ class LogLines(Callback):
         self.stream = stream or sys.stderr
 
     def on_epoch_end(self, state: State) -> None:
-        print(format_record(state.record), file=self.stream, flush=True)
+        self.write(format_record(state.record))
+
+    def write(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
 
 
 class ProgressBar(Callback):
@@ -66,7 +69,13 @@ class ProgressBar(Callback):
             self.progress.update(self.task, metrics=f"loss {state.loss.item():.4f}")
 
     def on_epoch_end(self, state: State) -> None:
-        self.progress.console.print(format_record(state.record))
+        self.write(format_record(state.record))
+
+    def write(self, line: str) -> None:
+        if self.progress is not None:
+            self.progress.console.print(line, markup=False, highlight=False)
+        else:
+            print(line, file=sys.stderr, flush=True)
 
     def on_fit_end(self, state: State) -> None:
         self.close()

@@ -68,12 +68,21 @@ def check_arrays(x: np.ndarray, y: np.ndarray, name: str, num_classes: int | Non
 
 
 def _stratified_take(y: np.ndarray, n: int, seed: int) -> np.ndarray:
-    from sklearn.model_selection import train_test_split
-
     if n >= len(y):
         return np.arange(len(y))
-    idx, _ = train_test_split(np.arange(len(y)), train_size=n, random_state=seed, stratify=_stratify_or_none(y))
+    idx, _ = _train_test_split(y, f"keep data.train_subset={n} of {len(y)} training samples", train_size=n, random_state=seed)
     return np.sort(idx)
+
+
+def _train_test_split(y: np.ndarray, what: str, **kwargs) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's stratified split of ``range(len(y))``; too few samples is a UserError saying what was asked."""
+    from sklearn.model_selection import train_test_split
+
+    try:
+        return train_test_split(np.arange(len(y)), stratify=_stratify_or_none(y), **kwargs)
+    except ValueError as err:
+        raise UserError(f"cannot {what}", expected="enough samples for every split and class", received=str(err).splitlines()[0],
+                        fix="use more data, or change data.val_fraction, data.test_fraction or data.train_subset") from None
 
 
 def _stratify_or_none(y: np.ndarray) -> np.ndarray | None:
@@ -83,10 +92,8 @@ def _stratify_or_none(y: np.ndarray) -> np.ndarray | None:
 
 
 def _split(n_labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(n_labels))
-    a, b = train_test_split(idx, test_size=fraction, random_state=seed, stratify=_stratify_or_none(n_labels))
+    what = f"hold out a share of {fraction:g} of {len(n_labels)} samples"
+    a, b = _train_test_split(n_labels, what, test_size=fraction, random_state=seed)
     return np.sort(a), np.sort(b)
 
 
@@ -96,9 +103,15 @@ def prepare_data(cfg: DataConfig) -> DataSplits:
 
 
 def split_and_normalize(raw: RawData, cfg: DataConfig) -> DataSplits:
-    check_arrays(raw.x, raw.y, "training")
+    check_arrays(raw.x, raw.y, "training", 2 if raw.binary else None)
     if raw.x_test is not None:
-        check_arrays(raw.x_test, raw.y_test, "test")
+        check_arrays(raw.x_test, raw.y_test, "test", 2 if raw.binary else None)
+    for name, features, labels in (("training", raw.features, raw.y), ("test", raw.features_test, raw.y_test)):
+        if features is not None:
+            check_arrays(features, labels, f"{name} feature")
+    if len(np.unique(raw.y)) < 2:
+        raise UserError("the training labels hold a single class", expected="at least two classes", received=f"only label {int(raw.y[0])}",
+                        fix="check data.target and the label column")
     x, y, f = raw.x, raw.y, raw.features
     xt, yt, ft = raw.x_test, raw.y_test, raw.features_test
     class_names = raw.class_names

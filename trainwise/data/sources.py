@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,6 +161,14 @@ def _arrays(cfg: DataConfig) -> RawData:
         if needed not in keys:
             raise UserError(f"{path} has no array {needed!r}", expected="arrays 'x' and " + repr(cfg.target), received=sorted(keys),
                             fix="save with numpy.savez(path, x=..., y=...) or set data.target")
+    try:  # members are read here, lazily: a damaged member or an object array fails now, not at np.load
+        return _npz_raw(npz, keys, cfg, path)
+    except (ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise UserError(f"cannot read the arrays in {path}", expected="numeric arrays saved with numpy.savez",
+                        received=f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:160]}", fix="save the file again") from None
+
+
+def _npz_raw(npz, keys: set[str], cfg: DataConfig, path: Path) -> RawData:
     get = lambda k: npz[k] if k in keys else None  # noqa: E731
     x = npz["x"].astype(np.float32)
     return RawData(
@@ -194,11 +203,18 @@ def _csv(cfg: DataConfig) -> RawData:
     import csv
 
     path = _require_path(cfg)
-    with open(path, newline="") as handle:
-        rows = list(csv.reader(handle))
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = [r for r in csv.reader(handle) if r]  # blank lines (a trailing newline) are no rows
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise UserError(f"cannot read {path} as CSV", expected="UTF-8 text with comma-separated values", received=str(err)[:160]) from None
     if len(rows) < 2:
         raise UserError(f"{path} has no data rows", expected="a header line and at least one row")
     header, body = rows[0], rows[1:]
+    for line, r in enumerate(body, start=2):
+        if len(r) != len(header):
+            raise UserError(f"{path} line {line} has {len(r)} fields", expected=f"{len(header)} like the header",
+                            received=",".join(r)[:80], fix="complete or remove the line (a truncated file?)")
     if cfg.target not in header:
         raise UserError(f"{path} has no column {cfg.target!r}", expected="the label column named by data.target", received=header, fix="set data.target to the label column")
     t = header.index(cfg.target)
