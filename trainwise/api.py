@@ -40,11 +40,16 @@ def fit(
     ``config`` is a Config, a TOML/YAML path, a dict of sections, or None (defaults). Keyword overrides
     use double underscores for dots: ``fit(optim__lr=0.01, train__epochs=5)``. Pass your own ``model``
     (any ``nn.Module``) and data as ``train=(x, y)``/``val``/``test`` tuples or a ready ``DataSplits``.
-    Nothing is written to disk unless ``out`` names a run directory.
+    Nothing is written to disk unless ``out`` names a run directory. With ``optim.lr = "auto"`` an
+    lr-find sweep runs first and its suggestion becomes ``optim.lr`` (see trainwise.tools.lr_find).
     """
     cfg = _as_config(config, {k.replace("__", "."): v for k, v in overrides.items()})
     if train is not None:
         data = from_arrays(train, val, test)
+    if cfg.optim.lr == "auto":  # lr-find on this config first; the run records the number it chose
+        from trainwise.tools.lr_find import resolve_auto_lr
+
+        cfg, data = resolve_auto_lr(cfg, model=model, data=data, out=out)
     trainer = Trainer(cfg, model=model, data=data, callbacks=list(callbacks), run_dir=out)
     return trainer.fit()
 

@@ -276,5 +276,144 @@ def export(
           f"{done.max_abs_diff:.2g} ({done.checked_with})")
 
 
+# ------------------------------------------------------------------------------------ tools
+
+
+def _tool_config(config: Optional[Path], set_: Optional[list[str]]):
+    from trainwise.config import load_config
+
+    return load_config(config, set_ or [])
+
+
+def _default_tool_dir(kind: str, config: Optional[Path]) -> Path:
+    """runs/<kind>-<config file stem>: the same command finds the same directory again."""
+    return Path("runs") / f"{kind}-{config.stem if config else 'default'}"
+
+
+@app.command("lr-find")
+@user_errors
+def lr_find(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Where lr_find.png/json go (default: runs/lr-find-<config>).")] = None,
+    steps: Annotated[int, typer.Option(help="Sweep length in optimizer steps.")] = 200,
+    start_lr: Annotated[float, typer.Option(help="First learning rate.")] = 1e-7,
+    end_lr: Annotated[float, typer.Option(help="Last learning rate (the sweep stops earlier if the loss explodes).")] = 10.0,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the sweep (default: train.seed).")] = None,
+) -> None:
+    """Sweep the learning rate and suggest one, with a plot.
+
+    An exponential sweep over a few hundred steps; the suggestion follows the valley rule (the
+    steepest slope is shown too). Model and optimizer are left as they were.
+    """
+    from trainwise.tools.lr_find import lr_find as sweep
+    from trainwise.tools.lr_find import probe_config
+    from trainwise.trainer import Trainer
+
+    cfg = _tool_config(config, set_)
+    result = sweep(Trainer(probe_config(cfg)), start_lr=start_lr, end_lr=end_lr, steps=steps, seed=seed)
+    json_path, png_path = result.save(out or _default_tool_dir("lr-find", config))
+    fmt = lambda lr: "none" if lr is None else f"{lr:.3g}"  # noqa: E731
+    print(f"swept {len(result.lrs)} steps from {result.lrs[0]:.3g} to {result.lrs[-1]:.3g}: {result.stop_reason}")
+    print(f"suggested lr: {fmt(result.suggestion)} (valley {fmt(result.valley)}, steepest {fmt(result.steepest)})")
+    print(f"plot: {png_path} | numbers: {json_path}")
+
+
+@app.command()
+@user_errors
+def compare(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Two or more run directories; the first is the baseline.")],
+    metric: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="History key to show per epoch (repeatable; default: losses, accuracies, val_macro_f1).")] = None,
+    html: Annotated[Optional[Path], typer.Option(help="Also write the comparison as one HTML file.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the comparison as JSON.")] = None,
+) -> None:
+    """Compare runs: config, metrics per epoch and at the end, findings.
+
+    The first run is the baseline; doctor findings that appeared or disappeared are listed by code.
+    """
+    from trainwise import atomic
+    from trainwise.tools.compare import compare_runs
+
+    comparison = compare_runs(run_dirs, metrics=metric)
+    print(comparison.to_text(), end="")
+    if html:
+        atomic.write_text(html, comparison.to_html())
+        print(f"html: {html}")
+    if json_out:
+        atomic.write_json(json_out, comparison.to_dict())
+        print(f"json: {json_out}")
+
+
+@app.command()
+@user_errors
+def cv(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    folds: Annotated[int, typer.Option("--folds", "-k", help="Number of stratified folds.")] = 5,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="CV directory (default: runs/cv-<config>).")] = None,
+    max_std: Annotated[float, typer.Option(help="Warn when the accuracy std across folds exceeds this.")] = 0.05,
+) -> None:
+    """Stratified K-fold cross-validation with a fold ensemble.
+
+    A run directory per fold, mean ± std of each metric, the doctor's findings per fold and in common.
+    """
+    from trainwise.tools.cross_validation import cross_validate
+
+    out = out or _default_tool_dir("cv", config)
+    result = cross_validate(_tool_config(config, set_), folds=folds, out=out, max_std=max_std)
+    print(result.to_text(), end="")
+    print(f"summary: {out / 'cv_summary.json'} | fold runs: {out}/fold-1 ... fold-{folds}")
+
+
+@app.command()
+@user_errors
+def search(
+    config: ConfigArg = None,
+    space: Annotated[Path, typer.Option("--space", help="Search space TOML: [optim.lr] low/high/log, [data.batch_size] choices, ...")] = ...,
+    trials: Annotated[int, typer.Option("--trials", "-n", help="Finished trials the study should hold (a re-run continues up to it).")] = 20,
+    sampler: Annotated[str, typer.Option(help="grid | random | tpe")] = "tpe",
+    pruner: Annotated[str, typer.Option(help="none | median | asha (stop trials early on the per-epoch metric)")] = "median",
+    storage: Annotated[Optional[str], typer.Option(help="Default: SQLite in the search directory; 'journal': a journal file there; or postgresql://user:pass@host/db.")] = None,
+    workers: Annotated[int, typer.Option(help="Processes on this machine sharing the study.")] = 1,
+    metric: Annotated[str, typer.Option(help="History key to optimize (losses minimized, accuracy/F1 maximized).")] = "val_loss",
+    study: Annotated[Optional[str], typer.Option(help="Study name (default: the search directory's name); the same name joins the same study.")] = None,
+    seed: Annotated[int, typer.Option(help="Sampler seed.")] = 0,
+    set_: SetOpt = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Search directory (default: runs/search-<config>).")] = None,
+) -> None:
+    """Hyperparameter search on Optuna, a run directory per trial.
+
+    Writes trials.csv, best_config.toml and plots; running the command again continues the study.
+    """
+    from trainwise.tools.search import load_space
+    from trainwise.tools.search import search as run_search
+
+    out = out or _default_tool_dir("search", config)
+    result = run_search(_tool_config(config, set_), load_space(space), trials, out, sampler=sampler, pruner=pruner, storage=storage,
+                        workers=workers, metric=metric, study_name=study, seed=seed)
+    print(result.to_text(), end="")
+    print(f"search directory: {out} (trials.csv, best_config.toml, optimization_history.png, param_importances.png)")
+
+
+@app.command("batch-size")
+@user_errors
+def batch_size(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    max_batch: Annotated[Optional[int], typer.Option("--max", help="Largest batch to consider (default: the training-set size).")] = None,
+    steps: Annotated[int, typer.Option(help="Training steps per candidate batch size.")] = 2,
+) -> None:
+    """Find the largest training batch that fits in GPU memory.
+
+    Steps down on out-of-memory, doubles while batches fit, then bisects the boundary.
+    """
+    from trainwise.tools.batch_size import find_batch_size
+
+    result = find_batch_size(_tool_config(config, set_), max_batch=max_batch, steps=steps)
+    limit = " (the limit: every sample fits in one batch)" if result.reached_limit else ""
+    print(f"largest batch that fits on {result.device}: {result.batch_size}{limit}")
+    print(f"largest power of two that fits: {result.power_of_two} (suggested: --set data.batch_size={result.power_of_two})")
+
+
 def run() -> None:
     app(prog_name="trainwise")  # also under python -m trainwise, so that shell completion finds the command

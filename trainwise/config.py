@@ -114,7 +114,7 @@ class OptimConfig(_Section):
     """Optimizer and its hyperparameters (torch.optim)."""
 
     name: Literal["sgd", "adagrad", "rmsprop", "adam", "adamw"] = "adamw"
-    lr: float = Field(1e-3, gt=0.0, description="learning rate (before LR scaling)")
+    lr: float | Literal["auto"] = Field(1e-3, description='learning rate (before LR scaling); "auto": run lr-find first and use its suggestion')
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="sgd and rmsprop momentum")
     nesterov: bool = Field(False, description="sgd: Nesterov momentum")
     betas: tuple[float, float] = Field((0.9, 0.999), description="adam/adamw betas")
@@ -125,6 +125,13 @@ class OptimConfig(_Section):
     scale_lr: Literal["none", "linear", "sqrt"] = Field("none", description="LR scaling rule for large batches")
     base_batch_size: int = Field(64, gt=0, description="batch size at which lr was tuned (for scale_lr)")
     fused: bool | None = Field(None, description="fused/foreach kernels (None: torch's default)")
+
+    @field_validator("lr")
+    @classmethod
+    def _lr_positive(cls, v: float | str) -> float | str:
+        if v != "auto" and not v > 0:
+            raise ValueError('lr must be greater than 0 (or "auto")')
+        return v
 
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self) -> OptimConfig:
@@ -349,7 +356,7 @@ class Config(_Section):
 def _format_validation_error(err: ValidationError, source: str) -> UserError:
     """Pydantic's multi-line report -> one line: the first problem, what was expected, how to fix."""
     first = err.errors()[0]
-    key = ".".join(str(p) for p in first["loc"])
+    key = ".".join(str(p) for p in _field_loc(first["loc"]))
     kind = first["type"]
     received = first.get("input")
     if kind == "extra_forbidden":
@@ -367,6 +374,21 @@ def _format_validation_error(err: ValidationError, source: str) -> UserError:
         received=repr(received) if not isinstance(received, dict) else "a table",
         fix=f"set {key} to a valid value in the config file or with --set {key}=VALUE",
     )
+
+
+def _field_loc(loc: tuple) -> tuple:
+    """The loc without pydantic's union-member tags ('optim.lr.float' -> 'optim.lr'); list indices stay."""
+    model: type[BaseModel] | None = Config
+    kept = []
+    for part in loc:
+        if model is None:
+            if isinstance(part, int):
+                kept.append(part)
+            continue
+        kept.append(part)
+        annotation = getattr(model.model_fields.get(str(part)), "annotation", None)
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return tuple(kept)
 
 
 def _valid_keys(section_path: tuple) -> list[str]:
