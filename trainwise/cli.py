@@ -327,7 +327,7 @@ def compare(
     html: Annotated[Optional[Path], typer.Option(help="Also write the comparison as one HTML file.")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the comparison as JSON.")] = None,
 ) -> None:
-    """Compare runs: config, metrics per epoch and at the end, findings.
+    """Compare runs: config, metrics and findings.
 
     The first run is the baseline; doctor findings that appeared or disappeared are listed by code.
     """
@@ -381,7 +381,7 @@ def search(
     set_: SetOpt = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Search directory (default: runs/search-<config>).")] = None,
 ) -> None:
-    """Hyperparameter search on Optuna, a run directory per trial.
+    """Hyperparameter search on Optuna, one run per trial.
 
     Writes trials.csv, best_config.toml and plots; running the command again continues the study.
     """
