@@ -335,7 +335,7 @@ def compare(
     html: Annotated[Optional[Path], typer.Option(help="Also write the comparison as one HTML file.")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the comparison as JSON.")] = None,
 ) -> None:
-    """Compare runs: config, metric and finding differences.
+    """Compare runs: config, metrics and findings.
 
     The first run is the baseline. Metrics per epoch and at the end; doctor findings that appeared or
     disappeared, by code.

@@ -277,8 +277,8 @@ class InitConfig(_Section):
 class FinetuneConfig(_Section):
     """Fine-tuning: pretrained weights, frozen parameters, per-group learning rates."""
 
-    init_from: str | None = Field(None, description="run directory (or .safetensors file) to load weights from; tensors whose shape differs (the head) are skipped")
-    weights: str = Field("final", description="which weights of init_from: final | best")
+    init_from: str | None = Field(None, description="run directory (or .safetensors file) to load weights from at the start; the head and tensors whose shape differs are skipped")
+    weights: str = Field("final", description="which weights of a run directory: final | best | ema")
     freeze: list[str] = Field(default_factory=list, description="parameter name patterns to freeze, e.g. ['0.*', 'blocks.0.*']; ['*'] = all but the head")
     unfreeze_epoch: int | None = Field(None, gt=0, description="epoch from which the frozen parameters train too (None: never)")
     head: list[str] = Field(default_factory=list, description="patterns naming the head (default: the last layer)")

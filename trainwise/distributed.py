@@ -98,7 +98,12 @@ class Distributed:
 
         if cfg.train.sync_batchnorm and self.world_size > 1:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # replaces the model's children in place
-        self.ddp = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        # gradient_as_bucket_view: gradients live in DDP's buckets, which saves a copy kernel per parameter
+        # each way; broadcast_buffers=False: no per-step broadcast of BatchNorm statistics (rank 0's are
+        # sent to every rank at each epoch end instead, see end_train_epoch). The step here is bound by
+        # kernel launches, so both matter.
+        self.ddp = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                                           gradient_as_bucket_view=True, broadcast_buffers=False)
         train = torch.compile(self.ddp, mode=cfg.train.compile_mode) if cfg.train.compile else self.ddp
         self.plain_forward = forward
         if self.world_size > 1:

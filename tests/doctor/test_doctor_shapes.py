@@ -323,6 +323,13 @@ def test_precision_one_recall_zero_is_collapse():
     assert f.code == "prediction_collapse" and f.evidence["rarely_predicted"] == "1"
 
 
+def test_a_summary_test_block_is_accepted_as_predictions():
+    block = {"acc": 0.9, "precision": 0.9, "recall": 0.9, "per_class_precision": [0.5, 1.0, 0.52],
+             "per_class_recall": [0.97, 0.04, 0.9]}
+    f = diagnose(_fine_curves(), predictions=block)[0]
+    assert f.code == "prediction_collapse" and f.evidence["rarely_predicted"] == "1"
+
+
 def test_binary_history_predicting_everything_positive():
     n = 8
     rec = records(train_loss=decaying(0.8, 0.55, n), val_loss=[0.62] * n, val_acc=[0.64] * n, val_precision=[0.64] * n, val_recall=[1.0] * n)

@@ -167,6 +167,12 @@ def test_stop_policy_names_the_first_bad_step_when_sampled():
     assert run.records[1]["nonfinite_steps"] >= 1
 
 
+def test_stop_policy_names_the_sampled_step_itself():
+    # every 10 steps: steps 0, 10, 20 in epoch 1 and 30 in epoch 2 are checked; call 30 is step 31
+    run = train(SHORT, callbacks=[PoisonAt({30}), NanGuard("stop", every_n_steps=10)])
+    assert "optimizer step 31 (epoch 2)" in run.state.stop_reason
+
+
 def test_stop_policy_catches_an_unsampled_bad_step_at_the_epoch_end():
     # Unsampled steps are not checked one by one: the epoch's summed training loss carries the NaN.
     run = train(SHORT, callbacks=[PoisonAt({30}), NanGuard("stop", every_n_steps=1000)])

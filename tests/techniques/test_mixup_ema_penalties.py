@@ -90,3 +90,14 @@ def test_penalties_by_hand():
     assert l2_penalty(params).item() == pytest.approx(5.25)
     assert penalty(params, l1=0.1, l2=0.01).item() == pytest.approx(0.35 + 0.0525)
     assert penalty([], 1.0, 1.0).item() == 0.0
+
+
+def test_label_smoothing_for_multiclass_and_binary_by_hand():
+    logits = torch.tensor([[2.0, 0.0, -1.0]])
+    logp = logits.log_softmax(1)
+    expected = -(0.9 * logp[0, 0] + 0.1 * logp[0].mean())  # target (1 - s) one-hot + s / K everywhere
+    assert task_loss(logits, torch.tensor([0]), "multiclass", 0.1).item() == pytest.approx(expected.item(), rel=1e-6)
+    z = torch.tensor([[1.5]])
+    t = 1 * 0.8 + 0.2 / 2  # a positive target moves to 0.9
+    expected = -(t * F.logsigmoid(z) + (1 - t) * F.logsigmoid(-z))
+    assert task_loss(z, torch.tensor([1]), "binary", 0.2).item() == pytest.approx(expected.item(), rel=1e-6)

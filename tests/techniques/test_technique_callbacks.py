@@ -126,3 +126,31 @@ def test_flip_tta_at_evaluation(cnn_config):
         prob = (trainer.model(x).softmax(1) + trainer.model(x.flip(-1)).softmax(1)) / 2
     assert trainer.evaluate("val")["acc"] == pytest.approx((prob.argmax(1) == y).double().mean().item())
     assert run.history[-1]["val_acc"] == pytest.approx(trainer.evaluate("val")["acc"])
+
+
+def test_mixup_blends_an_extra_feature_vector_alike(quiet):
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.tensor(d.images[:600, None] / 16.0, dtype=torch.float32)
+    y = torch.tensor(d.target[:600])
+    features = torch.nn.functional.one_hot(y, 10).float()  # a feature vector that encodes the label
+    pairs = []
+    probe = Probe("batch_start", lambda s: pairs.append((s.inputs[1], s.targets)))
+    trainwise.fit(train=(x, features, y), val=(x[:100], features[:100], y[:100]), model__name="fusion", model__channels=[8],
+                  train__epochs=1, mixup__mixup_alpha=0.4, train__progress="none", callbacks=[probe])
+    assert all(torch.allclose(f, t) for f, t in pairs)  # mixed features == mixed one-hot targets
+
+
+def test_large_batch_linear_scaling_with_warmup(cnn_config):
+    lrs = []
+    probe = Probe("step_end", lambda s: lrs.append(s.optimizer.param_groups[0]["lr"]))
+    cfg = cnn_config(**{"data.batch_size": 256, "optim.lr": 1e-3, "optim.base_batch_size": 64, "optim.scale_lr": "linear",
+                        "schedule.name": "cosine", "schedule.warmup_epochs": 1, "schedule.warmup_start_factor": 0.1,
+                        "train.epochs": 2})
+    trainer = Trainer(cfg, callbacks=[probe])
+    assert trainer.optimizer.param_groups[0]["initial_lr"] == pytest.approx(4e-3)  # 1e-3 * 256 / 64
+    trainer.fit()
+    steps = trainer.state.steps_per_epoch  # 6 with 1293 samples
+    assert lrs[0] == pytest.approx(4e-3 * (0.1 + 0.9 * 1 / steps))  # after the first step of the warm-up
+    assert max(lrs) == pytest.approx(4e-3) and lrs[steps - 1] == pytest.approx(4e-3)

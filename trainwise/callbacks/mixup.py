@@ -36,7 +36,9 @@ class MixUp(Callback):
                 raise UserError("CutMix needs image inputs", received=f"inputs shaped {tuple(x.shape)}", fix="use mixup.mixup_alpha instead")
             center = torch.rand(2).tolist()
             box = cutmix_box(sample_lambda(cfg.cutmix_alpha), x.shape[-2], x.shape[-1], (center[0], center[1]))
-            x, soft, _ = cutmix_batch(x, soft, box, perm)
+            x, soft, lam = cutmix_batch(x, soft, box, perm)
         else:
-            x, soft = mixup_batch(x, soft, sample_lambda(cfg.mixup_alpha), perm)
+            lam = sample_lambda(cfg.mixup_alpha)
+            x, soft = mixup_batch(x, soft, lam, perm)
+        rest = [lam * t + (1 - lam) * t[perm] for t in rest]  # an extra feature vector is blended by the same share
         state.inputs, state.targets = (x, *rest), soft

@@ -63,10 +63,6 @@ class NanGuard(Callback):
         self._epoch_bad = 0  # host count (skip/rollback)
         self._epoch_steps = 0
         self._rolled_back_this_epoch = False
-        self._bad_dev: torch.Tensor | None = None  # device count (stop)
-        self._first_bad_dev: torch.Tensor | None = None  # device: index within the epoch of the first bad step
-        self._steps_dev: torch.Tensor | None = None
-        self._epoch_first_step = 0
         self._good: tuple[dict[str, Any], dict[str, Any], float] | None = None  # model, optimizer, lr_scale
         self._stopped = False
 
@@ -81,8 +77,6 @@ class NanGuard(Callback):
 
     def on_epoch_start(self, state: State) -> None:
         self._epoch_bad, self._epoch_steps, self._rolled_back_this_epoch = 0, 0, False
-        self._bad_dev = self._first_bad_dev = self._steps_dev = None
-        self._epoch_first_step = state.step
 
     def on_epoch_end(self, state: State) -> None:
         if self.policy == "rollback" and self._epoch_bad == 0:
@@ -94,9 +88,15 @@ class NanGuard(Callback):
         # skips and answers by lowering the scale; only a non-finite loss is a problem there.
         self._epoch_steps += 1
         if self.policy == "stop":
-            if is_sampled(state, self.every_n_steps):
-                self._accumulate(nonfinite_flag(state.loss, state.model, grads=state.config.train.precision != "fp16"))
-                self._check_stop(state)
+            # Read at once: the sampled step's own number goes into the reason (state.step counts the
+            # steps taken, so this one is state.step + 1).
+            if is_sampled(state, self.every_n_steps) and not self._stopped and bool(
+                nonfinite_flag(state.loss, state.model, grads=state.config.train.precision != "fp16")
+            ):
+                self._epoch_bad += 1
+                self._stop(state, f"NaN/Inf loss or gradient at optimizer step {state.step + 1} (epoch {state.epoch}); "
+                           "lower optim.lr, set train.grad_clip_norm=1.0, use train.precision=fp32, or set "
+                           "monitors.nan_policy=skip or rollback to ride over isolated bad batches")
             return
         flag = nonfinite_flag(state.loss, state.model, grads=state.config.train.precision != "fp16")
         if not bool(flag):  # skip/rollback must decide before optimizer.step: one sync
@@ -105,29 +105,6 @@ class NanGuard(Callback):
         state.skip_step = True
         if self.policy == "rollback":
             self._rollback(state)
-
-    def _accumulate(self, flag: torch.Tensor) -> None:
-        bad = flag.long()
-        if self._bad_dev is None:
-            self._bad_dev = bad.clone()
-            self._steps_dev = torch.ones_like(bad)
-            self._first_bad_dev = torch.where(flag, torch.zeros_like(bad), torch.full_like(bad, -1))
-            return
-        assert self._steps_dev is not None and self._first_bad_dev is not None
-        fresh = flag & (self._first_bad_dev < 0)
-        self._first_bad_dev = torch.where(fresh, self._steps_dev, self._first_bad_dev)
-        self._steps_dev = self._steps_dev + 1
-        self._bad_dev = self._bad_dev + bad
-
-    def _check_stop(self, state: State) -> None:
-        if self._bad_dev is None or self._stopped:
-            return
-        bad, first = int(self._bad_dev), int(self._first_bad_dev)  # type: ignore[arg-type]
-        if bad:
-            step = self._epoch_first_step + first + 1
-            self._stop(state, f"NaN/Inf loss or gradient at optimizer step {step} (epoch {state.epoch}); "
-                       "lower optim.lr, set train.grad_clip_norm=1.0, use train.precision=fp32, or set "
-                       "monitors.nan_policy=skip or rollback to ride over isolated bad batches")
 
     def _rollback(self, state: State) -> None:
         if self.rollbacks >= self.max_rollbacks or self._good is None:
@@ -157,8 +134,7 @@ class NanGuard(Callback):
     # ------------------------------------------------------------------ record
     def on_eval_end(self, state: State) -> None:
         if self.policy == "stop":
-            self._check_stop(state)
-            state.record["nonfinite_steps"] = int(self._bad_dev) if self._bad_dev is not None else 0
+            state.record["nonfinite_steps"] = self._epoch_bad  # sampled steps found bad
             loss = state.record.get("train_loss")
             if isinstance(loss, float) and not math.isfinite(loss):
                 state.record["nonfinite_steps"] = max(state.record["nonfinite_steps"], 1)
