@@ -179,10 +179,6 @@ def hand_loop(settings: Settings, data, dataloader: bool = False) -> Result:
 
 def trainwise_run(settings: Settings, data, name: str, overrides: dict | None = None, monitors: bool = False) -> Result:
     """trainwise's Trainer with the same model, data, schedule and hyperparameters."""
-    from trainwise import Callback, Trainer
-    from trainwise.data import DataSplits, TensorData
-
-    x, y, xt, yt = data
     cfg = Config().replace({
         "data.name": "fashion_mnist", "data.val_fraction": 0.0, "data.batch_size": settings.batch_size, "data.eval_batch_size": 2000,
         "model.name": "convnet", "model.channels": list(settings.channels), "model.activation": "gelu",
@@ -195,33 +191,24 @@ def trainwise_run(settings: Settings, data, name: str, overrides: dict | None = 
         "monitors.enabled": monitors, "doctor.live": False,
         "augment.train": [{"op": "hflip", "p": 0.5}, {"op": "translate", "pad": 2}], **(overrides or {}),
     })
-    splits = DataSplits(train=TensorData((x,), y), val=None, test=TensorData((xt,), yt), num_classes=10, task="multiclass",
-                        input_shape=(1, 28, 28))
-    result = Result(name)
-
-    class TestEveryEpoch(Callback):
-        def on_epoch_end(self, state):
-            result.epoch_times.append(state.record["time_s"])
-            result.test_acc.append(trainer.evaluate("test")["acc"])
-
-    torch.manual_seed(0)
-    start = time.perf_counter()
-    callbacks = [TestEveryEpoch()]
-    trainer = Trainer(cfg, data=splits, callbacks=callbacks)
-    result.setup_s = time.perf_counter() - start
-    trainer.fit()
-    return result
+    return timed_fit(cfg, data, name)
 
 
 def recipe_run(data, name: str, config_path: Path, overrides: dict) -> Result:
     """trainwise's own recipe (a config file), trained on all 60k training images like the other rows."""
-    from trainwise import Callback, Trainer
     from trainwise.config import load_config
+
+    cfg = load_config(config_path, {"data.val_fraction": 0.0, "train.progress": "none", "train.report": False,
+                                    "doctor.live": False, **overrides})
+    return timed_fit(cfg, data, name)
+
+
+def timed_fit(cfg, data, name: str) -> Result:
+    """Train with trainwise's Trainer on all 60k training images, testing after every epoch (untimed)."""
+    from trainwise import Callback, Trainer
     from trainwise.data import DataSplits, TensorData
 
     x, y, xt, yt = data
-    cfg = load_config(config_path, {"data.val_fraction": 0.0, "train.progress": "none", "train.report": False,
-                                    "doctor.live": False, **overrides})
     splits = DataSplits(train=TensorData((x,), y), val=None, test=TensorData((xt,), yt), num_classes=10, task="multiclass",
                         input_shape=(1, 28, 28))
     result = Result(name)
