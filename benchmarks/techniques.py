@@ -7,7 +7,7 @@ baseline with the same seed. A second table fine-tunes a network pretrained by t
 on a small set of classes 5-9, against training from scratch and against fine-tuning everything at a
 high learning rate. The last rows ensemble the baseline's seeds.
 
-    python benchmarks/techniques.py                 # CPU-sized: 4k training images, small CNN (about an hour on a busy 2-core CPU)
+    python benchmarks/techniques.py                 # CPU-sized: 4k training images, small CNN (20 minutes on a busy 2-core CPU)
     python benchmarks/techniques.py --gpu           # GPU-sized: all 57k training images, wider CNN, more epochs
     python benchmarks/techniques.py --only baseline,mixup --seeds 0   # a subset
 
