@@ -7,7 +7,9 @@ from trainwise.config import Config, load_config  # noqa: E402
 from trainwise.core import Callback, Event, State  # noqa: E402
 from trainwise.errors import UserError  # noqa: E402
 from trainwise.history import History  # noqa: E402
+from trainwise.tools.export import export  # noqa: E402
+from trainwise.tools.predict import predict  # noqa: E402
 from trainwise.trainer import Run, Trainer  # noqa: E402
 
 __all__ = ["Callback", "Config", "Event", "History", "Run", "State", "Trainer", "UserError", "__version__",
-           "evaluate", "fit", "load_config", "resume"]
+           "evaluate", "export", "fit", "load_config", "predict", "resume"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,11 @@ def fit(
     config: Config | str | Path | dict | None = None,
     *,
     model: torch.nn.Module | None = None,
-    train=None,
-    val=None,
-    test=None,
+    train: tuple[Any, ...] | None = None,
+    val: tuple[Any, ...] | None = None,
+    test: tuple[Any, ...] | None = None,
     data: DataSplits | None = None,
-    callbacks: list[Callback] = (),
+    callbacks: Sequence[Callback] = (),
     out: str | Path | None = None,
     **overrides: Any,
 ) -> Run:
@@ -39,11 +40,16 @@ def fit(
     ``config`` is a Config, a TOML/YAML path, a dict of sections, or None (defaults). Keyword overrides
     use double underscores for dots: ``fit(optim__lr=0.01, train__epochs=5)``. Pass your own ``model``
     (any ``nn.Module``) and data as ``train=(x, y)``/``val``/``test`` tuples or a ready ``DataSplits``.
-    Nothing is written to disk unless ``out`` names a run directory.
+    Nothing is written to disk unless ``out`` names a run directory. With ``optim.lr = "auto"`` an
+    lr-find sweep runs first and its suggestion becomes ``optim.lr`` (see trainwise.tools.lr_find).
     """
     cfg = _as_config(config, {k.replace("__", "."): v for k, v in overrides.items()})
     if train is not None:
         data = from_arrays(train, val, test)
+    if cfg.optim.lr == "auto":  # lr-find on this config first; the run records the number it chose
+        from trainwise.tools.lr_find import resolve_auto_lr
+
+        cfg, data = resolve_auto_lr(cfg, model=model, data=data, out=out)
     trainer = Trainer(cfg, model=model, data=data, callbacks=list(callbacks), run_dir=out)
     return trainer.fit()
 
@@ -68,7 +74,7 @@ def check_run_dir(run_dir: str | Path) -> Path:
 
 
 def resume(run_dir: str | Path, *, model: torch.nn.Module | None = None, data: DataSplits | None = None,
-           callbacks: list[Callback] = (), config: Config | None = None) -> Run:
+           callbacks: Sequence[Callback] = (), config: Config | None = None) -> Run:
     """Continue an interrupted run from ``checkpoints/last.pt`` (or ``previous.pt`` if the latest is corrupt)."""
     run_dir = check_run_dir(run_dir)
     saved = build_config(read_config_file(run_dir / "config.toml"), source=str(run_dir / "config.toml"))

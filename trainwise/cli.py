@@ -61,9 +61,14 @@ def main(version: Annotated[bool, typer.Option("--version", callback=_version, i
 
 ConfigArg = Annotated[Optional[Path], typer.Argument(help="TOML or YAML config (default: built-in defaults, digits + MLP).")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a config value: key.sub=value (repeatable).")]
+DevicesOpt = Annotated[int, typer.Option("--devices", min=1, help="Train data-parallel in N local processes (one per GPU, or CPU processes); see docs/distributed.md.")]
 
 
 def _print_summary(run) -> None:
+    from trainwise.distributed import is_main_process
+
+    if not is_main_process():  # data-parallel: rank 0 speaks for the run
+        return
     test = run.summary.get("test")
     line = f"run directory: {run.run_dir}" if run.run_dir else "done"
     if test:
@@ -80,23 +85,40 @@ def train(
     config: ConfigArg = None,
     set_: SetOpt = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (default: runs/<data>-<model>-<time>).")] = None,
+    devices: DevicesOpt = 1,
 ) -> None:
-    """Train, validate every epoch, test at the end, and write a run directory."""
+    """Train from a config and write a run directory.
+
+    Validates every epoch, tests at the end, and prints the test metrics.
+    """
+    from trainwise import distributed
     from trainwise.api import default_run_dir, fit
     from trainwise.config import load_config
 
     cfg = load_config(config, set_ or [])
-    run = fit(cfg, out=out or default_run_dir(cfg))
+    out = out or default_run_dir(cfg)
+    if devices > 1 and not distributed.launched():  # start the processes; each runs this command without --devices
+        argv = ["train", *([str(config)] if config else []), *[a for s in set_ or [] for a in ("--set", s)], "--out", str(out)]
+        raise typer.Exit(distributed.launch(devices, argv, f"trainwise resume {out} --devices {devices}"))
+    with distributed.failures_reported(f"trainwise resume {out}, under the same launcher"):
+        run = fit(cfg, out=out)
     _print_summary(run)
 
 
 @app.command()
 @user_errors
-def resume(run_dir: Annotated[Path, typer.Argument(help="Run directory to continue.")]) -> None:
+def resume(run_dir: Annotated[Path, typer.Argument(help="Run directory to continue.")], devices: DevicesOpt = 1) -> None:
     """Continue an interrupted run from its last checkpoint."""
+    from trainwise import distributed
+    from trainwise.api import check_run_dir
     from trainwise.api import resume as resume_run
 
-    _print_summary(resume_run(run_dir))
+    if devices > 1 and not distributed.launched():
+        check_run_dir(run_dir)
+        raise typer.Exit(distributed.launch(devices, ["resume", str(run_dir)], f"trainwise resume {run_dir} --devices {devices}"))
+    with distributed.failures_reported(f"trainwise resume {run_dir}, under the same launcher"):
+        run = resume_run(run_dir)
+    _print_summary(run)
 
 
 @app.command()
@@ -106,7 +128,7 @@ def evaluate(
     split: Annotated[str, typer.Option(help="test | val | train")] = "test",
     weights: Annotated[str, typer.Option(help="final | best | last")] = "final",
 ) -> None:
-    """Re-score a saved run on a split; prints the metrics as JSON."""
+    """Re-score a saved run on a split; prints JSON metrics."""
     from trainwise.api import evaluate as evaluate_run
 
     metrics = evaluate_run(run_dir, split=split, weights=weights)
@@ -119,7 +141,7 @@ def report(
     path: Annotated[Path, typer.Argument(help="Run directory or history file (history.jsonl, Keras/Lightning CSV).")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="HTML file (default: RUN/report.html).")] = None,
 ) -> None:
-    """Write the self-contained HTML report for a run or a history file."""
+    """Write the HTML report of a run or a history file."""
     from trainwise.report import render_report
 
     if not path.exists():
@@ -135,7 +157,7 @@ def diagnose(
     column: Annotated[Optional[list[str]], typer.Option("--column", "-c", help="Map a CSV column to a trainwise key: COLUMN=KEY (repeatable).")] = None,
     expect: Annotated[Optional[list[str]], typer.Option("--expect", help='An expectation such as "val_acc >= 0.85 at epoch 1" (repeatable).')] = None,
 ) -> None:
-    """Diagnose a run from its history: findings with epochs, evidence and concrete fixes."""
+    """Diagnose a run: findings with evidence and fixes."""
     from trainwise.doctor import diagnose as run_doctor
 
     columns = {}
@@ -159,7 +181,10 @@ def diagnose(
 @app.command("config-reference")
 @user_errors
 def config_reference(out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of stdout.")] = None) -> None:
-    """Print the config reference (every key, type, default and meaning), generated from the schema."""
+    """Print the config reference, generated from the schema.
+
+    Every key with its type, default and meaning (the source of docs/config.md).
+    """
     from trainwise.docs_gen import config_reference_markdown
 
     text = config_reference_markdown()
@@ -171,7 +196,10 @@ def config_reference(out: Annotated[Optional[Path], typer.Option(help="Write to 
 
 @app.command("scratch-example")
 def scratch_example() -> None:
-    """Walk through one forward/backward/update step of a tiny NumPy network, number by number."""
+    """Walk through one step of a tiny NumPy network.
+
+    One forward/backward/update step, number by number.
+    """
     from trainwise.scratch.example import main as example_main
 
     raise typer.Exit(example_main())
@@ -179,7 +207,10 @@ def scratch_example() -> None:
 
 @app.command("scratch-demo")
 def scratch_demo(names: Annotated[Optional[list[str]], typer.Argument(help="symmetry | init | vanishing | clipping | all")] = None) -> None:
-    """NumPy demonstrations: zero-init symmetry, activation variance per init, vanishing gradients, clipping."""
+    """NumPy demos of initialization, gradients and clipping.
+
+    Zero-init symmetry, activation variance per init, vanishing gradients, clipping.
+    """
     from trainwise.scratch.demos import main as demos_main
 
     raise typer.Exit(demos_main(names or ["all"]))
@@ -192,12 +223,212 @@ def ensemble(
     split: Annotated[str, typer.Option(help="test | val")] = "test",
     weights: Annotated[str, typer.Option(help="final | best | ema")] = "final",
 ) -> None:
-    """Average the class probabilities of several runs on a split; prints the ensemble's and each member's metrics as JSON."""
+    """Score the average of several runs' probabilities.
+
+    Prints the ensemble's and each member's metrics as JSON.
+    """
     from trainwise.techniques.ensemble import evaluate_ensemble
 
     metrics = evaluate_ensemble(run_dirs, split=split, weights=weights)
     print(json.dumps({k: v for k, v in metrics.items() if not k.startswith("per_class")}, indent=2))
 
 
+@app.command()
+@user_errors
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    input: Annotated[Path, typer.Argument(help="New data: .npz, .npy, .csv, IDX (*-ubyte[.gz]) or .pt file.")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write here: .json for JSON, else CSV (default: CSV to stdout).")] = None,
+    weights: Annotated[str, typer.Option(help="final | best | last")] = "final",
+) -> None:
+    """Predict classes and probabilities for new data.
+
+    Inputs are raw (as the data source gives them); the run's normalization is applied.
+    """
+    from trainwise.tools.predict import predict_file
+
+    text, note = predict_file(run_dir, input, out, weights)
+    if out is None:
+        sys.stdout.write(text)
+        print(note, file=sys.stderr)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        print(f"wrote {out}: {note}")
+
+
+@app.command()
+@user_errors
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="torchscript | onnx")] = "onnx",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="File (default: RUN/exported/model.onnx or model.torchscript.pt).")] = None,
+    weights: Annotated[str, typer.Option(help="final | best | last")] = "final",
+) -> None:
+    """Export to TorchScript or ONNX and check the outputs.
+
+    The exported model takes raw inputs (normalization included) and returns logits.
+    """
+    from trainwise.tools.export import export as export_run
+
+    done = export_run(run_dir, format, out, weights=weights)
+    print(f"wrote {done.path} ({done.format}); largest difference from PyTorch on check batches: "
+          f"{done.max_abs_diff:.2g} ({done.checked_with})")
+
+
+# ------------------------------------------------------------------------------------ tools
+
+
+def _tool_config(config: Optional[Path], set_: Optional[list[str]]):
+    from trainwise.config import load_config
+
+    return load_config(config, set_ or [])
+
+
+def _interrupted(err: TrainingInterrupted, how_to_continue: str) -> typer.Exit:
+    """Ctrl-C or SIGTERM during a tool: say how to continue the tool, not the one run it was in."""
+    import signal
+
+    print(f"interrupted by {signal.Signals(err.signum).name}: {how_to_continue}", file=sys.stderr)
+    return typer.Exit(code=err.exit_code)
+
+
+def _default_tool_dir(kind: str, config: Optional[Path]) -> Path:
+    """runs/<kind>-<config file stem>: the same command finds the same directory again."""
+    return Path("runs") / f"{kind}-{config.stem if config else 'default'}"
+
+
+@app.command("lr-find")
+@user_errors
+def lr_find(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Where lr_find.png/json go (default: runs/lr-find-<config>).")] = None,
+    steps: Annotated[int, typer.Option(help="Sweep length in optimizer steps.")] = 200,
+    start_lr: Annotated[float, typer.Option(help="First learning rate.")] = 1e-7,
+    end_lr: Annotated[float, typer.Option(help="Last learning rate (the sweep stops earlier if the loss explodes).")] = 10.0,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the sweep (default: train.seed).")] = None,
+) -> None:
+    """Sweep the learning rate and suggest one, with a plot.
+
+    An exponential sweep over a few hundred steps; the suggestion follows the valley rule (the
+    steepest slope is shown too). Model and optimizer are left as they were.
+    """
+    from trainwise.tools.lr_find import lr_find as sweep
+    from trainwise.tools.lr_find import probe_config
+    from trainwise.trainer import Trainer
+
+    cfg = _tool_config(config, set_)
+    result = sweep(Trainer(probe_config(cfg)), start_lr=start_lr, end_lr=end_lr, steps=steps, seed=seed)
+    json_path, png_path = result.save(out or _default_tool_dir("lr-find", config))
+    fmt = lambda lr: "none" if lr is None else f"{lr:.3g}"  # noqa: E731
+    print(f"swept {len(result.lrs)} steps from {result.lrs[0]:.3g} to {result.lrs[-1]:.3g}: {result.stop_reason}")
+    print(f"suggested lr: {fmt(result.suggestion)} (valley {fmt(result.valley)}, steepest {fmt(result.steepest)})")
+    print(f"plot: {png_path} | numbers: {json_path}")
+
+
+@app.command()
+@user_errors
+def compare(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Two or more run directories; the first is the baseline.")],
+    metric: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="History key to show per epoch (repeatable; default: losses, accuracies, val_macro_f1).")] = None,
+    html: Annotated[Optional[Path], typer.Option(help="Also write the comparison as one HTML file.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the comparison as JSON.")] = None,
+) -> None:
+    """Compare runs: config, metrics and findings.
+
+    The first run is the baseline. Metrics per epoch and at the end; doctor findings that appeared or
+    disappeared, by code.
+    """
+    from trainwise import atomic
+    from trainwise.tools.compare import compare_runs
+
+    comparison = compare_runs(run_dirs, metrics=metric)
+    print(comparison.to_text(), end="")
+    if html:
+        atomic.write_text(html, comparison.to_html())
+        print(f"html: {html}")
+    if json_out:
+        atomic.write_json(json_out, comparison.to_dict())
+        print(f"json: {json_out}")
+
+
+@app.command()
+@user_errors
+def cv(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    folds: Annotated[int, typer.Option("--folds", "-k", help="Number of stratified folds.")] = 5,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="CV directory (default: runs/cv-<config>).")] = None,
+    max_std: Annotated[float, typer.Option(help="Warn when the accuracy std across folds exceeds this.")] = 0.05,
+) -> None:
+    """Stratified K-fold cross-validation with a fold ensemble.
+
+    A run directory per fold, mean ± std of each metric, the doctor's findings per fold and in common.
+    """
+    from trainwise.tools.cross_validation import cross_validate
+
+    out = out or _default_tool_dir("cv", config)
+    try:
+        result = cross_validate(_tool_config(config, set_), folds=folds, out=out, max_std=max_std)
+    except TrainingInterrupted as err:
+        raise _interrupted(err, "run the same command again to continue (finished folds are kept, the interrupted one resumes)") from None
+    print(result.to_text(), end="")
+    print(f"summary: {out / 'cv_summary.json'} | fold runs: {out}/fold-1 ... fold-{folds}")
+
+
+@app.command()
+@user_errors
+def search(
+    config: ConfigArg = None,
+    space: Annotated[Path, typer.Option("--space", help="Search space TOML: [optim.lr] low/high/log, [data.batch_size] choices, ...")] = ...,
+    trials: Annotated[int, typer.Option("--trials", "-n", help="Finished trials the study should hold (a re-run continues up to it).")] = 20,
+    sampler: Annotated[str, typer.Option(help="grid | random | tpe")] = "tpe",
+    pruner: Annotated[str, typer.Option(help="none | median | asha (stop trials early on the per-epoch metric)")] = "median",
+    storage: Annotated[Optional[str], typer.Option(help="Default: SQLite in the search directory; 'journal': a journal file there; or postgresql://user:pass@host/db.")] = None,
+    workers: Annotated[int, typer.Option(help="Processes on this machine sharing the study.")] = 1,
+    metric: Annotated[str, typer.Option(help="History key to optimize (losses minimized, accuracy/F1 maximized).")] = "val_loss",
+    study: Annotated[Optional[str], typer.Option(help="Study name (default: the search directory's name); the same name joins the same study.")] = None,
+    seed: Annotated[int, typer.Option(help="Sampler seed.")] = 0,
+    set_: SetOpt = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Search directory (default: runs/search-<config>).")] = None,
+) -> None:
+    """Hyperparameter search on Optuna, one run per trial.
+
+    Writes trials.csv, best_config.toml and plots; running the command again continues the study.
+    """
+    from trainwise.tools.search import load_space
+    from trainwise.tools.search import search as run_search
+
+    out = out or _default_tool_dir("search", config)
+    try:
+        result = run_search(_tool_config(config, set_), load_space(space), trials, out, sampler=sampler, pruner=pruner, storage=storage,
+                            workers=workers, metric=metric, study_name=study, seed=seed)
+    except TrainingInterrupted as err:
+        raise _interrupted(err, f"the study keeps its finished trials; run the same command again to continue it ({out})") from None
+    print(result.to_text(), end="")
+    print(f"search directory: {out} (trials.csv, best_config.toml, optimization_history.png, param_importances.png)")
+
+
+@app.command("batch-size")
+@user_errors
+def batch_size(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    max_batch: Annotated[Optional[int], typer.Option("--max", help="Largest batch to consider (default: the training-set size).")] = None,
+    steps: Annotated[int, typer.Option(help="Training steps per candidate batch size.")] = 2,
+) -> None:
+    """Find the largest training batch that fits in GPU memory.
+
+    Steps down on out-of-memory, doubles while batches fit, then bisects the boundary.
+    """
+    from trainwise.tools.batch_size import find_batch_size
+
+    result = find_batch_size(_tool_config(config, set_), max_batch=max_batch, steps=steps)
+    limit = " (the limit: every sample fits in one batch)" if result.reached_limit else ""
+    print(f"largest batch that fits on {result.device}: {result.batch_size}{limit}")
+    print(f"largest power of two that fits: {result.power_of_two} (suggested: --set data.batch_size={result.power_of_two})")
+
+
 def run() -> None:
-    app()
+    app(prog_name="trainwise")  # also under python -m trainwise, so that shell completion finds the command

@@ -52,6 +52,7 @@ class DataConfig(_Section):
     )
     num_workers: int = Field(2, ge=0, description="DataLoader workers (loader = dataloader)")
     drop_last: bool = Field(False, description="drop the last incomplete training batch")
+    per_device_batch: bool = Field(False, description="data-parallel runs: batch_size is per process (global batch = batch_size x processes)")
 
     @field_validator("classes")
     @classmethod
@@ -113,7 +114,7 @@ class OptimConfig(_Section):
     """Optimizer and its hyperparameters (torch.optim)."""
 
     name: Literal["sgd", "adagrad", "rmsprop", "adam", "adamw"] = "adamw"
-    lr: float = Field(1e-3, gt=0.0, description="learning rate (before LR scaling)")
+    lr: float | Literal["auto"] = Field(1e-3, description='learning rate (before LR scaling); "auto": run lr-find first and use its suggestion')
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="sgd and rmsprop momentum")
     nesterov: bool = Field(False, description="sgd: Nesterov momentum")
     betas: tuple[float, float] = Field((0.9, 0.999), description="adam/adamw betas")
@@ -124,6 +125,13 @@ class OptimConfig(_Section):
     scale_lr: Literal["none", "linear", "sqrt"] = Field("none", description="LR scaling rule for large batches")
     base_batch_size: int = Field(64, gt=0, description="batch size at which lr was tuned (for scale_lr)")
     fused: bool | None = Field(None, description="fused/foreach kernels (None: torch's default)")
+
+    @field_validator("lr")
+    @classmethod
+    def _lr_positive(cls, v: float | str) -> float | str:
+        if v != "auto" and not v > 0:
+            raise ValueError('lr must be greater than 0 (or "auto")')
+        return v
 
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self) -> OptimConfig:
@@ -188,6 +196,8 @@ class TrainConfig(_Section):
     compile: bool = Field(False, description="torch.compile the model (pays off on GPUs for longer runs; use data.drop_last=true so batch shapes stay fixed)")
     compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = Field(
         "default", description="torch.compile mode (reduce-overhead uses CUDA graphs)")
+    sync_batchnorm: bool = Field(False, description="data-parallel runs on GPUs: batch norm statistics over the global batch (SyncBatchNorm)")
+    dist_timeout_s: float = Field(600.0, gt=0.0, description="data-parallel runs: seconds a process waits for the others before it stops with an error")
 
 
 class MonitorsConfig(_Section):
@@ -298,6 +308,17 @@ class EvaluationConfig(_Section):
     tta_flip: bool = Field(False, description="average the probabilities of each image and its mirror image")
 
 
+class LoggingConfig(_Section):
+    """Experiment loggers (optional packages: tensorboard, mlflow), off unless enabled here."""
+
+    tensorboard: bool = Field(False, description="write TensorBoard event files (pip install tensorboard)")
+    tensorboard_dir: str | None = Field(None, description="event file directory (default: <run dir>/tensorboard)")
+    mlflow: bool = Field(False, description="log params, epoch metrics and artifacts to MLflow (pip install mlflow)")
+    mlflow_tracking_uri: str | None = Field(None, description="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else MLflow's own default)")
+    mlflow_experiment: str = Field("trainwise", description="MLflow experiment name (created when missing)")
+    every_n_steps: int = Field(50, gt=0, description="log the step loss and lr every k optimizer steps (each read waits for the device)")
+
+
 class Config(_Section):
     """The whole run configuration."""
 
@@ -319,6 +340,9 @@ class Config(_Section):
     progressive: ProgressiveConfig = ProgressiveConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
 
+
+    logging: LoggingConfig = LoggingConfig()
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
 
@@ -332,7 +356,7 @@ class Config(_Section):
 def _format_validation_error(err: ValidationError, source: str) -> UserError:
     """Pydantic's multi-line report -> one line: the first problem, what was expected, how to fix."""
     first = err.errors()[0]
-    key = ".".join(str(p) for p in first["loc"])
+    key = ".".join(str(p) for p in _field_loc(first["loc"]))
     kind = first["type"]
     received = first.get("input")
     if kind == "extra_forbidden":
@@ -350,6 +374,21 @@ def _format_validation_error(err: ValidationError, source: str) -> UserError:
         received=repr(received) if not isinstance(received, dict) else "a table",
         fix=f"set {key} to a valid value in the config file or with --set {key}=VALUE",
     )
+
+
+def _field_loc(loc: tuple) -> tuple:
+    """The loc without pydantic's union-member tags ('optim.lr.float' -> 'optim.lr'); list indices stay."""
+    model: type[BaseModel] | None = Config
+    kept = []
+    for part in loc:
+        if model is None:
+            if isinstance(part, int):
+                kept.append(part)
+            continue
+        kept.append(part)
+        annotation = getattr(model.model_fields.get(str(part)), "annotation", None)
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return tuple(kept)
 
 
 def _valid_keys(section_path: tuple) -> list[str]:

@@ -17,7 +17,8 @@ The loop, with each event marked (this is the whole of ``Trainer.fit``)::
         EVAL_END                   # state.record holds the epoch's metrics; monitors add theirs
         EPOCH_END                  # the record is in the History: early stopping, checkpoints, doctor
         if state.stop: break
-    FIT_END                        # restore best weights, final test
+    FIT_END                        # restore best weights; then the final test, summary, findings, report
+    RUN_END                        # the run directory is complete: loggers upload summary, findings, report
     EXCEPTION                      # (instead of the rest) when anything raised; state.error holds it
 
 Callbacks change :class:`State` and nothing else; stopping is ``state.stop = True``. Every callback that
@@ -49,6 +50,7 @@ class Event(enum.Enum):
     EVAL_END = "eval_end"
     EPOCH_END = "epoch_end"
     FIT_END = "fit_end"
+    RUN_END = "run_end"
     EXCEPTION = "exception"
 
 

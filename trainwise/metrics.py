@@ -39,6 +39,21 @@ class MetricAccumulator:
         loss_sum, confusion = self.loss_sum.item(), self.confusion.view(self.k, self.k).cpu()
         return metrics_from_confusion(confusion, task) | {"loss": loss_sum / max(self.count, 1)}
 
+    def all_reduce_(self, group=None) -> MetricAccumulator:
+        """Replace the sums with their totals over the processes of a data-parallel run (one collective).
+
+        Each process accumulated only its own samples, so the totals count every sample exactly once.
+        Counts travel as float64, exact below 2**53.
+        """
+        import torch.distributed as dist
+
+        packed = torch.cat([self.loss_sum.view(1), self.confusion.double(), self.loss_sum.new_tensor([self.count])])
+        dist.all_reduce(packed, group=group)
+        self.loss_sum = packed[0].clone()
+        self.confusion = packed[1:-1].round().long()
+        self.count = int(packed[-1].item())
+        return self
+
 
 def metrics_from_confusion(confusion: torch.Tensor, task: str) -> dict:
     c = confusion.double()

@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainwise import atomic, checkpointing
+from trainwise import atomic, checkpointing, distributed
 from trainwise.callbacks.best_checkpoint import BestCheckpoint
 from trainwise.callbacks.doctor import DoctorCallback
 from trainwise.callbacks.monitors import make_monitors
 from trainwise.callbacks.early_stopping import EarlyStopping
+from trainwise.callbacks.loggers import make_loggers
 from trainwise.callbacks.progress import make_progress
 from trainwise.callbacks.techniques import apply_init, eval_transforms, lr_multipliers, technique_callbacks
 from trainwise.config import Config, dump_toml
@@ -39,6 +40,7 @@ from trainwise.metrics import MetricAccumulator
 from trainwise.models import build_model
 from trainwise.optim import build_optimizer, build_scheduler, param_groups, scaled_lr
 from trainwise.runinfo import environment
+from trainwise.saved_model import describe_inputs
 from trainwise.techniques.tta import flip_logits
 
 
@@ -95,6 +97,8 @@ class Trainer:
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         self.device = resolve_device(cfg.train.device)
+        self.dist = distributed.setup(cfg, self.device)  # data-parallel when launched by torchrun / --devices
+        self.device = self.dist.device
         self.data = data if data is not None else prepare_data(cfg.data)
         if self.data.val is None and (cfg.early_stopping.enabled or cfg.checkpoint.monitor.startswith("val_")):
             # Without a validation split the monitors fall back to the training metrics.
@@ -110,9 +114,11 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         # The compiled wrapper shares parameters with self.model; state dicts and hooks use self.model.
         self.forward = torch.compile(self.model, mode=cfg.train.compile_mode) if cfg.train.compile else self.model
+        self.forward = self.dist.wrap_model(self.model, self.forward, cfg)
 
-        self.train_loader = make_loader(self.data.train, cfg.data.batch_size, self.device, shuffle=True, seed=cfg.train.seed,
+        self.train_loader = make_loader(self.data.train, self.dist.global_batch, self.device, shuffle=True, seed=cfg.train.seed,
                                         drop_last=cfg.data.drop_last, mode=cfg.data.loader, num_workers=cfg.data.num_workers)
+        self.train_loader.shard(self.dist.rank, self.dist.world_size)
         if len(self.train_loader) == 0:
             raise UserError("no training batches", expected=f"at least {cfg.data.batch_size} training samples with data.drop_last=true",
                             received=f"{len(self.data.train)} samples", fix="set data.drop_last=false or a smaller data.batch_size")
@@ -120,7 +126,8 @@ class Trainer:
             split: make_loader(d, cfg.data.eval_batch_size, self.device, shuffle=False, mode=cfg.data.loader, num_workers=cfg.data.num_workers)
             for split, d in (("val", self.data.val), ("test", self.data.test)) if d is not None
         }
-        lr = scaled_lr(cfg.optim, cfg.data.batch_size)
+        self.eval_loaders = self.dist.shard_eval(self.eval_loaders)
+        lr = scaled_lr(cfg.optim, self.dist.global_batch)
         groups = param_groups(self.model, cfg.optim.weight_decay, cfg.optim.no_decay_bias_norm, lr_multipliers(self.model, cfg))
         self.optimizer = build_optimizer(groups, cfg.optim, lr)
         steps_per_epoch = len(self.train_loader)
@@ -129,9 +136,9 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.precision == "fp16")
 
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.history = History(path=self.run_dir / "history.jsonl" if self.run_dir else None)
+        self.history = History(path=self.run_dir / "history.jsonl" if self.run_dir and self.dist.is_main else None)
         self.state = State(config=cfg, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler, history=self.history,
-                           device=self.device, task=self.task, num_classes=self.num_classes, run_dir=self.run_dir,
+                           device=self.device, task=self.task, num_classes=self.num_classes, run_dir=self.run_dir if self.dist.is_main else None,
                            steps_per_epoch=steps_per_epoch)
         self.state.evaluate, self.state.eval_transforms = self.evaluate, eval_transforms(cfg)
         self.callbacks = sorted(self._default_callbacks() + list(callbacks), key=lambda c: c.order)
@@ -147,12 +154,14 @@ class Trainer:
             cbs.append(EarlyStopping(cfg.early_stopping))
         if self.run_dir is not None:
             cbs.append(BestCheckpoint(cfg.checkpoint))
-        progress = make_progress(cfg.train.progress)
+        progress = make_progress(cfg.train.progress) if self.dist.is_main else None
         if progress is not None:
             cbs.append(progress)
         cbs += make_monitors(cfg)
         if cfg.doctor.live:
             cbs.append(DoctorCallback(emit=progress.write if progress is not None else (lambda line: None)))
+        cbs += make_loggers(cfg.logging, self.run_dir if self.dist.is_main else None)  # TensorBoard / MLflow when [logging] enables them
+        cbs += self.dist.callbacks(self)
         return cbs + technique_callbacks(cfg)
 
     def _check_model_output(self, out_dim: int) -> None:
@@ -181,7 +190,7 @@ class Trainer:
     # ------------------------------------------------------------------------------------- the loop
     def fit(self) -> Run:
         cfg, state = self.config, self.state
-        if self.run_dir is not None:
+        if self.run_dir is not None and self.dist.is_main:
             self._write_run_files()
             self.signals.install()
         try:
@@ -191,7 +200,8 @@ class Trainer:
                 self.fire(Event.EPOCH_START)
                 started = time.perf_counter()
                 self.train_epoch(epoch, start_batch=self.start_batch if epoch == self.start_epoch else 0)
-                train = self.train_metrics.compute(self.task)  # waits for the device, so the time is honest
+                # waits for the device, so the time is honest; data-parallel: totals over all ranks
+                train = self.dist.end_train_epoch(self.model, self.train_metrics).compute(self.task)
                 state.record = self.end_of_epoch_record(epoch, train, time.perf_counter() - started)
                 self.fire(Event.EVAL_END)
                 if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -209,10 +219,14 @@ class Trainer:
         except BaseException as err:
             state.error = err
             self.fire(Event.EXCEPTION)
+            self.dist.shutdown(self)
             raise
         finally:
             self.signals.restore()
         summary = self.final_summary()
+        state.extras["final_summary"] = summary
+        self.fire(Event.RUN_END)
+        self.dist.shutdown(self)
         return Run(config=cfg, model=self.model, history=self.history, summary=summary, run_dir=self.run_dir, data=self.data,
                    findings=list(self.diagnosis))
 
@@ -274,7 +288,7 @@ class Trainer:
             acc.update(task_loss(logits, targets, self.task), predictions(logits, self.task), targets)
             fault_point("eval")
         self.model.train(was_training)
-        return acc.compute(self.task)
+        return self.dist.all_reduce(acc).compute(self.task)
 
     def eval_logits(self, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """Evaluation logits of a batch: test-time input transforms, then the model (flip TTA when configured)."""
@@ -315,13 +329,13 @@ class Trainer:
             summary["test"] = {k: v for k, v in test.items()}
         summary["time_s"] = sum(r.get("time_s", 0.0) for r in self.history)
         summary |= state.extras.get("summary", {})  # techniques' entries, e.g. test_weights (EMA), finetune
-        if self.run_dir is not None:
+        if self.run_dir is not None and self.dist.is_main:
             atomic.write_json(self.run_dir / "summary.json", summary)
             checkpointing.save_weights(self.model, self.run_dir / "checkpoints" / "final.safetensors", {"epoch": state.epoch})
         # The final diagnosis reads the finished run, test predictions included.
         self.diagnosis = diagnose(self.history, self.config, num_classes=self.num_classes, task=self.task,
                                   predictions=summary.get("test", {}).get("confusion"))
-        if self.run_dir is not None:
+        if self.run_dir is not None and self.dist.is_main:
             atomic.write_json(self.run_dir / "findings.json", self.diagnosis.to_dict())
             if self.config.train.report:
                 from trainwise.report import render_report
@@ -332,7 +346,8 @@ class Trainer:
     def _write_run_files(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic.write_text(self.run_dir / "config.toml", dump_toml(self.config))
-        atomic.write_json(self.run_dir / "env.json", environment(self.device, self.config.train.seed))
+        atomic.write_json(self.run_dir / "env.json", environment(self.device, self.config.train.seed) | self.dist.describe())
+        atomic.write_json(self.run_dir / "preprocess.json", describe_inputs(self.data, self.config.data))
 
     # ----------------------------------------------------------------------------------- checkpoints
     def checkpoint_state(self, epoch_done: bool) -> dict[str, Any]:
@@ -353,7 +368,9 @@ class Trainer:
         }
 
     def save_checkpoint(self, epoch_done: bool) -> None:
-        checkpointing.save_resumable(self.checkpoint_state(epoch_done), self.run_dir / "checkpoints" / "last.pt")
+        ckpt = self.dist.add_rank_states(self.checkpoint_state(epoch_done), self.train_metrics)  # all ranks take part
+        if self.dist.is_main:
+            checkpointing.save_resumable(ckpt, self.run_dir / "checkpoints" / "last.pt")
 
     def stop_for_signal(self, epoch_done: bool) -> None:
         """After SIGINT/SIGTERM: write the resumable checkpoint (an epoch's end already has one) and raise."""
@@ -384,3 +401,4 @@ class Trainer:
             self.start_epoch, self.start_batch = (self.config.train.epochs + 1, 0) if ckpt["epoch_done"] else (ckpt["epoch"], s.steps_per_epoch)
         s.epoch = ckpt["epoch"]
         self.history.truncate(ckpt["history_len"])
+        self.dist.restore_rank_state(self, ckpt)

@@ -288,6 +288,20 @@ def lightning_run(settings: Settings, data, lean: bool) -> Result:
     return result
 
 
+def scaling_table(data, recipe: Path, base: dict) -> str:
+    """s/epoch (the second of two epochs) as batch size, model width and dataset size grow, one at a time."""
+    x, y, xt, yt = data
+    widths = {"x0.5": [32, 64, 128, 128], "x1": [64, 128, 256, 256], "x2": [128, 256, 512, 512]}
+    cases = [(f"batch {b}", {"data.batch_size": b, "optim.lr": 0.2 * b / 512}, data) for b in (256, 512, 1024, 2048)]
+    cases += [(f"width {k}", {"model.channels": w}, data) for k, w in widths.items()]
+    cases += [(f"train size {n}", {}, (x[:n], y[:n], xt, yt)) for n in (15000, 30000, 60000)]
+    lines = ["| change (from the recipe: batch 512, width x1, 60000 images) | s/epoch | images/s |", "|---|---|---|"]
+    for name, overrides, d in cases:
+        r = recipe_run(d, name, recipe, {**base, "train.epochs": 2, **overrides})
+        lines.append(f"| {name} | {r.epoch_times[-1]:.3f} | {len(d[1]) / r.epoch_times[-1]:,.0f} |")
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------------------ table
 
 def table(results: list[Result], reference: str | None) -> str:
@@ -346,6 +360,9 @@ def main(argv=None) -> int:
             for v in json.loads(args.variants.read_text()):
                 results.append(recipe_run(data, f"recipe + {v['name']}", args.recipe, {**base, **v["overrides"]}))
                 print(f"  {v['name']}: epochs {[round(t, 3) for t in results[-1].epoch_times]} acc {[round(a, 4) for a in results[-1].test_acc]}", flush=True)
+            continue
+        elif row == "scaling":
+            print(scaling_table(data, args.recipe, base), flush=True)
             continue
         elif row == "trainwise-compile":
             results.append(trainwise_run(settings, data, "trainwise, same settings + torch.compile", {"train.compile": True}))

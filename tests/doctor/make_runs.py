@@ -201,7 +201,8 @@ def train(overrides: dict[str, Any] | None = None, bugs: Bugs = Bugs(), callback
             opt.zero_grad(set_to_none=True)
             state.loss.backward()
             fire(Event.AFTER_BACKWARD)
-            if state.skip_step:
+            if state.skip_step:  # cleared before STEP_END, as trainwise's Trainer does
+                state.skip_step = False
                 opt.zero_grad(set_to_none=True)
             else:
                 if cfg.train.grad_clip_norm:
@@ -212,7 +213,6 @@ def train(overrides: dict[str, Any] | None = None, bugs: Bugs = Bugs(), callback
                 correct += int((state.outputs.argmax(1) == state.targets).sum())
                 seen += len(idx)
             fire(Event.STEP_END)
-            state.skip_step = False
         model.eval()
         with torch.no_grad():
             logits = model(x_va)

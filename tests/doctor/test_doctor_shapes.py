@@ -203,6 +203,27 @@ def test_oscillating_loss_without_lr_evidence_is_unstable_training():
     assert codes(found)[0] == "lr_too_high" and "unstable_training" not in codes(found)
 
 
+def test_training_wiggles_that_validation_does_not_feel_are_noise():
+    """A deep SGD net with batch norm near convergence: loss 0.05 -> 0.13 -> 0.07, accuracy steady at 97 %."""
+    train = [1.67, 0.63, 0.45, 0.31, 0.25, 0.18, 0.16, 0.098, 0.078, 0.128, 0.12, 0.092, 0.098, 0.052, 0.131, 0.066, 0.071, 0.057, 0.06, 0.093]
+    n = len(train)
+    calm = records(train_loss=train, val_loss=[max(0.12, t * 0.9 + 0.08) for t in train], val_acc=[0.96 + 0.001 * (i % 3) for i in range(n)],
+                   train_acc=[0.97] * n)
+    assert serious(diagnose(calm, DIGITS)) == []
+    swinging = [dict(r, val_acc=0.96 - 0.05 * (i % 2)) for i, r in enumerate(calm)]
+    assert "unstable_training" in codes(diagnose(swinging, DIGITS))
+
+
+def test_a_run_getting_worse_without_overfitting_is_unstable():
+    val = [0.37, 0.54, 0.72, 0.53, 0.63, 0.72, 0.48, 0.56, 0.58, 0.66, 0.55, 0.68, 0.8, 0.81, 0.78]
+    train = [1.19, 0.45, 0.5, 0.51, 0.51, 0.55, 0.52, 0.55, 0.6, 0.61, 0.62, 0.66, 0.65, 0.6, 0.66]
+    acc = [0.89, 0.85, 0.78, 0.81, 0.8, 0.72, 0.83, 0.82, 0.78, 0.8, 0.83, 0.81, 0.75, 0.71, 0.77]
+    found = diagnose(records(train_loss=train, val_loss=val, val_acc=acc, train_acc=[0.8] * 15), DIGITS | {"optim": {"name": "sgd", "lr": 0.1}})
+    f = next(f for f in found if f.code == "unstable_training")
+    assert f.evidence["best_val_epoch"] == 1 and "not overfitting" in f.message
+    assert "overfitting" not in codes(found)
+
+
 # ----------------------------------------------------------------------------- gradients and activations
 def _grad_records(loss: list[float], first: list[float], last: list[float], **extra: list) -> list[dict]:
     rec = records(train_loss=loss, val_loss=[x + 0.05 for x in loss], **extra)
@@ -247,7 +268,22 @@ def test_regression_at_a_resolution_change_names_the_boundary():
     f = diagnose(records(train_loss=decaying(1.8, 0.3, 13), val_loss=val, phase=phase), DIGITS)[0]
     assert f.code == "phase_regression" and f.epochs == (8, 13)
     assert (f.evidence["from_phase"], f.evidence["to_phase"], f.evidence["boundary_epoch"]) == ("res16", "res32", 8)
-    assert "resolution" in f.message and f.fixes[0] == "schedule.warmup_epochs=1"
+    assert f.evidence["change"] == "resolution" and f.fixes == ["optim.lr=3e-4"]
+
+
+@pytest.mark.parametrize(("old", "new", "kind"), [
+    ("res16+aug|head", "res16+aug|all", "unfreeze"),
+    ("res16+aug", "res28+aug", "resolution"),
+    ("res28+aug", "res28-noaug", "augment_off"),
+    ("plain", "mixup", "augment_on"),
+    ("run", "resumed", "resume"),
+    ("a", "b", "other"),
+])
+def test_phase_changes_are_read_from_the_labels(old, new, kind):
+    from trainwise.doctor.rules.phases import change_kind
+
+    assert change_kind(old, new, lr_jump=1.0) == kind
+    assert change_kind(old, new, lr_jump=10.0) == ("resume" if kind == "resume" else "lr")
 
 
 def test_brief_turn_at_a_boundary_is_a_transient_dip():
@@ -284,6 +320,13 @@ def test_classes_never_recovered_are_a_partial_collapse():
 def test_precision_one_recall_zero_is_collapse():
     pred = {"precision": [0.5, 1.0, 0.52], "recall": [0.97, 0.04, 0.9]}
     f = diagnose(_fine_curves(), predictions=pred)[0]
+    assert f.code == "prediction_collapse" and f.evidence["rarely_predicted"] == "1"
+
+
+def test_a_summary_test_block_is_accepted_as_predictions():
+    block = {"acc": 0.9, "precision": 0.9, "recall": 0.9, "per_class_precision": [0.5, 1.0, 0.52],
+             "per_class_recall": [0.97, 0.04, 0.9]}
+    f = diagnose(_fine_curves(), predictions=block)[0]
     assert f.code == "prediction_collapse" and f.evidence["rarely_predicted"] == "1"
 
 

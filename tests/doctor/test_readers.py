@@ -82,13 +82,13 @@ def test_column_mapping_and_percent_accuracy(tmp_path):
     ("notes.txt", "hello world\n", "received columns hello world"),
     ("model.pt", "binary", "suffix"),
     ("empty.csv", "", "empty"),
-    ("broken.jsonl", "{not json\n", "not a JSON object"),
+    ("broken.jsonl", "{not json\n", "line 1 is not valid JSON"),
 ])
 def test_unreadable_files_are_one_line_user_errors(tmp_path, name, text, match):
     with pytest.raises(UserError, match=match) as err:
         read_history(write(tmp_path, name, text))
     message = str(err.value)
-    assert "\n" not in message and "expected" in message and "Fix:" in message
+    assert "\n" not in message and "expected" in message and ("Fix:" in message)
 
 
 def test_missing_path_and_ambiguous_directory(tmp_path):

@@ -57,6 +57,10 @@ class ActivationMonitor(EpochMeanMonitor):
 
     def on_fit_start(self, state: State) -> None:
         self._targets = []
+        if state.config.train.compile:
+            # Hooks added and removed around a compiled model force recompilation (and break CUDA
+            # graphs); a compiled run goes without activation statistics.
+            return
         owner_name, owner_is_conv = None, False
         for name, module in state.model.named_modules():
             if any(True for _ in module.parameters(recurse=False)):

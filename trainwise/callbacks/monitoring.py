@@ -67,13 +67,15 @@ class EpochMeans:
 
     Values arrive as a tensor per group of keys (one per layer, say) with a weight per key (0 for a
     sample to leave out), so adding a sample is two kernel launches and reading the epoch's means is one
-    host transfer. ``state_dict`` makes mid-epoch resume exact; a restored state survives the next
-    ``reset`` (the trainer may fire EPOCH_START for the resumed epoch after loading it).
+    host transfer. ``state_dict`` makes mid-epoch resume exact: it holds the running sums of an epoch in
+    progress (nothing once ``close`` marked the epoch written), and a restored state survives the next
+    ``reset`` (the trainer fires EPOCH_START for the resumed epoch after loading it).
     """
 
     def __init__(self) -> None:
         self._groups: dict[tuple[str, ...], tuple[torch.Tensor, torch.Tensor]] = {}
         self._restored = False
+        self._closed = False
 
     def add(self, keys: tuple[str, ...], values: torch.Tensor, weights: torch.Tensor) -> None:
         values = torch.where(weights > 0, values, torch.zeros_like(values))  # a NaN times 0 is still NaN
@@ -84,10 +86,15 @@ class EpochMeans:
             self._groups[keys] = (values * weights, weights.clone())
 
     def reset(self) -> None:
+        self._closed = False
         if self._restored:
             self._restored = False
             return
         self._groups.clear()
+
+    def close(self) -> None:
+        """The epoch's means are in its record; a checkpoint taken now must not carry them into the next."""
+        self._closed = True
 
     def means(self) -> dict[str, float]:
         if not self._groups:
@@ -98,7 +105,13 @@ class EpochMeans:
         counts = torch.cat([c.float().to(device) for _, c in self._groups.values()])
         return dict(zip(keys, (sums / counts).tolist()))  # one host sync; 0/0 gives NaN on purpose
 
+    def counts(self) -> dict[str, float]:
+        """Samples behind each key's mean in the current (or last written) epoch."""
+        return {k: float(v) for keys, (_, c) in self._groups.items() for k, v in zip(keys, c.tolist())}
+
     def state_dict(self) -> dict[str, Any]:
+        if self._closed:
+            return {"groups": []}
         return {"groups": [[list(k), s.tolist(), c.tolist()] for k, (s, c) in self._groups.items()]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -112,20 +125,16 @@ class EpochMeanMonitor(Callback):
     def __init__(self, every_n_steps: int = 50):
         self.every_n_steps = every_n_steps
         self._means = EpochMeans()
-        self._written = False  # this epoch's means are in its record already
 
     def on_epoch_start(self, state: State) -> None:
         self._means.reset()
-        self._written = False
 
     def on_eval_end(self, state: State) -> None:
         state.record.update(self._means.means())
-        self._written = True
+        self._means.close()
 
     def state_dict(self) -> dict[str, Any]:
-        return self._means.state_dict() | {"written": self._written}
+        return self._means.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        # An epoch-end checkpoint holds means already written: resuming must not carry them into the next epoch.
-        if not state.get("written", False):
-            self._means.load_state_dict(state)
+        self._means.load_state_dict(state)

@@ -3,7 +3,7 @@
 The ratio tells how fast a layer's weights move relative to their size; about 1e-3 per step is the
 usual healthy order (Karpathy's rule of thumb), >= 1e-2 means the LR throws weights around, << 1e-4
 means they barely move. On sampled steps the weights are copied at AFTER_BACKWARD and compared at
-STEP_END; a step the NaN guard skipped (``state.skip_step``) is not counted. A layer whose weights are
+STEP_END; a step the NaN guard skipped (``state.step`` did not advance) is not counted. A layer whose weights are
 all zero (a zero-initialised head) has no ratio for that sample. Keys: ``update_ratio/<layer>``.
 """
 
@@ -23,6 +23,7 @@ class UpdateRatioMonitor(EpochMeanMonitor):
         self._index: LayerIndex | None = None
         self._keys: tuple[str, ...] = ()
         self._before: list[torch.Tensor] | None = None
+        self._before_step = -1
 
     def on_fit_start(self, state: State) -> None:
         self._index = LayerIndex(state.model)
@@ -36,10 +37,13 @@ class UpdateRatioMonitor(EpochMeanMonitor):
             return
         with torch.no_grad():
             self._before = [p.detach().clone() for p in self._index.params]
+        self._before_step = state.step
 
     def on_step_end(self, state: State) -> None:
         before, self._before = self._before, None
-        if before is None or self._index is None or state.skip_step:
+        # A skipped step leaves state.step where it was (trainwise's Trainer clears skip_step before
+        # STEP_END, so the step counter is the reliable sign); its ratio of 0 would drag the mean down.
+        if before is None or self._index is None or state.skip_step or state.step == self._before_step:
             return
         with torch.no_grad():
             after = [p.detach() for p in self._index.params]

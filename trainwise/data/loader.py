@@ -7,6 +7,12 @@ cut into consecutive batches. Both loaders below follow it.
 - :class:`DeviceLoader`: the split lives on the training device; a batch is one indexing operation.
   For datasets of this size it is most of the speed: no per-sample collation, no host-to-device copies.
 - :class:`WorkerLoader`: a torch DataLoader (workers, pinned memory) for splits too large for the device.
+
+Data-parallel runs keep the contract: ``batch_size`` is the global batch, and after
+``loader.shard(rank, world_size)`` rank ``r`` takes the ``r``-th of ``world_size`` contiguous slices of
+every global batch (:meth:`DeviceLoader.rank_part`), so the union of the ranks' batch ``b`` is the
+single-process batch ``b``. A last partial batch of ``m`` samples is split into slices whose sizes differ
+by at most one; when ``m`` is smaller than the number of ranks, those samples are left out of the epoch.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 class DeviceLoader:
+    rank, world_size = 0, 1  # one process takes whole batches; see shard()
+
     def __init__(self, data: TensorData, batch_size: int, device: torch.device, shuffle: bool, seed: int = 0, drop_last: bool = False):
         self.data = data.to(device)
         self.batch_size = batch_size
@@ -36,15 +44,29 @@ class DeviceLoader:
         self.drop_last = drop_last
 
     def __len__(self) -> int:
-        n = len(self.data)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        full, rest = divmod(len(self.data), self.batch_size)
+        return full + (0 if self.drop_last or rest < self.world_size else 1)
+
+    def shard(self, rank: int, world_size: int) -> DeviceLoader:
+        """From now on yield only rank ``rank``'s part of each batch (see the module docstring)."""
+        if self.batch_size % world_size:
+            raise ValueError(f"the global batch {self.batch_size} does not split over {world_size} processes")
+        self.rank, self.world_size = rank, world_size
+        return self
+
+    def rank_part(self, b: int) -> tuple[int, int]:
+        """Positions ``lo:hi`` in the epoch order of this rank's share of batch ``b``."""
+        lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, len(self.data))
+        base, extra = divmod(hi - lo, self.world_size)
+        lo += self.rank * base + min(self.rank, extra)
+        return lo, lo + base + (1 if self.rank < extra else 0)
 
     def batches(self, epoch: int = 1, start: int = 0) -> Iterator[Batch]:
         """Yield batches of ``epoch``, beginning at batch index ``start`` (for mid-epoch resume)."""
         n = len(self.data)
         order = epoch_order(n, self.seed, epoch).to(self.device) if self.shuffle else None
         for b in range(start, len(self)):
-            lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, n)
+            lo, hi = self.rank_part(b)
             if order is None:
                 yield tuple(t[lo:hi] for t in self.data.inputs), self.data.targets[lo:hi]
             else:
@@ -86,9 +108,9 @@ class WorkerLoader(DeviceLoader):
     def batches(self, epoch: int = 1, start: int = 0) -> Iterator[Batch]:
         n = len(self.data)
         order = epoch_order(n, self.seed, epoch) if self.shuffle else torch.arange(n)
-        order = order[start * self.batch_size : len(self) * self.batch_size if self.drop_last else n].tolist()
+        order = torch.cat([order[slice(*self.rank_part(b))] for b in range(start, len(self))] or [order[:0]]).tolist()
         loader = DataLoader(
-            _TensorDataset(self.data), batch_size=self.batch_size, sampler=_OrderSampler(order),
+            _TensorDataset(self.data), batch_size=self.batch_size // self.world_size, sampler=_OrderSampler(order),
             num_workers=self.num_workers, pin_memory=self.device.type == "cuda", persistent_workers=False,
         )
         non_blocking = self.device.type == "cuda"

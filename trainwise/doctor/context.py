@@ -49,13 +49,20 @@ class Predictions:
         if isinstance(value, Predictions):
             return value
         if isinstance(value, dict):
+            # Also a summary's "test" block: per-class lists under per_class_*; its scalar
+            # precision/recall (positive class or macro) are not per-class and are ignored.
+            def per_class(*keys: str) -> np.ndarray | None:
+                for key in keys:
+                    arr = None if value.get(key) is None else np.asarray(value[key], dtype=float)
+                    if arr is not None and arr.ndim == 1 and len(arr) >= 2:
+                        return arr
+                return None
+
             conf = value.get("confusion", value.get("test_confusion"))
-            prec = value.get("precision", value.get("test_precision_per_class"))
-            rec = value.get("recall", value.get("test_recall_per_class"))
             return cls(
                 confusion=None if conf is None else np.asarray(conf, dtype=float),
-                precision=None if prec is None else np.asarray(prec, dtype=float),
-                recall=None if rec is None else np.asarray(rec, dtype=float),
+                precision=per_class("precision", "per_class_precision", "test_precision_per_class"),
+                recall=per_class("recall", "per_class_recall", "test_recall_per_class"),
                 source=str(value.get("source", source)),
             )
         arr = np.asarray(value, dtype=float)

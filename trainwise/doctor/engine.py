@@ -15,8 +15,9 @@ Subsumption (the finding on the left explains the ones on the right, so only it 
 * ``lr_too_low``, ``over_regularized``, ``stuck_at_chance``, ``underfitting`` also explain a *partial*
   prediction_collapse (warning: some classes never recovered) -- a model that cannot fit gives up on
   classes first; a full collapse onto one class (error) always stays.
-* ``stuck_at_chance`` -- underfitting, plateau, transient_dip, val_above_train (at chance, accuracies
-  only mirror the class mix of each split).
+* ``stuck_at_chance`` -- underfitting, plateau, transient_dip, overfitting, unstable_training,
+  val_above_train (a run that ends at chance did not overfit, and how it got there matters less than
+  that it is there; its accuracies only mirror the class mix of each split).
 * ``lr_too_high`` -- unstable_training.
 * ``underfitting`` -- plateau.
 * ``dead_units`` -- vanishing_gradients (dead layers pass no gradient; the dead units are the cause).
@@ -53,7 +54,8 @@ SUBSUMES: dict[str, tuple[str, frozenset[str]]] = {
     "overfitting": (EVENT, frozenset({"transient_dip"})),
     "lr_too_low": (STATE, frozenset({"stuck_at_chance", "underfitting", "plateau", "prediction_collapse"})),
     "over_regularized": (STATE, frozenset({"underfitting", "plateau", "val_above_train", "prediction_collapse"})),
-    "stuck_at_chance": (STATE, frozenset({"underfitting", "plateau", "transient_dip", "val_above_train", "prediction_collapse"})),
+    "stuck_at_chance": (STATE, frozenset({"underfitting", "plateau", "transient_dip", "val_above_train", "prediction_collapse",
+                                          "overfitting", "unstable_training"})),
     "lr_too_high": (STATE, frozenset({"unstable_training"})),
     "underfitting": (STATE, frozenset({"plateau", "prediction_collapse"})),
     "dead_units": (STATE, frozenset({"vanishing_gradients"})),

@@ -1,7 +1,7 @@
 """Concrete ``--set`` overrides computed from the run's own config, so a fix is a value, not advice.
 
-Every string returned here parses with ``trainwise.config.parse_override`` and, except ``augment.*``
-(the augmentation section being added on main), validates against ``Config``.
+Every string returned here parses with ``trainwise.config.parse_override`` and validates against
+``Config`` (a test applies every fix the doctor gives on its test runs).
 """
 
 from __future__ import annotations
@@ -66,6 +66,11 @@ def less_weight_decay(ctx: Context) -> str:
 def more_dropout(ctx: Context) -> str | None:
     d = ctx.max_dropout()
     return None if d >= 0.5 else f"model.dropout={fmt(min(0.5, round(d + 0.2, 2)))}"
+
+
+def mixup(ctx: Context) -> str | None:
+    """MixUp as a regulariser against overfitting, unless it is already on."""
+    return None if float(ctx.cfg("mixup.mixup_alpha", 0.0) or 0.0) > 0 else "mixup.mixup_alpha=0.2"
 
 
 def early_stopping(ctx: Context) -> str | None:

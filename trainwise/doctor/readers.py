@@ -136,6 +136,7 @@ def summary_meta(summary: dict[str, Any]) -> dict[str, Any]:
     pred: dict[str, Any] = {}
     for src, dst in (("test_confusion", "confusion"), ("confusion", "confusion"),
                      ("test_precision_per_class", "precision"), ("test_recall_per_class", "recall"),
+                     ("per_class_precision", "precision"), ("per_class_recall", "recall"),
                      ("precision_per_class", "precision"), ("recall_per_class", "recall")):
         if isinstance(test, dict) and test.get(src) is not None and dst not in pred:
             pred[dst] = test[src]
@@ -153,11 +154,7 @@ def summary_meta(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    try:
-        records = History.load(path).records
-    except (json.JSONDecodeError, AttributeError) as err:
-        raise _bad(path, f"a line that is not a JSON object ({str(err).splitlines()[0]})",
-                   "each line of history.jsonl must be one JSON object per epoch") from None
+    records = History.load(path).records  # a bad line is already a one-line UserError naming it
     if not records:
         raise _bad(path, "an empty history", "diagnose a run that finished at least one epoch")
     return records

@@ -12,7 +12,7 @@ from trainwise.doctor.context import Context
 
 MIN_EPOCHS = 4  # below this a curve has no trend worth judging (live diagnosis starts here)
 BIG_STEP = 0.10  # an epoch-to-epoch rise of the training loss by 10 % is unusual in a healthy run
-UNSTABLE_SHARE = 0.20  # AUTOTRAINER's oscillation rule fires when >= 20 % of epochs swing
+UNSTABLE_SHARE = 0.15  # rises in >= 15 % of epochs (AUTOTRAINER: accuracy swings in >= 20 %); 3 in 20 epochs
 
 
 def sig(x: float, digits: int = 4) -> float:
@@ -23,10 +23,14 @@ def sig(x: float, digits: int = 4) -> float:
 
 
 def loss_scale_floor(ctx: Context) -> float:
-    """Below this a loss change is noise however large in relative terms (0.0005 -> 0.0008 is not +60 %)."""
+    """Below this a loss change is noise however large in relative terms (0.0005 -> 0.0008 is not +60 %).
+
+    A tenth of ln K: near convergence an SGD run's epoch loss wanders by a few hundredths (0.05 -> 0.10
+    in a healthy 8-layer BN net on digits) without anything being wrong.
+    """
     first = signals.head_median(ctx.series("train_loss"), 1)
     ref = ctx.chance_loss or (first if math.isfinite(first) else 1.0)
-    return 0.05 * ref
+    return 0.10 * ref
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,36 @@ def near_chance(ctx: Context) -> tuple[bool, float]:
     return bool(math.isfinite(ratio) and 0.85 <= ratio <= 1.3 and not leaving), ratio
 
 
+@dataclass(frozen=True)
+class Degradation:
+    best: int  # index of the best validation epoch
+    val_rise: float  # validation loss at the end over its best, minus 1
+    acc_drop: float  # validation accuracy points lost since its best (0 when not logged)
+
+
+def degradation(ctx: Context) -> Degradation | None:
+    """The run is getting worse: validation loss ends >= 20 % above its best and accuracy >= 3 points
+    below (when logged), while the training loss did not improve either (< 10 % since). Overfitting
+    needs an improving training loss, so this is what is left: unstable optimisation."""
+    if ctx.n < 6 or not ctx.has("val_loss", 6) or not ctx.has("train_loss", 6):
+        return None
+    val, train = ctx.series("val_loss"), ctx.series("train_loss")
+    smooth = signals.rolling_median(val)
+    best = signals.argbest(smooth, "min")
+    if best < 0 or best > ctx.n - 4:
+        return None
+    rise = signals.tail_median(val) / smooth[best] - 1 if smooth[best] > 0 else 0.0
+    drop = 0.0
+    if ctx.has("val_acc", 6):
+        acc = signals.rolling_median(ctx.series("val_acc"))
+        drop = float(np.nanmax(acc) - signals.tail_median(ctx.series("val_acc")))
+    before = float(np.median(signals.finite(train[best : best + 3])))
+    improved = (before - signals.tail_median(train)) / max(abs(before), 1e-12) >= 0.10
+    if rise >= 0.2 and (drop >= 0.03 or not ctx.has("val_acc", 6)) and not improved:
+        return Degradation(best, float(rise), drop)
+    return None
+
+
 def outcome_symptoms(ctx: Context) -> list[str]:
     """Outcome problems that make gradient/activation statistics worth reporting.
 
@@ -114,6 +148,9 @@ def outcome_symptoms(ctx: Context) -> list[str]:
         out.append(f"the training loss removed only {prog.removed:.0%} of its initial excess")
     if len(signals.finite(loss)) >= MIN_EPOCHS and is_oscillating(ctx, "train_loss", BIG_STEP):
         out.append("the training loss oscillates")
+    worse = degradation(ctx)
+    if worse is not None:
+        out.append(f"validation has got worse since epoch {ctx.epoch_at(worse.best)} while training did not improve")
     return out
 
 

@@ -12,7 +12,7 @@ the specific ones (lr_too_low, over_regularized) subsume the generic ones (under
   shape alone decides, and the message says so. UMLAUT flags lr < 1e-7 statically; that misses 1e-5.
 * over_regularized (warning): a strong regulariser in the config (lr*weight_decay >= 3e-4 per step for
   AdamW/SGD, weight_decay >= 1e-2 for Adam/RMSprop/Adagrad L2, dropout >= 0.5 as UMLAUT, drop path >=
-  0.3, label smoothing >= 0.3, l1 >= 1e-3, l2 >= 1e-2) *and* the training set is not fitted (training
+  0.3, label smoothing >= 0.3, MixUp/CutMix alpha >= 1, l1 >= 1e-3, l2 >= 1e-2) *and* the training set is not fitted (training
   accuracy < 0.85, or training loss excess >= 0.3 ln K) while the loss is flat or slow, with training
   accuracy no better than validation (not overfitting) and the LR not below its range (else lr_too_low).
 * underfitting (warning): training accuracy < 0.8 with train and validation within 10 points, not at
@@ -125,6 +125,10 @@ def strong_regularizers(ctx: Context) -> list[tuple[str, str]]:
     smoothing = float(ctx.cfg("regularization.label_smoothing", 0.0) or 0.0)
     if smoothing >= 0.3:
         out.append((f"label smoothing {smoothing:g}", "regularization.label_smoothing=0.1"))
+    for key in ("mixup_alpha", "cutmix_alpha"):
+        alpha = float(ctx.cfg(f"mixup.{key}", 0.0) or 0.0)
+        if alpha >= 1.0:  # lam ~ Beta(1, 1) and wider: most batches are heavy blends
+            out.append((f"{key.split('_')[0]} alpha {alpha:g}", f"mixup.{key}=0.2"))
     for key, limit in (("l1", 1e-3), ("l2", 1e-2)):
         value = float(ctx.cfg(f"regularization.{key}", 0.0) or 0.0)
         if value >= limit:

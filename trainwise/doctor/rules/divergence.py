@@ -7,8 +7,13 @@
 * lr_too_high (warning): the training loss oscillates (>= 2 rises and falls of >= 10 %, rises in >= 20 %
   of epochs, AUTOTRAINER's share) or rises in the first epochs, *and* the LR is implicated: above the
   optimizer's usual range, or typical per-step update ratios >= 1e-2 (weights move 1 % per step).
-* unstable_training (warning): the same swings (or validation-loss swings of >= 25 %) without LR
-  evidence; the cause may be the batch size, the data order, or missing normalisation.
+* unstable_training (warning): the same swings (or validation-loss swings of >= 25 % that accuracy
+  shares: >= 3-point drops in >= 15 % of epochs) without LR evidence -- and, for training-loss swings,
+  validation swinging too (accuracy drops, or >= 25 % loss jumps in >= 15 % of epochs): wiggles
+  validation does not feel are noise. The cause may be the
+  batch size, the data order, or missing normalisation. Also a run that is getting worse without overfitting:
+  validation loss ending >= 20 % above its best and accuracy >= 3 points below while the training loss
+  did not improve since (lr_too_high when the LR is above its range).
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from trainwise.doctor.finding import Finding
 from trainwise.doctor.rules.common import (
     BIG_STEP,
     MIN_EPOCHS,
+    UNSTABLE_SHARE,
+    Degradation,
+    degradation,
     is_oscillating,
     loss_scale_floor,
     lr_evidence,
@@ -118,6 +126,34 @@ def _guarded_steps(ctx: Context) -> list[Finding]:
     ]
 
 
+def _degrading(ctx: Context, worse: Degradation) -> list[Finding]:
+    ev = {"best_val_epoch": ctx.epoch_at(worse.best), "val_loss_rise": sig(worse.val_rise), "val_acc_drop": sig(worse.acc_drop)}
+    ev |= lr_evidence(ctx)
+    lr_high = lr_position(ctx) == "high"
+    acc = f" and accuracy {worse.acc_drop * 100:.1f} points lower" if worse.acc_drop else ""
+    return [
+        Finding(
+            "lr_too_high" if lr_high else "unstable_training",
+            "warning",
+            span(ctx, worse.best),
+            ev,
+            f"The run is getting worse: validation loss ended {worse.val_rise:.0%} above its best (epoch "
+            f"{ctx.epoch_at(worse.best)}){acc}, while the training loss did not improve either -- not overfitting "
+            "but unstable optimisation: too high an LR for this setup, or inputs/activations on a bad scale.",
+            fixes.keep(fixes.lower_lr(ctx, 0.3), fixes.normalize(ctx), fixes.decay_schedule(ctx), fixes.clip()),
+        )
+    ]
+
+
+def _accuracy_swings(ctx: Context) -> bool:
+    """Validation loss swings matter when accuracy swings with them (>= 3-point drops in >= 15 % of
+    epochs); alone they are often a confident model's loss on a few hundred samples."""
+    if not ctx.has("val_acc", MIN_EPOCHS):
+        return True
+    drops = -np.diff(signals.finite(ctx.series("val_acc")))
+    return int((drops >= 0.03).sum()) >= max(2, 0.15 * ctx.n)
+
+
 def _early_rise(ctx: Context) -> int | None:
     """Index of an epoch in the first third whose training loss is >= 10 % above the first epoch's."""
     loss = ctx.series("train_loss")
@@ -135,10 +171,11 @@ def _too_high_or_unstable(ctx: Context) -> list[Finding]:
     if ctx.n < MIN_EPOCHS:
         return []
     train_swings = is_oscillating(ctx, "train_loss", BIG_STEP)
-    val_swings = ctx.has("val_loss") and is_oscillating(ctx, "val_loss", VAL_SWING)
+    val_swings = ctx.has("val_loss") and is_oscillating(ctx, "val_loss", VAL_SWING) and _accuracy_swings(ctx)
     early = _early_rise(ctx)
+    worse = degradation(ctx)
     if not (train_swings or val_swings or early is not None):
-        return []
+        return [] if worse is None else _degrading(ctx, worse)
     steps = signals.relative_steps(ctx.series("train_loss"), loss_scale_floor(ctx))
     rises = np.flatnonzero(steps >= BIG_STEP) + 1
     vsteps = signals.relative_steps(ctx.series("val_loss"), loss_scale_floor(ctx))
@@ -167,6 +204,10 @@ def _too_high_or_unstable(ctx: Context) -> list[Finding]:
                 fixes.keep(fixes.lower_lr(ctx, 0.3), fixes.decay_schedule(ctx), fixes.clip()),
             )
         ]
+    val_jumpy = len(vrises) >= max(3, UNSTABLE_SHARE * ctx.n)
+    if not (val_swings or _accuracy_swings(ctx) or val_jumpy):
+        # Training-loss wiggles that validation does not feel (a deep SGD net near convergence) are noise.
+        return [] if worse is None else _degrading(ctx, worse)
     return [
         Finding(
             "unstable_training",

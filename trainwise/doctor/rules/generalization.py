@@ -2,7 +2,8 @@
 
 * overfitting (warning): validation loss stops improving at an *onset* epoch (the minimum of its 3-epoch
   running median, so one lucky epoch cannot set it) and ends >= 10 % above that best, with most later
-  epochs (>= 60 %) above it, while the training loss keeps falling (>= 10 % further) and the gap widens;
+  epochs (>= 60 %) above it, while the training loss keeps falling (>= 10 % further, down in >= 60 % of
+  the epochs since: a training loss that swings is the LR's problem) and the gap widens;
   and the validation loss had learned something (best <= 0.9 ln K), else it is stuck_at_chance. Without
   a validation loss, the same on accuracy: >= 2 points below the best while training accuracy rises.
   With early stopping restoring the best weights the final model is unharmed: severity info. A milder
@@ -14,7 +15,8 @@
 * val_above_train (info; warning when large and unexplained): validation accuracy above training
   accuracy over the second half of the run, beyond what the epoch-averaging lag of the training metric
   explains. Dropout, drop path, augmentation/MixUp and loss penalties make the training pass harder than
-  evaluation; with none configured and a gap >= 5 points (UMLAUT's threshold), suspect leakage or an
+  evaluation; with none configured, a gap >= 5 points (UMLAUT's threshold) and training accuracy no
+  longer rising (a learning model's epoch mean trails by more than its slope), suspect leakage or an
   easier validation split.
 """
 
@@ -79,13 +81,13 @@ def _severity_and_note(ctx: Context) -> tuple[str, str]:
 
 def _overfit(ctx: Context, onset: int, ev: dict, text: str) -> list[Finding]:
     severity, note = _severity_and_note(ctx)
-    fx = fixes.keep(fixes.early_stopping(ctx), fixes.more_weight_decay(ctx), fixes.more_dropout(ctx), "augment.mixup_alpha=0.2")
+    fx = fixes.keep(fixes.early_stopping(ctx), fixes.more_weight_decay(ctx), fixes.more_dropout(ctx), fixes.mixup(ctx))
     return [Finding("overfitting", severity, span(ctx, onset), ev, text + note, fx)]
 
 
 def _overfitting_loss(ctx: Context) -> list[Finding]:
     val, train = ctx.series("val_loss"), ctx.series("train_loss")
-    smooth_val, smooth_train = signals.rolling_median(val), signals.rolling_median(train)
+    smooth_val = signals.rolling_median(val)
     onset = _onset(val, "min")
     post = signals.finite(val[onset + 1 :])
     if onset < 0 or len(post) < MIN_AFTER_ONSET:
@@ -95,7 +97,10 @@ def _overfitting_loss(ctx: Context) -> list[Finding]:
         return []  # validation never learned: stuck_at_chance's business
     end_val, end_train = signals.tail_median(val), signals.tail_median(train)
     floor = ctx.train_loss_floor
-    train_at_onset = float(smooth_train[onset])
+    # The training level at the onset, from the onset forward: a first epoch that started far off
+    # (unnormalised inputs, 40 x ln K) must not make the rest look like progress.
+    train_at_onset = float(np.median(signals.finite(train[onset : onset + 3])))
+    train_steady = signals.share_decreasing(train[onset:])
     train_drop = 1 - (end_train - floor) / (train_at_onset - floor) if train_at_onset > floor else 0.0
     gap_onset, gap_end = best - train_at_onset, end_val - end_train
     rise = end_val / best - 1 if best > 0 else 0.0
@@ -112,7 +117,7 @@ def _overfitting_loss(ctx: Context) -> list[Finding]:
     }
     if ctx.has("val_acc"):
         ev["best_val_acc"] = sig(float(np.nanmax(ctx.series("val_acc"))))
-    if rise >= RISE and above >= SUSTAINED and train_drop >= 0.10 and gap_end > gap_onset:
+    if rise >= RISE and above >= SUSTAINED and train_drop >= 0.10 and train_steady >= 0.6 and gap_end > gap_onset:
         return _overfit(
             ctx, onset, ev,
             f"Validation loss stopped improving at epoch {ctx.epoch_at(onset)} ({best:.3g}) and ended {rise:.0%} higher "
@@ -202,9 +207,12 @@ def _explainers(ctx: Context) -> list[str]:
         found.append(f"dropout {ctx.max_dropout():g}")
     if float(ctx.cfg("model.drop_path", 0.0) or 0.0) > 0:
         found.append(f"drop path {ctx.cfg('model.drop_path'):g}")
-    for key, value in (ctx.cfg("augment", {}) or {}).items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 or value is True:
-            found.append(f"augment.{key}")
+    ops = [spec.get("op", "?") for spec in ctx.cfg("augment.train", []) or [] if isinstance(spec, dict)]
+    if ops:
+        found.append(f"augmentation ({', '.join(ops)})")
+    for key, name in (("mixup.mixup_alpha", "MixUp"), ("mixup.cutmix_alpha", "CutMix")):
+        if float(ctx.cfg(key, 0.0) or 0.0) > 0:
+            found.append(f"{name} (alpha {ctx.cfg(key):g})")
     for key in ("l1", "l2"):
         if float(ctx.cfg(f"regularization.{key}", 0.0) or 0.0) > 0:
             found.append(f"{key} penalty")
@@ -232,7 +240,7 @@ def _val_above_train(ctx: Context) -> list[Finding]:
         severity = "info"
         msg = (f"Validation accuracy is {gap * 100:.1f} points above training accuracy since epoch {ctx.epoch_at(half)}. "
                f"Expected with {', '.join(explainers)}: the training pass is harder than evaluation, which runs without them.")
-    elif ctx.config_known and gap >= ABOVE_GAP_UNEXPLAINED:
+    elif ctx.config_known and gap >= ABOVE_GAP_UNEXPLAINED and abs(lag) <= 0.005:
         severity = "warning"
         msg = (f"Validation accuracy is {gap * 100:.1f} points above training accuracy since epoch {ctx.epoch_at(half)} and "
                "no dropout, augmentation or penalty explains it: check for validation samples duplicated in the "

@@ -5,12 +5,15 @@ augmentation change, unfreezing, or a resume. At each change the validation loss
 accuracy, else training loss) before the boundary is compared with the new phase: a regression is a
 median over the first 5 epochs of the new phase >= 10 % worse than the best of the old phase (2 points
 for accuracy) that is still >= 10 % worse at the end of the phase. A turn that is back within 5 % by then
-is a transient_dip at the boundary. The boundary is the cause named, with the LR jump when there is one.
+is a transient_dip at the boundary. The boundary is the cause named, with what changed there: read from
+trainwise's labels (``res16+aug|head`` -> ``res28-noaug|all``: resolution, augmentation off/on,
+unfreezing) or free-form ones (``resume``), and the LR jump when there is one.
 """
 
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -75,6 +78,8 @@ def _judge(ctx: Context, start: int, b: int, stop: int, labels: list) -> Finding
         lr_jump = float(lr[b] / lr[b - 1])
         ev |= {"lr_before": sig(float(lr[b - 1])), "lr_after": sig(float(lr[b]))}
     where = f"the phase change {old!r} -> {new!r} at epoch {ctx.epoch_at(b)}"
+    kind = change_kind(str(old), str(new), lr_jump)
+    ev["change"] = kind
     if worse and still:
         lr_text = f" The LR jumped {lr_jump:.3g}x at the boundary ({lr[b - 1]:.3g} -> {lr[b]:.3g})." if lr_jump >= 2 else ""
         return Finding(
@@ -83,8 +88,8 @@ def _judge(ctx: Context, start: int, b: int, stop: int, labels: list) -> Finding
             span(ctx, b, stop - 1),
             ev,
             f"{key.replace('_', ' ').capitalize()} turned at {where} and did not recover: best {best:.3g} before, "
-            f"{first_after:.3g} over the next epochs, {end:.3g} at the end of the phase.{lr_text} {_advice(str(new), lr_jump)}",
-            _fixes(ctx, str(new), lr_jump),
+            f"{first_after:.3g} over the next epochs, {end:.3g} at the end of the phase.{lr_text} {_advice(kind)}",
+            _fixes(ctx, kind),
         )
     if jumped and back:
         return Finding(
@@ -98,29 +103,52 @@ def _judge(ctx: Context, start: int, b: int, stop: int, labels: list) -> Finding
     return None
 
 
-def _advice(label: str, lr_jump: float) -> str:
-    low = label.lower()
-    if "resum" in low:
-        return "A resumed run that jumps usually lost optimizer or scheduler state; resume from a checkpoint that holds both."
+def change_kind(old: str, new: str, lr_jump: float) -> str:
+    """What changed at a boundary, from trainwise's labels (``res16+aug|head`` -> ``res28-noaug|all``) or
+    free-form ones (``resume``, ``unfrozen``): resume, lr, unfreeze, resolution, augment_off, augment_on,
+    or other."""
+    o, n = old.lower(), new.lower()
+    if "resum" in n:
+        return "resume"
     if lr_jump >= 2:
-        return "The new phase's LR is too high for weights that were already converging."
-    if "unfreez" in low:
-        return "Unfrozen pretrained layers need a much smaller LR than the new head."
-    if "res" in low or "size" in low:
-        return "The model meets inputs of another scale; give the new resolution a short warm-up."
-    if "aug" in low or "mix" in low:
-        return "The new augmentation is too strong for this model or arrives too abruptly."
-    return "Whatever changed at this boundary hurts the model; change it more gradually or not at all."
+        return "lr"
+    before, after = (set(re.split(r"[|+\-\s_]+", x)) - {""} for x in (o, n))
+    if "unfreez" in n or ("head" in before and "all" in after):
+        return "unfreeze"
+    if {t for t in before if re.fullmatch(r"res\d+", t)} != {t for t in after if re.fullmatch(r"res\d+", t)}:
+        return "resolution"
+    if ("aug" in before and ("noaug" in after or "aug" not in after)) or "noaug" in after:
+        return "augment_off"
+    if "aug" in after or "mix" in n:
+        return "augment_on"
+    return "other"
 
 
-def _fixes(ctx: Context, label: str, lr_jump: float) -> list[str]:
-    low = label.lower()
-    if "resum" in low:
-        return []
-    if lr_jump >= 2:
+ADVICE = {
+    "resume": "A resumed run that jumps usually lost optimizer or scheduler state; resume from a checkpoint that holds both.",
+    "lr": "The new phase's LR is too high for weights that were already converging.",
+    "unfreeze": "Unfrozen pretrained layers need a much smaller LR than the new head.",
+    "resolution": "The model meets inputs of another scale; switch resolution earlier or in smaller steps, and at a lower LR.",
+    "augment_off": "Training augmentation stopped here; without it the model starts fitting the training set itself.",
+    "augment_on": "The new augmentation is too strong for this model or arrives too abruptly.",
+    "other": "Whatever changed at this boundary hurts the model; change it more gradually or not at all.",
+}
+
+
+def _advice(kind: str) -> str:
+    return ADVICE[kind]
+
+
+def _fixes(ctx: Context, kind: str) -> list[str]:
+    if kind == "resume":
+        return []  # no config value restores lost optimizer state
+    if kind == "lr":
         return fixes.keep("schedule.name=cosine", fixes.lower_lr(ctx, 0.3))
-    if "unfreez" in low:
-        return [fixes.lower_lr(ctx, 0.1)]
-    if "aug" in low or "mix" in low:
-        return ["augment.mixup_alpha=0.2"]
-    return fixes.keep("schedule.warmup_epochs=1", fixes.lower_lr(ctx, 0.3))
+    if kind == "unfreeze":
+        return fixes.keep("finetune.layer_decay=0.7", fixes.lower_lr(ctx, 0.1))
+    if kind == "augment_off":
+        return fixes.keep(fixes.early_stopping(ctx), fixes.more_weight_decay(ctx))
+    if kind == "augment_on":
+        alpha = float(ctx.cfg("mixup.mixup_alpha", 0.0) or 0.0)
+        return ["mixup.mixup_alpha=0.2"] if alpha > 0.4 else []
+    return [fixes.lower_lr(ctx, 0.3)]

@@ -4,7 +4,8 @@ Sources, best first:
 
 * a confusion matrix (``predictions``, or ``test_confusion`` in summary.json): error when one class
   takes >= 90 % of the predictions while it is >= 20 points rarer among the true labels; warning when
-  some classes with support are (almost) never recovered (recall <= 5 %).
+  some classes with support are (almost) never recovered (recall <= 5 %) while the others average
+  >= 70 % recall (a model poor everywhere is underfitting, not collapsing).
 * per-class precision/recall lists: error when one class has recall >= 95 % and every other class
   <= 10 %; warning for a class with precision >= 95 % and recall <= 10 % (it is predicted only when
   certain, i.e. almost never -- the model has collapsed onto the other classes).
@@ -63,7 +64,10 @@ def _from_confusion(ctx: Context, p: Predictions) -> list[Finding]:
     with np.errstate(divide="ignore", invalid="ignore"):
         recall = np.diag(conf) / conf.sum(1)
     starved = [int(c) for c in np.flatnonzero((conf.sum(1) > 0) & (recall <= STARVED_RECALL))]
-    if starved and len(starved) < len(recall):
+    others = np.delete(recall, starved) if starved else recall
+    # Only a model that works for the other classes has "given up" on these; a model that is poor
+    # everywhere is underfitting, and its weakest classes say nothing more.
+    if starved and len(starved) < len(recall) and np.nanmean(others) >= 0.7:
         ev["starved_classes"] = ", ".join(map(str, starved))
         return [Finding(
             "prediction_collapse", "warning", _last(ctx), ev,
