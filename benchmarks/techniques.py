@@ -7,7 +7,7 @@ baseline with the same seed. A second table fine-tunes a network pretrained by t
 on a small set of classes 5-9, against training from scratch and against fine-tuning everything at a
 high learning rate. The last rows ensemble the baseline's seeds.
 
-    python benchmarks/techniques.py                 # CPU-sized: 4k training images, small CNN (about an hour on a busy 2-core CPU)
+    python benchmarks/techniques.py                 # CPU-sized: 4k training images, small CNN (20 minutes on a busy 2-core CPU)
     python benchmarks/techniques.py --gpu           # GPU-sized: all 57k training images, wider CNN, more epochs
     python benchmarks/techniques.py --only baseline,mixup --seeds 0   # a subset
 
@@ -60,7 +60,13 @@ VARIANTS: dict[str, dict] = {
     # Large batches: 4x the batch size with the LR scaled linearly (and warmed up) vs left as tuned.
     "batch4x": {"data.batch_size": "4X"},
     "batch4x_linear_warmup": {"data.batch_size": "4X", "optim.scale_lr": "linear", "schedule.warmup_epochs": 1},
+    # EMA against a constant learning rate, where the last weights are noisy (a cosine decay to zero
+    # already averages the end of training away).
+    "constant_lr": {"schedule.name": "none"},
+    "constant_lr+ema": {"schedule.name": "none", "ema.enabled": True, "ema.decay": "EMA_DECAY"},
 }
+# Rows compared with another row than the baseline.
+REFERENCE = {"constant_lr+ema": "constant_lr", "augment+tta_flip": "augment"}
 
 
 def phases(epochs: int, final_augment: bool) -> list[dict]:
@@ -137,7 +143,7 @@ def report(rows: list[dict], result: dict) -> None:
     ALL_ROWS.append(result)
     for path in SAVE_TO:
         path.write_text(json.dumps(ALL_ROWS, indent=1))
-    print(f"  {result['technique']:24s} seed {result['seed']}: test {result['test_acc']:.4f} gap {result['gap']:+.4f} "
+    print(f"  {result['technique']:24s} seed {result['seed']}: test {result['test_acc']:.4f} gap {fmt(result['gap'], True)} "
           f"({result.get('seconds', 0):.0f}s)", file=sys.stderr, flush=True)
 
 
@@ -151,14 +157,15 @@ def technique_rows(size, seeds, only, data_path, device, workdir: Path) -> list[
             out = workdir / f"{name}-{seed}" if name == "baseline" else None
             result, trainer = run_one(cfg, data, out)
             report(rows, result | {"technique": name, "seed": seed, "table": "techniques"})
-            if name == "baseline":  # test-time flip needs no training: the baseline's weights, evaluated with it
+            if name in ("baseline", "augment"):  # test-time flip needs no training: these weights, evaluated with it
                 trainer.config = trainer.config.replace({"evaluation.tta_flip": True})
-                report(rows, scores(trainer) | {"technique": "tta_flip", "seed": seed, "table": "techniques"})
+                tta = "tta_flip" if name == "baseline" else f"{name}+tta_flip"
+                report(rows, scores(trainer) | {"technique": tta, "seed": seed, "table": "techniques"})
     baselines = [workdir / f"baseline-{s}" for s in seeds if (workdir / f"baseline-{s}").is_dir()]
     if len(baselines) >= 2:
         ens = evaluate_ensemble(baselines, split="test")
-        rows.append({"technique": f"ensemble of {len(baselines)} baselines", "seed": "all", "test_acc": ens["acc"],
-                     "val_acc": None, "train_acc": None, "gap": None, "table": "techniques"})
+        report(rows, {"technique": f"ensemble of {len(baselines)} baselines", "seed": "all", "test_acc": ens["acc"],
+                      "val_acc": None, "train_acc": None, "gap": None, "table": "techniques"})
     return rows
 
 
@@ -199,17 +206,22 @@ def table(rows: list[dict], reference: str) -> str:
     by_name: dict[str, list[dict]] = {}
     for r in rows:
         by_name.setdefault(r["technique"], []).append(r)
-    ref = {r["seed"]: r for r in by_name.get(reference, [])}
-    lines = ["| technique | test acc per seed | test acc | vs " + reference + " | train - val gap | gap vs " + reference + " |",
-             "|---|---|---|---|---|---|"]
+    refs = {name: {r["seed"]: r for r in rs} for name, rs in by_name.items()}
+    lines = ["| technique | test acc per seed | test acc | vs " + reference + " | train - val gap | gap vs " + reference + " | notes |",
+             "|---|---|---|---|---|---|---|"]
     for name, rs in by_name.items():
+        ref = refs.get(REFERENCE.get(name, reference), {})
         mean = lambda k, rs=rs: statistics.mean(r[k] for r in rs) if all(r.get(k) is not None for r in rs) else None  # noqa: E731
         paired = [r for r in rs if r["seed"] in ref and r.get("gap") is not None]
         d_acc = statistics.mean(r["test_acc"] - ref[r["seed"]]["test_acc"] for r in paired) if paired else None
         d_gap = statistics.mean(r["gap"] - ref[r["seed"]]["gap"] for r in paired) if paired else None
         per_seed = " / ".join(fmt(r["test_acc"]) for r in rs)
+        notes = [f"vs {REFERENCE[name]}"] if name in REFERENCE else []
+        if any(r.get("test_weights") for r in rs):
+            notes.append("tested weights: " + " / ".join(r["test_weights"] for r in rs))
+        notes = "; ".join(notes)
         lines.append(f"| {name} | {per_seed} | {fmt(mean('test_acc'))} | {fmt(d_acc, True) if name != reference else '-'} | "
-                     f"{fmt(mean('gap'), True)} | {fmt(d_gap, True) if name != reference else '-'} |")
+                     f"{fmt(mean('gap'), True)} | {fmt(d_gap, True) if name != reference else '-'} | {notes} |")
     return "\n".join(lines)
 
 
@@ -226,9 +238,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-subset", type=int, default=None, help="override the variant's training samples")
     args = parser.parse_args(argv)
     if args.tables_from:
-        rows = [r for path in args.tables_from for r in json.loads(path.read_text())]
-        print(table([r for r in rows if r["table"] == "techniques"], "baseline") + "\n")
-        print(table([r for r in rows if r["table"] == "finetune"], "scratch"))
+        merged: dict[tuple, dict] = {}
+        for path in args.tables_from:
+            for r in json.loads(path.read_text()):
+                merged.setdefault((r["technique"], r["seed"]), r)  # a row measured twice: the earlier file's
+        order = [n for name in VARIANTS for n in (name, "tta_flip" if name == "baseline" else f"{name}+tta_flip")]
+        rows = sorted(merged.values(), key=lambda r: order.index(r["technique"]) if r["technique"] in order else len(order))
+        for name, reference in (("techniques", "baseline"), ("finetune", "scratch")):
+            if any(r["table"] == name for r in rows):
+                print(table([r for r in rows if r["table"] == name], reference) + "\n")
         return
     if args.json:
         SAVE_TO.append(args.json)
