@@ -90,6 +90,24 @@ def lr_restart(factor: float) -> Callable[[], list[Callback]]:
     return lambda: [PhaseChange(12, factor)]
 
 
+def conv1d(input_shape: tuple[int, ...], out_dim: int, channels: int = 32) -> torch.nn.Module:
+    """A small 1-D CNN for MNIST-1D (``model.name = "cases:conv1d"``): the model family that fits it.
+
+    An MLP of any width on MNIST-1D either stays near 0.75 training accuracy after 20 epochs or
+    memorises it at ~0.6 validation accuracy; convolutions reach ~0.9 (the dataset's paper: CNN 94 %,
+    MLP 68 %), so this is the healthy contrast to ``tiny_model``'s 3-unit bottleneck.
+    """
+    (length,) = input_shape
+    act = torch.nn.ReLU
+    return torch.nn.Sequential(
+        torch.nn.Unflatten(1, (1, length)),
+        torch.nn.Conv1d(1, channels, 5, padding=2), act(),
+        torch.nn.Conv1d(channels, channels, 3, padding=1, stride=2), act(),
+        torch.nn.Conv1d(channels, channels, 3, padding=1, stride=2), act(),
+        torch.nn.Flatten(), torch.nn.Linear(channels * ((length + 3) // 4), out_dim),
+    )
+
+
 DIGITS = {"data.name": "digits", "data.val_fraction": 0.2, "model.hidden": [64], "train.epochs": 20}
 MNIST1D = {"data.name": "mnist1d", "data.val_fraction": 0.2, "train.epochs": 20}
 CANCER = {"data.name": "breast_cancer", "data.val_fraction": 0.2, "model.hidden": [64], "train.epochs": 20}
@@ -111,7 +129,9 @@ CASES: list[Case] = [
          also=frozenset({"underfitting", "plateau", "stuck_at_chance"})),
     Case("weight_decay_30", {**DIGITS, "optim.weight_decay": 30.0}, "over_regularized", {"optim.weight_decay": 0.05},
          also=frozenset({"underfitting", "plateau"})),
-    Case("tiny_model", {**MNIST1D, "model.hidden": [3], "optim.lr": 3e-3}, "underfitting", {"model.hidden": [64, 64], "optim.lr": 1e-3},
+    # The twin swaps the 3-unit MLP for a small 1-D CNN at the same LR: ~0.95 training / ~0.87 validation
+    # accuracy after 20 epochs, where a [64, 64] MLP stopped near 0.75 (a weak run, rightly "underfitting").
+    Case("tiny_model", {**MNIST1D, "model.hidden": [3], "optim.lr": 3e-3}, "underfitting", {"model.name": "cases:conv1d"},
          also=frozenset({"plateau"})),
     Case("shuffled_labels", DIGITS, "stuck_at_chance", {}, Bug("shuffled labels", data=shuffle_train_labels),
          also=frozenset({"prediction_collapse", "underfitting", "plateau"})),
@@ -124,8 +144,11 @@ CASES: list[Case] = [
                                   "optim.lr": 0.1, "model.hidden": [64, 64]},
          "saturated_units", {"data.normalize": True}, Bug("pixels 0..255", data=raw_pixels),
          also=frozenset({"lr_too_high", "unstable_training", "stuck_at_chance", "prediction_collapse", "plateau", "underfitting"})),
+    # The twin stops early: with batch norm the 8-layer net fits digits by epoch ~12, and left to run 20
+    # epochs its validation loss can double while training loss keeps falling (seed 3: 0.079 -> 0.164),
+    # which is real overfitting, not a clean run.
     Case("deep_init_x2", {**DIGITS, "model.hidden": [64] * 8, "optim.name": "sgd", "optim.lr": 0.05}, "unstable_training",
-         {"model.batch_norm": True}, Bug("weights x2", model=weight_scale(2.0)),
+         {"model.batch_norm": True, "early_stopping.enabled": True}, Bug("weights x2", model=weight_scale(2.0)),
          also=frozenset({"lr_too_high", "exploding_gradients", "dead_units", "diverged"})),
     Case("overfit_small_data", {**MNIST1D, "model.hidden": [256, 256], "train.epochs": 40, "data.train_subset": 400},
          "overfitting", {"early_stopping.enabled": True}),
