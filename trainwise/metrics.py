@@ -28,11 +28,24 @@ class MetricAccumulator:
     def update(self, loss: torch.Tensor, preds: torch.Tensor, targets: torch.Tensor) -> None:
         """``loss`` is the batch mean; the sum is weighted by batch size so the epoch mean is exact."""
         n = targets.shape[0]
-        self.loss_sum += loss.detach().double() * n
+        self.loss_sum.add_(loss.detach(), alpha=n)  # one kernel; the float64 sum keeps long epochs exact
         # scatter_add into a fixed-size tensor: bincount on CUDA reads the maximum back to the host.
         index = targets * self.k + preds
-        self.confusion.scatter_add_(0, index, torch.ones_like(index))
+        self.confusion.scatter_add_(0, index, self._ones(n))
         self.count += n
+
+    def _ones(self, n: int) -> torch.Tensor:
+        # Reused across steps (batches have one or two sizes): one allocation fewer per step.
+        if getattr(self, "_ones_cache", None) is None or self._ones_cache.shape[0] < n:
+            self._ones_cache = torch.ones(n, dtype=torch.long, device=self.device)
+        return self._ones_cache[:n]
+
+    def compute_loss_acc(self) -> dict:
+        """Only the mean loss and the accuracy (the training metrics of an epoch), in one host transfer."""
+        k = self.k
+        loss_sum, correct, total = torch.stack([self.loss_sum, self.confusion[:: k + 1].sum().double(),
+                                                self.confusion.sum().double()]).tolist()
+        return {"loss": loss_sum / max(self.count, 1), "acc": correct / max(total, 1)}
 
     def compute(self, task: str) -> dict:
         """One host transfer; returns plain floats and the confusion matrix as nested lists."""

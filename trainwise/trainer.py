@@ -142,6 +142,7 @@ class Trainer:
                            steps_per_epoch=steps_per_epoch)
         self.state.evaluate, self.state.eval_transforms = self.evaluate, eval_transforms(cfg)
         self.callbacks = sorted(self._default_callbacks() + list(callbacks), key=lambda c: c.order)
+        self._dispatch: dict[Event, list] | None = None  # built at the first event (see fire)
         self.train_metrics = MetricAccumulator(self.num_classes, self.device)
         self.start_epoch, self.start_batch = 1, 0  # changed by load_checkpoint
         self.signals = SignalCatcher()  # catches SIGINT/SIGTERM while fit runs with a run directory
@@ -184,8 +185,26 @@ class Trainer:
                             received=f"output shaped {tuple(out.shape)}", fix=f"make the last layer output {out_dim}")
 
     def fire(self, event: Event) -> None:
+        if self._dispatch is None:
+            self._dispatch = self._dispatch_table()
+        for handler in self._dispatch[event]:
+            handler(self.state)
+
+    def _dispatch_table(self) -> dict[Event, list]:
+        """Per event, the bound handlers of the callbacks that have one, in callback order.
+
+        Looking handlers up once instead of at every event keeps the per-step cost of callbacks that do
+        nothing at a step at zero. A callback that overrides ``on_event`` itself gets every event.
+        """
+        table: dict[Event, list] = {event: [] for event in Event}
         for cb in self.callbacks:
-            cb.on_event(event, self.state)
+            custom = type(cb).on_event is not Callback.on_event
+            for event in Event:
+                if custom:
+                    table[event].append(lambda state, cb=cb, event=event: cb.on_event(event, state))
+                elif (handler := getattr(cb, f"on_{event.value}", None)) is not None:
+                    table[event].append(handler)
+        return table
 
     # ------------------------------------------------------------------------------------- the loop
     def fit(self) -> Run:
@@ -201,7 +220,7 @@ class Trainer:
                 started = time.perf_counter()
                 self.train_epoch(epoch, start_batch=self.start_batch if epoch == self.start_epoch else 0)
                 # waits for the device, so the time is honest; data-parallel: totals over all ranks
-                train = self.dist.end_train_epoch(self.model, self.train_metrics).compute(self.task)
+                train = self.dist.end_train_epoch(self.model, self.train_metrics).compute_loss_acc()
                 state.record = self.end_of_epoch_record(epoch, train, time.perf_counter() - started)
                 self.fire(Event.EVAL_END)
                 if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
