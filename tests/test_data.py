@@ -105,3 +105,11 @@ def test_loaders_follow_the_documented_order():
     # resuming at batch 3 yields exactly the tail of the epoch
     tail = list(dev.batches(2, start=3))
     assert len(tail) == len(dev) - 3 and torch.equal(tail[0][1], d.train.targets[order[300:400]])
+
+
+def test_two_classes_are_a_binary_task_whatever_the_source(tmp_path):
+    d = prepare_data(DataConfig(name="digits", classes=[3, 8]))
+    assert d.task == "binary" and d.num_classes == 2
+    x = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)
+    np.savez(tmp_path / "two.npz", x=x, y=np.arange(60) % 2)
+    assert prepare_data(DataConfig(name="arrays", path=str(tmp_path / "two.npz"))).task == "binary"

@@ -141,7 +141,8 @@ def split_and_normalize(raw: RawData, cfg: DataConfig) -> DataSplits:
         x, y, f = x[keep], y[keep], None if f is None else f[keep]
 
     num_classes = int(max(y.max(), yt.max() if yt is not None else 0, yv.max() if yv is not None else 0)) + 1
-    binary = raw.binary or (cfg.classes is not None and len(cfg.classes) == 2 and raw.binary)
+    # Two classes are a binary task whatever the source (one logit, BCE), as for CSV files and tensors.
+    binary = raw.binary or num_classes == 2
     norm: dict = {}
     if cfg.normalize:
         # Statistics from the training split only, so validation and test stay unseen.
