@@ -74,3 +74,24 @@ def test_cli_version_and_help():
     out = run_cli("--help").stdout
     for command in ("train", "resume", "evaluate"):
         assert command in out
+
+
+def test_plateau_schedule_with_an_unknown_monitor_is_a_user_error():
+    import pytest
+
+    from trainwise.errors import UserError
+
+    with pytest.raises(UserError, match="'val_los' is not in the History"):
+        trainwise.fit(train__epochs=1, train__progress="none", schedule__name="plateau", schedule__monitor="val_los")
+    # without a validation split, val_* monitors fall back to the training metric
+    run = trainwise.fit(train__epochs=2, train__progress="none", schedule__name="plateau", data__val_fraction=0.0)
+    assert run.config.schedule.monitor == "train_loss"
+
+
+def test_auto_lr_needs_fit_not_a_bare_trainer():
+    import pytest
+
+    from trainwise.errors import UserError
+
+    with pytest.raises(UserError, match="optim.lr = 'auto'"):
+        trainwise.Trainer(trainwise.Config().replace({"optim.lr": "auto"}))

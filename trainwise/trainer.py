@@ -23,6 +23,7 @@ from trainwise.callbacks.best_checkpoint import BestCheckpoint
 from trainwise.callbacks.doctor import DoctorCallback
 from trainwise.callbacks.monitors import make_monitors
 from trainwise.callbacks.early_stopping import EarlyStopping
+from trainwise.callbacks.monitor_base import metric_value
 from trainwise.callbacks.loggers import make_loggers
 from trainwise.callbacks.progress import make_progress
 from trainwise.callbacks.techniques import apply_init, eval_transforms, lr_multipliers, technique_callbacks
@@ -100,10 +101,16 @@ class Trainer:
         self.dist = distributed.setup(cfg, self.device)  # data-parallel when launched by torchrun / --devices
         self.device = self.dist.device
         self.data = data if data is not None else prepare_data(cfg.data)
-        if self.data.val is None and (cfg.early_stopping.enabled or cfg.checkpoint.monitor.startswith("val_")):
+        if self.data.val is None and (cfg.early_stopping.enabled or cfg.checkpoint.monitor.startswith("val_")
+                                      or cfg.schedule.monitor.startswith("val_")):
             # Without a validation split the monitors fall back to the training metrics.
-            cfg = config = cfg.replace({"checkpoint.monitor": "train_loss", "early_stopping.monitor": cfg.early_stopping.monitor.replace("val_", "train_")})
+            cfg = config = cfg.replace({"checkpoint.monitor": "train_loss",
+                                        "early_stopping.monitor": cfg.early_stopping.monitor.replace("val_", "train_"),
+                                        "schedule.monitor": cfg.schedule.monitor.replace("val_", "train_")})
             self.config = cfg
+        if cfg.optim.lr == "auto":
+            raise UserError("optim.lr = 'auto' is resolved before a Trainer is built", received="a Trainer made directly",
+                            fix="use trainwise.fit or the CLI (they run the LR finder first), or set optim.lr to a number")
         seed_everything(cfg.train.seed, cfg.train.deterministic)
         self.task, self.num_classes = self.data.task, self.data.num_classes
         out_dim = 1 if self.task == "binary" else self.num_classes
@@ -224,7 +231,7 @@ class Trainer:
                 state.record = self.end_of_epoch_record(epoch, train, time.perf_counter() - started)
                 self.fire(Event.EVAL_END)
                 if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    self.scheduler.step(state.record.get(cfg.schedule.monitor, state.record["train_loss"]))
+                    self.scheduler.step(metric_value(state.record, cfg.schedule.monitor))
                 self.history.append(state.record)
                 self.fire(Event.EPOCH_END)
                 if self.run_dir is not None:
