@@ -1,7 +1,7 @@
 """Classification metrics accumulated on the device.
 
 The training step must not wait for the GPU, so batches add to device tensors (a loss sum and a
-confusion matrix, via one bincount) and the host reads them once per epoch. A confusion matrix gives
+confusion matrix, via one scatter_add) and the host reads them once per epoch. A confusion matrix gives
 every metric trainwise reports (accuracy, precision, recall, F1, macro-F1); tests check them against scikit-learn.
 
 Definitions: accuracy = trace / total. Binary: precision, recall and F1 of the positive class (label 1);
