@@ -195,7 +195,9 @@ def resume_point(run_dir: Path, config: Config) -> tuple[dict[str, Any], Path]:
             atomic.remove_stale_temps(directory)
     ckpt, path = latest_resumable(run_dir)
     if "config" in ckpt:
-        written, now = _flatten(ckpt["config"]), _flatten(config.to_dict())
+        from trainwise.config import flatten_dotted
+
+        written, now = flatten_dotted(ckpt["config"]), flatten_dotted(config.to_dict())
         differ = sorted(k for k in written if written[k] != now.get(k))  # keys added to trainwise later do not count
         if differ:
             key = differ[0]
@@ -203,16 +205,6 @@ def resume_point(run_dir: Path, config: Config) -> tuple[dict[str, Any], Path]:
                             received=f"{key} = {now.get(key)!r} in {run_dir / 'config.toml'}",
                             fix="restore config.toml as it was, or start a new run with trainwise train --out ANOTHER_DIR")
     return ckpt, path
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            flat |= _flatten(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 # ------------------------------------------------------------------------------------------------ RNG

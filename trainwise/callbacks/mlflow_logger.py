@@ -27,6 +27,7 @@ from typing import Any
 from trainwise.callbacks.loggers import numeric_items
 from trainwise.config import LoggingConfig
 from trainwise.core import Callback, State
+from trainwise.config import flatten_dotted
 from trainwise.errors import UserError
 from trainwise.optional import require
 
@@ -34,15 +35,9 @@ ARTIFACTS = ("config.toml", "preprocess.json", "history.jsonl", "report.html", "
 BATCH = 100  # MLflow accepts at most 100 params per log_batch call
 
 
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    """``{"optim": {"lr": 0.1}}`` -> ``{"optim.lr": "0.1"}`` (MLflow params are strings)."""
-    out: dict[str, str] = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and value:
-            out |= flatten(value, f"{prefix}{key}.")
-        else:
-            out[f"{prefix}{key}"] = str(value)[:6000]
-    return out
+def flatten(config: dict[str, Any]) -> dict[str, str]:
+    """``{"optim": {"lr": 0.1}}`` -> ``{"optim.lr": "0.1"}`` (MLflow params are strings of at most 6000 characters)."""
+    return {key: str(value)[:6000] for key, value in flatten_dotted(config).items()}
 
 
 def metric_name(key: str) -> str:

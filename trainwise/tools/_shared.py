@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from trainwise.checkpointing import _flatten as flatten  # {"optim": {"lr": 0.1}} -> {"optim.lr": 0.1}
+from trainwise.config import flatten_dotted as flatten  # {"optim": {"lr": 0.1}} -> {"optim.lr": 0.1}
 from trainwise.history import History
 
 # ------------------------------------------------------------------------------------ run directories
