@@ -85,13 +85,22 @@ def _overfit(ctx: Context, onset: int, ev: dict, text: str) -> list[Finding]:
     return [Finding("overfitting", severity, span(ctx, onset), ev, text + note, fx)]
 
 
-def _overfitting_loss(ctx: Context) -> list[Finding]:
-    val, train = ctx.series("val_loss"), ctx.series("train_loss")
-    smooth_val = signals.rolling_median(val)
-    onset = _onset(val, "min")
+def _after_onset(ctx: Context, metric: str, mode: str):
+    """(validation, training, smoothed validation, onset, finite values after it) of ``metric``, or None
+    without enough epochs after the onset."""
+    val, train = ctx.series(f"val_{metric}"), ctx.series(f"train_{metric}")
+    onset = _onset(val, mode)
     post = signals.finite(val[onset + 1 :])
     if onset < 0 or len(post) < MIN_AFTER_ONSET:
+        return None
+    return val, train, signals.rolling_median(val), onset, post
+
+
+def _overfitting_loss(ctx: Context) -> list[Finding]:
+    found = _after_onset(ctx, "loss", "min")
+    if found is None:
         return []
+    val, train, smooth_val, onset, post = found
     best = float(smooth_val[onset])
     if ctx.chance_loss is not None and best > 0.9 * ctx.chance_loss:
         return []  # validation never learned: stuck_at_chance's business
@@ -148,12 +157,10 @@ def _stalled(ctx: Context, onset: int, train_drop: float, gap_onset: float, gap_
 
 
 def _overfitting_acc(ctx: Context) -> list[Finding]:
-    val, train = ctx.series("val_acc"), ctx.series("train_acc")
-    smooth = signals.rolling_median(val)
-    onset = _onset(val, "max")
-    post = signals.finite(val[onset + 1 :])
-    if onset < 0 or len(post) < MIN_AFTER_ONSET:
+    found = _after_onset(ctx, "acc", "max")
+    if found is None:
         return []
+    val, train, smooth, onset, post = found
     best, end_val = float(smooth[onset]), signals.tail_median(val)
     train_gain = signals.tail_median(train) - float(signals.rolling_median(train)[onset])
     drop = best - end_val
