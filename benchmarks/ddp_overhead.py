@@ -10,6 +10,11 @@ machine noise hits both; the table gives the median seconds per step over epochs
     python benchmarks/ddp_overhead.py                 # on the GPU: 3 repeats x 4 epochs per row
     python benchmarks/ddp_overhead.py --repeats 5 --epochs 6
     python benchmarks/ddp_overhead.py --smoke         # a tiny CPU run (gloo) that checks the code paths
+    python benchmarks/ddp_overhead.py --variants trainwise,static_graph --width 2   # DDP options, a wider net
+
+``--variants`` compares DDP constructor options on top of trainwise's own (the ``trainwise`` row):
+``static_graph`` (DDP records the graph once and skips per-step bookkeeping) and ``one_bucket`` (all
+gradients in one all-reduce). ``--width 2`` doubles the channels, a step with more arithmetic per launch.
 """
 
 from __future__ import annotations
@@ -49,11 +54,43 @@ def one_process_group():
                 os.environ[k] = v
 
 
-def seconds_per_step(settings: Settings, data, ddp: bool) -> list[float]:
+# DDP constructor options added to trainwise's (gradient_as_bucket_view=True, broadcast_buffers=False).
+VARIANTS: dict[str, dict] = {
+    "trainwise": {},
+    "static_graph": {"static_graph": True},
+    "one_bucket": {"bucket_cap_mb": 1024},
+    "static_graph+one_bucket": {"static_graph": True, "bucket_cap_mb": 1024},
+}
+
+
+@contextlib.contextmanager
+def ddp_options(extra: dict):
+    """trainwise's DDP wrapper built with ``extra`` constructor options (it imports the class at call time)."""
+    import torch.distributed as dist
+    import torch.nn.parallel as parallel
+
+    original, first_bucket = parallel.DistributedDataParallel, dist._DEFAULT_FIRST_BUCKET_BYTES
+
+    class WithOptions(original):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, **extra})
+
+    parallel.DistributedDataParallel = WithOptions
+    if "bucket_cap_mb" in extra:
+        dist._DEFAULT_FIRST_BUCKET_BYTES = extra["bucket_cap_mb"] * 2**20  # the first bucket is small by default
+    try:
+        yield
+    finally:
+        parallel.DistributedDataParallel, dist._DEFAULT_FIRST_BUCKET_BYTES = original, first_bucket
+
+
+def seconds_per_step(settings: Settings, data, variant: str | None) -> list[float]:
+    """Seconds per step of epochs 2+ (epoch 1 pays warm-up); ``variant`` None is the plain path."""
     steps = -(-len(data[1]) // settings.batch_size)
-    with one_process_group() if ddp else contextlib.nullcontext():
-        result = trainwise_run(settings, data, "ddp" if ddp else "plain", {"train.report": False})
-    return [t / steps for t in result.epoch_times[1:] or result.epoch_times]  # epoch 1 pays warm-up
+    ddp = variant is not None
+    with one_process_group() if ddp else contextlib.nullcontext(), ddp_options(VARIANTS[variant] if ddp else {}):
+        result = trainwise_run(settings, data, variant or "plain", {"train.report": False})
+    return [t / steps for t in result.epoch_times[1:] or result.epoch_times]
 
 
 def main(argv=None) -> int:
@@ -61,8 +98,14 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--smoke", action="store_true", help="tiny CPU run to check the code paths")
+    p.add_argument("--variants", default="trainwise", help=f"comma-separated DDP option sets: {', '.join(VARIANTS)}")
+    p.add_argument("--width", type=int, default=1, help="multiply the net's channels")
     args = p.parse_args(argv)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if set(variants) - set(VARIANTS):
+        p.error(f"unknown variant(s) {sorted(set(variants) - set(VARIANTS))}; choose from {', '.join(VARIANTS)}")
     settings = Settings(epochs=args.epochs)
+    settings.channels = tuple(c * args.width for c in settings.channels)
     if args.smoke:
         settings = Settings(epochs=2, batch_size=128, channels=(8, 8, 8, 8), train_subset=1024, device="cpu", precision="fp32")
         args.repeats = 1
@@ -70,20 +113,23 @@ def main(argv=None) -> int:
     if settings.device.startswith("cuda"):
         print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}", flush=True)
         torch.backends.cudnn.benchmark = True
-    times: dict[bool, list[float]] = {False: [], True: []}
+    rows: list[str | None] = [None, *variants]  # None: the plain path
+    times: dict[str | None, list[float]] = {row: [] for row in rows}
     for repeat in range(args.repeats):
-        for ddp in (False, True):
-            times[ddp] += seconds_per_step(settings, data, ddp)
-            print(f"repeat {repeat + 1}, {'DDP' if ddp else 'plain'}: {[round(t * 1e3, 3) for t in times[ddp][-(settings.epochs - 1 or 1):]]} ms/step",
+        for row in rows:  # interleaved, so that machine noise hits every row
+            times[row] += seconds_per_step(settings, data, row)
+            print(f"repeat {repeat + 1}, {row or 'plain'}: {[round(t * 1e3, 3) for t in times[row][-(settings.epochs - 1 or 1):]]} ms/step",
                   flush=True)
-    plain, ddp = statistics.median(times[False]), statistics.median(times[True])
+    plain = statistics.median(times[None])
     print()
     print(f"model: conv net {settings.channels}, batch {settings.batch_size}, {settings.precision}, {settings.device}; "
           f"{args.repeats} repeats x {settings.epochs} epochs, median over epochs 2+")
-    print("| path | ms/step (median) | vs plain |")
-    print("|---|---|---|")
-    print(f"| plain Trainer | {plain * 1e3:.3f} | 1.000x |")
-    print(f"| DDP, world size 1 | {ddp * 1e3:.3f} | {ddp / plain:.3f}x ({(ddp / plain - 1) * 100:+.1f}%) |")
+    print("| path | ms/step (median) | vs plain | DDP's cost per step |")
+    print("|---|---|---|---|")
+    print(f"| plain Trainer | {plain * 1e3:.3f} | 1.000x | - |")
+    for row in variants:
+        t = statistics.median(times[row])
+        print(f"| DDP, world size 1, {row} options | {t * 1e3:.3f} | {t / plain:.3f}x ({(t / plain - 1) * 100:+.1f}%) | {(t - plain) * 1e6:.0f} us |")
     return 0
 
 

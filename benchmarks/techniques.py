@@ -78,10 +78,12 @@ def phases(epochs: int, final_augment: bool) -> list[dict]:
 def sizes(gpu: bool) -> dict:
     if gpu:
         return {"train_subset": None, "epochs": 15, "channels": [64, 128, 256], "batch": 256, "lr": 3e-3,
-                "val_fraction": 0.05, "ema_decay": 0.998, "ft_subset": 1000, "ft_epochs": 15, "ft_batch": 64}
+                "val_fraction": 0.05, "ema_decay": 0.998, "ft_subset": 1000, "ft_epochs": 15, "ft_batch": 64,
+                "precision": "bf16", "channels_last": True}
     # EMA decay: an averaging horizon 1 / (1 - decay) of one to two epochs of optimizer steps.
     return {"train_subset": 4000, "epochs": 10, "channels": [16, 32, 64], "batch": 128, "lr": 3e-3,
-            "val_fraction": 0.03, "ema_decay": 0.98, "ft_subset": 500, "ft_epochs": 10, "ft_batch": 32}
+            "val_fraction": 0.03, "ema_decay": 0.98, "ft_subset": 500, "ft_epochs": 10, "ft_batch": 32,
+            "precision": "fp32", "channels_last": False}
 
 
 def base_config(size: dict, seed: int, data_path: str | None, device: str) -> Config:
@@ -91,6 +93,7 @@ def base_config(size: dict, seed: int, data_path: str | None, device: str) -> Co
         "model.name": "cnn", "model.channels": size["channels"], "model.batch_norm": True,
         "optim.name": "adamw", "optim.lr": size["lr"], "schedule.name": "cosine",
         "train.epochs": size["epochs"], "train.seed": seed, "train.progress": "none", "train.device": device,
+        "train.precision": size["precision"], "train.channels_last": size["channels_last"],
         "optim.base_batch_size": size["batch"],
     })
 
