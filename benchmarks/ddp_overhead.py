@@ -12,15 +12,16 @@ machine noise hits both; the table gives the median seconds per step over epochs
     python benchmarks/ddp_overhead.py --smoke         # a tiny CPU run (gloo) that checks the code paths
     python benchmarks/ddp_overhead.py --variants trainwise,static_graph --width 2   # DDP options, a wider net
 
-``--variants`` compares DDP constructor options on top of trainwise's own (the ``trainwise`` row):
-``static_graph`` (DDP records the graph once and skips per-step bookkeeping) and ``one_bucket`` (all
-gradients in one all-reduce). ``--width 2`` doubles the channels, a step with more arithmetic per launch.
+``--variants`` compares DDP constructor options with trainwise's own (the ``trainwise`` row, one
+gradient bucket in a one-process run): ``torch_buckets`` (torch's default bucket sizes: a 1 MB first
+bucket, then 25 MB ones) and ``static_graph`` (DDP records the graph once and skips per-step bookkeeping). ``--width 2`` doubles the channels, a step with more arithmetic per launch.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import os
 import socket
 import statistics
@@ -55,33 +56,32 @@ def one_process_group():
 
 
 # DDP constructor options added to trainwise's (gradient_as_bucket_view=True, broadcast_buffers=False).
+DEFAULT = object()  # drop trainwise's value: torch's default
 VARIANTS: dict[str, dict] = {
     "trainwise": {},
+    "torch_buckets": {"bucket_cap_mb": DEFAULT},
     "static_graph": {"static_graph": True},
-    "one_bucket": {"bucket_cap_mb": 1024},
-    "static_graph+one_bucket": {"static_graph": True, "bucket_cap_mb": 1024},
 }
 
 
 @contextlib.contextmanager
 def ddp_options(extra: dict):
     """trainwise's DDP wrapper built with ``extra`` constructor options (it imports the class at call time)."""
-    import torch.distributed as dist
     import torch.nn.parallel as parallel
 
-    original, first_bucket = parallel.DistributedDataParallel, dist._DEFAULT_FIRST_BUCKET_BYTES
+    original = parallel.DistributedDataParallel
 
     class WithOptions(original):
         def __init__(self, *args, **kwargs):
-            super().__init__(*args, **{**kwargs, **extra})
+            super().__init__(*args, **{k: v for k, v in {**kwargs, **extra}.items() if v is not DEFAULT})
+
+    WithOptions.__init__.__signature__ = inspect.signature(original.__init__)  # trainwise reads it to pick options
 
     parallel.DistributedDataParallel = WithOptions
-    if "bucket_cap_mb" in extra:
-        dist._DEFAULT_FIRST_BUCKET_BYTES = extra["bucket_cap_mb"] * 2**20  # the first bucket is small by default
     try:
         yield
     finally:
-        parallel.DistributedDataParallel, dist._DEFAULT_FIRST_BUCKET_BYTES = original, first_bucket
+        parallel.DistributedDataParallel = original
 
 
 def seconds_per_step(settings: Settings, data, variant: str | None) -> list[float]:
@@ -93,6 +93,30 @@ def seconds_per_step(settings: Settings, data, variant: str | None) -> list[floa
     return [t / steps for t in result.epoch_times[1:] or result.epoch_times]
 
 
+def profile(settings: Settings, data, variant: str | None, steps: int = 30) -> None:
+    """Print the host-side operators that take the most time over ``steps`` steps of epoch 2."""
+    from torch.profiler import ProfilerActivity, profile as torch_profile, schedule
+
+    from trainwise import Callback
+
+    per_epoch = -(-len(data[1]) // settings.batch_size)
+    steps = max(1, min(steps, per_epoch - 5))  # inside epoch 2
+    prof = torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA],
+                         schedule=schedule(wait=per_epoch + 2, warmup=2, active=steps, repeat=1))
+
+    class Step(Callback):
+        def on_step_end(self, state):
+            prof.step()
+
+    ddp = variant is not None
+    with prof, one_process_group() if ddp else contextlib.nullcontext(), ddp_options(VARIANTS[variant] if ddp else {}):
+        trainwise_run(settings, data, variant or "plain", {"train.report": False, "train.epochs": 2}, callbacks=[Step()])
+    events = prof.key_averages()
+    cpu_ms = sum(e.self_cpu_time_total for e in events) / 1e3 / steps
+    print(f"\n### {variant or 'plain'}: host time in operators {cpu_ms:.3f} ms/step over {steps} steps")
+    print(events.table(sort_by="self_cpu_time_total", row_limit=18, max_name_column_width=60))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=3)
@@ -100,6 +124,7 @@ def main(argv=None) -> int:
     p.add_argument("--smoke", action="store_true", help="tiny CPU run to check the code paths")
     p.add_argument("--variants", default="trainwise", help=f"comma-separated DDP option sets: {', '.join(VARIANTS)}")
     p.add_argument("--width", type=int, default=1, help="multiply the net's channels")
+    p.add_argument("--profile", action="store_true", help="print torch.profiler tables of the plain path and the variants")
     args = p.parse_args(argv)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     if set(variants) - set(VARIANTS):
@@ -114,6 +139,10 @@ def main(argv=None) -> int:
         print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}", flush=True)
         torch.backends.cudnn.benchmark = True
     rows: list[str | None] = [None, *variants]  # None: the plain path
+    if args.profile:
+        for row in rows:
+            profile(settings, data, row)
+        return 0
     times: dict[str | None, list[float]] = {row: [] for row in rows}
     for repeat in range(args.repeats):
         for row in rows:  # interleaved, so that machine noise hits every row

@@ -98,12 +98,8 @@ class Distributed:
 
         if cfg.train.sync_batchnorm and self.world_size > 1:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # replaces the model's children in place
-        # gradient_as_bucket_view: gradients live in DDP's buckets, which saves a copy kernel per parameter
-        # each way; broadcast_buffers=False: no per-step broadcast of BatchNorm statistics (rank 0's are
-        # sent to every rank at each epoch end instead, see end_train_epoch). The step here is bound by
-        # kernel launches, so both matter.
         self.ddp = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                                           gradient_as_bucket_view=True, broadcast_buffers=False)
+                                           **ddp_options(DistributedDataParallel, model, self.world_size))
         train = torch.compile(self.ddp, mode=cfg.train.compile_mode) if cfg.train.compile else self.ddp
         self.plain_forward = forward
         if self.world_size > 1:
@@ -188,6 +184,35 @@ class _Forward:
 
     def __call__(self, *inputs):
         return (self.train if torch.is_grad_enabled() else self.plain)(*inputs)
+
+
+def ddp_options(ddp_class, model: torch.nn.Module, world_size: int) -> dict[str, Any]:
+    """DDP constructor options that cut per-step work; each one only where the installed torch has it.
+
+    Small steps are bound by kernel launches, and DDP's cost there is launches: one gradient copy (with
+    the division by the world size) per parameter into its bucket, plus one all-reduce per bucket.
+    - gradient_as_bucket_view: gradients live in the buckets (no copy back after the all-reduce).
+    - one process: all gradients in one bucket. Buckets exist so that all-reduces overlap the rest of
+      backward; with nothing to send there is nothing to overlap, and each bucket costs a collective
+      (on an H100, 6.7% -> 2.0% of a 6.3 ms step; docs/benchmarks.md). Several processes keep torch's
+      buckets.
+    - batched_grad_copy (torch >= 2.13): the per-parameter copies become one foreach copy and one
+      division per bucket.
+    - no per-step broadcast of BatchNorm statistics (rank 0's are sent to every rank at each epoch end
+      instead, see end_train_epoch): forward_sync_buffers=False where it exists, which replaced
+      broadcast_buffers=False.
+    """
+    import inspect
+
+    params = inspect.signature(ddp_class.__init__).parameters
+    options: dict[str, Any] = {"gradient_as_bucket_view": True}
+    if world_size == 1:
+        grads = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+        options["bucket_cap_mb"] = grads / 2**20 + 1
+    if "batched_grad_copy" in params:
+        options["batched_grad_copy"] = True
+    options["forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"] = False
+    return options
 
 
 def setup(cfg: Config, device: torch.device) -> Distributed:

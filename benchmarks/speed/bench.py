@@ -177,7 +177,8 @@ def hand_loop(settings: Settings, data, dataloader: bool = False) -> Result:
     return result
 
 
-def trainwise_run(settings: Settings, data, name: str, overrides: dict | None = None, monitors: bool = False) -> Result:
+def trainwise_run(settings: Settings, data, name: str, overrides: dict | None = None, monitors: bool = False,
+                  callbacks: list | None = None) -> Result:
     """trainwise's Trainer with the same model, data, schedule and hyperparameters."""
     cfg = Config().replace({
         "data.name": "fashion_mnist", "data.val_fraction": 0.0, "data.batch_size": settings.batch_size, "data.eval_batch_size": 2000,
@@ -191,7 +192,7 @@ def trainwise_run(settings: Settings, data, name: str, overrides: dict | None = 
         "monitors.enabled": monitors, "doctor.live": False,
         "augment.train": [{"op": "hflip", "p": 0.5}, {"op": "translate", "pad": 2}], **(overrides or {}),
     })
-    return timed_fit(cfg, data, name)
+    return timed_fit(cfg, data, name, callbacks)
 
 
 def recipe_run(data, name: str, config_path: Path, overrides: dict) -> Result:
@@ -203,7 +204,7 @@ def recipe_run(data, name: str, config_path: Path, overrides: dict) -> Result:
     return timed_fit(cfg, data, name)
 
 
-def timed_fit(cfg, data, name: str) -> Result:
+def timed_fit(cfg, data, name: str, callbacks: list | None = None) -> Result:
     """Train with trainwise's Trainer on all 60k training images, testing after every epoch (untimed)."""
     from trainwise import Callback, Trainer
     from trainwise.data import DataSplits, TensorData
@@ -220,7 +221,7 @@ def timed_fit(cfg, data, name: str) -> Result:
 
     torch.manual_seed(0)
     start = time.perf_counter()
-    trainer = Trainer(cfg, data=splits, callbacks=[TestEveryEpoch()])
+    trainer = Trainer(cfg, data=splits, callbacks=[TestEveryEpoch(), *(callbacks or [])])
     result.setup_s = time.perf_counter() - start
     trainer.fit()
     return result
