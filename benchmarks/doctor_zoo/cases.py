@@ -202,11 +202,11 @@ STUCK_ALSO = frozenset({"stuck_at_chance", "prediction_collapse", "underfitting"
 
 CASES: list[Case] = [
     Case("lr_x100_adam", {**DIGITS, "optim.lr": 0.1, "model.hidden": [128, 128]}, "lr_too_high", {"optim.lr": 1e-3},
-         fault="LR x100 (Adam)", also=frozenset({"unstable_training", "dead_units", "stuck_at_chance", "prediction_collapse", "underfitting"})),
+         fault="LR x100 (AdamW)", also=frozenset({"unstable_training", "dead_units", "stuck_at_chance", "prediction_collapse", "underfitting"})),
     Case("lr_x100_sgd", {**DIGITS, "optim.name": "sgd", "optim.lr": 2.0}, "stuck_at_chance", {"optim.lr": 0.02},
          fault="LR x100 (SGD)",
          also=frozenset({"dead_units", "prediction_collapse", "lr_too_high", "diverged", "exploding_gradients", "vanishing_gradients"})),
-    Case("lr_x1e-4_adam", {**DIGITS, "optim.lr": 1e-7}, "lr_too_low", {"optim.lr": 1e-3}, fault="LR x1e-4 (Adam)",
+    Case("lr_x1e-4_adam", {**DIGITS, "optim.lr": 1e-7}, "lr_too_low", {"optim.lr": 1e-3}, fault="LR x1e-4 (AdamW)",
          also=STUCK_ALSO),
     Case("lr_low_sgd", {**DIGITS, "optim.name": "sgd", "optim.lr": 1e-4, "optim.momentum": 0.0}, "lr_too_low",
          {"optim.lr": 0.01, "optim.momentum": 0.9}, fault="LR x1e-2, no momentum (SGD)", also=STUCK_ALSO),
@@ -256,7 +256,7 @@ CASES: list[Case] = [
          Bug("gradients never zeroed", callbacks=lambda: [NoZeroGrad()]), fault="missing zero_grad",
          also=frozenset({"unstable_training", "diverged", "exploding_gradients", "dead_units"}) | STUCK_ALSO),
     Case("no_zero_grad_adam", DIGITS, "unstable_training", {},
-         Bug("gradients never zeroed", callbacks=lambda: [NoZeroGrad()]), fault="missing zero_grad (Adam)",
+         Bug("gradients never zeroed", callbacks=lambda: [NoZeroGrad()]), fault="missing zero_grad (AdamW)",
          also=frozenset({"lr_too_high", "diverged", "exploding_gradients", "dead_units"}) | STUCK_ALSO),
     Case("inputs_x255_tanh", {**DIGITS, "model.activation": "tanh", "data.normalize": False, "optim.name": "sgd",
                               "optim.lr": 0.1, "model.hidden": [64, 64]},
