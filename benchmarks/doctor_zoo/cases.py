@@ -180,7 +180,7 @@ def conv1d(input_shape: tuple[int, ...], out_dim: int, channels: int = 32) -> to
 
     An MLP of any width on MNIST-1D either stays near 0.75 training accuracy after 20 epochs or
     memorises it at ~0.6 validation accuracy; convolutions reach ~0.9 (the dataset's paper: CNN 94 %,
-    MLP 68 %), so this is the healthy contrast to ``tiny_model``'s 3-unit bottleneck.
+    MLP 68 %), so this is the healthy contrast to ``bottleneck_3_mnist1d``'s 3-unit MLP.
     """
     (length,) = input_shape
     act = torch.nn.ReLU
