@@ -203,6 +203,22 @@ def test_oscillating_loss_without_lr_evidence_is_unstable_training():
     assert codes(found)[0] == "lr_too_high" and "unstable_training" not in codes(found)
 
 
+def test_smooth_underfit_with_dead_units_at_a_high_lr_is_lr_too_high_not_underfitting():
+    """Adam at 0.1 kills most ReLUs early and fits slowly with the rest: no swings, but the LR is the cause."""
+    n = 20
+    base = records(train_loss=decaying(2.2, 1.3, n), val_loss=decaying(2.1, 1.3, n),
+                   train_acc=decaying(0.2, 0.55, n), val_acc=decaying(0.2, 0.56, n), **{"dead_frac/net.0": [0.9] * n})
+    high = DIGITS | {"optim": {"name": "adam", "lr": 0.1}}
+    found = diagnose(base, high)
+    assert serious(found)[0] == "lr_too_high"
+    assert {"underfitting", "plateau"}.isdisjoint(codes(found))
+    assert "optim.lr=0.01" in found[0].fixes
+    # Same curves at the usual LR, or at the high LR without a monitor showing damage: underfitting.
+    assert "lr_too_high" not in codes(diagnose(base, DIGITS | {"optim": {"name": "adam", "lr": 1e-3}}))
+    alive = [{k: (0.1 if k.startswith("dead_frac") else v) for k, v in r.items()} for r in base]
+    assert "underfitting" in codes(diagnose(alive, high)) and "lr_too_high" not in codes(diagnose(alive, high))
+
+
 def test_training_wiggles_that_validation_does_not_feel_are_noise():
     """A deep SGD net with batch norm near convergence: loss 0.05 -> 0.13 -> 0.07, accuracy steady at 97 %."""
     train = [1.67, 0.63, 0.45, 0.31, 0.25, 0.18, 0.16, 0.098, 0.078, 0.128, 0.12, 0.092, 0.098, 0.052, 0.131, 0.066, 0.071, 0.057, 0.06, 0.093]

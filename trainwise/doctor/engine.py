@@ -18,7 +18,8 @@ Subsumption (the finding on the left explains the ones on the right, so only it 
 * ``stuck_at_chance`` -- underfitting, plateau, transient_dip, overfitting, unstable_training,
   val_above_train (a run that ends at chance did not overfit, and how it got there matters less than
   that it is there; its accuracies only mirror the class mix of each split).
-* ``lr_too_high`` -- unstable_training.
+* ``lr_too_high`` -- unstable_training, underfitting, plateau (a model the LR has crippled fits poorly;
+  more capacity or a larger LR, what underfitting and plateau suggest, would make it worse).
 * ``underfitting`` -- plateau.
 * ``dead_units`` -- vanishing_gradients (dead layers pass no gradient; the dead units are the cause).
 
@@ -56,7 +57,7 @@ SUBSUMES: dict[str, tuple[str, frozenset[str]]] = {
     "over_regularized": (STATE, frozenset({"underfitting", "plateau", "val_above_train", "prediction_collapse"})),
     "stuck_at_chance": (STATE, frozenset({"underfitting", "plateau", "transient_dip", "val_above_train", "prediction_collapse",
                                           "overfitting", "unstable_training"})),
-    "lr_too_high": (STATE, frozenset({"unstable_training"})),
+    "lr_too_high": (STATE, frozenset({"unstable_training", "underfitting", "plateau"})),
     "underfitting": (STATE, frozenset({"plateau", "prediction_collapse"})),
     "dead_units": (STATE, frozenset({"vanishing_gradients"})),
 }

@@ -7,6 +7,11 @@
 * lr_too_high (warning): the training loss oscillates (>= 2 rises and falls of >= 10 %, rises in >= 20 %
   of epochs, AUTOTRAINER's share) or rises in the first epochs, *and* the LR is implicated: above the
   optimizer's usual range, or typical per-step update ratios >= 1e-2 (weights move 1 % per step).
+  Or, without swings, a run the LR has crippled: the LR above its range, training accuracy < 0.8 (and
+  >= 10 points above chance, within 10 points of validation: neither stuck nor overfitting), and the
+  damage visible in the monitors -- a layer with >= 50 % dead units or typical update ratios >= 1e-2.
+  Adam at 100x its usual LR often kills most ReLUs in the first steps and then fits slowly with the
+  survivors: a smooth, flat, underfitting curve whose cause is the step size, not the capacity.
 * unstable_training (warning): the same swings (or validation-loss swings of >= 25 % that accuracy
   shares: >= 3-point drops in >= 15 % of epochs) without LR evidence -- and, for training-loss swings,
   validation swinging too (accuracy drops, or >= 25 % loss jumps in >= 15 % of epochs): wiggles
@@ -47,7 +52,7 @@ VAL_SWING = 0.25  # validation loss is noisier than training loss (a few hundred
 
 def rule(ctx: Context) -> list[Finding]:
     out = _diverged(ctx)
-    out += _too_high_or_unstable(ctx)
+    out += _too_high_or_unstable(ctx) or _crippled_by_lr(ctx)
     return out
 
 
@@ -141,6 +146,43 @@ def _degrading(ctx: Context, worse: Degradation) -> list[Finding]:
             f"{ctx.epoch_at(worse.best)}){acc}, while the training loss did not improve either -- not overfitting "
             "but unstable optimisation: too high an LR for this setup, or inputs/activations on a bad scale.",
             fixes.keep(fixes.lower_lr(ctx, 0.3), fixes.normalize(ctx), fixes.decay_schedule(ctx), fixes.clip()),
+        )
+    ]
+
+
+CRIPPLED_ACC = 0.8  # as underfitting
+DEAD_SHARE = 0.5  # as dead_units
+
+
+def _crippled_by_lr(ctx: Context) -> list[Finding]:
+    """lr_too_high without swings: the LR is above its range, the model fits poorly, and the monitors show
+    the steps' damage (most units of a layer dead, or weights moving >= 1 % per step)."""
+    if ctx.n < MIN_EPOCHS or lr_position(ctx) != "high" or not (ctx.has("train_acc", 1) and ctx.has("val_acc", 1)):
+        return []
+    train, val = signals.tail_median(ctx.series("train_acc")), signals.tail_median(ctx.series("val_acc"))
+    chance = 1.0 / ctx.num_classes if ctx.num_classes else 0.0
+    if not (chance + 0.1 <= train < CRIPPLED_ACC) or train - val >= 0.1:
+        return []
+    dead = {k.split("/", 1)[1]: signals.tail_median(ctx.series(k)) for k in ctx.layer_keys("dead_frac")}
+    dead = {name: share for name, share in dead.items() if share >= DEAD_SHARE}
+    ratios = update_ratios(ctx)
+    why = [f"optim.lr={ctx.base_lr:g} is above the usual range for {ctx.optimizer}"]
+    if dead:
+        why.append("dead units: " + ", ".join(f"{name} {share:.0%}" for name, share in dead.items()))
+    if ratios is not None and ratios[0] >= HIGH_UPDATE_RATIO:
+        why.append(f"weights move {ratios[0]:.1%} per step (healthy is ~0.1 %)")
+    if len(why) < 2:
+        return []
+    ev = {"train_acc": sig(train), "val_acc": sig(val)} | lr_evidence(ctx)
+    return [
+        Finding(
+            "lr_too_high",
+            "warning",
+            span(ctx, 0),
+            ev,
+            f"Training accuracy is only {train:.3f} (validation {val:.3f}) and {'; '.join(why)}: the steps are too large "
+            "for this model -- they killed units or keep overshooting -- so a larger model or more epochs would not help.",
+            fixes.keep(fixes.lower_lr(ctx, 0.1), "schedule.warmup_epochs=1", fixes.clip()),
         )
     ]
 
