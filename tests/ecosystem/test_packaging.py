@@ -38,6 +38,16 @@ def test_help_lists_every_command_on_one_line():
         assert not line.endswith("..."), f"shorten the first sentence of this command's docstring: {line.strip()!r}"
 
 
+def test_help_and_version_do_not_import_torch():
+    # --help, --version and shell completion answer at once: torch loads only when a command needs it.
+    env = {"OMP_NUM_THREADS": "1", "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT)}
+    code = ("import sys; from typer.testing import CliRunner; from trainwise.cli import app; "
+            "out = CliRunner().invoke(app, ['--help']).stdout + CliRunner().invoke(app, ['--version']).stdout; "
+            "import trainwise; print('torch' in sys.modules, 'Commands' in out, trainwise.__version__ in out)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120, env=env)
+    assert proc.stdout.split() == ["False", "True", "True"], proc.stderr
+
+
 def test_shell_completion():
     # The script `trainwise --show-completion` prints for bash (that option detects the user's shell from
     # the process tree, which a test runner's worker processes do not reliably have).
