@@ -75,6 +75,10 @@ def _print_summary(run) -> None:
         line += f" | test_acc {test['acc']:.4f} | test_loss {test['loss']:.4f} | test_macro_f1 {test['macro_f1']:.4f}"
     print(line)
     print(f"stopped: {run.summary['stop_reason']}")
+    if run.findings:  # the final diagnosis in one line; the live lines above (if any) and `diagnose` give the reasons
+        codes = ", ".join(f"{f.code} ({f.severity})" if f.code != "healthy" else "healthy" for f in run.findings)
+        hint = f"; details: trainwise diagnose {run.run_dir}" if run.run_dir and any(f.code != "healthy" for f in run.findings) else ""
+        print(f"doctor: {codes}{hint}")
     if run.summary.get("report"):
         print(f"report: {run.summary['report']}")
 

@@ -148,7 +148,7 @@ def test_slow_steady_descent_with_a_tiny_lr_is_lr_too_low_not_over_regularized()
                   train_acc=list(np.linspace(0.1, 0.45, n)), val_acc=list(np.linspace(0.1, 0.44, n)))
     found = diagnose(rec, DIGITS | {"optim": {"lr": 1e-5}, "model": {"dropout": 0.6}})
     assert codes(found)[0] == "lr_too_low" and "over_regularized" not in codes(found)
-    assert found[0].fixes[0] == "optim.lr=1e-4"
+    assert found[0].fixes[0] == "optim.lr=1e-3"  # 10x would still be below AdamW's range: its usual starting point
 
 
 def test_label_smoothing_floor_is_not_underfitting():
@@ -179,7 +179,7 @@ def test_nan_loss_is_divergence_and_subsumes_the_rest():
     found = diagnose(rec, DIGITS | {"optim": {"lr": 0.5}})
     assert codes(found) == ["diverged"]
     assert found[0].epochs == (5, 8) and found[0].evidence["first_nonfinite_epoch"] == 6
-    assert found[0].fixes[0] == "optim.lr=0.05"
+    assert found[0].fixes[0] == "optim.lr=1e-3"  # a tenth of 0.5 is still far above AdamW's range
 
 
 def test_first_epoch_spike_that_recovers_is_not_divergence():
@@ -212,7 +212,7 @@ def test_smooth_underfit_with_dead_units_at_a_high_lr_is_lr_too_high_not_underfi
     found = diagnose(base, high)
     assert serious(found)[0] == "lr_too_high"
     assert {"underfitting", "plateau"}.isdisjoint(codes(found))
-    assert "optim.lr=0.01" in found[0].fixes
+    assert "optim.lr=1e-3" in found[0].fixes
     # Same curves at the usual LR, or at the high LR without a monitor showing damage: underfitting.
     assert "lr_too_high" not in codes(diagnose(base, DIGITS | {"optim": {"name": "adam", "lr": 1e-3}}))
     alive = [{k: (0.1 if k.startswith("dead_frac") else v) for k, v in r.items()} for r in base]
@@ -384,3 +384,17 @@ def test_empty_or_odd_sources_are_user_errors():
 
 def test_one_epoch_is_healthy_so_far():
     assert codes(diagnose(records(train_loss=[2.0], val_loss=[1.9]), DIGITS)) == ["healthy"]
+
+
+def test_lr_fixes_move_an_lr_far_out_of_range_to_the_usual_start_and_keep_in_range_ones_relative():
+    from trainwise.doctor import fixes
+    from trainwise.doctor.context import Context
+
+    def fix(name: str, lr: float, factor: float) -> str:
+        ctx = Context(records(train_loss=[1.0, 0.9, 0.8]), {"optim": {"name": name, "lr": lr}})
+        return fixes.lr(ctx, factor, 1e-3)
+
+    assert fix("adamw", 5.0, 0.1) == "optim.lr=1e-3"  # not 0.5
+    assert fix("adamw", 5e-3, 0.1) == "optim.lr=5e-4"  # inside the range: a tenth of it
+    assert fix("sgd", 1e-6, 10.0) == "optim.lr=0.05"
+    assert fix("sgd", 0.01, 10.0) == "optim.lr=0.1"

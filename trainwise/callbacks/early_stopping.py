@@ -28,8 +28,9 @@ class EarlyStopping(Callback):
             return
         self.wait += 1
         if self.wait > self.cfg.patience:
+            by = f" by more than {self.cfg.min_delta:g}" if self.cfg.min_delta else ""
             state.request_stop(
-                f"early stopping: {self.cfg.monitor} did not improve by more than {self.cfg.min_delta} for "
+                f"early stopping: {self.cfg.monitor} did not improve{by} for "
                 f"{self.cfg.patience + 1} epochs (best {self.watcher.best:.4g} at epoch {self.watcher.best_epoch})"
             )
 

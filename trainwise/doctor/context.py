@@ -30,6 +30,8 @@ LR_RANGES = {
     "adagrad": (1e-3, 0.5),
     "sgd": (1e-3, 0.5),
 }
+# Where a fix sends an LR that lies outside the range above: the usual starting points.
+TYPICAL_LR = {"adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3, "adagrad": 1e-2, "sgd": 0.05}
 
 
 @dataclass
@@ -157,6 +159,9 @@ class Context:
 
     def lr_range(self) -> tuple[float, float] | None:
         return LR_RANGES.get(self.optimizer or "")
+
+    def typical_lr(self) -> float | None:
+        return TYPICAL_LR.get(self.optimizer or "")
 
     def max_dropout(self) -> float:
         d = self.cfg("model.dropout", 0.0) or 0.0

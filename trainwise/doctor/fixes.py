@@ -37,9 +37,22 @@ def nice(x: float) -> float:
 
 
 def lr(ctx: Context, factor: float, fallback: float) -> str:
-    """The configured LR times ``factor``; ``fallback`` when the run's LR is unknown."""
+    """The configured LR times ``factor``; ``fallback`` when the run's LR is unknown.
+
+    An LR far outside the optimizer's usual range moves at least to the usual starting point: AdamW
+    at 5 needs 1e-3, not 1.5.
+    """
     base = ctx.base_lr
-    return f"optim.lr={fmt(nice(base * factor) if base else fallback)}"
+    if not base:
+        return f"optim.lr={fmt(fallback)}"
+    target = base * factor
+    rng, typical = ctx.lr_range(), ctx.typical_lr()
+    if rng is not None and typical is not None:
+        if factor < 1 and base > rng[1]:
+            target = min(target, typical)
+        elif factor > 1 and base < rng[0]:
+            target = max(target, typical)
+    return f"optim.lr={fmt(nice(target))}"
 
 
 def lower_lr(ctx: Context, factor: float = 0.1) -> str:

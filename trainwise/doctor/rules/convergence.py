@@ -167,8 +167,8 @@ def _flat_or_slow(ctx: Context) -> bool:
 
 def _over_regularized(ctx: Context) -> list[Finding]:
     strong = strong_regularizers(ctx)
-    if not strong or ctx.n < MIN_EPOCHS or lr_position(ctx) == "low":
-        return []
+    if not strong or ctx.n < MIN_EPOCHS or lr_position(ctx) is not None:
+        return []  # an LR outside its usual range is the likelier cause (lr_too_low / lr_too_high)
     limited, ev = _fit_limited(ctx)
     if not limited or not _flat_or_slow(ctx):
         return []
