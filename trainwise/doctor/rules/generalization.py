@@ -8,7 +8,9 @@
   a validation loss, the same on accuracy: >= 2 points below the best while training accuracy rises.
   With early stopping restoring the best weights the final model is unharmed: severity info. A milder
   form, validation loss *and* accuracy flat for >= max(5, 25 % of the run) epochs while the training
-  loss halves, is info. Reference: SageMaker's Overfit rule fires at (val - train) / train > 0.1 on a
+  loss halves, is info. And a memorised training set, with no upturn needed: training accuracy >= 0.99
+  and validation >= 10 points below it (a tiny training set with a big model; fixes lead with
+  regularisation, since early stopping cannot close that gap). Reference: SageMaker's Overfit rule fires at (val - train) / train > 0.1 on a
   single step and UMLAUT on "val loss up while train loss not up"; both fire on noise a trend ignores.
 * transient_dip (info): the validation loss jumps by >= 15 % (or accuracy drops >= 3 points) and is
   back within 5 epochs. One bad epoch is not a trend; reported so that it is explained, not alarming.
@@ -41,6 +43,8 @@ DIP_ACC = 0.03
 RECOVER_WITHIN = 5
 ABOVE_GAP = 0.01
 ABOVE_GAP_UNEXPLAINED = 0.05
+MEMORISED_ACC = 0.99  # training accuracy of a memorised training set
+MEMORISED_GAP = 0.10  # train - validation accuracy, points / 100
 
 
 def rule(ctx: Context) -> list[Finding]:
@@ -66,11 +70,37 @@ def _onset(raw: np.ndarray, mode: str) -> int:
 def _overfitting(ctx: Context) -> list[Finding]:
     if ctx.n < MIN_EPOCHS_OVERFIT:
         return []
+    found: list[Finding] = []
     if ctx.has("val_loss", MIN_EPOCHS_OVERFIT) and ctx.has("train_loss", MIN_EPOCHS_OVERFIT):
-        return _overfitting_loss(ctx)
-    if ctx.has("val_acc", MIN_EPOCHS_OVERFIT) and ctx.has("train_acc", MIN_EPOCHS_OVERFIT):
-        return _overfitting_acc(ctx)
-    return []
+        found = _overfitting_loss(ctx)
+    elif ctx.has("val_acc", MIN_EPOCHS_OVERFIT) and ctx.has("train_acc", MIN_EPOCHS_OVERFIT):
+        found = _overfitting_acc(ctx)
+    if any(f.severity == "warning" for f in found):
+        return found
+    return _memorised(ctx) or found  # a memorised training set says more than a stalled validation curve
+
+
+def _memorised(ctx: Context) -> list[Finding]:
+    """The training set fitted almost perfectly, validation far behind: variance, even with no upturn yet."""
+    if not (ctx.has("train_acc", MIN_EPOCHS_OVERFIT) and ctx.has("val_acc", MIN_EPOCHS_OVERFIT)):
+        return []
+    train_acc, val_acc = ctx.series("train_acc"), ctx.series("val_acc")
+    train, val = signals.tail_median(train_acc), signals.tail_median(val_acc)
+    if train < MEMORISED_ACC or train - val < MEMORISED_GAP:
+        return []
+    first = int(np.flatnonzero(np.nan_to_num(train_acc) >= MEMORISED_ACC)[0])
+    ev = {"train_acc": sig(train), "val_acc": sig(val), "gap": sig(train - val), "memorised_from_epoch": ctx.epoch_at(first),
+          "best_val_acc": sig(float(np.nanmax(val_acc)))}
+    if ctx.has("val_loss") and ctx.has("train_loss"):
+        ev |= {"end_train_loss": sig(signals.tail_median(ctx.series("train_loss"))), "end_val_loss": sig(signals.tail_median(ctx.series("val_loss")))}
+    loss = f" (loss {ev['end_train_loss']:.3g} vs {ev['end_val_loss']:.3g})" if "end_val_loss" in ev else ""
+    return _overfit(
+        ctx, first, ev,
+        f"The model fits its training set almost perfectly (accuracy {train:.3f}) while validation stays at {val:.3f}{loss}: "
+        f"a {(train - val) * 100:.0f}-point gap is variance -- memorised training samples -- even though validation has not "
+        "turned worse. More epochs will not close it; regularisation, augmentation or more data can.",
+        memorised=True,
+    )
 
 
 def _severity_and_note(ctx: Context) -> tuple[str, str]:
@@ -79,9 +109,12 @@ def _severity_and_note(ctx: Context) -> tuple[str, str]:
     return "warning", ""
 
 
-def _overfit(ctx: Context, onset: int, ev: dict, text: str) -> list[Finding]:
-    severity, note = _severity_and_note(ctx)
-    fx = fixes.keep(fixes.early_stopping(ctx), fixes.more_weight_decay(ctx), fixes.more_dropout(ctx), fixes.mixup(ctx))
+def _overfit(ctx: Context, onset: int, ev: dict, text: str, memorised: bool = False) -> list[Finding]:
+    """An overfitting finding. ``memorised``: the gap is in the best weights too, so early stopping
+    neither excuses it (severity stays warning) nor fixes it (regularisers come first)."""
+    severity, note = ("warning", "") if memorised else _severity_and_note(ctx)
+    regularise = (fixes.more_weight_decay(ctx), fixes.more_dropout(ctx), fixes.mixup(ctx))
+    fx = fixes.keep(*regularise, fixes.early_stopping(ctx)) if memorised else fixes.keep(fixes.early_stopping(ctx), *regularise)
     return [Finding("overfitting", severity, span(ctx, onset), ev, text + note, fx)]
 
 
