@@ -32,6 +32,7 @@ import contextlib
 import copy
 import datetime
 import gc
+import inspect
 import logging
 import os
 import random
@@ -202,8 +203,6 @@ def ddp_options(ddp_class, model: torch.nn.Module, world_size: int) -> dict[str,
       instead, see end_train_epoch): forward_sync_buffers=False where it exists, which replaced
       broadcast_buffers=False.
     """
-    import inspect
-
     params = inspect.signature(ddp_class.__init__).parameters
     options: dict[str, Any] = {"gradient_as_bucket_view": True}
     if world_size == 1:

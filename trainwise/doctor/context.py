@@ -163,6 +163,18 @@ class Context:
     def typical_lr(self) -> float | None:
         return TYPICAL_LR.get(self.optimizer or "")
 
+    def lr_position(self) -> str | None:
+        """'low' / 'high' when the configured LR lies outside the optimizer's usual range, else None."""
+        rng = self.lr_range()
+        if rng is None or self.base_lr is None:
+            return None
+        low, high = rng
+        if self.base_lr < low:
+            return "low"
+        if self.base_lr > high:
+            return "high"
+        return None
+
     def max_dropout(self) -> float:
         d = self.cfg("model.dropout", 0.0) or 0.0
         return float(max(d) if isinstance(d, list) and d else d or 0.0)

@@ -45,13 +45,11 @@ def lr(ctx: Context, factor: float, fallback: float) -> str:
     base = ctx.base_lr
     if not base:
         return f"optim.lr={fmt(fallback)}"
-    target = base * factor
-    rng, typical = ctx.lr_range(), ctx.typical_lr()
-    if rng is not None and typical is not None:
-        if factor < 1 and base > rng[1]:
-            target = min(target, typical)
-        elif factor > 1 and base < rng[0]:
-            target = max(target, typical)
+    target, typical, position = base * factor, ctx.typical_lr(), ctx.lr_position()
+    if factor < 1 and position == "high":
+        target = min(target, typical)
+    elif factor > 1 and position == "low":
+        target = max(target, typical)
     return f"optim.lr={fmt(nice(target))}"
 
 

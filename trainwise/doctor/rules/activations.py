@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainwise.doctor import fixes, signals
+from trainwise.doctor import fixes
 from trainwise.doctor.context import Context
 from trainwise.doctor.finding import Finding
-from trainwise.doctor.rules.common import lr_position, outcome_symptoms, sig, span
+from trainwise.doctor.rules.common import UNIT_SHARE, layers_at_least, outcome_symptoms, sig, span
 
-THRESHOLD = 0.5
+THRESHOLD = UNIT_SHARE
 
 
 def rule(ctx: Context) -> list[Finding]:
-    dead = _layers(ctx, "dead_frac")
-    saturated = _layers(ctx, "saturated_frac")
+    dead = layers_at_least(ctx, "dead_frac")
+    saturated = layers_at_least(ctx, "saturated_frac")
     if not dead and not saturated:
         return []
     symptoms = outcome_symptoms(ctx)
@@ -34,15 +34,6 @@ def rule(ctx: Context) -> list[Finding]:
     return out
 
 
-def _layers(ctx: Context, prefix: str) -> dict[str, float]:
-    out = {}
-    for key in ctx.layer_keys(prefix):
-        level = signals.tail_median(ctx.series(key))
-        if level >= THRESHOLD:
-            out[key.split("/", 1)[1]] = level
-    return out
-
-
 def _finding(ctx: Context, code: str, prefix: str, layers: dict[str, float], symptoms: list[str]) -> Finding:
     worst = max(layers, key=layers.get)  # type: ignore[arg-type]
     series = ctx.series(f"{prefix}/{worst}")
@@ -51,7 +42,7 @@ def _finding(ctx: Context, code: str, prefix: str, layers: dict[str, float], sym
     ev = {"layers": listing, "worst_layer": worst, "worst_share": sig(layers[worst]), "symptoms": "; ".join(symptoms)}
     if code == "dead_units":
         cause = "Units that never activate get no gradient and stay dead: a too-high LR or a negative bias shift kills them."
-        fx = fixes.keep("model.activation=leaky_relu", fixes.lower_lr(ctx, 0.3) if lr_position(ctx) == "high" else None,
+        fx = fixes.keep("model.activation=leaky_relu", fixes.lower_lr(ctx, 0.3) if ctx.lr_position() == "high" else None,
                         "model.batch_norm=true", fixes.lower_lr(ctx, 0.3))
         what = "Dead ReLU units (never active on a sampled batch)"
     else:

@@ -18,7 +18,7 @@ import numpy as np
 from trainwise.doctor import fixes, signals
 from trainwise.doctor.context import Context
 from trainwise.doctor.finding import Finding
-from trainwise.doctor.rules.common import MIN_EPOCHS, grad_ratio, layer_extreme, lr_position, near_chance, sig, span
+from trainwise.doctor.rules.common import MIN_EPOCHS, grad_ratio, layer_extreme, near_chance, sig, span
 
 
 def chance_accuracy(ctx: Context, loss_level: float) -> tuple[float, float]:
@@ -53,7 +53,7 @@ def likely_causes(ctx: Context) -> tuple[list[str], list[str]]:
     if ratio is not None and ratio < 1e-3:
         causes.append(f"the first layer's gradient is {ratio:.1e} of the last layer's (vanishing)")
         fx += ["model.activation=relu", "model.batch_norm=true"]
-    pos = lr_position(ctx)
+    pos = ctx.lr_position()
     if pos == "high":
         causes.append(f"optim.lr={ctx.base_lr:g} is above the usual range for {ctx.optimizer}")
         fx.append(fixes.lower_lr(ctx))

@@ -184,22 +184,22 @@ def lr_evidence(ctx: Context) -> dict[str, float | str]:
     return ev
 
 
-def lr_position(ctx: Context) -> str | None:
-    """'low' / 'high' when the configured LR lies outside the optimizer's usual range, else None."""
-    rng = ctx.lr_range()
-    if rng is None or ctx.base_lr is None:
-        return None
-    low, high = rng
-    if ctx.base_lr < low:
-        return "low"
-    if ctx.base_lr > high:
-        return "high"
-    return None
-
-
 def span(ctx: Context, first_index: int, last_index: int | None = None) -> tuple[int, int]:
     last_index = ctx.n - 1 if last_index is None else last_index
     return ctx.epoch_at(max(0, first_index)), ctx.epoch_at(max(first_index, last_index))
+
+
+UNIT_SHARE = 0.5  # a layer counts as dead / saturated from this share of its units (SageMaker's DeadRelu)
+
+
+def layers_at_least(ctx: Context, prefix: str, threshold: float = UNIT_SHARE) -> dict[str, float]:
+    """Layers whose recent ``prefix/<layer>`` (median of the last 3 epochs) is >= ``threshold``, by name."""
+    out = {}
+    for key in ctx.layer_keys(prefix):
+        level = signals.tail_median(ctx.series(key))
+        if level >= threshold:
+            out[key.split("/", 1)[1]] = level
+    return out
 
 
 def layer_extreme(ctx: Context, prefix: str, pick: str = "max") -> tuple[str, float] | None:

@@ -35,7 +35,6 @@ from trainwise.doctor.finding import Finding
 from trainwise.doctor.rules.common import (
     MIN_EPOCHS,
     lr_evidence,
-    lr_position,
     near_chance,
     sig,
     span,
@@ -77,8 +76,8 @@ def _lr_too_low(ctx: Context) -> list[Finding]:
     early, late = _slope_thirds(ctx.series("train_loss"))
     linear = early < 0 and late <= 0.6 * early  # both negative: late still at >= 60 % of the early pace
     ratios = update_ratios(ctx)
-    evidence = lr_position(ctx) == "low" or (ratios is not None and ratios[1] < LOW_UPDATE_RATIO)
-    contrary = (lr_position(ctx) is None and ctx.lr_range() is not None) or (ratios is not None and ratios[1] >= LOW_UPDATE_RATIO)
+    evidence = ctx.lr_position() == "low" or (ratios is not None and ratios[1] < LOW_UPDATE_RATIO)
+    contrary = (ctx.lr_position() is None and ctx.lr_range() is not None) or (ratios is not None and ratios[1] >= LOW_UPDATE_RATIO)
     slow = prog.removed < 0.3
     if not ((slow and (evidence or not contrary)) or (linear and evidence)):
         return []
@@ -86,7 +85,7 @@ def _lr_too_low(ctx: Context) -> list[Finding]:
     ev = lr_evidence(ctx) | {"loss_removed": sig(prog.removed), "share_epochs_down": sig(prog.steady),
                              "first_train_loss": sig(prog.first), "end_train_loss": sig(prog.last)}
     why = []
-    if lr_position(ctx) == "low":
+    if ctx.lr_position() == "low":
         why.append(f"optim.lr={ctx.base_lr:g} is below the usual range for {ctx.optimizer}")
     if ratios is not None and ratios[1] < LOW_UPDATE_RATIO:
         why.append(f"even the fastest layer moves only {ratios[1]:.1e} of its weights per step (healthy ~1e-3)")
@@ -167,7 +166,7 @@ def _flat_or_slow(ctx: Context) -> bool:
 
 def _over_regularized(ctx: Context) -> list[Finding]:
     strong = strong_regularizers(ctx)
-    if not strong or ctx.n < MIN_EPOCHS or lr_position(ctx) is not None:
+    if not strong or ctx.n < MIN_EPOCHS or ctx.lr_position() is not None:
         return []  # an LR outside its usual range is the likelier cause (lr_too_low / lr_too_high)
     limited, ev = _fit_limited(ctx)
     if not limited or not _flat_or_slow(ctx):

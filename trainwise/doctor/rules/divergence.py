@@ -39,7 +39,7 @@ from trainwise.doctor.rules.common import (
     is_oscillating,
     loss_scale_floor,
     lr_evidence,
-    lr_position,
+    layers_at_least,
     sig,
     span,
     update_ratios,
@@ -93,7 +93,7 @@ def _diverged(ctx: Context) -> list[Finding]:
 
 def _diverged_finding(ctx: Context, first: int, ev: dict, what: str) -> Finding:
     cause = "The LR is the usual cause"
-    if lr_position(ctx) == "high":
+    if ctx.lr_position() == "high":
         cause = f"optim.lr={ctx.base_lr:g} is above the usual range for {ctx.optimizer}, the likely cause"
     elif ctx.cfg("train.precision") == "fp16":
         cause = "fp16 overflow or too high an LR are the usual causes"
@@ -134,7 +134,7 @@ def _guarded_steps(ctx: Context) -> list[Finding]:
 def _degrading(ctx: Context, worse: Degradation) -> list[Finding]:
     ev = {"best_val_epoch": ctx.epoch_at(worse.best), "val_loss_rise": sig(worse.val_rise), "val_acc_drop": sig(worse.acc_drop)}
     ev |= lr_evidence(ctx)
-    lr_high = lr_position(ctx) == "high"
+    lr_high = ctx.lr_position() == "high"
     acc = f" and accuracy {worse.acc_drop * 100:.1f} points lower" if worse.acc_drop else ""
     return [
         Finding(
@@ -151,20 +151,18 @@ def _degrading(ctx: Context, worse: Degradation) -> list[Finding]:
 
 
 CRIPPLED_ACC = 0.8  # as underfitting
-DEAD_SHARE = 0.5  # as dead_units
 
 
 def _crippled_by_lr(ctx: Context) -> list[Finding]:
     """lr_too_high without swings: the LR is above its range, the model fits poorly, and the monitors show
     the steps' damage (most units of a layer dead, or weights moving >= 1 % per step)."""
-    if ctx.n < MIN_EPOCHS or lr_position(ctx) != "high" or not (ctx.has("train_acc", 1) and ctx.has("val_acc", 1)):
+    if ctx.n < MIN_EPOCHS or ctx.lr_position() != "high" or not (ctx.has("train_acc", 1) and ctx.has("val_acc", 1)):
         return []
     train, val = signals.tail_median(ctx.series("train_acc")), signals.tail_median(ctx.series("val_acc"))
     chance = 1.0 / ctx.num_classes if ctx.num_classes else 0.0
     if not (chance + 0.1 <= train < CRIPPLED_ACC) or train - val >= 0.1:
         return []
-    dead = {k.split("/", 1)[1]: signals.tail_median(ctx.series(k)) for k in ctx.layer_keys("dead_frac")}
-    dead = {name: share for name, share in dead.items() if share >= DEAD_SHARE}
+    dead = layers_at_least(ctx, "dead_frac")  # as dead_units counts them
     ratios = update_ratios(ctx)
     why = [f"optim.lr={ctx.base_lr:g} is above the usual range for {ctx.optimizer}"]
     if dead:
@@ -227,12 +225,12 @@ def _too_high_or_unstable(ctx: Context) -> list[Finding]:
     ev: dict = {"train_rises": int(len(rises)), "val_rises": int(len(vrises)), "epochs_judged": ctx.n}
     ev |= lr_evidence(ctx)
     ratios = update_ratios(ctx)
-    lr_high = lr_position(ctx) == "high" or (ratios is not None and ratios[0] >= HIGH_UPDATE_RATIO)
+    lr_high = ctx.lr_position() == "high" or (ratios is not None and ratios[0] >= HIGH_UPDATE_RATIO)
     shape = "oscillates" if (train_swings or val_swings) else "rises in the first epochs"
     curve = "training loss" if (train_swings or early is not None) else "validation loss"
     if lr_high and (train_swings or early is not None):
         why = []
-        if lr_position(ctx) == "high":
+        if ctx.lr_position() == "high":
             why.append(f"optim.lr={ctx.base_lr:g} is above the usual range for {ctx.optimizer}")
         if ratios is not None and ratios[0] >= HIGH_UPDATE_RATIO:
             why.append(f"weights move {ratios[0]:.1%} per step (healthy is ~0.1 %)")

@@ -10,8 +10,9 @@
   form, validation loss *and* accuracy flat for >= max(5, 25 % of the run) epochs while the training
   loss halves, is info. And a memorised training set, with no upturn needed: training accuracy >= 0.99
   and validation >= 10 points below it (a tiny training set with a big model; fixes lead with
-  regularisation, since early stopping cannot close that gap). Reference: SageMaker's Overfit rule fires at (val - train) / train > 0.1 on a
-  single step and UMLAUT on "val loss up while train loss not up"; both fire on noise a trend ignores.
+  regularisation, since early stopping cannot close that gap). Reference: SageMaker's Overfit rule
+  fires at (val - train) / train > 0.1 on a single step and UMLAUT on "val loss up while train loss
+  not up"; both fire on noise a trend ignores.
 * transient_dip (info): the validation loss jumps by >= 15 % (or accuracy drops >= 3 points) and is
   back within 5 epochs. One bad epoch is not a trend; reported so that it is explained, not alarming.
 * val_above_train (info; warning when large and unexplained): validation accuracy above training
