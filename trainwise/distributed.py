@@ -342,6 +342,8 @@ def launch(nproc: int, argv: list[str], resume_hint: str) -> int:
         run(args)
     except ChildFailedError as err:
         rank, failure = err.get_first_failure()
+        if failure.exitcode == UserError.exit_code:
+            return failure.exitcode  # a user mistake: the process said what and how to fix; nothing to resume
         how = f"was killed by {failure.signal_name()}" if failure.exitcode < 0 else f"exited with code {failure.exitcode}"
         print(f"error: data-parallel run failed: rank {rank} (pid {failure.pid}) {how}; the other processes were stopped. "
               f"Continue from the last checkpoint with: {resume_hint}", file=sys.stderr)

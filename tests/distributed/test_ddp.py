@@ -177,3 +177,11 @@ def test_a_hung_rank_ends_the_others_with_a_message_after_the_timeout(tmp_path):
     assert procs[0].returncode == 1
     assert "error: rank 0: no answer from another process in time" in stderr and f"trainwise resume {out}" in stderr
     assert "Traceback" not in stderr
+
+
+def test_devices_run_with_a_user_mistake_exits_2_without_a_resume_hint(tmp_path):
+    # every rank rejects the config before training: one clear message, exit 2, nothing to resume
+    proc = run_cli(*cli_args(tmp_path / "bad", "--devices", "2", "--set", "data.batch_size=33"), timeout=LAUNCH_TIMEOUT)
+    assert proc.returncode == 2
+    assert "does not split over 2 processes" in proc.stderr and "Traceback" not in proc.stderr
+    assert "resume" not in proc.stderr
