@@ -348,15 +348,21 @@ class Config(_Section):
 
     def replace(self, overrides: dict[str, Any]) -> Config:
         """A new config with dotted-key overrides applied (validated)."""
-        return build_config(merge_overrides(self.to_dict(), overrides))
+        return build_config(merge_overrides(self.to_dict(), overrides), overridden=tuple(overrides))
 
 
 # --------------------------------------------------------------------------- loading
 
-def _format_validation_error(err: ValidationError, source: str) -> UserError:
-    """Pydantic's multi-line report -> one line: the first problem, what was expected, how to fix."""
+def _format_validation_error(err: ValidationError, source: str, overridden: tuple[str, ...] = ()) -> UserError:
+    """Pydantic's multi-line report -> one line: the first problem, what was expected, how to fix.
+
+    A problem in a key that ``--set`` gave (or in a table below one) is attributed to that ``--set``.
+    """
     first = err.errors()[0]
     key = ".".join(str(p) for p in _field_loc(first["loc"]))
+    given = next((k for k in overridden if key == k or key.startswith(k + ".")), None)
+    if given is not None:
+        source = f"--set {given}"
     kind = first["type"]
     received = first.get("input")
     if kind == "extra_forbidden":
@@ -372,7 +378,7 @@ def _format_validation_error(err: ValidationError, source: str) -> UserError:
         f"{source}: invalid value for {key!r}",
         expected=msg[0].lower() + msg[1:],
         received=repr(received) if not isinstance(received, dict) else "a table",
-        fix=f"set {key} to a valid value in the config file or with --set {key}=VALUE",
+        fix=f"pass a valid value: --set {key}=VALUE" if given else f"set {key} to a valid value in the config file or with --set {key}=VALUE",
     )
 
 
@@ -402,11 +408,11 @@ def _valid_keys(section_path: tuple) -> list[str]:
     return sorted(model.model_fields)
 
 
-def build_config(raw: dict[str, Any], source: str = "config") -> Config:
+def build_config(raw: dict[str, Any], source: str = "config", overridden: tuple[str, ...] = ()) -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as err:
-        raise _format_validation_error(err, source) from None
+        raise _format_validation_error(err, source, overridden) from None
 
 
 def parse_override(item: str) -> tuple[str, Any]:
@@ -480,7 +486,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | list
     if isinstance(overrides, list):
         overrides = dict(parse_override(o) for o in overrides)
     raw = merge_overrides(raw, overrides or {})
-    return build_config(raw, source=str(path) if path else "config")
+    return build_config(raw, source=str(path) if path else "config", overridden=tuple(overrides or {}))
 
 
 def dump_toml(config: Config) -> str:

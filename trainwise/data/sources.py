@@ -225,11 +225,27 @@ def _csv(cfg: DataConfig) -> RawData:
     except ValueError:
         names = sorted(set(labels))  # text labels -> ids in sorted order
         y = np.array([names.index(v) for v in labels], dtype=np.int64)
-    try:
-        x = np.array([[float(v) for i, v in enumerate(r) if i != t] for r in body], dtype=np.float32)
-    except ValueError as err:
-        raise UserError(f"{path} has a non-numeric feature", expected="numbers in every column but the label", received=str(err)) from None
+    x = _csv_features(body, header, t, path)
     return RawData(x=x, y=y, class_names=names, binary=len(np.unique(y)) == 2)
+
+
+def _csv_features(body: list[list[str]], header: list[str], target: int, path: Path) -> np.ndarray:
+    """Every column but the label as float32; an empty or non-numeric cell is named by its line and column."""
+    try:
+        return np.array([[float(v) for i, v in enumerate(r) if i != target] for r in body], dtype=np.float32)
+    except ValueError:
+        pass
+    for line, r in enumerate(body, start=2):  # line 1 is the header
+        for i, v in enumerate(r):
+            if i == target:
+                continue
+            try:
+                float(v)
+            except ValueError:
+                what = "an empty cell" if not v.strip() else f"{v[:40]!r}"
+                raise UserError(f"{path} line {line}, column {header[i]!r} holds {what}", expected="a number in every column but the label",
+                                fix="fill in or impute the value, or remove the line") from None
+    raise AssertionError("unreachable: float() failed above")
 
 
 SOURCES = {

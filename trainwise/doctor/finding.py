@@ -55,6 +55,9 @@ class Finding:
         first, last = self.epochs
         if not 1 <= first <= last:
             raise ValueError(f"epochs must be 1-based and ordered, got {self.epochs}")
+        # Rules compute with NumPy; evidence holds plain Python numbers so that json.dumps never fails on it.
+        object.__setattr__(self, "evidence", {str(k): _plain(v) for k, v in self.evidence.items()})
+        object.__setattr__(self, "epochs", (int(first), int(last)))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -77,8 +80,27 @@ class Finding:
         return f"[{self.severity}] {self.code} ({span}): {self.message}{fix}"
 
 
-def _json_number(v: float | int | str) -> float | int | str:
+def _plain(v: Any) -> Any:
+    """NumPy (or torch) scalars and arrays -> int/float/bool/list; containers converted item by item."""
+    if isinstance(v, (str, bool, int, float)) or v is None:
+        return v
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if hasattr(v, "tolist"):  # numpy.int64, numpy.ndarray, torch.Tensor: .tolist() gives Python numbers
+        return _plain(v.tolist())
+    if hasattr(v, "item"):
+        return _plain(v.item())
+    return str(v)
+
+
+def _json_number(v: Any) -> Any:
     # JSON has no NaN/Inf; keep the History's convention of spelling them as strings.
     if isinstance(v, float) and not math.isfinite(v):
         return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    if isinstance(v, list):
+        return [_json_number(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _json_number(x) for k, x in v.items()}
     return v
