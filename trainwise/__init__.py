@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 # The public names, loaded on first use (PEP 562): ``import trainwise`` and the command line's --help,
 # --version and shell completion do not pay for importing torch; ``from trainwise import fit`` does.
 _EXPORTS = {
-    "evaluate": "trainwise.api", "fit": "trainwise.api", "resume": "trainwise.api",
+    "evaluate": "trainwise.api", "fit": "trainwise.api", "fix": "trainwise.autofix", "resume": "trainwise.api",
     "Config": "trainwise.config", "load_config": "trainwise.config",
     "Callback": "trainwise.core", "Event": "trainwise.core", "State": "trainwise.core",
     "UserError": "trainwise.errors", "History": "trainwise.history",
@@ -19,7 +19,7 @@ _EXPORTS = {
 }
 
 __all__ = ["Callback", "Config", "Event", "History", "Run", "State", "Trainer", "UserError", "__version__",
-           "evaluate", "export", "fit", "load_config", "predict", "resume"]
+           "evaluate", "export", "fit", "fix", "load_config", "predict", "resume"]
 
 
 def __getattr__(name: str):
@@ -36,6 +36,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs
     from trainwise.api import evaluate, fit, resume
+    from trainwise.autofix import fix
     from trainwise.config import Config, load_config
     from trainwise.core import Callback, Event, State
     from trainwise.errors import UserError

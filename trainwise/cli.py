@@ -182,6 +182,28 @@ def diagnose(
         print(miss)
 
 
+@app.command("fix")
+@user_errors
+def fix_run(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory to repair (written by trainwise train).")],
+    rounds: Annotated[int, typer.Option("--rounds", "-n", help="Re-runs at most (one change each).")] = 3,
+    budget_epochs: Annotated[Optional[int], typer.Option("--budget-epochs", help="Epochs the re-runs may use in all (default: no limit).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Where the attempts and fix.json go (default: RUN/fix).")] = None,
+    metric: Annotated[str, typer.Option("--metric", "-m", help="Validation key to compare on (losses are minimised).")] = "val_acc",
+    noise: Annotated[str, typer.Option("--noise", help="spread (epoch-to-epoch, free) | repeat (one more run on the next seed)")] = "spread",
+) -> None:
+    """Re-run with the doctor's fixes; keep those that help.
+
+    One change per round; each round re-runs the config with one change (same seed and data) and keeps it only if the
+    validation metric improved by more than the noise. A healthy run is left alone.
+    """
+    from trainwise.autofix import fix as fix_chain
+
+    chain = fix_chain(run_dir, rounds=rounds, budget_epochs=budget_epochs, out=out, metric=metric, noise=noise)
+    print(chain.to_text(), end="")
+    print(f"chain: {Path(chain.out) / 'fix.json'}")
+
+
 @app.command("config-reference")
 @user_errors
 def config_reference(out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of stdout.")] = None) -> None:

@@ -33,16 +33,18 @@ class ReportInput:
     config: dict[str, Any] = field(default_factory=dict)
     env: dict[str, Any] = field(default_factory=dict)
     findings: list[dict[str, Any]] = field(default_factory=list)
+    repairs: dict[str, Any] | None = None  # a fix chain (fix.json) made from this run
 
 
-def load_report_input(path: str | Path, findings: list | None = None) -> ReportInput:
+def load_report_input(path: str | Path, findings: list | None = None, repairs: dict | None = None) -> ReportInput:
     """A run directory, or any history file the doctor can read."""
     path = Path(path)
     if path.is_dir():
         read = lambda name: json.loads((path / name).read_text()) if (path / name).is_file() else {}  # noqa: E731
         config = tomllib.loads((path / "config.toml").read_text()) if (path / "config.toml").is_file() else {}
         records = History.load(path / "history.jsonl").records if (path / "history.jsonl").is_file() else []
-        data = ReportInput(records=records, title=path.name, summary=read("summary.json"), config=config, env=read("env.json"))
+        data = ReportInput(records=records, title=path.name, summary=read("summary.json"), config=config, env=read("env.json"),
+                           repairs=repairs or read("fix/fix.json") or None)
     else:
         from trainwise.doctor.readers import read_history
 
@@ -261,11 +263,15 @@ def render_html(data: ReportInput) -> str:
                     + (f"; test accuracy <b>{test_acc:.4f}</b>" if isinstance(test_acc, float) else "") + "</p>")
     config = _e(_toml(data.config)) if data.config else ""
     env = _e(json.dumps(data.env, indent=2)) if data.env else ""
+    from trainwise.autofix.report_section import repairs_html
+
+    repairs = repairs_html(data.repairs, s.get("repairs"))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>trainwise report: {_e(data.title)}</title>
 <style>{CSS}</style></head><body>
 <h1>trainwise report: {_e(data.title)}</h1>{headline}
 <h2>Diagnosis</h2>{findings_html(fnd)}
+{f"<h2>Repairs</h2>{repairs}" if repairs else ""}
 <h2>Training curves</h2><div class="grid">{cards or "<p class='muted'>No history.</p>"}</div>
 <h2>Test split</h2>{test_html(s)}
 <h2>Config</h2>{f"<pre>{config}</pre>" if config else "<p class='muted'>No config recorded.</p>"}
@@ -284,10 +290,14 @@ def _toml(config: dict) -> str:
         return json.dumps(config, indent=2)
 
 
-def render_report(path: str | Path, out: str | Path | None = None, findings: list | None = None) -> Path:
-    """Write the report for a run directory (default ``RUN/report.html``) or a history file."""
+def render_report(path: str | Path, out: str | Path | None = None, findings: list | None = None,
+                  repairs: dict | None = None) -> Path:
+    """Write the report for a run directory (default ``RUN/report.html``) or a history file.
+
+    ``repairs``: a fix chain to show (default: ``RUN/fix/fix.json`` when there is one).
+    """
     path = Path(path)
-    data = load_report_input(path, findings)
+    data = load_report_input(path, findings, repairs)
     target = Path(out) if out else (path / "report.html" if path.is_dir() else path.with_suffix(".report.html"))
     atomic.write_text(target, render_html(data))
     return target

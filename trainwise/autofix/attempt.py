@@ -1,0 +1,86 @@
+"""One attempt of a repair chain: a finished run (read from its directory, or trained here) and its score.
+
+Attempts are trained without their test split: the chain compares runs on validation only, and the
+test split is scored once, for the run the chain ends with (:meth:`Attempt.test`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainwise import atomic
+from trainwise.autofix import score as scoring
+from trainwise.autofix.applicable import Sources
+from trainwise.config import Config, build_config, read_config_file
+from trainwise.doctor import Diagnosis, Finding, diagnose
+from trainwise.errors import UserError
+from trainwise.history import History
+
+
+@dataclass
+class Attempt:
+    config: Config
+    records: list[dict[str, Any]]
+    summary: dict[str, Any]
+    findings: list[Finding]
+    run_dir: Path | None = None
+    trainer: Any = field(default=None, repr=False)  # kept for the test at the end
+    test_loader: Any = field(default=None, repr=False)
+
+    @property
+    def problems(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity in ("warning", "error")]
+
+    @property
+    def epochs(self) -> int:
+        return len(self.records)
+
+    def score(self, metric: str) -> float:
+        return scoring.score(self.records, metric, self.summary.get("restored_epoch"))
+
+    def noise(self, metric: str) -> float:
+        return scoring.spread(self.records, metric, self.summary.get("restored_epoch"))
+
+    def test(self) -> dict[str, Any] | None:
+        """Test metrics of the final weights: from the summary of a run trained with its test split, or scored now."""
+        if self.summary.get("test"):
+            return self.summary["test"]
+        if self.trainer is None or self.test_loader is None:
+            return None
+        test = self.trainer.evaluate(loader=self.test_loader)
+        self.summary["test"] = test
+        if self.run_dir is not None:
+            atomic.write_json(self.run_dir / "summary.json", self.summary)
+        return test
+
+
+def load_attempt(run_dir: Path) -> Attempt:
+    """A finished run directory as the chain's starting point (its findings.json, or a fresh diagnosis)."""
+    history = run_dir / "history.jsonl"
+    if not history.is_file() or not History.load(history).records:
+        raise UserError(f"{run_dir} has no training history to repair", expected="history.jsonl with at least one epoch",
+                        fix="train the run first (trainwise train CONFIG --out RUN)")
+    cfg = build_config(read_config_file(run_dir / "config.toml"), source=str(run_dir / "config.toml"))
+    records = History.load(history).records
+    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
+    if (run_dir / "findings.json").is_file():
+        findings = [Finding.from_dict(d) for d in json.loads((run_dir / "findings.json").read_text())["findings"]]
+    else:
+        findings = list(diagnose(run_dir))
+    return Attempt(cfg, records, summary, findings, run_dir)
+
+
+def train_attempt(cfg: Config, sources: Sources, run_dir: Path | None) -> Attempt:
+    from trainwise.trainer import Trainer
+
+    data = sources.build_data(cfg)
+    model = sources.build_model(cfg, data)
+    callbacks = sources.callbacks() if sources.callbacks else []
+    trainer = Trainer(cfg, model=model, data=data, callbacks=callbacks, run_dir=run_dir)
+    test_loader = trainer.eval_loaders.pop("test", None)  # untouched until the chain's end
+    run = trainer.fit()
+    findings: Diagnosis | list = run.findings
+    return Attempt(run.config, list(run.history.records), dict(run.summary), list(findings), run_dir, trainer, test_loader)

@@ -1,0 +1,247 @@
+"""``trainwise fix RUN``: apply the doctor's fixes one at a time and keep only those that help.
+
+Per round: take the highest-ranked warning or error finding of the current run and its first fix that
+applies and was not tried yet (a fix that cannot apply is skipped with the reason); re-run the current
+config with that one change, same seed and data; keep the change only if the validation metric improved
+by more than the noise (trainwise.autofix.score). A kept change becomes the current run, and its own
+findings are read next; a rejected one leaves the current run as it was and the next finding is tried
+(its first fix, then the second fixes, and so on). The chain stops when the current run is healthy,
+after ``rounds`` re-runs, when ``budget_epochs`` would be exceeded, or when no applicable fix is left.
+A healthy run is left alone: no re-run. The test split is scored once, at the end, for the final run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from trainwise import atomic
+from trainwise.autofix import score as scoring
+from trainwise.autofix.applicable import Sources, apply_fix, why_not
+from trainwise.autofix.attempt import Attempt, load_attempt, train_attempt
+from trainwise.doctor import Finding
+from trainwise.errors import UserError
+
+Proposer = Callable[[Attempt], Iterator[tuple[Finding | None, str]]]
+
+
+def doctor_fixes(current: Attempt) -> Iterator[tuple[Finding | None, str]]:
+    """The doctor's fixes in the order the chain tries them: each finding's first fix, then the second ..."""
+    problems = current.problems
+    for depth in range(max((len(f.fixes) for f in problems), default=0)):
+        for f in problems:
+            if depth < len(f.fixes):
+                yield f, f.fixes[depth]
+
+
+@dataclass
+class FixChain:
+    """What ``trainwise.fix`` returns; ``to_dict()`` is fix.json."""
+
+    run_dir: str
+    out: str
+    metric: str
+    noise: dict[str, Any]
+    original: dict[str, Any]
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    final: dict[str, Any] = field(default_factory=dict)
+    stop_reason: str = ""
+    extra_runs: int = 0
+    extra_epochs: int = 0
+
+    @property
+    def changes(self) -> list[str]:
+        return [r["change"] for r in self.rounds if r["kept"]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return _json({k: getattr(self, k) for k in ("run_dir", "out", "metric", "noise", "original", "rounds", "skipped", "final",
+                                                    "stop_reason", "extra_runs", "extra_epochs")} | {"changes": self.changes})
+
+    def to_text(self) -> str:
+        m = self.metric
+        lines = [f"fix {self.run_dir}: {m} {_num(self.original['val'])} (noise from the {self.noise['source']}: "
+                 f"{_num(self.noise['value'])})"]
+        for s in self.skipped:
+            lines.append(f"  skipped {s['finding']}: {s['change']} -- {s['reason']}")
+        for r in self.rounds:
+            verdict = "kept" if r["kept"] else "rejected"
+            lines.append(f"  round {r['round']}: {r['finding']} -> {r['change']}: {m} {_num(r['before'])} -> {_num(r['after'])} "
+                         f"({_signed(r['gain'])}, threshold {_num(r['threshold'])}) {verdict}; now {', '.join(r['findings_after']) or '-'} "
+                         f"[{r['run_dir']}]")
+        f = self.final
+        lines.append(f"stopped: {self.stop_reason}")
+        lines.append(f"final: {', '.join(self.changes) or 'no change'}; {m} {_num(f.get('val'))}"
+                     + (f"; test_acc {_num(f['test']['acc'])} (was {_num(self.original['test']['acc'])})"
+                        if f.get("test") and self.original.get("test") else "")
+                     + f"; {self.extra_runs} extra runs, {self.extra_epochs} extra epochs")
+        return "\n".join(lines) + "\n"
+
+
+def fix(
+    run_dir: str | Path,
+    *,
+    rounds: int = 3,
+    budget_epochs: int | None = None,
+    out: str | Path | None = None,
+    metric: str = "val_acc",
+    noise: str = "spread",
+    model: Callable | None = None,
+    data: Any = None,
+    callbacks: Callable[[], list] | None = None,
+    propose: Proposer = doctor_fixes,
+) -> FixChain:
+    """Repair a finished run by re-running it with the doctor's fixes, one change per round; returns the chain.
+
+    ``model``: a function ``(config, data) -> nn.Module`` when the run used a model of your own (each
+    attempt needs a fresh one); ``data``: the run's DataSplits, or a function ``config -> DataSplits``
+    (then data.* fixes can apply); ``callbacks``: a function returning fresh callbacks per attempt.
+    ``metric``: a validation key of the History (losses are minimised). ``noise``: ``spread`` or ``repeat``.
+    Attempts go to ``out`` (default ``RUN/fix``), fix.json beside them.
+    """
+    from trainwise.api import check_run_dir
+
+    run_dir = check_run_dir(run_dir)
+    _check_options(rounds, budget_epochs, metric, noise, model)
+    out = Path(out) if out is not None else run_dir / "fix"
+    sources = Sources(model=model, data=data, callbacks=callbacks)
+    original = load_attempt(run_dir)
+    if not any(metric in r for r in original.records):
+        keys = sorted({k for r in original.records for k in r if k.startswith("val_") and "/" not in k})
+        raise UserError(f"the run has no {metric} to compare on", expected=f"one of {', '.join(keys)}" if keys else "a run with a validation split",
+                        fix="pass --metric with a key the run records" if keys else "re-train with data.val_fraction > 0")
+    chain = FixChain(str(run_dir), str(out), metric, {"source": noise, "value": 0.0},
+                     {"val": original.score(metric), "test": original.summary.get("test") and _short(original.summary["test"]),
+                      "findings": _codes(original)})
+    if not original.problems:
+        chain.stop_reason = "healthy: no warning or error finding, nothing to fix (no re-run)"
+        chain.final = {"run_dir": str(run_dir), "val": chain.original["val"], "test": chain.original["test"]}
+        _write(chain, out, run_dir)
+        return chain
+    repeat_threshold = None
+    if noise == "repeat":
+        rep = train_attempt(original.config.replace({"train.seed": original.config.train.seed + 1}), sources, out / "repeat")
+        chain.extra_runs, chain.extra_epochs = 1, rep.epochs
+        repeat_threshold = abs(rep.score(metric) - original.score(metric))
+        chain.noise = {"source": "repeat", "value": repeat_threshold, "repeat_run": str(out / "repeat"), "repeat_val": rep.score(metric),
+                       "how": f"|{metric}(seed {original.config.train.seed + 1}) - {metric}(seed {original.config.train.seed})|"}
+    else:
+        chain.noise = {"source": "spread", "value": original.noise(metric),
+                       "how": f"epoch-to-epoch spread of {metric} over the last {scoring.WINDOW} epochs of each run; "
+                              "threshold 2 * sqrt(before^2 + after^2), at least 0.005"}
+
+    current, tried = original, set()
+    data_cache: dict[str, Any] = {}
+    stop = f"used all {rounds} rounds"
+    for number in range(1, rounds + 1):
+        picked = _next_fix(current, propose, tried, sources, data_cache, chain)
+        if picked is None:
+            stop = "no applicable fix left to try"
+            break
+        finding, change = picked
+        cfg = apply_fix(current.config, change)
+        if budget_epochs is not None and chain.extra_epochs + cfg.train.epochs > budget_epochs:
+            stop = f"the next attempt ({cfg.train.epochs} epochs) would exceed --budget-epochs {budget_epochs} ({chain.extra_epochs} used)"
+            break
+        code = finding.code if finding else "change"
+        attempt = train_attempt(cfg, sources, out / f"round-{number}-{code}")
+        chain.extra_runs += 1
+        chain.extra_epochs += attempt.epochs
+        before, after = current.score(metric), attempt.score(metric)
+        gain = scoring.improvement(before, after, metric)
+        threshold = repeat_threshold if repeat_threshold is not None else scoring.spread_threshold(current.noise(metric), attempt.noise(metric))
+        threshold = scoring.floor(threshold, before, metric)
+        kept = gain > threshold
+        chain.rounds.append({"round": number, "finding": code, "severity": finding.severity if finding else None,
+                             "finding_epochs": list(finding.epochs) if finding else None, "why": finding.message if finding else "",
+                             "change": change, "run_dir": str(attempt.run_dir), "before": before, "after": after, "gain": gain,
+                             "threshold": threshold, "kept": kept, "epochs": attempt.epochs, "findings_after": _codes(attempt)})
+        if kept:
+            _release(current)
+            current = attempt
+            if not current.problems:
+                stop = f"healthy after round {number}"
+                break
+        else:
+            _release(attempt)
+    chain.stop_reason = stop
+    test = current.test()
+    chain.final = {"run_dir": str(current.run_dir), "val": current.score(metric), "test": test and _short(test),
+                   "findings": _codes(current), "config_changes": chain.changes}
+    _write(chain, out, run_dir)
+    return chain
+
+
+def _next_fix(current: Attempt, propose: Proposer, tried: set[str], sources: Sources, data_cache: dict, chain: FixChain):
+    for finding, change in propose(current):
+        if change in tried:
+            continue
+        tried.add(change)
+        key = repr(current.config.data)
+        if key not in data_cache:
+            data_cache.clear()  # one data set in memory at a time
+            data_cache[key] = sources.build_data(current.config)
+        reason = why_not(change, current.config, sources, data_cache[key])
+        if reason is None:
+            return finding, change
+        chain.skipped.append({"finding": finding.code if finding else None, "change": change, "reason": reason})
+    return None
+
+
+def _check_options(rounds: int, budget_epochs: int | None, metric: str, noise: str, model: Any) -> None:
+    if not isinstance(rounds, int) or rounds < 1:
+        raise UserError("bad --rounds", expected="a whole number >= 1", received=rounds, fix="e.g. --rounds 3")
+    if budget_epochs is not None and (not isinstance(budget_epochs, int) or budget_epochs < 1):
+        raise UserError("bad --budget-epochs", expected="a whole number >= 1 (epochs the re-runs may use in all)", received=budget_epochs)
+    if not metric.startswith("val_"):
+        raise UserError("bad --metric", expected="a validation key such as val_acc or val_loss (runs are compared on validation; "
+                        "the test split stays untouched)", received=metric, fix="use --metric val_acc")
+    if noise not in scoring.NOISE_SOURCES:
+        raise UserError("bad --noise", expected=" or ".join(scoring.NOISE_SOURCES), received=noise)
+    if model is not None and not callable(model) or hasattr(model, "state_dict"):
+        raise UserError("bad model for fix", expected="a function (config, data) -> nn.Module: every attempt trains a fresh model",
+                        received=type(model).__name__, fix="pass model=lambda cfg, data: MyNet()")
+
+
+def _release(attempt: Attempt) -> None:
+    attempt.trainer = attempt.test_loader = None
+
+
+def _codes(attempt: Attempt) -> list[str]:
+    return [f.code for f in attempt.problems] or ["healthy"]
+
+
+def _short(test: dict[str, Any]) -> dict[str, Any]:
+    return {k: test[k] for k in ("acc", "loss", "macro_f1") if k in test}
+
+
+def _write(chain: FixChain, out: Path, run_dir: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    data = chain.to_dict() | {"written": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    atomic.write_json(out / "fix.json", data)
+    if (run_dir / "report.html").is_file():  # the run's report gains the chain as its Repairs section
+        from trainwise.report import render_report
+
+        render_report(run_dir, repairs=data)
+
+
+def _json(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    if isinstance(v, dict):
+        return {k: _json(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json(x) for x in v]
+    return v
+
+
+def _num(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) and math.isfinite(v) else str(v)
+
+
+def _signed(v: Any) -> str:
+    return f"{v:+.4f}" if isinstance(v, float) and math.isfinite(v) else str(v)

@@ -1,0 +1,84 @@
+"""A run's score on a validation metric, and how much of a difference between two scores is noise.
+
+The score is the metric of the weights the run ends with: the last epoch's value, or the restored
+epoch's when early stopping put the best weights back. Non-finite values (a diverged run) count as the
+worst possible.
+
+Noise, two ways:
+
+* ``spread`` (free): the epoch-to-epoch spread of the metric over the last ``WINDOW`` epochs up to the
+  scored one, as the standard deviation of successive differences divided by sqrt(2) (the von Neumann
+  estimator: a trend, such as a curve still rising, does not count as noise). Two runs' scores differ
+  by noise alone within ``2 * sqrt(sa^2 + sb^2)`` about 95 % of the time; that is the threshold.
+* A floor under either threshold: half a point for scores in [0, 1] (accuracy, F1), 0.5 % of the value
+  for losses. A run stuck at chance has no spread at all, and one more correct validation sample is not
+  a repair.
+* ``repeat`` (one more run): the original config trained again with the next seed; the threshold is
+  the absolute difference between the two seeds' scores, the seed-to-seed variation itself.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+WINDOW = 5
+NOISE_SOURCES = ("spread", "repeat")
+
+
+def mode_of(metric: str) -> str:
+    """Losses are minimised, everything else (accuracy, F1, precision, recall) maximised."""
+    return "min" if "loss" in metric else "max"
+
+
+def _value(v: Any) -> float:
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v)
+    if v in ("nan", "inf", "-inf"):
+        return float(v)
+    return math.nan
+
+
+def scored_index(records: list[dict[str, Any]], restored_epoch: int | None) -> int:
+    if restored_epoch is not None:
+        for i, r in enumerate(records):
+            if r.get("epoch") == restored_epoch:
+                return i
+    return len(records) - 1
+
+
+def score(records: list[dict[str, Any]], metric: str, restored_epoch: int | None = None) -> float:
+    """The metric of the final weights; a non-finite value is the worst (-inf for max, +inf for min)."""
+    if not records:
+        return -math.inf if mode_of(metric) == "max" else math.inf
+    v = _value(records[scored_index(records, restored_epoch)].get(metric))
+    if not math.isfinite(v):
+        return -math.inf if mode_of(metric) == "max" else math.inf
+    return v
+
+
+def spread(records: list[dict[str, Any]], metric: str, restored_epoch: int | None = None) -> float:
+    """Epoch-to-epoch noise of ``metric`` over the last WINDOW epochs up to the scored one (0 when too few)."""
+    end = scored_index(records, restored_epoch) + 1
+    values = [_value(r.get(metric)) for r in records[max(0, end - WINDOW):end]]
+    values = [v for v in values if math.isfinite(v)]
+    if len(values) < 3:
+        return 0.0
+    diffs = [b - a for a, b in zip(values, values[1:])]
+    return math.sqrt(sum(d * d for d in diffs) / len(diffs) / 2)
+
+
+def improvement(before: float, after: float, metric: str) -> float:
+    """How much better ``after`` is (positive: better), in the metric's units; nan when both are the worst."""
+    gain = after - before if mode_of(metric) == "max" else before - after
+    return gain if not math.isnan(gain) else -math.inf
+
+
+def spread_threshold(noise_before: float, noise_after: float) -> float:
+    return 2 * math.sqrt(noise_before**2 + noise_after**2)
+
+
+def floor(threshold: float, before: float, metric: str) -> float:
+    """The threshold, but at least the smallest difference worth keeping (see the module docstring)."""
+    least = 0.005 if mode_of(metric) == "max" else 0.005 * abs(before) if math.isfinite(before) else 0.0
+    return max(threshold, least)
