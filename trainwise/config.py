@@ -144,7 +144,7 @@ class ScheduleConfig(_Section):
     """Learning-rate schedule, applied per optimizer step (plateau: per epoch)."""
 
     name: Literal["none", "step", "exponential", "cosine", "onecycle", "plateau", "linear"] = "none"
-    warmup_epochs: float = Field(0.0, ge=0.0, description="linear warm-up in front of step/exponential/cosine/linear")
+    warmup_epochs: float = Field(0.0, ge=0.0, description="linear warm-up in front of every schedule but onecycle (plateau, none: warm-up, then the constant or plateau-reduced lr)")
     warmup_start_factor: float = Field(0.01, gt=0.0, le=1.0, description="warm-up starts at lr * this")
     step_size: int = Field(10, gt=0, description="step: epochs between decays")
     gamma: float = Field(0.1, gt=0.0, le=1.0, description="step/exponential: decay factor (per step_size / per epoch)")
@@ -156,6 +156,13 @@ class ScheduleConfig(_Section):
     monitor: str = Field("val_loss", description="plateau: metric watched")
     patience: int = Field(3, ge=0, description="plateau: epochs without improvement before reducing")
     factor: float = Field(0.1, gt=0.0, lt=1.0, description="plateau: lr multiplier on reduction")
+
+    @model_validator(mode="after")
+    def _onecycle_has_its_own_warmup(self) -> ScheduleConfig:
+        if self.name == "onecycle" and self.warmup_epochs > 0:
+            raise ValueError("onecycle rises by itself and takes no warmup_epochs (set schedule.pct_start for the length of its rise, "
+                             "or schedule.warmup_epochs=0)")
+        return self
 
 
 class RegularizationConfig(_Section):
@@ -170,7 +177,7 @@ class EarlyStoppingConfig(_Section):
     enabled: bool = False
     monitor: str = "val_loss"
     mode: Literal["auto", "min", "max"] = "auto"
-    patience: int = Field(5, ge=0)
+    patience: int = Field(5, ge=0, description="stop after this many epochs in a row without improvement (Keras/Lightning)")
     min_delta: float = Field(0.0, ge=0.0)
     restore_best: bool = Field(True, description="load the best epoch's weights when training stops")
 

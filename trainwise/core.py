@@ -11,7 +11,7 @@ The loop, with each event marked (this is the whole of ``Trainer.fit``)::
             AFTER_LOSS             # callbacks may add to state.loss (penalties)
             loss.backward()
             AFTER_BACKWARD         # gradients are present and unscaled: monitors, clipping
-            optimizer.step(); scheduler.step()
+            lr = base * lr_at(step) * lr_scale; optimizer.step()
             STEP_END               # weights changed: EMA, update ratios, mid-epoch checkpoints
         evaluate on validation
         EVAL_END                   # state.record holds the epoch's metrics; monitors add theirs
@@ -80,6 +80,7 @@ class State:
     stop: bool = False
     stop_reason: str | None = None
     skip_step: bool = False  # set by a callback at AFTER_BACKWARD to skip optimizer.step (NaN guard)
+    lr_scale: float = 1.0  # multiplies the scheduled LR of every step (the NaN guard lowers it on a rollback)
     error: BaseException | None = None
     extras: dict[str, Any] = field(default_factory=dict)  # scratch space shared between callbacks
     augment: bool = True  # training augmentation on (a progressive-resizing phase may turn it off)
@@ -115,3 +116,14 @@ class Callback:
     def key(self) -> str:
         """Name under which this callback's state is checkpointed."""
         return type(self).__name__
+
+
+def unique_keys(callbacks: list[Callback]) -> list[str]:
+    """Checkpoint names of ``callbacks``, in order: each one's ``key``, with ``#2``, ``#3`` ... after the second
+    and later callbacks of one key, so two instances of one callback keep their own state."""
+    seen: dict[str, int] = {}
+    keys = []
+    for cb in callbacks:
+        seen[cb.key] = seen.get(cb.key, 0) + 1
+        keys.append(cb.key if seen[cb.key] == 1 else f"{cb.key}#{seen[cb.key]}")
+    return keys

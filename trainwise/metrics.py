@@ -13,6 +13,45 @@ from __future__ import annotations
 
 import torch
 
+# Every key a trainwise History holds, by its base name (see ``base_key``): "max" where larger is better,
+# "min" where smaller is better, None where the key is not a score (counters, settings, diagnostics).
+DIRECTIONS: dict[str, str | None] = {
+    "loss": "min", "acc": "max", "precision": "max", "recall": "max", "f1": "max", "macro_f1": "max", "auc": "max",
+    "epoch": None, "step": None, "lr": None, "time_s": None, "samples_per_s": None, "phase": None,
+    "nonfinite_steps": None, "event": None, "nan_rollbacks": None,
+    "grad_norm": None, "update_ratio": None, "dead_frac": None, "saturated_frac": None,
+}
+_SPLITS = ("train_", "val_", "test_")
+
+
+def base_key(key: str) -> str:
+    """The metric a History key measures: ``val_macro_f1_ema`` -> ``macro_f1``, ``grad_norm/net.0`` -> ``grad_norm``."""
+    key = key.split("/", 1)[0].removesuffix("_ema")
+    for split in _SPLITS:
+        if key.startswith(split):
+            return key[len(split):]
+    return key
+
+
+def direction(key: str) -> str | None:
+    """Is larger better ("max"), smaller ("min"), or is ``key`` no score (None)?
+
+    The one answer for early stopping, best checkpoints, plateau schedules, EMA, compare and search.
+    A key of the user's own callbacks is judged by its name's ending (``*_loss`` min, ``*acc``/``*f1``/
+    ``*precision``/``*recall``/``*auc`` max); anything else is taken as a loss-like "min".
+    """
+    base = base_key(key)
+    if base in DIRECTIONS:
+        return DIRECTIONS[base]
+    return "max" if base.endswith(("acc", "f1", "precision", "recall", "auc")) else "min"
+
+
+def resolve_mode(monitor: str, mode: str = "auto") -> str:
+    """``mode`` itself, or under "auto" the monitored key's direction (a key that is no score: "min")."""
+    if mode != "auto":
+        return mode
+    return direction(monitor) or "min"
+
 
 class MetricAccumulator:
     def __init__(self, num_classes: int, device: torch.device):

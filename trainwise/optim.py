@@ -1,8 +1,9 @@
 """Optimizers (torch.optim) with parameter groups, the LR scaling rule, and learning-rate schedules.
 
-Schedules are pure functions of the optimizer step (``lr_factor(step)``) wrapped in torch's LambdaLR,
-so warm-up composes with any of them and resume needs nothing but the step count. OneCycle and
-ReduceLROnPlateau are torch's own schedulers.
+Schedules are pure functions of the optimizer step (``lr_factor_fn``), so warm-up composes with any of
+them and resume needs nothing but the step count; ``LearningRate`` is the one place that assigns the LR
+(``base * lr_at(step) * plateau factor * State.lr_scale``, once before each step). OneCycle follows
+torch's OneCycleLR formula and the plateau factor is torch's ReduceLROnPlateau.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from trainwise.config import OptimConfig, ScheduleConfig
+from trainwise.metrics import resolve_mode
 
 OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam", "adamw")
 SCHEDULES = ("none", "step", "exponential", "cosine", "linear", "onecycle", "plateau")
@@ -76,13 +78,33 @@ def build_optimizer(params, cfg: OptimConfig, lr: float) -> torch.optim.Optimize
 
 # ----------------------------------------------------------------------------------------- schedules
 
+def _cos_anneal(start: float, end: float, pct: float) -> float:
+    return end + (start - end) / 2 * (math.cos(math.pi * pct) + 1)
+
+
+def onecycle_factor(step: int, total_steps: int, pct_start: float, div_factor: float, final_div_factor: float) -> float:
+    """lr(step) / max_lr of torch's OneCycleLR (two phases, cosine annealing, no momentum cycling):
+    from max_lr / div_factor up to max_lr by step ``pct_start * total - 1``, then down to
+    max_lr / (div_factor * final_div_factor) at the last step."""
+    initial, final = 1 / div_factor, 1 / (div_factor * final_div_factor)
+    peak = pct_start * total_steps - 1
+    if step <= peak:
+        return _cos_anneal(initial, 1.0, step / peak if peak > 0 else 1.0)
+    return _cos_anneal(1.0, final, min((step - peak) / max(total_steps - 1 - peak, 1e-12), 1.0))
+
+
 def lr_factor_fn(cfg: ScheduleConfig, steps_per_epoch: int, total_steps: int) -> Callable[[int], float]:
-    """lr(step) / base_lr for the step-wise schedules; ``step`` counts optimizer steps from 0.
+    """lr(step) / base_lr for every schedule; ``step`` counts optimizer steps from 0.
 
     Step and exponential decay change once per epoch, as torch's StepLR/ExponentialLR do when stepped
     per epoch; cosine and linear decay move every step (CosineAnnealingLR with T_max = total steps).
+    The linear warm-up (``warmup_epochs``) goes in front of every schedule but onecycle, which rises by
+    itself (the config refuses both); under plateau and none it is the only per-step change. For
+    onecycle the base is the peak (``max_lr``).
     """
     warmup = round(cfg.warmup_epochs * steps_per_epoch)
+    if cfg.name == "onecycle":
+        return lambda step: onecycle_factor(step, total_steps, cfg.pct_start, cfg.div_factor, cfg.final_div_factor)
 
     def after_warmup(step: int) -> float:
         epoch = step // steps_per_epoch
@@ -96,7 +118,7 @@ def lr_factor_fn(cfg: ScheduleConfig, steps_per_epoch: int, total_steps: int) ->
             return cfg.min_lr_factor + (1 - cfg.min_lr_factor) * (1 + math.cos(math.pi * t)) / 2
         if cfg.name == "linear":
             return 1 - (1 - cfg.min_lr_factor) * t
-        return 1.0
+        return 1.0  # none, plateau
 
     def factor(step: int) -> float:
         if step < warmup:
@@ -107,19 +129,61 @@ def lr_factor_fn(cfg: ScheduleConfig, steps_per_epoch: int, total_steps: int) ->
     return factor
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, steps_per_epoch: int, epochs: int):
-    """A scheduler stepped after every optimizer step (plateau: after every epoch with the metric)."""
-    total = steps_per_epoch * epochs
-    if cfg.name == "onecycle":
-        first = optimizer.param_groups[0]
-        max_lr = [(cfg.max_lr or first["lr"] / first.get("lr_mult", 1.0)) * g.get("lr_mult", 1.0) for g in optimizer.param_groups]
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=max_lr, total_steps=total, pct_start=cfg.pct_start,
-            div_factor=cfg.div_factor, final_div_factor=cfg.final_div_factor,
-            cycle_momentum=False,  # momentum cycling fights Adam's betas and is rarely worth it
-        )
-    if cfg.name == "plateau":
-        mode = "max" if cfg.monitor.endswith(("acc", "f1", "precision", "recall")) else "min"
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=cfg.factor, patience=cfg.patience)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor_fn(cfg, steps_per_epoch, total))
+class LearningRate:
+    """The one owner of the learning rate: before every optimizer step the trainer calls ``set(step, scale)``,
+    which assigns each param group ``base * lr_at(step) * plateau factor * scale`` (as nanoGPT does).
 
+    ``base`` is the group's LR when the optimizer was built (the scaled ``optim.lr`` times the group's
+    ``lr_mult``; onecycle: its peak). ``scale`` is ``State.lr_scale``, which the NaN guard lowers on a
+    rollback. The plateau factor is torch's ReduceLROnPlateau run on a one-parameter stand-in optimizer
+    whose LR is the factor, so its semantics (relative threshold, patience) stay torch's. Everything but
+    the plateau factor follows from the step, so resume restores only that.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, steps_per_epoch: int, epochs: int):
+        self.optimizer, self.cfg = optimizer, cfg
+        groups = optimizer.param_groups
+        if cfg.name == "onecycle" and cfg.max_lr is not None:
+            self.base = [cfg.max_lr * g.get("lr_mult", 1.0) for g in groups]
+        else:
+            self.base = [g["lr"] for g in groups]
+        self.lr_at = lr_factor_fn(cfg, steps_per_epoch, steps_per_epoch * epochs)
+        self.plateau = None
+        if cfg.name == "plateau":
+            stand_in = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+            self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(stand_in, mode=resolve_mode(cfg.monitor),
+                                                                      factor=cfg.factor, patience=cfg.patience)
+        self.plateau_factor = 1.0
+        self.set(0)
+
+    def set(self, step: int, scale: float = 1.0) -> None:
+        factor = self.lr_at(step) * self.plateau_factor * scale
+        for group, base in zip(self.optimizer.param_groups, self.base):
+            group["lr"] = base * factor
+
+    def end_of_epoch(self, value: float) -> None:
+        """Plateau: one epoch's monitored value (other schedules ignore it)."""
+        if self.plateau is not None:
+            self.plateau.step(value)
+            self.plateau_factor = self.plateau.optimizer.param_groups[0]["lr"]
+
+    def state_dict(self) -> dict:
+        return {"plateau": None if self.plateau is None else self.plateau.state_dict(), "plateau_factor": self.plateau_factor}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.plateau is not None and state.get("plateau") is not None:
+            self.plateau.load_state_dict(state["plateau"])
+            self.plateau_factor = state["plateau_factor"]
+            self.plateau.optimizer.param_groups[0]["lr"] = self.plateau_factor
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, steps_per_epoch: int, epochs: int):
+    """A torch scheduler with trainwise's schedule, for a loop of your own: LambdaLR stepped after every
+    optimizer step (plateau: ReduceLROnPlateau stepped after every epoch with the metric; warm-up in front
+    of it needs ``LearningRate``)."""
+    if cfg.name == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=resolve_mode(cfg.monitor), factor=cfg.factor, patience=cfg.patience)
+    if cfg.name == "onecycle" and cfg.max_lr is not None:
+        for g in optimizer.param_groups:
+            g["lr"] = cfg.max_lr * g.get("lr_mult", 1.0)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor_fn(cfg, steps_per_epoch, steps_per_epoch * epochs))

@@ -28,7 +28,7 @@ from trainwise.callbacks.loggers import make_loggers
 from trainwise.callbacks.progress import make_progress
 from trainwise.callbacks.techniques import apply_init, eval_transforms, lr_multipliers, technique_callbacks
 from trainwise.config import Config, dump_toml
-from trainwise.core import Callback, Event, State
+from trainwise.core import Callback, Event, State, unique_keys
 from trainwise.doctor import diagnose
 from trainwise.data import DataSplits, TensorData, prepare_data
 from trainwise.data.loader import DeviceLoader, make_loader
@@ -39,7 +39,7 @@ from trainwise.interrupt import SignalCatcher, TrainingInterrupted
 from trainwise.losses import hard_labels, predictions, task_loss
 from trainwise.metrics import MetricAccumulator
 from trainwise.models import build_model
-from trainwise.optim import build_optimizer, build_scheduler, param_groups, scaled_lr
+from trainwise.optim import LearningRate, build_optimizer, param_groups, scaled_lr
 from trainwise.runinfo import environment
 from trainwise.saved_model import describe_inputs
 from trainwise.techniques.tta import flip_logits
@@ -138,13 +138,13 @@ class Trainer:
         groups = param_groups(self.model, cfg.optim.weight_decay, cfg.optim.no_decay_bias_norm, lr_multipliers(self.model, cfg))
         self.optimizer = build_optimizer(groups, cfg.optim, lr)
         steps_per_epoch = len(self.train_loader)
-        self.scheduler = None if cfg.schedule.name == "none" else build_scheduler(self.optimizer, cfg.schedule, steps_per_epoch, cfg.train.epochs)
+        self.lr = LearningRate(self.optimizer, cfg.schedule, steps_per_epoch, cfg.train.epochs)  # the one owner of the LR
         self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.train.precision]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.precision == "fp16")
 
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.history = History(path=self.run_dir / "history.jsonl" if self.run_dir and self.dist.is_main else None)
-        self.state = State(config=cfg, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler, history=self.history,
+        self.state = State(config=cfg, model=self.model, optimizer=self.optimizer, scheduler=self.lr, history=self.history,
                            device=self.device, task=self.task, num_classes=self.num_classes, run_dir=self.run_dir if self.dist.is_main else None,
                            steps_per_epoch=steps_per_epoch)
         self.state.evaluate, self.state.eval_transforms = self.evaluate, eval_transforms(cfg)
@@ -230,8 +230,8 @@ class Trainer:
                 train = self.dist.end_train_epoch(self.model, self.train_metrics).compute_loss_acc()
                 state.record = self.end_of_epoch_record(epoch, train, time.perf_counter() - started)
                 self.fire(Event.EVAL_END)
-                if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    self.scheduler.step(metric_value(state.record, cfg.schedule.monitor))
+                if cfg.schedule.name == "plateau":
+                    self.lr.end_of_epoch(metric_value(state.record, cfg.schedule.monitor))
                 self.history.append(state.record)
                 self.fire(Event.EPOCH_END)
                 if self.run_dir is not None:
@@ -293,11 +293,10 @@ class Trainer:
             state.skip_step = False
             self.scaler.update()
         else:
+            self.lr.set(state.step, state.lr_scale)
             self.scaler.step(self.optimizer)
             self.scaler.update()
             state.step += 1
-            if self.scheduler is not None and not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         with torch.no_grad():
             self.train_metrics.update(state.loss, predictions(state.outputs, self.task), hard_labels(state.targets, self.task))
@@ -330,7 +329,7 @@ class Trainer:
         if "val" in self.eval_loaders:
             val = self.evaluate("val")
             record |= {f"val_{k}": val[k] for k in ("loss", "acc", "precision", "recall", "f1", "macro_f1")}
-        record["lr"] = self.optimizer.param_groups[0]["lr"]
+        record["lr"] = self.optimizer.param_groups[0]["lr"]  # what the epoch's last step trained with
         record["time_s"] = train_seconds
         record["samples_per_s"] = self.train_metrics.count / max(train_seconds, 1e-9)
         if self.state.phase is not None:
@@ -383,9 +382,9 @@ class Trainer:
             "epoch": s.epoch, "epoch_done": epoch_done, "batch_index": s.batch_index + 1, "step": s.step,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "scheduler": self.lr.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "callbacks": {cb.key: cb.state_dict() for cb in self.callbacks},
+            "callbacks": {key: cb.state_dict() for key, cb in zip(unique_keys(self.callbacks), self.callbacks)},
             "rng": checkpointing.rng_state(),
             "train_metrics": {"loss_sum": self.train_metrics.loss_sum, "confusion": self.train_metrics.confusion, "count": self.train_metrics.count},
             "history_len": len(self.history),
@@ -408,12 +407,12 @@ class Trainer:
         s = self.state
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
-        if self.scheduler is not None and ckpt["scheduler"] is not None:
-            self.scheduler.load_state_dict(ckpt["scheduler"])
+        if ckpt["scheduler"] is not None:
+            self.lr.load_state_dict(ckpt["scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])
-        for cb in self.callbacks:
-            if cb.key in ckpt["callbacks"]:
-                cb.load_state_dict(ckpt["callbacks"][cb.key])
+        for key, cb in zip(unique_keys(self.callbacks), self.callbacks):
+            if key in ckpt["callbacks"]:
+                cb.load_state_dict(ckpt["callbacks"][key])
         checkpointing.set_rng_state(ckpt["rng"])
         tm = ckpt["train_metrics"]
         self.train_metrics.loss_sum, self.train_metrics.confusion, self.train_metrics.count = (

@@ -187,8 +187,7 @@ def train(overrides: dict[str, Any] | None = None, bugs: Bugs = Bugs(), callback
         if epoch in bugs.phases:
             state.phase, factor = bugs.phases[epoch]
             lr_mult *= factor
-        for group in opt.param_groups:
-            group["lr"] = lr_at_epoch(cfg, epoch) * lr_mult * state.extras.get("lr_scale", 1.0)
+        epoch_lr = lr_at_epoch(cfg, epoch) * lr_mult
         fire(Event.EPOCH_START)
         model.train()
         t0, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
@@ -207,6 +206,8 @@ def train(overrides: dict[str, Any] | None = None, bugs: Bugs = Bugs(), callback
             else:
                 if cfg.train.grad_clip_norm:
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip_norm)
+                for group in opt.param_groups:  # state.lr_scale: lowered by the NaN guard's rollbacks
+                    group["lr"] = epoch_lr * state.lr_scale
                 opt.step()
                 state.step += 1
                 loss_sum += float(state.loss.detach()) * len(idx)  # the test loop may sync; trainwise does not

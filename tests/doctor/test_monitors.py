@@ -218,7 +218,7 @@ def test_rollback_restores_the_last_good_epoch_and_lowers_the_lr():
     run = train(SHORT, callbacks=[PoisonAt({30}), guard, Spy()])
     assert all(torch.equal(snapshots["epoch1"][k], snapshots["restored"][k]) for k in snapshots["epoch1"])
     assert run.records[1]["event"] == "nan_rollback" and run.records[1]["nan_rollbacks"] == 1
-    assert run.state.extras["lr_scale"] == 0.5 and run.records[2]["lr"] == pytest.approx(5e-4)
+    assert run.state.lr_scale == 0.5 and run.records[2]["lr"] == pytest.approx(5e-4)
     assert not run.state.stop and guard.state_dict() == {"rollbacks": 1, "lr_scale": 0.5}
 
 

@@ -1,4 +1,9 @@
-"""Early stopping that restores the best epoch's weights (Keras' restore_best_weights, on by default)."""
+"""Early stopping that restores the best epoch's weights (Keras' restore_best_weights, on by default).
+
+Patience follows Keras and Lightning: training stops after ``patience`` epochs in a row without
+improvement (``patience = 3``: best at epoch 4, epochs 5, 6, 7 no better, stop after epoch 7).
+``patience = 0`` stops at the first epoch that does not improve, as ``patience = 1`` does.
+"""
 
 from __future__ import annotations
 
@@ -27,11 +32,11 @@ class EarlyStopping(Callback):
                 self.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in state.model.state_dict().items()}
             return
         self.wait += 1
-        if self.wait > self.cfg.patience:
+        if self.wait >= self.cfg.patience:
             by = f" by more than {self.cfg.min_delta:g}" if self.cfg.min_delta else ""
             state.request_stop(
                 f"early stopping: {self.cfg.monitor} did not improve{by} for "
-                f"{self.cfg.patience + 1} epochs (best {self.watcher.best:.4g} at epoch {self.watcher.best_epoch})"
+                f"{self.wait} epochs (best {self.watcher.best:.4g} at epoch {self.watcher.best_epoch})"
             )
 
     def on_fit_end(self, state: State) -> None:

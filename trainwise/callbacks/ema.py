@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from trainwise import checkpointing
-from trainwise.callbacks.monitor_base import resolve_mode
+from trainwise.metrics import resolve_mode
 from trainwise.config import EmaConfig
 from trainwise.core import Callback, State
 from trainwise.techniques.ema import copy_state, ema_decay, swapped_weights, update_state

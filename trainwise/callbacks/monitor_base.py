@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import math
 
-# Metrics where larger is better; everything else (losses) is minimized.
-_MAXIMIZED = ("acc", "f1", "precision", "recall", "auc")
-
-
-def resolve_mode(monitor: str, mode: str) -> str:
-    if mode != "auto":
-        return mode
-    return "max" if monitor.endswith(_MAXIMIZED) or "acc" in monitor else "min"
+from trainwise.metrics import resolve_mode
 
 
 class MetricWatcher:

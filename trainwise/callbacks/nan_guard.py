@@ -15,9 +15,8 @@
   and the record gets ``event = "nan_rollback"``. After ``nan_max_rollbacks`` rollbacks it stops.
 
 Under ``train.precision = "fp16"`` only the loss is checked: an Inf gradient with a finite loss is a
-loss-scale overflow that GradScaler skips by itself. Every policy records ``nonfinite_steps``. The rollback LR factor is applied to
-the optimizer's param groups (and to a torch scheduler's ``base_lrs``) and kept, cumulative, in
-``state.extras["lr_scale"]`` for a trainer that sets the LR itself each step.
+loss-scale overflow that GradScaler skips by itself. Every policy records ``nonfinite_steps``. The rollback LR factor goes,
+cumulative, into ``state.lr_scale``, which the trainer multiplies into the scheduled LR of every step.
 """
 
 from __future__ import annotations
@@ -63,15 +62,16 @@ class NanGuard(Callback):
         self._epoch_bad = 0  # host count (skip/rollback)
         self._epoch_steps = 0
         self._rolled_back_this_epoch = False
-        self._good: tuple[dict[str, Any], dict[str, Any], float] | None = None  # model, optimizer, lr_scale
+        self._good: tuple[dict[str, Any], dict[str, Any]] | None = None  # model, optimizer
         self._stopped = False
 
     # ------------------------------------------------------------------ snapshots (rollback)
     def _snapshot(self, state: State) -> None:
         model_sd = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
-        self._good = (model_sd, copy.deepcopy(state.optimizer.state_dict()), self.lr_scale)
+        self._good = (model_sd, copy.deepcopy(state.optimizer.state_dict()))
 
     def on_fit_start(self, state: State) -> None:
+        state.lr_scale = self.lr_scale  # a resumed run keeps the lowered LR
         if self.policy == "rollback":
             self._snapshot(state)
 
@@ -112,19 +112,12 @@ class NanGuard(Callback):
                        f"(monitors.nan_max_rollbacks={self.max_rollbacks}); the LR is now x{self.lr_scale:g} of the "
                        "original. Lower optim.lr further, set train.grad_clip_norm=1.0, or check the data")
             return
-        model_sd, optim_sd, snapshot_scale = self._good
+        model_sd, optim_sd = self._good
         state.model.load_state_dict(model_sd)
         state.optimizer.load_state_dict(copy.deepcopy(optim_sd))
         self.rollbacks += 1
         self.lr_scale *= self.lr_factor
-        for group in state.optimizer.param_groups:
-            # The restored groups carry the snapshot's LRs (OneCycleLR keeps its own in max_lr/min_lr).
-            for key in ("lr", "initial_lr", "max_lr", "min_lr"):
-                if key in group:
-                    group[key] *= self.lr_scale / snapshot_scale
-        if hasattr(state.scheduler, "base_lrs"):
-            state.scheduler.base_lrs = [lr * self.lr_factor for lr in state.scheduler.base_lrs]
-        state.extras["lr_scale"] = self.lr_scale
+        state.lr_scale = self.lr_scale  # the trainer assigns the LR before the next step
         self._rolled_back_this_epoch = True
 
     def _stop(self, state: State, reason: str) -> None:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainwise.callbacks.monitor_base import resolve_mode
+from trainwise.metrics import resolve_mode
 from trainwise.tools._shared import (Diagnose, codes, final_metrics, findings_of, flatten, fmt, fmt_delta, is_number,
                                      load_diagnose, read_run, text_table)
 

@@ -71,7 +71,7 @@ from pathlib import Path
 from typing import Any
 
 from trainwise import atomic
-from trainwise.callbacks.monitor_base import resolve_mode
+from trainwise.metrics import resolve_mode
 from trainwise.config import Config, build_config, dump_toml
 from trainwise.core import Callback, Event, State
 from trainwise.errors import UserError, unknown_name
