@@ -28,3 +28,10 @@ def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool
 
 def without_times(records: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in TIME_KEYS} for r in records]
+
+
+def worker_loader(data, batch_size, device, shuffle, seed=0, drop_last=False, num_workers=0):
+    """The DataLoader path over the same tensors (the order must be the device loader's)."""
+    from trainwise.data.loader import make_loader
+
+    return make_loader(data, batch_size, device, shuffle=shuffle, seed=seed, drop_last=drop_last, mode="dataloader", num_workers=num_workers)

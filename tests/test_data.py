@@ -6,8 +6,9 @@ import torch
 
 from trainwise.config import DataConfig
 from trainwise.data import from_arrays, prepare_data
-from trainwise.data.loader import DeviceLoader, WorkerLoader, epoch_order
+from trainwise.data.loader import DeviceLoader, epoch_order
 from trainwise.data.sources import DEBIAN_FASHION_DIR, fashion_mnist_dir
+from tests.helpers import worker_loader
 from trainwise.errors import UserError
 
 
@@ -97,7 +98,7 @@ def test_unknown_dataset_suggests():
 def test_loaders_follow_the_documented_order():
     d = prepare_data(DataConfig(name="digits"))
     dev = DeviceLoader(d.train, 100, torch.device("cpu"), shuffle=True, seed=3)
-    wrk = WorkerLoader(d.train, 100, torch.device("cpu"), shuffle=True, seed=3, num_workers=0)
+    wrk = worker_loader(d.train, 100, torch.device("cpu"), shuffle=True, seed=3, num_workers=0)
     order = epoch_order(len(d.train), 3, 2)
     first_dev, first_wrk = next(dev.batches(2)), next(wrk.batches(2))
     assert torch.equal(first_dev[1], d.train.targets[order[:100]])

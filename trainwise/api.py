@@ -27,9 +27,9 @@ def fit(
     config: Config | str | Path | dict | None = None,
     *,
     model: torch.nn.Module | None = None,
-    train: tuple[Any, ...] | None = None,
-    val: tuple[Any, ...] | None = None,
-    test: tuple[Any, ...] | None = None,
+    train: Any = None,
+    val: Any = None,
+    test: Any = None,
     data: DataSplits | None = None,
     callbacks: Sequence[Callback] = (),
     out: str | Path | None = None,
@@ -39,7 +39,9 @@ def fit(
 
     ``config`` is a Config, a TOML/YAML path, a dict of sections, or None (defaults). Keyword overrides
     use double underscores for dots: ``fit(optim__lr=0.01, train__epochs=5)``. Pass your own ``model``
-    (any ``nn.Module``) and data as ``train=(x, y)``/``val``/``test`` tuples or a ready ``DataSplits``.
+    (any ``nn.Module``) and data per split (``train``/``val``/``test``) as a tuple ``(x, y)`` or
+    ``(x, features, y)``, a torch ``Dataset`` or a ``DataLoader`` (docs/data.md), or all three as a ready
+    ``DataSplits``.
     Nothing is written to disk unless ``out`` names a run directory. With ``optim.lr = "auto"`` an
     lr-find sweep runs first and its suggestion becomes ``optim.lr`` (see trainwise.tools.lr_find).
     """
@@ -74,9 +76,15 @@ def check_run_dir(run_dir: str | Path) -> Path:
 
 
 def resume(run_dir: str | Path, *, model: torch.nn.Module | None = None, data: DataSplits | None = None,
-           callbacks: Sequence[Callback] = (), config: Config | None = None) -> Run:
-    """Continue an interrupted run from ``checkpoints/last.pt`` (or ``previous.pt`` if the latest is corrupt)."""
+           callbacks: Sequence[Callback] = (), config: Config | None = None, train: Any = None, val: Any = None,
+           test: Any = None) -> Run:
+    """Continue an interrupted run from ``checkpoints/last.pt`` (or ``previous.pt`` if the latest is corrupt).
+
+    A run trained on data passed to ``fit`` needs the same data again (``train``/``val``/``test`` or ``data``).
+    """
     run_dir = check_run_dir(run_dir)
+    if train is not None:
+        data = from_arrays(train, val, test)
     saved = build_config(read_config_file(run_dir / "config.toml"), source=str(run_dir / "config.toml"))
     if config is not None and config.to_dict() != saved.to_dict():
         raise UserError(f"{run_dir} belongs to another config", expected="the config saved in the run directory",

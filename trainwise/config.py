@@ -50,7 +50,10 @@ class DataConfig(_Section):
     loader: Literal["auto", "device", "dataloader"] = Field(
         "auto", description="device: whole dataset on the device, batches by indexing; dataloader: torch DataLoader"
     )
-    num_workers: int = Field(2, ge=0, description="DataLoader workers (loader = dataloader)")
+    num_workers: int = Field(2, ge=0, description="DataLoader workers (loader = dataloader, Datasets, image folders, .npy files)")
+    pin_memory: bool = Field(True, description="DataLoader batches in pinned host memory (CUDA only: faster, asynchronous copies)")
+    persistent_workers: bool = Field(True, description="keep DataLoader workers alive between epochs (num_workers > 0)")
+    prefetch_factor: int | None = Field(None, gt=0, description="batches each DataLoader worker loads ahead (None: torch's default, 2)")
     drop_last: bool = Field(False, description="drop the last incomplete training batch")
     per_device_batch: bool = Field(False, description="data-parallel runs: batch_size is per process (global batch = batch_size x processes)")
 

@@ -48,7 +48,6 @@ import torch.distributed as dist
 
 from trainwise import checkpointing
 from trainwise.core import Callback, State
-from trainwise.data import TensorData
 from trainwise.errors import UserError
 
 if TYPE_CHECKING:
@@ -114,8 +113,7 @@ class Distributed:
         """Cut each evaluation split into contiguous shards, one per rank, sizes differing by at most one."""
         if self.world_size > 1:
             for loader in loaders.values():
-                lo, hi = shard_bounds(len(loader.data), self.rank, self.world_size)
-                loader.data = TensorData(tuple(t[lo:hi] for t in loader.data.inputs), loader.data.targets[lo:hi])
+                loader.keep_range(*shard_bounds(loader.num_samples(), self.rank, self.world_size))
         return loaders
 
     def describe(self) -> dict[str, Any]:
@@ -283,7 +281,7 @@ class RankSync(Callback):
         self.share: _Share | None = None
 
     def on_fit_start(self, state: State) -> None:
-        rest = len(self.loader.data) % self.loader.batch_size
+        rest = self.loader.num_samples() % self.loader.batch_size
         uneven = not self.loader.drop_last and rest >= self.ctx.world_size and rest % self.ctx.world_size
         if uneven and self.share is None:
             self.share = _Share()
@@ -293,7 +291,7 @@ class RankSync(Callback):
         if self.share is not None:
             lo, hi = self.loader.rank_part(state.batch_index)
             start = state.batch_index * self.loader.batch_size
-            self.share.weight = (hi - lo) / (min(start + self.loader.batch_size, len(self.loader.data)) - start)
+            self.share.weight = (hi - lo) / (min(start + self.loader.batch_size, self.loader.num_samples()) - start)
 
     def on_after_backward(self, state: State) -> None:
         state.skip_step = self._any(state.skip_step)

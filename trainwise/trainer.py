@@ -31,7 +31,7 @@ from trainwise.config import Config, dump_toml
 from trainwise.core import Callback, Event, State, unique_keys
 from trainwise.doctor import diagnose
 from trainwise.data import DataSplits, TensorData, prepare_data
-from trainwise.data.loader import DeviceLoader, make_loader
+from trainwise.data.loader import DeviceLoader, loader_options, make_loader
 from trainwise.errors import UserError
 from trainwise.faults import point as fault_point
 from trainwise.history import History
@@ -98,6 +98,9 @@ class Trainer:
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         self.device = resolve_device(cfg.train.device)
+        given_batch = getattr(data.train, "batch_size", None) if data is not None else None
+        if given_batch and given_batch != cfg.data.batch_size:  # a user's DataLoader brings its batch size; the config records it
+            cfg = config = self.config = cfg.replace({"data.batch_size": given_batch})
         self.dist = distributed.setup(cfg, self.device)  # data-parallel when launched by torchrun / --devices
         self.device = self.dist.device
         self.data = data if data is not None else prepare_data(cfg.data)
@@ -123,14 +126,16 @@ class Trainer:
         self.forward = torch.compile(self.model, mode=cfg.train.compile_mode) if cfg.train.compile else self.model
         self.forward = self.dist.wrap_model(self.model, self.forward, cfg)
 
+        options = loader_options(cfg.data.num_workers, self.device, pin_memory=cfg.data.pin_memory,
+                                 persistent_workers=cfg.data.persistent_workers, prefetch_factor=cfg.data.prefetch_factor)
         self.train_loader = make_loader(self.data.train, self.dist.global_batch, self.device, shuffle=True, seed=cfg.train.seed,
-                                        drop_last=cfg.data.drop_last, mode=cfg.data.loader, num_workers=cfg.data.num_workers)
+                                        drop_last=cfg.data.drop_last, mode=cfg.data.loader, options=options)
         self.train_loader.shard(self.dist.rank, self.dist.world_size)
         if len(self.train_loader) == 0:
             raise UserError("no training batches", expected=f"at least {cfg.data.batch_size} training samples with data.drop_last=true",
                             received=f"{len(self.data.train)} samples", fix="set data.drop_last=false or a smaller data.batch_size")
         self.eval_loaders = {
-            split: make_loader(d, cfg.data.eval_batch_size, self.device, shuffle=False, mode=cfg.data.loader, num_workers=cfg.data.num_workers)
+            split: make_loader(d, cfg.data.eval_batch_size, self.device, shuffle=False, mode=cfg.data.loader, options=options)
             for split, d in (("val", self.data.val), ("test", self.data.test)) if d is not None
         }
         self.eval_loaders = self.dist.shard_eval(self.eval_loaders)
@@ -173,7 +178,7 @@ class Trainer:
         return cbs + technique_callbacks(cfg)
 
     def _check_model_output(self, out_dim: int) -> None:
-        sample = tuple(t[:2].to(self.device) for t in self.data.train.inputs)
+        sample = tuple(t.to(self.device) for t in self.data.train.head(2)[0])
         was_training = self.model.training
         self.model.eval()
         try:

@@ -83,6 +83,19 @@ def test_two_ranks_against_one_process(tmp_path):
     assert [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()] == r0["history"]
 
 
+def test_two_ranks_through_dataloaders_match_one_process_on_the_device(tmp_path):
+    """The DataLoader path (the one Datasets, image folders and .npy files take) shards like the device path."""
+    overrides = {**PARITY, "data.loader": "dataloader", "data.num_workers": 1}
+    proc = torchrun(str(ROOT / "tests" / "distributed" / "worker.py"), json.dumps(overrides), str(tmp_path), "0")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    assert same_weights(r0["state"], r1["state"])
+    single = trainwise.fit(Config().replace({**PARITY, "data.batch_size": 64, "data.per_device_batch": False}))
+    for k, v in r0["state"].items():
+        torch.testing.assert_close(v, single.model.state_dict()[k], rtol=1e-4, atol=1e-5, msg=k)
+    assert r0["summary"]["test"]["confusion"] == single.summary["test"]["confusion"]  # each test sample counted once
+
+
 # ------------------------------------------------------------------------------ the command line
 
 def cli_args(out: Path, *extra: str) -> list[str]:

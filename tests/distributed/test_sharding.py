@@ -3,10 +3,11 @@
 import pytest
 import torch
 
+from tests.helpers import worker_loader
 from trainwise import distributed
 from trainwise.config import Config
 from trainwise.data import TensorData
-from trainwise.data.loader import DeviceLoader, WorkerLoader, epoch_order
+from trainwise.data.loader import DeviceLoader, epoch_order
 from trainwise.errors import UserError
 
 
@@ -15,11 +16,11 @@ def data(n: int) -> TensorData:
 
 
 def rank_loaders(cls, n, batch, world, drop_last=False):
-    extra = {"num_workers": 0} if cls is WorkerLoader else {}
+    extra = {"num_workers": 0} if cls is worker_loader else {}
     return [cls(data(n), batch, torch.device("cpu"), shuffle=True, seed=5, drop_last=drop_last, **extra).shard(r, world) for r in range(world)]
 
 
-@pytest.mark.parametrize("cls", [DeviceLoader, WorkerLoader])
+@pytest.mark.parametrize("cls", [DeviceLoader, worker_loader])
 @pytest.mark.parametrize("n, batch, world", [(103, 16, 2), (100, 12, 3), (64, 32, 2), (33, 16, 2)])
 def test_union_of_rank_batches_is_the_single_process_batch(cls, n, batch, world):
     single = DeviceLoader(data(n), batch, torch.device("cpu"), shuffle=True, seed=5)
@@ -39,7 +40,7 @@ def test_union_of_rank_batches_is_the_single_process_batch(cls, n, batch, world)
     assert torch.equal(next(ranks[1].batches(1))[1], epoch_order(n, 5, 1)[share : 2 * share])
 
 
-@pytest.mark.parametrize("cls", [DeviceLoader, WorkerLoader])
+@pytest.mark.parametrize("cls", [DeviceLoader, worker_loader])
 def test_mid_epoch_start_and_drop_last(cls):
     ranks = rank_loaders(cls, 103, 16, 2, drop_last=True)
     assert len(ranks[0]) == 6

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from trainwise.config import DataConfig
+from trainwise.data.datasets import DatasetData, as_split, dataset_labels
 from trainwise.data.sources import RawData, load_raw
 from trainwise.errors import UserError
 
@@ -35,12 +36,18 @@ class TensorData:
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in (*self.inputs, self.targets))
 
+    def head(self, n: int) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """The first ``n`` samples as one batch ``(inputs, targets)``."""
+        return tuple(t[:n] for t in self.inputs), self.targets[:n]
+
 
 @dataclass
 class DataSplits:
-    train: TensorData
-    val: TensorData | None
-    test: TensorData | None
+    """The three splits: tensors (TensorData) or samples read from a Dataset (DatasetData)."""
+
+    train: TensorData | DatasetData
+    val: TensorData | DatasetData | None
+    test: TensorData | DatasetData | None
     num_classes: int
     task: str  # "multiclass" | "binary"
     input_shape: tuple[int, ...]  # one sample of the main input, e.g. (1, 28, 28) or (30,)
@@ -184,20 +191,29 @@ def _standardize(x, xv, xt, per_feature: bool):
 def from_arrays(
     train, val=None, test=None, *, num_classes: int | None = None, task: str | None = None, class_names=None
 ) -> DataSplits:
-    """Wrap user data given as ``(x, y)`` or ``(x, features, y)`` tuples of arrays/tensors.
+    """Wrap user data: per split a tuple ``(x, y)`` or ``(x, features, y)`` of arrays/tensors, a torch
+    ``Dataset`` (map-style, or iterable with a length) or a ``DataLoader`` (see trainwise.data.datasets).
 
     The data is used as given (no normalization, no split): split and normalize it yourself, or use
-    ``data.name = "arrays"`` with an NPZ file to have trainwise do it.
+    ``data.name = "arrays"`` with an NPZ file to have trainwise do it. The classes are counted from the
+    labels (a Dataset's ``classes`` or ``targets`` attribute spares a pass over its samples).
     """
 
     def to_np(a):
         return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
 
-    def pack(split, name) -> TensorData | None:
+    def pack(split, name) -> TensorData | DatasetData | None:
         if split is None:
             return None
+        wrapped = as_split(split, name)
+        if wrapped is not None:
+            if isinstance(wrapped, TensorData):
+                for a in wrapped.inputs:
+                    check_arrays(a.numpy(), wrapped.targets.numpy(), name, num_classes)
+            return wrapped
         if not isinstance(split, (tuple, list)) or len(split) not in (2, 3):
-            raise UserError(f"bad {name} data", expected="a tuple (x, y) or (x, features, y)", received=type(split).__name__)
+            raise UserError(f"bad {name} data", expected="a tuple (x, y) or (x, features, y), a torch Dataset or a DataLoader",
+                            received=type(split).__name__)
         *xs, y = [to_np(a) for a in split]
         y = y.astype(np.int64) if y.dtype.kind in "iub" or (y.dtype.kind == "f" and np.all(y == np.round(y))) else y
         if y.dtype.kind not in "iu":
@@ -207,11 +223,24 @@ def from_arrays(
         return TensorData(tuple(torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in xs), torch.from_numpy(y.astype(np.int64)))
 
     tr, va, te = pack(train, "training"), pack(val, "validation"), pack(test, "test")
-    k = num_classes or int(max(int(s.targets.max()) for s in (tr, va, te) if s is not None)) + 1
+    names = class_names or getattr(getattr(tr, "dataset", None), "classes", None)
+    k = num_classes or (len(names) if names else None) or max(_largest_label(s) for s in (tr, va, te) if s is not None) + 1
     task = task or ("binary" if k == 2 else "multiclass")
+    inputs, _ = tr.head(2)
     return DataSplits(
         train=tr, val=va, test=te, num_classes=k, task=task,
-        input_shape=tuple(tr.inputs[0].shape[1:]),
-        feature_dim=int(tr.inputs[1].shape[1]) if len(tr.inputs) > 1 else 0,
-        class_names=list(class_names) if class_names else [str(i) for i in range(k)],
+        input_shape=tuple(inputs[0].shape[1:]),
+        feature_dim=int(inputs[1].shape[1]) if len(inputs) > 1 else 0,
+        class_names=[str(c) for c in names] if names else [str(i) for i in range(k)],
     )
+
+
+def _largest_label(split: TensorData | DatasetData) -> int:
+    """The largest class id of a split, checking that every label is a class id (>= 0, whole)."""
+    labels = split.targets.numpy() if isinstance(split, TensorData) else dataset_labels(split)
+    name = getattr(split, "name", "training")
+    if labels.dtype.kind not in "iub" or (len(labels) and labels.min() < 0):
+        bad = labels[0] if labels.dtype.kind not in "iub" else labels.min()
+        raise UserError(f"the {name} labels are not class ids", expected="integers 0..K-1", received=f"label {bad!r} ({labels.dtype})",
+                        fix="make the Dataset's labels integer class ids")
+    return int(labels.max()) if len(labels) else 0

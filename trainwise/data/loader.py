@@ -2,11 +2,13 @@
 
 Data order is a contract (resume and the parity test rely on it): in epoch ``e`` (1-based) the training
 samples are visited in the order ``torch.randperm(n, generator=torch.Generator().manual_seed(seed + e))``,
-cut into consecutive batches. Both loaders below follow it.
+cut into consecutive batches. The loaders below follow it (a user's DataLoader with a sampler of its own aside).
 
 - :class:`DeviceLoader`: the split lives on the training device; a batch is one indexing operation.
   For datasets of this size it is most of the speed: no per-sample collation, no host-to-device copies.
-- :class:`WorkerLoader`: a torch DataLoader (workers, pinned memory) for splits too large for the device.
+- :class:`DatasetLoader`: one torch DataLoader, built once, reads the samples of a Dataset (or of a split
+  too large for the device) in workers; trainwise's batch sampler hands it each epoch's batches.
+- :class:`GivenLoader`: a user's DataLoader with a sampler of its own, used as given.
 
 Data-parallel runs keep the contract: ``batch_size`` is the global batch, and after
 ``loader.shard(rank, world_size)`` rank ``r`` takes the ``r``-th of ``world_size`` contiguous slices of
@@ -23,6 +25,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from trainwise.data import TensorData
+from trainwise.data.datasets import DatasetData, split_batch
+from trainwise.errors import UserError
 
 Batch = tuple[tuple[torch.Tensor, ...], torch.Tensor]
 
@@ -44,8 +48,16 @@ class DeviceLoader:
         self.drop_last = drop_last
 
     def __len__(self) -> int:
-        full, rest = divmod(len(self.data), self.batch_size)
+        full, rest = divmod(self.num_samples(), self.batch_size)
         return full + (0 if self.drop_last or rest < self.world_size else 1)
+
+    def num_samples(self) -> int:
+        return len(self.data)
+
+    def keep_range(self, lo: int, hi: int) -> DeviceLoader:
+        """Serve only samples ``lo:hi`` (a rank's shard of an evaluation split)."""
+        self.data = self.data.subset(torch.arange(lo, hi, device=self.data.targets.device))
+        return self
 
     def shard(self, rank: int, world_size: int) -> DeviceLoader:
         """From now on yield only rank ``rank``'s part of each batch (see the module docstring)."""
@@ -56,7 +68,7 @@ class DeviceLoader:
 
     def rank_part(self, b: int) -> tuple[int, int]:
         """Positions ``lo:hi`` in the epoch order of this rank's share of batch ``b``."""
-        lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, len(self.data))
+        lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, self.num_samples())
         base, extra = divmod(hi - lo, self.world_size)
         lo += self.rank * base + min(self.rank, extra)
         return lo, lo + base + (1 if self.rank < extra else 0)
@@ -82,39 +94,99 @@ class _TensorDataset(Dataset):
         return len(self.data)
 
     def __getitem__(self, i: int):
-        return tuple(t[i] for t in self.data.inputs), self.data.targets[i]
+        return (*(t[i] for t in self.data.inputs), self.data.targets[i])
 
 
-class _OrderSampler(Sampler[int]):
-    def __init__(self, order: list[int]):
-        self.order = order
+class _EpochBatches(Sampler[list[int]]):
+    """A batch sampler whose batches the loader sets before each epoch; the DataLoader iterates it in the
+    main process, so persistent workers see each new epoch's order."""
+
+    def __init__(self):
+        self.batches: list[list[int]] = []
 
     def __iter__(self):
-        return iter(self.order)
+        return iter(self.batches)
 
     def __len__(self) -> int:
-        return len(self.order)
+        return len(self.batches)
 
 
-class WorkerLoader(DeviceLoader):
-    """Same order and batches as DeviceLoader, produced by DataLoader workers into pinned memory."""
+class DatasetLoader(DeviceLoader):
+    """Same order and batches as DeviceLoader, read from a Dataset by one DataLoader built once.
 
-    def __init__(self, data: TensorData, batch_size: int, device: torch.device, shuffle: bool, seed: int = 0,
-                 drop_last: bool = False, num_workers: int = 2):
-        self.data = data  # stays on the host
+    ``options`` are DataLoader settings (workers, pinned memory, persistent workers, prefetching,
+    collate_fn). The DataLoader's own generator is seeded with ``seed`` and the epoch before each epoch:
+    the workers' seeds then depend on the epoch alone, and iterating never draws from the global random
+    stream (which would make a resumed run's dropout differ from an uninterrupted one).
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int, device: torch.device, shuffle: bool, seed: int = 0,
+                 drop_last: bool = False, options: dict | None = None, data=None):
+        self.dataset, self.data = dataset, data if data is not None else dataset
         self.batch_size, self.device, self.shuffle, self.seed, self.drop_last = batch_size, device, shuffle, seed, drop_last
-        self.num_workers = num_workers
+        self.indices: torch.Tensor | None = None  # keep_range: the samples served (None: all)
+        self.plan, self.generator = _EpochBatches(), torch.Generator()
+        self.loader = DataLoader(dataset, batch_sampler=self.plan, generator=self.generator, **(options or {}))
+        self.name = getattr(data, "name", "training")
+
+    def num_samples(self) -> int:
+        return len(self.dataset) if self.indices is None else len(self.indices)
+
+    def keep_range(self, lo: int, hi: int) -> DatasetLoader:
+        self.indices = torch.arange(lo, hi)
+        return self
 
     def batches(self, epoch: int = 1, start: int = 0) -> Iterator[Batch]:
-        n = len(self.data)
+        n = self.num_samples()
         order = epoch_order(n, self.seed, epoch) if self.shuffle else torch.arange(n)
-        order = torch.cat([order[slice(*self.rank_part(b))] for b in range(start, len(self))] or [order[:0]]).tolist()
-        loader = DataLoader(
-            _TensorDataset(self.data), batch_size=self.batch_size // self.world_size, sampler=_OrderSampler(order),
-            num_workers=self.num_workers, pin_memory=self.device.type == "cuda", persistent_workers=False,
-        )
+        if self.indices is not None:
+            order = self.indices[order]
+        self.plan.batches = [order[slice(*self.rank_part(b))].tolist() for b in range(start, len(self))]
+        self.generator.manual_seed(self.seed * 1_000_003 + epoch)
         non_blocking = self.device.type == "cuda"
-        for inputs, targets in loader:
+        for batch in self.loader:
+            inputs, targets = split_batch(batch, self.name)
+            yield tuple(t.to(self.device, non_blocking=non_blocking) for t in inputs), targets.to(self.device, non_blocking=non_blocking)
+
+
+class GivenLoader(DeviceLoader):
+    """A user's DataLoader with a sampler of its own (or over an IterableDataset), used as given.
+
+    Its order is its own. Before each epoch ``set_epoch(epoch)`` is called on its batch sampler, sampler
+    and dataset where they have one (DistributedSampler's convention); a mid-epoch resume at batch ``s``
+    reads and drops the first ``s`` batches, which repeats the order exactly when it depends on the epoch
+    alone.
+    """
+
+    def __init__(self, data: DatasetData, device: torch.device):
+        self.data, self.loader, self.device = data, data.loader, device
+        self.batch_size = data.loader.batch_size or 1
+        self.shuffle, self.seed, self.drop_last = False, 0, bool(data.loader.drop_last)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def shard(self, rank: int, world_size: int) -> GivenLoader:
+        if world_size > 1:
+            raise UserError("a DataLoader with its own sampler cannot be split over processes by trainwise",
+                            expected="a Dataset, or a DataLoader with default sampling (trainwise shards those)",
+                            received=f"a DataLoader with {type(self.loader.sampler).__name__} over {type(self.data.dataset).__name__}",
+                            fix="pass the Dataset itself (fit(train=dataset)) in data-parallel runs")
+        return self
+
+    def keep_range(self, lo: int, hi: int) -> GivenLoader:
+        raise UserError("a DataLoader with its own sampler cannot be split over processes by trainwise",
+                        fix="pass the validation/test Dataset itself in data-parallel runs")
+
+    def batches(self, epoch: int = 1, start: int = 0) -> Iterator[Batch]:
+        for part in (self.loader.batch_sampler, self.loader.sampler, self.data.dataset):
+            if callable(getattr(part, "set_epoch", None)):
+                part.set_epoch(epoch)
+        non_blocking = self.device.type == "cuda"
+        for b, batch in enumerate(self.loader):
+            if b < start:
+                continue
+            inputs, targets = split_batch(batch, self.data.name)
             yield tuple(t.to(self.device, non_blocking=non_blocking) for t in inputs), targets.to(self.device, non_blocking=non_blocking)
 
 
@@ -122,8 +194,32 @@ class WorkerLoader(DeviceLoader):
 DEVICE_RESIDENT_LIMIT_BYTES = 4 * 2**30
 
 
-def make_loader(data: TensorData, batch_size: int, device: torch.device, *, shuffle: bool, seed: int = 0,
-                drop_last: bool = False, mode: str = "auto", num_workers: int = 2) -> DeviceLoader:
+def loader_options(num_workers: int = 0, device: torch.device | None = None, *, pin_memory: bool = True,
+                   persistent_workers: bool = True, prefetch_factor: int | None = None) -> dict:
+    """DataLoader keyword arguments from the data config's settings (those that do not apply are left out)."""
+    options: dict = {"num_workers": num_workers, "pin_memory": pin_memory and device is not None and device.type == "cuda"}
+    if num_workers > 0:
+        options["persistent_workers"] = persistent_workers
+        if prefetch_factor is not None:
+            options["prefetch_factor"] = prefetch_factor
+    return options
+
+
+def make_loader(data, batch_size: int, device: torch.device, *, shuffle: bool, seed: int = 0,
+                drop_last: bool = False, mode: str = "auto", num_workers: int = 2, options: dict | None = None) -> DeviceLoader:
+    """The loader of one split: on the device where it fits (TensorData), else through one DataLoader.
+
+    ``options`` (see :func:`loader_options`) apply to DataLoaders; a user's DataLoader keeps its own
+    settings, and its batch size replaces ``batch_size``.
+    """
+    options = options if options is not None else loader_options(num_workers, device)
+    if isinstance(data, DatasetData):
+        if data.loader is not None:
+            return GivenLoader(data, device)
+        shuffle = shuffle and data.shuffle is not False
+        if data.options:  # a user's DataLoader: its settings, with pinning only where it helps
+            options = {**data.options, "pin_memory": bool(data.options.get("pin_memory")) and device.type == "cuda"}
+        return DatasetLoader(data.dataset, data.batch_size or batch_size, device, shuffle, seed, drop_last, options, data=data)
     if mode == "dataloader" or (mode == "auto" and data.nbytes() > DEVICE_RESIDENT_LIMIT_BYTES):
-        return WorkerLoader(data, batch_size, device, shuffle, seed, drop_last, num_workers)
+        return DatasetLoader(_TensorDataset(data), batch_size, device, shuffle, seed, drop_last, options, data=data)
     return DeviceLoader(data, batch_size, device, shuffle, seed, drop_last)
