@@ -90,14 +90,23 @@ def train(
     set_: SetOpt = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (default: runs/<data>-<model>-<time>).")] = None,
     devices: DevicesOpt = 1,
+    profile_startup: Annotated[bool, typer.Option("--profile-startup", help="Print where the wall-clock time went (imports, data, model, epochs, report ...) and write it to startup_profile.json.")] = False,
 ) -> None:
     """Train from a config and write a run directory.
 
     Validates every epoch, tests at the end, and prints the test metrics.
     """
+    from trainwise import profiling
+
+    if profile_startup:
+        profiling.enable()
+        profiling.add("process start and command line", profiling.process_age() or 0.0)
+        profiling.lap_start()
     from trainwise import distributed
     from trainwise.api import default_run_dir, fit
     from trainwise.config import load_config
+
+    profiling.lap("import torch and trainwise")
 
     cfg = load_config(config, set_ or [])
     out = out or default_run_dir(cfg)
@@ -107,6 +116,18 @@ def train(
     with distributed.failures_reported(f"trainwise resume {out}, under the same launcher"):
         run = fit(cfg, out=out)
     _print_summary(run)
+    if profile_startup and distributed.is_main_process():
+        _print_profile(run.run_dir)
+
+
+def _print_profile(run_dir: Path | None) -> None:
+    """The wall clock of this process split into phases; exit is the one part only an outside clock sees."""
+    from trainwise import atomic, profiling
+
+    result = profiling.report(total_s=profiling.process_age())
+    print(profiling.table(result))
+    if run_dir is not None:
+        atomic.write_json(Path(run_dir) / "startup_profile.json", result)
 
 
 @app.command()

@@ -206,6 +206,7 @@ class TrainConfig(_Section):
     compile: bool = Field(False, description="torch.compile the model (pays off on GPUs for longer runs; use data.drop_last=true so batch shapes stay fixed)")
     compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = Field(
         "default", description="torch.compile mode (reduce-overhead uses CUDA graphs)")
+    cuda_graphs: bool = Field(False, description="replay the training step as a CUDA graph (no compile; needs a fused optimizer, fp32/bf16, one GPU; see docs/benchmarks.md)")
     sync_batchnorm: bool = Field(False, description="data-parallel runs on GPUs: batch norm statistics over the global batch (SyncBatchNorm)")
     dist_timeout_s: float = Field(600.0, gt=0.0, description="data-parallel runs: seconds a process waits for the others before it stops with an error")
 

@@ -100,6 +100,15 @@ class Callback:
     """
 
     order: int = 0
+    # How the on_after_loss / on_after_backward handlers behave, for train.cuda_graphs, which records the
+    # step once and replays it: "same" (the same device work at every step, no host decisions: captured
+    # into the graph), "sampled" (they act only at steps where needs_eager_step(state) is True, and those
+    # steps run eagerly), or None (unknown: the run refuses train.cuda_graphs rather than guess).
+    step_work: str | None = None
+
+    def needs_eager_step(self, state: State) -> bool:
+        """With step_work = "sampled": does this step need the handlers to run (then it is not replayed)?"""
+        return True
 
     def on_event(self, event: Event, state: State) -> None:
         handler = getattr(self, f"on_{event.value}", None)

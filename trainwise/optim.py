@@ -159,7 +159,10 @@ class LearningRate:
     def set(self, step: int, scale: float = 1.0) -> None:
         factor = self.lr_at(step) * self.plateau_factor * scale
         for group, base in zip(self.optimizer.param_groups, self.base):
-            group["lr"] = base * factor
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"].fill_(base * factor)  # train.cuda_graphs: the replayed step reads the LR from device memory
+            else:
+                group["lr"] = base * factor
 
     def end_of_epoch(self, value: float) -> None:
         """Plateau: one epoch's monitored value (other schedules ignore it)."""

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainwise import atomic, checkpointing, distributed
+from trainwise import atomic, checkpointing, distributed, profiling
 from trainwise.callbacks.best_checkpoint import BestCheckpoint
 from trainwise.callbacks.doctor import DoctorCallback
 from trainwise.callbacks.monitors import make_monitors
@@ -97,13 +97,16 @@ class Trainer:
         cfg = config
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
+        profiling.lap_start()
         self.device = resolve_device(cfg.train.device)
         given_batch = getattr(data.train, "batch_size", None) if data is not None else None
         if given_batch and given_batch != cfg.data.batch_size:  # a user's DataLoader brings its batch size; the config records it
             cfg = config = self.config = cfg.replace({"data.batch_size": given_batch})
         self.dist = distributed.setup(cfg, self.device)  # data-parallel when launched by torchrun / --devices
         self.device = self.dist.device
+        profiling.initialize_device(self.device)
         self.data = data if data is not None else prepare_data(cfg.data)
+        profiling.lap("data read")
         if self.data.val is None and (cfg.early_stopping.enabled or cfg.checkpoint.monitor.startswith("val_")
                                       or cfg.schedule.monitor.startswith("val_")):
             # Without a validation split the monitors fall back to the training metrics.
@@ -125,6 +128,7 @@ class Trainer:
         # The compiled wrapper shares parameters with self.model; state dicts and hooks use self.model.
         self.forward = torch.compile(self.model, mode=cfg.train.compile_mode) if cfg.train.compile else self.model
         self.forward = self.dist.wrap_model(self.model, self.forward, cfg)
+        profiling.lap("model build")
 
         options = loader_options(cfg.data.num_workers, self.device, pin_memory=cfg.data.pin_memory,
                                  persistent_workers=cfg.data.persistent_workers, prefetch_factor=cfg.data.prefetch_factor)
@@ -139,6 +143,7 @@ class Trainer:
             for split, d in (("val", self.data.val), ("test", self.data.test)) if d is not None
         }
         self.eval_loaders = self.dist.shard_eval(self.eval_loaders)
+        profiling.lap("data to the device (loaders)")
         lr = scaled_lr(cfg.optim, self.dist.global_batch)
         groups = param_groups(self.model, cfg.optim.weight_decay, cfg.optim.no_decay_bias_norm, lr_multipliers(self.model, cfg))
         self.optimizer = build_optimizer(groups, cfg.optim, lr)
@@ -158,6 +163,8 @@ class Trainer:
         self.train_metrics = MetricAccumulator(self.num_classes, self.device)
         self.start_epoch, self.start_batch = 1, 0  # changed by load_checkpoint
         self.signals = SignalCatcher()  # catches SIGINT/SIGTERM while fit runs with a run directory
+        self.graphed = self._graphed_step() if cfg.train.cuda_graphs else None
+        profiling.lap("optimizer, schedule, callbacks")
 
     # ------------------------------------------------------------------------------------ set-up
     def _default_callbacks(self) -> list[Callback]:
@@ -176,6 +183,14 @@ class Trainer:
         cbs += make_loggers(cfg.logging, self.run_dir if self.dist.is_main else None)  # TensorBoard / MLflow when [logging] enables them
         cbs += self.dist.callbacks(self)
         return cbs + technique_callbacks(cfg)
+
+    def _graphed_step(self):
+        from trainwise.cuda_graphs import GraphedStep, unsupported_reason
+
+        reason = unsupported_reason(self)
+        if reason is not None:
+            raise UserError(reason, received="train.cuda_graphs = true", fix="change what it names, or set train.cuda_graphs=false")
+        return GraphedStep(self)
 
     def _check_model_output(self, out_dim: int) -> None:
         sample = tuple(t.to(self.device) for t in self.data.train.head(2)[0])
@@ -224,8 +239,10 @@ class Trainer:
         if self.run_dir is not None and self.dist.is_main:
             self._write_run_files()
             self.signals.install()
+        profiling.lap_start()
         try:
             self.fire(Event.FIT_START)
+            profiling.lap("run files and fit-start callbacks")
             for epoch in range(self.start_epoch, cfg.train.epochs + 1):
                 state.epoch = epoch
                 self.fire(Event.EPOCH_START)
@@ -233,20 +250,25 @@ class Trainer:
                 self.train_epoch(epoch, start_batch=self.start_batch if epoch == self.start_epoch else 0)
                 # waits for the device, so the time is honest; data-parallel: totals over all ranks
                 train = self.dist.end_train_epoch(self.model, self.train_metrics).compute_loss_acc()
+                profiling.lap("training, first epoch" if epoch == self.start_epoch else "training, later epochs")
                 state.record = self.end_of_epoch_record(epoch, train, time.perf_counter() - started)
+                profiling.lap("validation")
                 self.fire(Event.EVAL_END)
                 if cfg.schedule.name == "plateau":
                     self.lr.end_of_epoch(metric_value(state.record, cfg.schedule.monitor))
                 self.history.append(state.record)
                 self.fire(Event.EPOCH_END)
+                profiling.lap("epoch-end callbacks and history")
                 if self.run_dir is not None:
                     self.save_checkpoint(epoch_done=True)
+                    profiling.lap("checkpoint (last.pt)")
                 if self.signals.received is not None and not state.stop:
                     self.stop_for_signal(epoch_done=True)
                 if state.stop:
                     break
             state.stop_reason = state.stop_reason or f"completed {cfg.train.epochs} epochs"
             self.fire(Event.FIT_END)
+            profiling.lap("fit-end callbacks")
         except BaseException as err:
             state.error = err
             self.fire(Event.EXCEPTION)
@@ -270,7 +292,10 @@ class Trainer:
         for state.batch_index, (inputs, targets) in enumerate(self.train_loader.batches(epoch, start_batch), start=start_batch):
             state.inputs, state.targets = inputs, targets
             self.fire(Event.BATCH_START)
-            self.train_step()
+            if self.graphed is None:
+                self.train_step()
+            else:
+                self.graphed.step()  # a replayed CUDA graph, or train_step where it must run eagerly
             self.fire(Event.STEP_END)
             if every and self.run_dir is not None and state.step % every == 0 and state.batch_index + 1 < state.steps_per_epoch:
                 self.save_checkpoint(epoch_done=False)
@@ -334,7 +359,7 @@ class Trainer:
         if "val" in self.eval_loaders:
             val = self.evaluate("val")
             record |= {f"val_{k}": val[k] for k in ("loss", "acc", "precision", "recall", "f1", "macro_f1")}
-        record["lr"] = self.optimizer.param_groups[0]["lr"]  # what the epoch's last step trained with
+        record["lr"] = float(self.optimizer.param_groups[0]["lr"])  # what the epoch's last step trained with (a device tensor under train.cuda_graphs)
         record["time_s"] = train_seconds
         record["samples_per_s"] = self.train_metrics.count / max(train_seconds, 1e-9)
         if self.state.phase is not None:
@@ -355,22 +380,27 @@ class Trainer:
         if "restored_epoch" in state.extras:
             summary["restored_epoch"] = state.extras["restored_epoch"]
         if "test" in self.eval_loaders:
+            profiling.lap_start()
             test = self.evaluate("test")
+            profiling.lap("test evaluation")
             summary["test"] = {k: v for k, v in test.items()}
         summary["time_s"] = sum(r.get("time_s", 0.0) for r in self.history)
         summary |= state.extras.get("summary", {})  # techniques' entries, e.g. test_weights (EMA), finetune
         if self.run_dir is not None and self.dist.is_main:
             atomic.write_json(self.run_dir / "summary.json", summary)
             checkpointing.save_weights(self.model, self.run_dir / "checkpoints" / "final.safetensors", {"epoch": state.epoch})
+        profiling.lap("summary and final weights")
         # The final diagnosis reads the finished run, test predictions included.
         self.diagnosis = diagnose(self.history, self.config, num_classes=self.num_classes, task=self.task,
                                   predictions=summary.get("test", {}).get("confusion"))
+        profiling.lap("diagnosis")
         if self.run_dir is not None and self.dist.is_main:
             atomic.write_json(self.run_dir / "findings.json", self.diagnosis.to_dict())
             if self.config.train.report:
                 from trainwise.report import render_report
 
                 summary["report"] = str(render_report(self.run_dir, findings=list(self.diagnosis)))
+                profiling.lap("report")
         return summary
 
     def _write_run_files(self) -> None:
@@ -386,7 +416,7 @@ class Trainer:
             "format": 1,
             "epoch": s.epoch, "epoch_done": epoch_done, "batch_index": s.batch_index + 1, "step": s.step,
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": self.optimizer.state_dict() if self.graphed is None else self.graphed.optimizer_state(),
             "scheduler": self.lr.state_dict(),
             "scaler": self.scaler.state_dict(),
             "callbacks": {key: cb.state_dict() for key, cb in zip(unique_keys(self.callbacks), self.callbacks)},

@@ -307,7 +307,33 @@ def table(results: list[Result], reference: str | None) -> str:
     return "\n".join(lines)
 
 
-ROWS = ("hand", "hand-dataloader", "trainwise", "trainwise-monitors", "trainwise-compile", "lightning-lean", "lightning", "recipe")
+ROWS = ("hand", "hand-dataloader", "trainwise", "trainwise-monitors", "trainwise-compile", "lightning-lean", "lightning", "recipe",
+        "recipe-graphs", "cold-cli")
+
+
+def cold_cli_row(recipe: Path, overrides: list[str], label: str) -> str:
+    """``trainwise train RECIPE --profile-startup`` in a fresh process: the outside wall clock and the phases inside."""
+    import os
+    import subprocess
+    import tempfile
+
+    out = Path(tempfile.mkdtemp(prefix="cold-cli-"))
+    cmd = [sys.executable, "-m", "trainwise", "train", str(recipe), "--out", str(out / "run"), "--profile-startup",
+           "--set", "train.progress=none", *[a for o in overrides for a in ("--set", o)]]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        return f"cold CLI ({label}) failed: {done.stderr.strip()[-400:]}"
+    prof = json.loads((out / "run" / "startup_profile.json").read_text())
+    phases = {p["name"]: p["seconds"] for p in prof["phases"]}
+    training = sum(v for k, v in phases.items() if k.startswith("training"))
+    lines = [f"cold CLI ({label}): wall {wall:.2f} s, training {training:.2f} s, wall - training {wall - training:.2f} s, "
+             f"in-process {prof['total_s']:.2f} s, process exit {wall - prof['total_s']:.2f} s",
+             "| phase | seconds | count |", "|---|---|---|"]
+    lines += [f"| {p['name']} | {p['seconds']:.3f} | {p['count']} |" for p in prof["phases"]]
+    lines.append(f"| process exit (outside clock) | {wall - prof['total_s']:.3f} | 1 |")
+    return "\n".join(lines + ["", done.stdout.strip().splitlines()[0] if done.stdout.strip() else ""])
 
 
 def main(argv=None) -> int:
@@ -348,6 +374,13 @@ def main(argv=None) -> int:
             for v in json.loads(args.variants.read_text()):
                 results.append(recipe_run(data, f"recipe + {v['name']}", args.recipe, {**base, **v["overrides"]}))
                 print(f"  {v['name']}: epochs {[round(t, 3) for t in results[-1].epoch_times]} acc {[round(a, 4) for a in results[-1].test_acc]}", flush=True)
+            continue
+        elif row == "recipe-graphs":
+            results.append(recipe_run(data, f"trainwise recipe + train.cuda_graphs ({args.recipe.name})", args.recipe,
+                                      {**base, "train.cuda_graphs": True, "monitors.enabled": True}))
+        elif row == "cold-cli":
+            for label, extra in (("recipe", []), ("recipe + cuda_graphs", ["train.cuda_graphs=true"])):
+                print(cold_cli_row(args.recipe, [f"{k}={json.dumps(v)}" for k, v in base.items()] + extra, label), flush=True)
             continue
         elif row == "scaling":
             print(scaling_table(data, args.recipe, base), flush=True)

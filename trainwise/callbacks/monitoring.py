@@ -122,9 +122,14 @@ class EpochMeans:
 class EpochMeanMonitor(Callback):
     """Base of the monitors: per-epoch means of sampled values, written into the record at EVAL_END."""
 
+    step_work = "sampled"
+
     def __init__(self, every_n_steps: int = 50):
         self.every_n_steps = every_n_steps
         self._means = EpochMeans()
+
+    def needs_eager_step(self, state: State) -> bool:
+        return is_sampled(state, self.every_n_steps)
 
     def on_epoch_start(self, state: State) -> None:
         self._means.reset()

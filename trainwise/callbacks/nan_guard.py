@@ -57,6 +57,8 @@ class NanGuard(Callback):
         self.lr_factor = lr_factor
         self.max_rollbacks = max_rollbacks
         self.every_n_steps = every_n_steps
+        # stop: the check runs on sampled steps only; skip/rollback decide on the host at every step.
+        self.step_work = "sampled" if policy == "stop" else None
         self.rollbacks = 0
         self.lr_scale = 1.0
         self._epoch_bad = 0  # host count (skip/rollback)
@@ -83,6 +85,9 @@ class NanGuard(Callback):
             self._snapshot(state)
 
     # ------------------------------------------------------------------ the check
+    def needs_eager_step(self, state: State) -> bool:
+        return is_sampled(state, self.every_n_steps)
+
     def on_after_backward(self, state: State) -> None:
         # Under fp16 an Inf gradient with a finite loss is a loss-scale overflow that GradScaler already
         # skips and answers by lowering the scale; only a non-finite loss is a problem there.

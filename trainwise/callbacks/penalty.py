@@ -10,6 +10,8 @@ from trainwise.techniques.penalties import penalized, penalty
 
 
 class WeightPenalty(Callback):
+    step_work = "same"  # the same penalty kernels at every step: a CUDA graph can hold them
+
     def __init__(self, l1: float = 0.0, l2: float = 0.0):
         self.l1, self.l2 = l1, l2
 

@@ -51,7 +51,7 @@ class TensorBoardLogger(Callback):
             return  # (a step skipped by the NaN guard leaves state.step unchanged)
         self.last_logged = state.step
         self.writer.add_scalar("step/train_loss", state.loss.item(), state.step)
-        self.writer.add_scalar("step/lr", state.optimizer.param_groups[0]["lr"], state.step)
+        self.writer.add_scalar("step/lr", float(state.optimizer.param_groups[0]["lr"]), state.step)
 
     def on_epoch_end(self, state: State) -> None:
         values = numeric_items(state.record) | {"epoch": float(state.epoch)}
