@@ -13,13 +13,13 @@ _EXPORTS = {
     "evaluate": "trainwise.api", "fit": "trainwise.api", "fix": "trainwise.autofix", "resume": "trainwise.api",
     "Config": "trainwise.config", "load_config": "trainwise.config",
     "Callback": "trainwise.core", "Event": "trainwise.core", "State": "trainwise.core",
-    "UserError": "trainwise.errors", "History": "trainwise.history",
+    "UserError": "trainwise.errors", "History": "trainwise.history", "diagnose": "trainwise.doctor",
     "export": "trainwise.tools.export", "predict": "trainwise.tools.predict",
     "Run": "trainwise.trainer", "Trainer": "trainwise.trainer",
 }
 
 __all__ = ["Callback", "Config", "Event", "History", "Run", "State", "Trainer", "UserError", "__version__",
-           "evaluate", "export", "fit", "fix", "load_config", "predict", "resume"]
+           "diagnose", "evaluate", "export", "fit", "fix", "load_config", "predict", "resume"]
 
 
 def __getattr__(name: str):
@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from trainwise.autofix import fix
     from trainwise.config import Config, load_config
     from trainwise.core import Callback, Event, State
+    from trainwise.doctor import diagnose
     from trainwise.errors import UserError
     from trainwise.history import History
     from trainwise.tools.export import export

@@ -177,12 +177,16 @@ def report(
 @app.command()
 @user_errors
 def diagnose(
-    path: Annotated[Path, typer.Argument(help="Run directory, history.jsonl, Keras CSVLogger CSV or Lightning metrics.csv.")],
-    as_json: Annotated[bool, typer.Option("--json", help='Print {"findings": [...]} and nothing else.')] = False,
-    column: Annotated[Optional[list[str]], typer.Option("--column", "-c", help="Map a CSV column to a trainwise key: COLUMN=KEY (repeatable).")] = None,
+    path: Annotated[Path, typer.Argument(help="Run directory or a log: history.jsonl, Keras/Lightning/fastai CSV, trainer_state.json, TensorBoard events, text log.")],
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"findings": [...], "assumptions": [...]} and nothing else.')] = False,
+    column: Annotated[Optional[list[str]], typer.Option("--column", "-c", help="Map a log column to a trainwise key: COLUMN=KEY (repeatable).")] = None,
     expect: Annotated[Optional[list[str]], typer.Option("--expect", help='An expectation such as "val_acc >= 0.85 at epoch 1" (repeatable).')] = None,
+    classes: Annotated[Optional[int], typer.Option("--classes", help="Number of classes K (chance levels ln K, 1/K); inferred when absent.")] = None,
+    task: Annotated[Optional[str], typer.Option("--task", help="multiclass | binary | regression")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="TOML/YAML/JSON file with a foreign run's known hyperparameters (optimizer, lr, schedule, batch_size, label_smoothing, mixup, ...).")] = None,
+    run: Annotated[Optional[int], typer.Option("--run", help="Which of several runs appended to one log (1-based; default: the last).")] = None,
 ) -> None:
-    """Diagnose a run: findings with evidence and fixes."""
+    """Diagnose a run or a foreign training log: findings with evidence and fixes, and the assumptions made."""
     from trainwise.doctor import diagnose as run_doctor
 
     columns = {}
@@ -192,8 +196,8 @@ def diagnose(
         src, dst = item.split("=", 1)
         columns[src] = dst
     if not path.exists():
-        raise UserError(f"{str(path)!r} does not exist", expected="a run directory or a history file")
-    result = run_doctor(path, columns=columns or None, expect=expect)
+        raise UserError(f"{str(path)!r} does not exist", expected="a run directory or a log file")
+    result = run_doctor(path, config, columns=columns or None, expect=expect, classes=classes, task=task, run=run)
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
         return
@@ -201,6 +205,8 @@ def diagnose(
         print(finding)
     for miss in result.misses:
         print(miss)
+    for said in result.assumptions:
+        print(f"assumed: {said}")
 
 
 @app.command("fix")

@@ -1,4 +1,5 @@
-"""Reading histories written by trainwise, Keras CSVLogger, Lightning CSVLogger and arbitrary CSVs."""
+"""Reading histories written by trainwise and by other tools: Keras, Lightning, fastai, Hugging Face,
+TensorBoard, text logs. The foreign logs are real ones from public repositories (benchmarks/real_logs)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import ROOT, run_cli
 from trainwise.config import build_config, dump_toml, merge_overrides
 from trainwise.doctor import diagnose, read_history
 from trainwise.errors import UserError
 from trainwise.history import History
+
+REAL = ROOT / "benchmarks" / "real_logs" / "logs"
+DATA = Path(__file__).parent / "data"
 
 KERAS = """epoch,accuracy,learning_rate,loss,val_accuracy,val_loss
 0,0.412,0.001,1.85,0.61,1.20
@@ -79,7 +84,10 @@ def test_column_mapping_and_percent_accuracy(tmp_path):
 
 
 @pytest.mark.parametrize(("name", "text", "match"), [
-    ("notes.txt", "hello world\n", "received columns hello world"),
+    ("notes.txt", "hello world\n", "no line with a loss or accuracy"),
+    ("notes.csv", "hello,world\n1,2\n", "received columns hello, world"),
+    ("state.json", '{"best_metric": 1}', "JSON dict with keys best_metric"),
+    ("broken.json", '{"log_history": [', "not valid JSON"),
     ("model.pt", "binary", "suffix"),
     ("empty.csv", "", "empty"),
     ("broken.jsonl", "{not json\n", "line 1 is not valid JSON"),
@@ -124,3 +132,263 @@ def test_keras_csv_diagnoses_without_a_config(tmp_path):
         rows.append(f"{e},{train:.4f},{min(0.99, 0.5 + 0.04 * e):.3f},{val:.4f},0.8")
     found = diagnose(write(tmp_path, "log.csv", "\n".join(rows) + "\n"))
     assert found.codes[0] == "overfitting" and found[0].evidence["onset_epoch"] == 5
+
+
+# ----------------------------------------------------------------------------- real foreign logs
+def test_keras_csv_with_a_title_line_and_semicolons_from_a_real_repository():
+    records, meta = read_history(REAL / "ManuMollon261297__Speech-Digit-Detector__model_history_log.csv")
+    assert meta["format"] == "keras_csv_semicolon"
+    assert len(records) == 17 and records[0]["epoch"] == 1
+    assert records[0]["train_acc"] == pytest.approx(0.4098663628101349)
+    assert records[16]["val_loss"] == pytest.approx(0.17382508516311646)
+
+
+def test_semicolon_csv_with_decimal_commas(tmp_path):
+    path = write(tmp_path, "log.csv", "epoch;loss;val_loss;val_accuracy\n0;2,30;2,10;0,21\n1;1,50;1,60;0,45\n")
+    records, _ = read_history(path)
+    assert [r["val_acc"] for r in records] == [0.21, 0.45] and records[1]["train_loss"] == 1.5
+
+
+def test_appended_runs_are_split_never_averaged_and_one_can_be_chosen():
+    path = REAL / "AkshatSharma5__Brain_Tumor_Image_Classification_using_CNN__training_log.csv"
+    last, meta = read_history(path)
+    assert [r["epoch"] for r in last] == [1, 2, 3, 4, 5]
+    assert last[0]["train_loss"] == pytest.approx(1.245796799659729)  # the fourth run's first row, not a mean
+    assert "4 runs" in meta["assumptions"][0] and "the last" in meta["assumptions"][0]
+    third, meta3 = read_history(path, run=3)
+    assert len(third) == 10 and third[-1]["val_acc"] == pytest.approx(0.7852882742881775)
+    assert "run 3 of 4" in meta3["assumptions"][0]
+    with pytest.raises(UserError, match="holds 4 runs") as err:
+        read_history(path, run=7)
+    assert "\n" not in str(err.value)
+
+
+def test_runs_named_by_a_text_column_are_split_by_name():
+    records, meta = read_history(REAL / "rigel-mb__eurosat-pytorch__results_history.csv")
+    assert len(records) == 5 and records[-1]["val_loss"] == pytest.approx(0.14579309470192703)
+    assert "6 runs" in meta["assumptions"][0] and "'mobilenet_finetuned'" in meta["assumptions"][0]
+    frozen, _ = read_history(REAL / "rigel-mb__eurosat-pytorch__results_history.csv", run=5)
+    assert len(frozen) == 8
+
+
+def test_resumed_run_keeps_the_later_values_of_repeated_epochs(tmp_path):
+    text = "epoch,loss,val_loss\n0,2.0,2.1\n1,1.5,1.6\n2,1.2,1.4\n3,1.1,1.3\n2,1.19,1.39\n3,1.0,1.2\n4,0.9,1.1\n"
+    records, meta = read_history(write(tmp_path, "log.csv", text))
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4, 5]
+    assert records[2]["train_loss"] == 1.19 and records[3]["train_loss"] == 1.0
+    assert any("resumed run" in a for a in meta["assumptions"])
+
+
+def test_repeated_header_with_a_restarting_counter_is_a_second_run(tmp_path):
+    text = "epoch,loss,val_loss\n0,2.0,2.1\n1,1.5,1.6\nepoch,loss,val_loss\n0,2.2,2.3\n1,1.9,2.0\n2,1.7,1.8\n"
+    records, meta = read_history(write(tmp_path, "history.csv", text))
+    assert [r["train_loss"] for r in records] == [2.2, 1.9, 1.7]
+    assert "2 runs" in meta["assumptions"][0] and "line 5" in meta["assumptions"][0]
+
+
+def test_lightning_steps_grouped_by_epoch_and_test_and_validate_rows_are_not_epochs():
+    records, meta = read_history(REAL / "HCDescamps__cv-image-classification__lightning_logs_version_0_metrics.csv")
+    assert meta["format"] == "lightning_csv"
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4, 5]  # not 6: the validate() row after fit is no epoch
+    assert records[0]["val_acc"] == pytest.approx(0.9761999845504761)
+    first_epoch_steps = [0.634955883026123, 0.19590148329734802]  # the epoch mean of its 34 step losses
+    assert records[0]["train_loss"] < first_epoch_steps[0] and records[0]["train_loss"] == pytest.approx(0.1299, abs=1e-4)
+    assert meta["test"] == {"test_loss": pytest.approx(0.0322248712182045)}
+    said = " | ".join(meta["assumptions"])
+    assert "final evaluation, not an epoch" in said and "grouped by epoch" in said and "after the last training epoch" in said
+
+
+def test_lightning_lr_monitor_rows_without_epoch_are_folded_in():
+    records, _ = read_history(REAL / "LhoWann__trash-project__lightning_logs_version_0_metrics.csv")
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4]
+    assert records[1]["lr"] == pytest.approx(9.755282581475769e-05) and records[3]["val_loss"] == pytest.approx(1.2626969814300537)
+
+
+def test_hf_trainer_state_evaluations_become_epochs_with_the_mean_step_loss():
+    records, meta = read_history(REAL / "Tashu014__lora-imdb-distilbert__trainer_state.json")
+    assert meta["format"] == "hf_trainer_state" and len(records) == 3
+    assert records[0]["val_loss"] == pytest.approx(0.3951033353805542)
+    assert records[0]["train_loss"] == pytest.approx((0.6899 + 0.6425 + 0.5277 + 0.5177 + 0.4469 + 0.4132) / 6)
+    assert records[2]["step"] == 375 and meta["config"] == {"data": {"batch_size": 16}}
+    assert "one evaluation per epoch" in meta["assumptions"][0]
+
+
+def test_hf_trainer_state_without_evaluations_drops_the_closing_summary():
+    records, meta = read_history(REAL / "Francis-xsc__BERT_Weibo_Rumor__trainer_state.json")
+    assert len(records) == 51  # one per logged step; the summary row (train_loss averaged over the run) is no epoch
+    assert records[0]["train_loss"] == 0.981 and records[-1]["train_loss"] == 0.1636
+    assert not any("val_loss" in r for r in records)
+
+
+def test_hf_trainer_state_evaluating_every_n_steps(tmp_path):
+    log = [{"epoch": 0.25 * (i + 1), "loss": 1.0 - 0.05 * i, "learning_rate": 1e-4, "step": 10 * (i + 1)} for i in range(8)]
+    for i in (1, 3, 5, 7):
+        log.insert(log.index(next(e for e in log if e.get("step") == 10 * (i + 1))) + 1,
+                   {"epoch": 0.25 * (i + 1), "eval_loss": 0.9 - 0.01 * i, "eval_accuracy": 0.6 + 0.01 * i, "step": 10 * (i + 1)})
+    path = write(tmp_path, "trainer_state.json", json.dumps({"log_history": log, "train_batch_size": 8}))
+    records, meta = read_history(tmp_path)  # found in the directory
+    assert len(records) == 4 and records[0]["train_loss"] == pytest.approx(0.975)
+    assert records[3]["val_acc"] == pytest.approx(0.67) and "4 evaluations over 2 epochs" in meta["assumptions"][0]
+    assert read_history(path)[0] == records
+
+
+def test_tensorboard_events_of_a_real_run_match_its_history():
+    expected = History.load(DATA / "tensorboard_digits.history.jsonl").records
+    records, meta = read_history(DATA / "tensorboard_digits")
+    assert meta["format"] == "tensorboard" and [r["epoch"] for r in records] == [1, 2, 3, 4, 5, 6]
+    for got, want in zip(records, expected):
+        for key in ("train_loss", "val_loss", "val_acc", "lr"):
+            assert got[key] == pytest.approx(want[key], rel=1e-6)  # event files hold float32
+
+
+def test_tensorboard_keras_layout_train_and_validation_directories(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    for split, losses in (("train", [2.0, 1.2, 0.8, 0.6]), ("validation", [1.9, 1.3, 1.0, 0.95])):
+        with SummaryWriter(str(tmp_path / "logs" / split)) as w:
+            for epoch, loss in enumerate(losses):
+                w.add_scalar("epoch_loss", loss, epoch)
+                w.add_scalar("epoch_accuracy", 0.5 + 0.1 * epoch, epoch)
+    records, meta = read_history(tmp_path / "logs")
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4]
+    assert records[3]["val_loss"] == pytest.approx(0.95) and records[0]["train_acc"] == pytest.approx(0.5)
+    (tmp_path / "logs2" / "a").mkdir(parents=True)
+    (tmp_path / "logs2" / "b").mkdir()
+    for d in ("a", "b"):
+        with SummaryWriter(str(tmp_path / "logs2" / d)) as w:
+            w.add_scalar("loss", 1.0, 0)
+    with pytest.raises(UserError, match="several runs"):
+        read_history(tmp_path / "logs2")
+
+
+def test_text_log_uses_test_accuracy_as_the_held_out_curve_and_says_so():
+    records, meta = read_history(REAL / "5697526__CIFAR-10-Network__training.log")
+    assert meta["format"] == "text_log" and len(records) == 35
+    assert records[0] == {"epoch": 1, "train_loss": 1.6279, "val_acc": pytest.approx(0.5986)}
+    said = " | ".join(meta["assumptions"])
+    assert "test values (test_acc) are used as the held-out curve" in said and "percent" in said
+
+
+def test_text_log_pytorch_example_format(tmp_path):
+    text = ("Train Epoch: 1 [0/60000 (0%)]\tLoss: 2.300000\nTrain Epoch: 1 [640/60000 (1%)]\tLoss: 1.700000\n"
+            "\nTest set: Average loss: 0.2000, Accuracy: 9400/10000 (94%)\n\n"
+            "Train Epoch: 2 [0/60000 (0%)]\tLoss: 0.400000\nTrain Epoch: 2 [640/60000 (1%)]\tLoss: 0.200000\n"
+            "\nTest set: Average loss: 0.1000, Accuracy: 9700/10000 (97%)\n")
+    records, meta = read_history(write(tmp_path, "train.log", text))
+    assert records == [{"epoch": 1, "train_loss": 2.0, "val_loss": 0.2, "val_acc": 0.94},
+                       {"epoch": 2, "train_loss": pytest.approx(0.3), "val_loss": 0.1, "val_acc": 0.97}]
+    assert any("held-out" in a for a in meta["assumptions"])
+
+
+def test_csv_without_epoch_column_and_with_a_pandas_index():
+    rows, meta = read_history(REAL / "IvanLopesGit__testeimgbirds__models_history.csv")
+    assert [r["epoch"] for r in rows] == list(range(1, 11)) and "each row is taken as one epoch" in meta["assumptions"][0]
+    indexed, meta2 = read_history(REAL / "tcotte__Cat_Dog__results_history.csv")
+    assert [r["epoch"] for r in indexed] == list(range(1, 11)) and meta2["assumptions"] == []
+
+
+def test_step_log_without_epochs_is_grouped_by_evaluation_and_says_so(tmp_path):
+    lines = ["step,train_loss,val_loss,val_acc"]
+    for step in range(1, 401):
+        lines.append(f"{step},{2.0 - step / 400:.4f},,")
+        if step % 50 == 0:
+            lines.append(f"{step},,{1.9 - step / 500:.4f},{0.3 + step / 1000:.3f}")
+    records, meta = read_history(write(tmp_path, "steps.csv", "\n".join(lines) + "\n"))
+    assert len(records) == 8 and records[0]["step"] == 50
+    assert records[0]["train_loss"] == pytest.approx(sum(2.0 - s / 400 for s in range(1, 51)) / 50, abs=1e-4)
+    assert "8 evaluations (every 50 steps)" in meta["assumptions"][0]
+
+
+def test_long_step_log_without_evaluations_is_grouped_by_a_stated_number_of_steps(tmp_path):
+    lines = ["step,loss"] + [f"{s},{3.0 / (1 + s / 100):.5f}" for s in range(1, 1001)]
+    records, meta = read_history(write(tmp_path, "steps.csv", "\n".join(lines) + "\n"))
+    assert len(records) == 100 and "every 10 logged rows (10 steps)" in meta["assumptions"][0]
+
+
+def test_per_epoch_test_columns_stand_in_for_validation(tmp_path):
+    text = "epoch,train_loss,test_loss,test_acc\n1,2.0,1.9,0.30\n2,1.2,1.3,0.55\n3,0.9,1.1,0.61\n"
+    records, meta = read_history(write(tmp_path, "log.csv", text))
+    assert records[2] == {"epoch": 3, "train_loss": 0.9, "val_loss": 1.1, "val_acc": 0.61}
+    assert "no validation data" in meta["assumptions"][0]
+    both = "epoch,train_loss,val_loss,test_loss\n1,2.0,1.9,1.8\n2,1.2,1.3,1.25\n"
+    kept, _ = read_history(write(tmp_path, "both.csv", both))
+    assert kept[0]["test_loss"] == 1.8 and kept[0]["val_loss"] == 1.9  # with validation data, test stays test
+
+
+def test_keras_history_json_dump(tmp_path):
+    path = write(tmp_path, "history.json", json.dumps({"loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "accuracy": [0.5, 0.8]}))
+    records, meta = read_history(path)
+    assert records == [{"epoch": 1, "train_loss": 1.0, "val_loss": 1.1, "train_acc": 0.5},
+                       {"epoch": 2, "train_loss": 0.5, "val_loss": 0.7, "train_acc": 0.8}]
+    assert meta["format"] == "keras_history_json"
+
+
+# ----------------------------------------------------------------------------- diagnose: classes, task, config
+def test_diagnose_states_the_readers_assumptions_and_unknown_classes():
+    result = diagnose(REAL / "AkshatSharma5__Brain_Tumor_Image_Classification_using_CNN__training_log.csv")
+    assert any("4 runs" in a for a in result.assumptions)
+    assert result.to_dict()["assumptions"] == result.assumptions
+    given = diagnose(REAL / "AkshatSharma5__Brain_Tumor_Image_Classification_using_CNN__training_log.csv", classes=3)
+    assert not any("number of classes" in a for a in given.assumptions)
+
+
+def test_foreign_config_maps_onto_trainwise_keys_without_trainwise_defaults(tmp_path):
+    from trainwise.doctor.readers_config import foreign_config
+
+    cfg, classes, task, said = foreign_config({
+        "optimizer": "AdamW", "learning_rate": 3e-4, "lr_scheduler_type": "cosine", "per_device_train_batch_size": 32,
+        "label_smoothing": 0.1, "mixup": 0.2, "num_train_epochs": 30, "num_labels": 5, "seed": 1, "fp16": True})
+    assert cfg == {"optim": {"name": "adamw", "lr": 3e-4}, "schedule": {"name": "cosine"}, "data": {"batch_size": 32},
+                   "regularization": {"label_smoothing": 0.1}, "mixup": {"mixup_alpha": 0.2}, "train": {"epochs": 30, "precision": "fp16"}}
+    assert classes == 5 and task is None and said == ["config keys with no trainwise meaning, not used: seed"]
+    nested, _, _, _ = foreign_config({"optimizer": {"name": "SGD", "lr": 0.1, "momentum": 0.9}, "optim": {"weight_decay": 5e-4}})
+    assert nested == {"optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4}}
+    with pytest.raises(UserError, match="optim.lr"):
+        foreign_config({"lr": -1})
+
+
+def test_config_file_reaches_the_rules(tmp_path):
+    log = REAL / "5697526__CIFAR-10-Network__training.log"
+    (tmp_path / "run.yaml").write_text("optimizer: adam\nlearning_rate: 0.001\nlabel_smoothing: 0.05\nclasses: 10\n")
+    result = diagnose(log, tmp_path / "run.yaml")
+    assert not any("number of classes" in a for a in result.assumptions)
+    from trainwise.doctor.context import Context
+
+    ctx = Context(records=read_history(log)[0], config={"regularization": {"label_smoothing": 0.05}}, num_classes=10)
+    assert ctx.train_loss_floor > 0.2  # the smoothing the file states is what the rules judge the loss against
+
+
+def test_cli_diagnose_foreign_log_with_classes_task_config_and_run(tmp_path):
+    log = REAL / "AkshatSharma5__Brain_Tumor_Image_Classification_using_CNN__training_log.csv"
+    (tmp_path / "cfg.toml").write_text('optimizer = "adam"\nlr = 1e-4\nbatch_size = 32\n')
+    out = run_cli("diagnose", str(log), "--classes", "3", "--task", "multiclass", "--config", str(tmp_path / "cfg.toml"),
+                  "--run", "3", "--json")
+    assert out.returncode in (0, 1), out.stderr
+    data = json.loads(out.stdout)
+    assert any("run 3 of 4" in a for a in data["assumptions"]) and data["findings"]
+    text = run_cli("diagnose", str(log))
+    assert "assumed: the log holds 4 runs" in text.stdout
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    (["--task", "ranking"], "unknown task 'ranking'"),
+    (["--classes", "1"], "not a number of classes"),
+    (["--task", "binary", "--classes", "5"], "task binary with 5 classes"),
+    (["--config", "nope.yaml"], "not found"),
+    (["--run", "9"], "holds 4 runs"),
+])
+def test_cli_diagnose_bad_arguments_exit_2_with_one_line(args, match):
+    log = REAL / "AkshatSharma5__Brain_Tumor_Image_Classification_using_CNN__training_log.csv"
+    out = run_cli("diagnose", str(log), *args)
+    assert out.returncode == 2 and match in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_cli_diagnose_unreadable_inputs_exit_2_with_one_line(tmp_path):
+    (tmp_path / "bad.yaml").write_text("a: [1, 2\n")
+    log = REAL / "Aitzaz-Saleem__Detection-of-Tomato-Leaf-Diseases-Using-CNN__training_log.csv"
+    for args in ([str(tmp_path / "missing.csv")], [str(write(tmp_path, "x.json", "[1, 2]"))],
+                 [str(write(tmp_path, "e.csv", ""))], [str(log), "--config", str(tmp_path / "bad.yaml")]):
+        out = run_cli("diagnose", *args)
+        assert out.returncode == 2, (args, out.stdout)
+        assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr

@@ -4,8 +4,9 @@
     for finding in diagnose("runs/digits-2024-05-01"):
         print(finding)
 
-``diagnose`` never imports the trainer, so it works on old runs, on Keras/Lightning CSV logs and on
-hand-written records. See docs/doctor.md for every rule, its thresholds and the reasoning behind them.
+``diagnose`` never imports the trainer, so it works on old runs, on foreign logs (Keras, Lightning,
+fastai, Hugging Face, TensorBoard, text) and on hand-written records; ``result.assumptions`` says every
+guess made in reading them. See docs/doctor.md for every rule, its thresholds and the reasoning behind them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from trainwise.doctor.context import DATASET_CLASSES, Context, Predictions
 from trainwise.doctor.engine import diagnose_context
 from trainwise.doctor.expectations import ExpectationMiss, check_expectations, parse_expectation
 from trainwise.doctor.finding import CODES, SEVERITIES, Finding
+from trainwise.doctor import readers_config
 from trainwise.doctor.readers import read_history
 from trainwise.errors import UserError
 from trainwise.history import History
@@ -28,11 +30,14 @@ __all__ = [
 
 
 class Diagnosis(list[Finding]):
-    """The findings, most serious first, plus ``misses``: the user's expectations that failed."""
+    """The findings, most serious first, plus ``misses`` (the user's expectations that failed) and
+    ``assumptions`` (sentences: what reading the log had to guess, e.g. which of several runs)."""
 
-    def __init__(self, findings: list[Finding], misses: list[ExpectationMiss] | None = None):
+    def __init__(self, findings: list[Finding], misses: list[ExpectationMiss] | None = None,
+                 assumptions: list[str] | None = None):
         super().__init__(findings)
         self.misses: list[ExpectationMiss] = list(misses or [])
+        self.assumptions: list[str] = list(assumptions or [])
 
     @property
     def codes(self) -> list[str]:
@@ -44,7 +49,8 @@ class Diagnosis(list[Finding]):
         return not self.misses and all(f.severity == "info" for f in self)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"findings": [f.to_dict() for f in self], "expectation_misses": [m.to_dict() for m in self.misses]}
+        return {"findings": [f.to_dict() for f in self], "expectation_misses": [m.to_dict() for m in self.misses],
+                "assumptions": list(self.assumptions)}
 
 
 def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
@@ -75,29 +81,55 @@ def _classes_from_config(raw: Any) -> int | None:
     return DATASET_CLASSES.get(data.get("name") or "")
 
 
+def _given_config(config: Any) -> tuple[Any, int | None, str | None, list[str], bool]:
+    """(config, classes, task, assumptions, foreign) for what was passed as ``config``.
+
+    A path is a file of a foreign run's known hyperparameters (``readers_config``); so is a plain dict that
+    does not use trainwise's sections. A Config, or a dict in trainwise's sections, is a trainwise config.
+    """
+    if isinstance(config, (str, Path)):
+        data = readers_config.load_file(Path(config))
+    elif isinstance(config, dict) and config and not set(config) <= readers_config.sections():
+        data = config
+    else:
+        return config, None, None, [], False
+    mapped, classes, task, said = readers_config.foreign_config(data)
+    return mapped, classes, task, said, True
+
+
 def diagnose(
     source: History | list[dict[str, Any]] | str | Path,
-    config: dict[str, Any] | Any | None = None,
+    config: dict[str, Any] | Any | str | Path | None = None,
     *,
-    num_classes: int | None = None,
+    classes: int | None = None,
     task: str | None = None,
+    num_classes: int | None = None,
     predictions: Any = None,
     expect: list[str] | None = None,
     columns: dict[str, str] | None = None,
+    run: int | None = None,
 ) -> Diagnosis:
     """Findings for a run, most serious first; ``[healthy]`` (plus explanatory info) when nothing is wrong.
 
-    ``source``: a History, a list of per-epoch record dicts, or a path (run directory, history.jsonl,
-    Keras/Lightning CSV; ``columns`` maps other CSV headers to trainwise keys). ``config``: the run's
-    Config or its dict (a run directory's config.toml is read when not given). ``predictions``: a
-    confusion matrix or ``{"confusion"|"precision"|"recall": ...}``. ``expect``: expectation strings
-    (default: the config's ``doctor.expect``); misses are in ``result.misses``.
+    ``source``: a History, a list of per-epoch record dicts, or a path (run directory, history.jsonl, a
+    Keras/Lightning/fastai CSV, trainer_state.json, TensorBoard events, a text log; ``columns`` maps other
+    names to trainwise keys; ``run`` picks one of several runs appended to one log, default the last).
+    ``config``: the run's Config or its dict (a run directory's config.toml is read when not given), or a
+    TOML/YAML/JSON file (or dict) stating a foreign run's known hyperparameters (optimizer, lr, schedule,
+    batch_size, label_smoothing, mixup, ...). ``classes``: the number of classes K (``num_classes`` is
+    the same); ``task``: multiclass, binary or regression. ``predictions``: a confusion matrix or
+    ``{"confusion"|"precision"|"recall": ...}``. ``expect``: expectation strings (default: the config's
+    ``doctor.expect``); misses are in ``result.misses``. ``result.assumptions``: what had to be guessed.
     """
+    if classes is not None and num_classes is not None and classes != num_classes:
+        raise UserError("classes and num_classes disagree", received=f"{classes} and {num_classes}", fix="pass one of them")
+    classes = classes if classes is not None else num_classes
+    readers_config.check_task(classes, task)
     meta: dict[str, Any] = {}
     if isinstance(source, History):
         records = list(source.records)
     elif isinstance(source, (str, Path)):
-        records, meta = read_history(source, columns)
+        records, meta = read_history(source, columns, run)
     elif isinstance(source, list):
         records = list(source)
     else:
@@ -105,15 +137,37 @@ def diagnose(
                         received=type(source).__name__)
     if not records:
         raise UserError("nothing to diagnose", expected="at least one epoch record", received="an empty history")
-    raw_config = config if config is not None else meta.get("config")
-    cfg = _config_dict(raw_config)
+    assumptions = list(meta.get("assumptions", []))
+    given, cfg_classes, cfg_task, said, foreign_cfg = _given_config(config)
+    assumptions += said
+    classes = classes if classes is not None else cfg_classes
+    task = task if task is not None else cfg_task
+    readers_config.check_task(classes, task)
+    foreign = foreign_cfg or meta.get("format", "trainwise") != "trainwise"
+    raw_config = given if given is not None else meta.get("config")
+    # A foreign run's unstated settings are unknown, not trainwise's defaults.
+    cfg = (raw_config or {}) if foreign else _config_dict(raw_config)
+    known_classes = classes or meta.get("num_classes") or (None if foreign else _classes_from_config(raw_config))
     ctx = Context(
         records=records,
         config=cfg,
-        num_classes=num_classes or meta.get("num_classes") or _classes_from_config(raw_config),
+        num_classes=known_classes,
         task=task or meta.get("task"),
         predictions=Predictions.parse(predictions if predictions is not None else meta.get("predictions")),
     )
+    if foreign:
+        assumptions += _class_assumptions(known_classes, ctx)
     if expect is None:
         expect = list(cfg.get("doctor", {}).get("expect", []) or [])
-    return Diagnosis(diagnose_context(ctx), check_expectations(records, expect))
+    return Diagnosis(diagnose_context(ctx), check_expectations(records, expect), assumptions)
+
+
+def _class_assumptions(given: int | None, ctx: Context) -> list[str]:
+    """Say where K came from when the log did not state it."""
+    if given is not None or ctx.task == "regression":
+        return []
+    if ctx.num_classes:
+        return [f"the number of classes was not given; K = {ctx.num_classes} was inferred "
+                f"(chance loss ln K = {ctx.chance_loss:.3g}); pass classes=K (CLI --classes K) if that is wrong"]
+    return ["the number of classes is unknown, so the chance levels ln K and 1/K were not used; "
+            "pass classes=K (CLI --classes K)"]

@@ -1,0 +1,91 @@
+"""JSON logs: Hugging Face ``trainer_state.json``, a Keras ``history.history`` dump, a list of records.
+
+``trainer_state.json`` keeps ``log_history``: training rows every ``logging_steps`` (``loss``,
+``learning_rate``, ``grad_norm``, a fractional ``epoch`` and ``step``), evaluation rows (``eval_loss``,
+``eval_accuracy``, ...), and a closing summary (``train_loss`` averaged over the whole run,
+``train_runtime``), which is not an epoch and is dropped. Evaluation rows become the epochs: each one
+with the mean training loss of the steps logged since the previous one. Without evaluations, the
+training rows are grouped by epoch, or by a fixed number of steps when the run lasted fewer than four
+epochs. The state's ``train_batch_size`` and ``num_train_epochs`` go into the config.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from trainwise.doctor.readers_rows import Table
+from trainwise.errors import UserError
+
+HF_SUMMARY_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos")
+EVAL_PREFIXES = ("eval_", "test_", "predict_")
+MIN_EPOCHS = 4  # fewer epochs than this give the rules too few points; steps are grouped instead
+
+
+def load(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(errors="replace"))
+    except json.JSONDecodeError as err:
+        raise UserError(f"{str(path)!r} is not valid JSON", expected="a JSON log such as trainer_state.json",
+                        received=f"{err.msg} at line {err.lineno}",
+                        fix="pass the file the training wrote, unedited") from None
+
+
+def read_table(path: Path, data: Any) -> tuple[Table, dict[str, Any]]:
+    """(table, config dict) for any of the JSON shapes this module knows."""
+    if isinstance(data, dict) and isinstance(data.get("log_history"), list):
+        return _hf(data)
+    if isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values()):
+        n = max(len(v) for v in data.values())
+        rows = [{k: float(v[i]) for k, v in data.items() if i < len(v) and _is_number(v[i])} for i in range(n)]
+        return Table(rows=[r for r in rows if r], fmt="keras_history_json",
+                     assumptions=["Keras history: entry i of each list is epoch i + 1"]), {}
+    if isinstance(data, list) and data and all(isinstance(r, dict) for r in data):
+        rows = [{k: float(v) for k, v in r.items() if _is_number(v)} for r in data]
+        return Table(rows=[r for r in rows if r], fmt="json_records", position_word="entry",
+                     lines=[i + 1 for i, r in enumerate(rows) if r]), {}
+    raise UserError(f"cannot read a training history from {str(path)!r}",
+                    expected="a Hugging Face trainer_state.json (with log_history), a Keras history dict of lists, or a list of records",
+                    received=f"JSON {type(data).__name__}" + (f" with keys {', '.join(list(data)[:8])}" if isinstance(data, dict) else ""),
+                    fix="pass trainer_state.json or the history the training saved")
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v)) or v in ("nan", "NaN", "inf", "Infinity")
+
+
+def _hf(state: dict[str, Any]) -> tuple[Table, dict[str, Any]]:
+    log = [e for e in state["log_history"] if isinstance(e, dict)]
+    entries = [e for e in log if not any(k in e for k in HF_SUMMARY_KEYS)]
+    evals = [e for e in entries if any(k.startswith("eval_") for k in e)]
+    rows: list[dict[str, float]] = []
+    for e in entries:
+        row = {k: float(v) for k, v in e.items() if _is_number(v) and not k.endswith(("_runtime", "_per_second"))}
+        if "loss" in row and not any(k.startswith(EVAL_PREFIXES) for k in row):
+            row["train_loss_step"] = row.pop("loss")  # HF's "loss" is the mean over the last logging_steps
+        rows.append(row)
+    config: dict[str, Any] = {}
+    if isinstance(state.get("train_batch_size"), int):
+        config.setdefault("data", {})["batch_size"] = state["train_batch_size"]
+    epochs = [r["epoch"] for r in rows if "epoch" in r]
+    last_epoch = max(epochs) if epochs else 0.0
+    table = Table(rows=rows, fmt="hf_trainer_state", lines=[int(r.get("step", i)) for i, r in enumerate(rows)],
+                  position_word="step", fractional_epochs=True)
+    if evals:
+        table.group_by = "evaluation"
+        per_epoch = len(evals) / last_epoch if last_epoch else math.inf
+        if abs(per_epoch - 1.0) > 0.05:
+            table.assumptions.append(f"Hugging Face log_history: {len(evals)} evaluations over {last_epoch:.3g} epochs")
+        else:
+            table.assumptions.append("Hugging Face log_history: one evaluation per epoch")
+    elif math.ceil(last_epoch - 1e-6) < MIN_EPOCHS:
+        table.group_by = "steps"
+        for r in rows:
+            r.pop("epoch", None)
+        table.assumptions.append(f"Hugging Face log_history without evaluations over {last_epoch:.3g} epochs: "
+                                 "too few epochs to judge, so the training rows are grouped by steps")
+    if isinstance(state.get("num_train_epochs"), (int, float)) and not evals and table.group_by is None:
+        config.setdefault("train", {})["epochs"] = int(state["num_train_epochs"])
+    return table, config

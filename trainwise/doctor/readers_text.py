@@ -1,0 +1,95 @@
+"""Plain-text training logs: what ``print`` and Keras' ``verbose`` output leave in a file.
+
+A line's metrics are its ``name: value`` / ``name=value`` pairs (``Train Loss: 0.41``, ``val_acc=0.93``,
+``Accuracy: 9680/10000 (97%)`` = 0.968). The epoch is the number after the word "epoch" on the line
+(``Epoch 3/10``, ``Epoch [3/10]``, ``epoch: 3``) or on the latest line that had one (Keras prints
+``Epoch 3/10`` on a line of its own). A line that begins with a split word (``Test set: Average loss:
+...``, ``Validation - loss: ...``) lends it to names that do not say their own. Within an epoch, a line
+with held-out values is its summary: its training values win; otherwise the training values of the
+epoch's lines are averaged (per-batch prints). Lines without any known metric are skipped.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from trainwise.doctor.readers_names import SPLIT_WORDS, canonical, with_split, words
+from trainwise.doctor.readers_rows import Table, split_of
+from trainwise.errors import UserError
+
+NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf"
+PAIR = re.compile(rf"([A-Za-z][A-Za-z0-9_ .\-/]*?)\s*[:=]\s*(?:(\d+)\s*/\s*(\d+)(?!\d)|({NUMBER}))\s*(%)?", re.IGNORECASE)
+EPOCH = re.compile(r"\bepoch\b\s*[:=#]?\s*\[?\s*(\d+)", re.IGNORECASE)
+FILLER = {"average", "avg", "mean", "total", "set", "running", "epoch"}
+SKIP = {"time", "eta", "elapsed", "step", "steps", "batch", "iter", "iteration", "it", "s", "ms", "sec", "secs"}
+
+
+def _name(raw: str) -> str:
+    return "_".join(w for w in words(raw) if w not in FILLER)
+
+
+def read_table(path: Path, text: str | None = None) -> Table:
+    text = path.read_text(errors="replace") if text is None else text
+    epoch: int | None = None
+    per_epoch: dict[int | None, list[tuple[dict[str, float], bool]]] = {}
+    order: list[int | None] = []
+    lines: list[int] = []
+    for n, line in enumerate(re.split(r"\r\n|\r|\n", text.replace("\x08", "")), start=1):
+        m = EPOCH.search(line)
+        if m:
+            epoch = int(m.group(1))
+        pairs = list(PAIR.finditer(line))
+        if not pairs:
+            continue
+        prefix = words(line[: pairs[0].start()])
+        split = next((SPLIT_WORDS[w] for w in prefix if w in SPLIT_WORDS), None)
+        values: dict[str, float] = {}
+        for p in pairs:
+            name = _name(p.group(1))
+            if not name or "epoch" in words(p.group(1)) or name in SKIP:
+                continue
+            if p.group(2) is not None:
+                value = int(p.group(2)) / int(p.group(3)) if int(p.group(3)) else float("nan")
+            else:
+                value = float(p.group(4))
+            if split and split_of(name) is None:
+                name = with_split(name, {"val": "validation"}.get(split, split))
+            key = canonical(name)[0]
+            values[key] = value
+        if not any(k.startswith(("train_", "val_", "test_")) or k == "lr" for k in values):
+            continue
+        summary = any(split_of(k) in ("val", "test") for k in values)
+        if epoch not in per_epoch:
+            per_epoch[epoch] = []
+            order.append(epoch)
+            lines.append(n)
+        per_epoch[epoch].append((values, summary))
+    if not per_epoch:
+        raise UserError(f"cannot read a training history from {str(path)!r}",
+                        expected="lines with name: value pairs such as 'Epoch 3 - loss: 0.41 - val_loss: 0.52'",
+                        received="no line with a loss or accuracy", fix="pass a CSV/JSON log, or map the columns of a CSV with --column")
+    rows = []
+    for e in order:
+        row = _epoch_row(per_epoch[e])
+        if e is not None:
+            row["epoch"] = float(e)
+        rows.append(row)
+    if None in per_epoch and len(per_epoch) > 1:
+        rows.pop(order.index(None))  # metric lines before the first epoch marker (a sanity check, a summary)
+        lines.pop(order.index(None))
+    assumptions = ["plain-text log: metrics read from 'name: value' pairs"]
+    return Table(rows=rows, fmt="text_log", lines=lines, assumptions=assumptions, position_word="line")
+
+
+def _epoch_row(entries: list[tuple[dict[str, float], bool]]) -> dict[str, float]:
+    row: dict[str, float] = {}
+    summaries = [v for v, s in entries if s]
+    steps = [v for v, s in entries if not s]
+    for values in summaries:  # held-out values and the summary's training values: the last one said
+        row.update(values)
+    for key in {k for v in steps for k in v}:
+        if key not in row:
+            vals = [v[key] for v in steps if key in v]
+            row[key] = vals[-1] if key == "lr" else sum(vals) / len(vals)
+    return row
