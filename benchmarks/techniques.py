@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from trainwise.config import Config  # noqa: E402
 from trainwise.data import prepare_data  # noqa: E402
 from trainwise.data.loader import make_loader  # noqa: E402
-from trainwise.techniques.ensemble import evaluate_ensemble  # noqa: E402
+from trainwise.tools.ensemble import evaluate_ensemble  # noqa: E402
 from trainwise.trainer import Trainer  # noqa: E402
 
 AUG = [{"op": "hflip", "p": 0.5}, {"op": "translate", "pad": 2}]

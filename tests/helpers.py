@@ -35,3 +35,19 @@ def worker_loader(data, batch_size, device, shuffle, seed=0, drop_last=False, nu
     from trainwise.data.loader import make_loader
 
     return make_loader(data, batch_size, device, shuffle=shuffle, seed=seed, drop_last=drop_last, mode="dataloader", num_workers=num_workers)
+
+
+def interrupted_then_resumed(config, run_dir: Path, epoch: int):
+    """Fit ``config`` into ``run_dir``, interrupted (KeyboardInterrupt) at the end of ``epoch``, then resume it."""
+    import pytest
+
+    import trainwise
+
+    class StopAt(trainwise.Callback):
+        def on_epoch_end(self, state):
+            if state.epoch == epoch:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        trainwise.fit(config, out=run_dir, callbacks=[StopAt()])
+    return trainwise.resume(run_dir)

@@ -280,7 +280,7 @@ def ensemble(
 
     Prints the ensemble's and each member's metrics as JSON.
     """
-    from trainwise.techniques.ensemble import evaluate_ensemble
+    from trainwise.tools.ensemble import evaluate_ensemble
 
     metrics = evaluate_ensemble(run_dirs, split=split, weights=weights)
     print(json.dumps({k: v for k, v in metrics.items() if not k.startswith("per_class")}, indent=2))

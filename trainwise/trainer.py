@@ -26,7 +26,6 @@ from trainwise.callbacks.early_stopping import EarlyStopping
 from trainwise.callbacks.monitor_base import metric_value
 from trainwise.callbacks.loggers import make_loggers
 from trainwise.callbacks.progress import make_progress
-from trainwise.callbacks.techniques import apply_init, eval_transforms, lr_multipliers, technique_callbacks
 from trainwise.config import Config, dump_toml
 from trainwise.core import Callback, Event, State, unique_keys
 from trainwise.doctor import diagnose
@@ -42,6 +41,7 @@ from trainwise.models import build_model
 from trainwise.optim import LearningRate, build_optimizer, param_groups, scaled_lr
 from trainwise.runinfo import environment
 from trainwise.saved_model import describe_inputs
+from trainwise.techniques import registry as techniques
 from trainwise.techniques.tta import flip_logits
 
 
@@ -121,7 +121,7 @@ class Trainer:
         self.task, self.num_classes = self.data.task, self.data.num_classes
         out_dim = 1 if self.task == "binary" else self.num_classes
         self.model = (model if model is not None else build_model(cfg.model, self.data.input_shape, self.data.feature_dim, out_dim)).to(self.device)
-        apply_init(self.model, cfg)  # init.scheme (default: leave the model as built)
+        techniques.setup_model(self.model, cfg)  # init.scheme (default: leave the model as built)
         self._check_model_output(out_dim)
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -145,7 +145,7 @@ class Trainer:
         self.eval_loaders = self.dist.shard_eval(self.eval_loaders)
         profiling.lap("data to the device (loaders)")
         lr = scaled_lr(cfg.optim, self.dist.global_batch)
-        groups = param_groups(self.model, cfg.optim.weight_decay, cfg.optim.no_decay_bias_norm, lr_multipliers(self.model, cfg))
+        groups = param_groups(self.model, cfg.optim.weight_decay, cfg.optim.no_decay_bias_norm, techniques.lr_multipliers(self.model, cfg))
         self.optimizer = build_optimizer(groups, cfg.optim, lr)
         steps_per_epoch = len(self.train_loader)
         self.lr = LearningRate(self.optimizer, cfg.schedule, steps_per_epoch, cfg.train.epochs)  # the one owner of the LR
@@ -157,7 +157,7 @@ class Trainer:
         self.state = State(config=cfg, model=self.model, optimizer=self.optimizer, scheduler=self.lr, history=self.history,
                            device=self.device, task=self.task, num_classes=self.num_classes, run_dir=self.run_dir if self.dist.is_main else None,
                            steps_per_epoch=steps_per_epoch)
-        self.state.evaluate, self.state.eval_transforms = self.evaluate, eval_transforms(cfg)
+        self.state.evaluate, self.state.eval_transforms = self.evaluate, techniques.eval_transforms(cfg)
         self.callbacks = sorted(self._default_callbacks() + list(callbacks), key=lambda c: c.order)
         self._dispatch: dict[Event, list] | None = None  # built at the first event (see fire)
         self.train_metrics = MetricAccumulator(self.num_classes, self.device)
@@ -182,7 +182,7 @@ class Trainer:
             cbs.append(DoctorCallback(emit=progress.write if progress is not None else (lambda line: None)))
         cbs += make_loggers(cfg.logging, self.run_dir if self.dist.is_main else None)  # TensorBoard / MLflow when [logging] enables them
         cbs += self.dist.callbacks(self)
-        return cbs + technique_callbacks(cfg)
+        return cbs + techniques.callbacks(cfg)  # each technique the config turns on
 
     def _graphed_step(self):
         from trainwise.cuda_graphs import GraphedStep, unsupported_reason

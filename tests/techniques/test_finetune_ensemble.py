@@ -10,7 +10,7 @@ from tests.helpers import run_cli
 from tests.techniques.probe import Probe
 from trainwise.checkpointing import load_weights
 from trainwise.errors import UserError
-from trainwise.techniques.ensemble import evaluate_ensemble
+from trainwise.tools.ensemble import evaluate_ensemble
 from trainwise.trainer import Trainer
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import trainwise
-from tests.helpers import same_weights, without_times
+from tests.helpers import interrupted_then_resumed, same_weights, without_times
 from tests.techniques.probe import Probe
 
 EVERY_OP = [{"op": "hflip", "p": 0.5}, {"op": "translate", "pad": 1}, {"op": "rotate", "p": 0.5, "degrees": 15},
@@ -33,14 +33,7 @@ def test_resume_equals_uninterrupted_with_every_technique(cnn_config, tmp_path, 
     trainwise.fit(cnn_config(**base), out=tmp_path / "pre")
     cfg = everything(cnn_config, tmp_path / "pre", model)
     straight = trainwise.fit(cfg, out=tmp_path / "a")
-
-    def stop_after_2(state):
-        if state.epoch == 2:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        trainwise.fit(cfg, out=tmp_path / "b", callbacks=[Probe("epoch_end", stop_after_2)])
-    resumed = trainwise.resume(tmp_path / "b")
+    resumed = interrupted_then_resumed(cfg, tmp_path / "b", epoch=2)
     assert same_weights(straight.model.state_dict(), resumed.model.state_dict())
     assert without_times(straight.history.records) == without_times(resumed.history.records)
     assert {"val_acc_ema", "phase"} <= set(straight.history[-1])

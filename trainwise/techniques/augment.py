@@ -18,12 +18,18 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
+from trainwise.core import Callback, State
 from trainwise.errors import UserError, unknown_name
+from trainwise.techniques.registry import Technique, register
+
+if TYPE_CHECKING:
+    from trainwise.config import Config  # trainwise.config checks augmentation specs with this module
+
 
 Generator = torch.Generator | None
 
@@ -233,3 +239,45 @@ class Pipeline:
         for fn, p, params in self.steps:
             x = fn(x, p, generator=generator, **params)
         return x[:, 0] if squeeze else x
+
+
+# ------------------------------------------------------------ the callback
+
+class Augmentation(Callback):
+    """Augments each training batch on the device at BATCH_START (trainwise.techniques.augment).
+
+    Only the first input (the image) is augmented; an extra feature vector passes through. The pipeline is
+    skipped while ``state.augment`` is False (a progressive-resizing phase without augmentation).
+    """
+
+    order = 1  # before MixUp (mix augmented images) and before resizing
+
+    def __init__(self, specs: list[dict[str, Any]]):
+        self.pipeline = Pipeline(specs, where="augment.train")
+
+    def on_batch_start(self, state: State) -> None:
+        if state.augment and len(self.pipeline):
+            state.inputs = (self.pipeline(state.inputs[0]), *state.inputs[1:])
+
+
+def eval_transforms(cfg: Config) -> list[Callable]:
+    """Input transforms for evaluation: the test augmentation pipeline, with a fixed seed per call."""
+    if not cfg.augment.test:
+        return []
+    pipeline = Pipeline(cfg.augment.test, where="augment.test")
+
+    def test_pipeline(inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        # The same corruption draws for each batch position in every evaluation, without touching the training RNG.
+        generator = torch.Generator(inputs[0].device).manual_seed(cfg.augment.test_seed)
+        return (pipeline(inputs[0], generator), *inputs[1:])
+
+    return [test_pipeline]
+
+
+register(Technique(
+    "augment", enabled=lambda cfg: bool(cfg.augment.train or cfg.augment.test),
+    build=lambda cfg: [Augmentation(cfg.augment.train)] if cfg.augment.train else [],
+    eval_transforms=eval_transforms,
+    example={"augment.train": [{"op": "hflip", "p": 0.5}, {"op": "translate", "pad": 1}, {"op": "erase", "p": 0.5}],
+             "augment.test": [{"op": "gaussian_blur", "p": 0.5}]},
+    docs="Augmentation on the device"))

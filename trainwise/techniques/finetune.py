@@ -11,10 +11,20 @@ unless patterns name it. With ``layer_decay = d`` the head learns at lr x ``head
 
 from __future__ import annotations
 
+import sys
 from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
+
+from trainwise import checkpointing
+from trainwise.callbacks.phase import set_phase
+from trainwise.config import Config, FinetuneConfig
+from trainwise.core import Callback, State
+from trainwise.errors import UserError
+from trainwise.techniques.registry import Technique, register
 
 
 def matching(names, patterns) -> list[str]:
@@ -107,3 +117,92 @@ def load_matching(model: nn.Module, weights: dict[str, torch.Tensor], skip=()) -
             tensor.copy_(weights[name].to(tensor.device, tensor.dtype))
             loaded.append(name)
     return loaded, skipped
+
+
+# ------------------------------------------------------------ the callback
+
+def pretrained_path(init_from: str, weights: str = "final") -> Path:
+    path = Path(init_from)
+    if path.is_dir():
+        path = path / "checkpoints" / f"{weights}.safetensors"
+    if not path.is_file():
+        raise UserError(f"no pretrained weights at {path}", expected="a trainwise run directory or a .safetensors file",
+                        fix="set finetune.init_from to a run directory written by trainwise train")
+    return path
+
+
+class Finetune(Callback):
+    """Fine-tuning (trainwise.techniques.finetune): pretrained weights, a frozen body, unfreezing at an epoch.
+
+    - FIT_START (fresh runs only): loads ``finetune.init_from``'s weights, skipping the head (``reset_head``:
+      new classes need a new head, even when their number is the same) and tensors whose shape differs;
+      which were loaded and which skipped goes to stderr and ``summary["finetune"]``.
+    - EPOCH_START: before ``unfreeze_epoch`` the ``freeze`` parameters have ``requires_grad`` off (the phase
+      label is ``frozen``), from it on they train (``unfrozen``). The optimizer holds every parameter from the start:
+      torch optimizers skip parameters without gradients, so unfreezing needs no new optimizer and a resumed
+      run is exact. Per-parameter learning rates (``head_lr_mult``, ``layer_decay``, ``lr_mult``) are set when
+      the Trainer builds the optimizer.
+    - BATCH_START: frozen batch-norm layers stay in eval mode, so their running statistics do not move.
+    """
+
+    order = -20  # load weights before anything copies them (EMA)
+
+    def __init__(self, cfg: FinetuneConfig):
+        self.cfg = cfg
+        self.frozen: list[str] = []
+        self.norms: list = []
+        self.active = False
+        self.report: dict[str, Any] | None = None
+
+    def on_fit_start(self, state: State) -> None:
+        cfg = self.cfg
+        if cfg.init_from and state.epoch == 0 and state.step == 0:
+            path = pretrained_path(cfg.init_from, cfg.weights)
+            skip = head_names(state.model, cfg.head or None) if cfg.reset_head else []
+            loaded, skipped = load_matching(state.model, checkpointing.load_weights(path, state.device), skip)
+            if not loaded:
+                raise UserError(f"no tensor of {path} fits the model", expected="the same architecture (names and shapes)",
+                                received=f"skipped: {', '.join(skipped)}", fix="fine-tune with the model config of the pretrained run")
+            self.report = {"init_from": str(path), "loaded": loaded, "skipped": skipped}
+            reasons = "; ".join(f"{k} ({v})" for k, v in skipped.items()) or "none"
+            print(f"finetune: loaded {len(loaded)} tensors from {path}; skipped {len(skipped)}: {reasons}", file=sys.stderr)
+        if self.report is not None:
+            state.extras.setdefault("summary", {})["finetune"] = self.report
+        self.frozen = frozen_names(state.model, cfg.freeze, cfg.head or None)
+        self.norms = norm_modules_of(state.model, self.frozen) if cfg.freeze_norm_stats else []
+
+    def on_epoch_start(self, state: State) -> None:
+        if not self.frozen:
+            return
+        self.active = self.cfg.unfreeze_epoch is None or state.epoch < self.cfg.unfreeze_epoch
+        set_trainable(state.model, self.frozen, not self.active)
+        set_phase(state, "finetune", "frozen" if self.active else "unfrozen")
+
+    def on_batch_start(self, state: State) -> None:
+        if self.active:
+            for module in self.norms:
+                module.eval()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"report": self.report}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.report = state["report"]
+
+
+def config_lr_multipliers(model: nn.Module, cfg: Config) -> dict[str, float] | None:
+    """``finetune.head_lr_mult`` / ``layer_decay`` / ``lr_mult`` as per-parameter multipliers (None when all are 1)."""
+    ft = cfg.finetune
+    if ft.head_lr_mult == 1.0 and ft.layer_decay == 1.0 and not ft.lr_mult:
+        return None
+    return lr_multipliers(model, ft.head or None, ft.head_lr_mult, ft.layer_decay, ft.lr_mult)
+
+
+register(Technique(
+    "finetune",
+    enabled=lambda cfg: bool(cfg.finetune.init_from or cfg.finetune.freeze or cfg.finetune.lr_mult)
+    or cfg.finetune.head_lr_mult != 1.0 or cfg.finetune.layer_decay != 1.0,
+    build=lambda cfg: [Finetune(cfg.finetune)] if cfg.finetune.init_from or cfg.finetune.freeze else [],
+    lr_multipliers=config_lr_multipliers,
+    example={"finetune.freeze": ["*"], "finetune.unfreeze_epoch": 2, "finetune.layer_decay": 0.7, "finetune.head_lr_mult": 2.0},
+    docs="Fine-tuning"))

@@ -14,9 +14,15 @@ weight 1 and bias 0; other layers are left alone. Schemes (``fan_in``/``fan_out`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torch import nn
 
 from trainwise.errors import unknown_name
+from trainwise.techniques.registry import Technique, register
+
+if TYPE_CHECKING:
+    from trainwise.config import Config
 
 SCHEMES = ("default", "xavier_normal", "xavier_uniform", "he_normal", "he_uniform", "zeros")
 WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -55,3 +61,14 @@ def init_weights(model: nn.Module, scheme: str, nonlinearity: str = "relu", mode
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
     return model
+
+
+def apply_init(model: nn.Module, cfg: Config) -> None:
+    """``init.scheme`` on any model (config-built or the user's); ``default`` leaves it as built."""
+    nonlinearity = cfg.model.activation if cfg.init.nonlinearity == "auto" else cfg.init.nonlinearity
+    init_weights(model, cfg.init.scheme, nonlinearity, cfg.init.mode)
+
+
+register(Technique(
+    "init", enabled=lambda cfg: cfg.init.scheme != "default", setup_model=apply_init,
+    example={"init.scheme": "he_normal"}, docs="Weight initialization"))

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import torch
 
+from trainwise.core import Callback, State
+from trainwise.techniques.registry import Technique, register
+
 
 def penalized(model: torch.nn.Module) -> list[torch.Tensor]:
     return [p for p in model.parameters() if p.ndim >= 2 and p.requires_grad]
@@ -30,3 +33,27 @@ def penalty(params: list[torch.Tensor], l1: float = 0.0, l2: float = 0.0) -> tor
     if params and l2:
         total = total + l2 * l2_penalty(params)
     return total
+
+
+# ------------------------------------------------------------ the callback
+
+class WeightPenalty(Callback):
+    """Adds the explicit L1/L2 weight penalties (regularization.l1 / l2) to the loss at AFTER_LOSS.
+
+    The reported ``train_loss`` includes the penalty (it is what is minimized).
+    """
+
+    step_work = "same"  # the same penalty kernels at every step: a CUDA graph can hold them
+
+    def __init__(self, l1: float = 0.0, l2: float = 0.0):
+        self.l1, self.l2 = l1, l2
+
+    def on_after_loss(self, state: State) -> None:
+        state.loss = state.loss + penalty(penalized(state.model), self.l1, self.l2)
+
+
+register(Technique(
+    "penalties", enabled=lambda cfg: cfg.regularization.l1 > 0 or cfg.regularization.l2 > 0,
+    build=lambda cfg: [WeightPenalty(cfg.regularization.l1, cfg.regularization.l2)],
+    example={"regularization.l1": 1e-5, "regularization.l2": 1e-4},
+    docs="Regularization"))

@@ -10,6 +10,7 @@ import torch
 
 from trainwise.errors import UserError
 from trainwise.losses import probabilities
+from trainwise.techniques.registry import Technique, register
 
 
 def averaged_logits(prob: torch.Tensor, task: str) -> torch.Tensor:
@@ -28,3 +29,9 @@ def flip_logits(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], task: 
     plain = model(*inputs).float()
     mirrored = model(image.flip(-1), *inputs[1:]).float()
     return averaged_logits((probabilities(plain, task) + probabilities(mirrored, task)) / 2, task)
+
+
+# The Trainer's eval_logits averages over the mirror image when evaluation.tta_flip is on.
+register(Technique(
+    "tta", enabled=lambda cfg: cfg.evaluation.tta_flip, example={"evaluation.tta_flip": True},
+    docs="Test-time augmentation"))

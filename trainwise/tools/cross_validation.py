@@ -36,7 +36,7 @@ from trainwise.errors import UserError
 from trainwise.history import History
 from trainwise.losses import probabilities
 from trainwise.saved_model import Preprocessed, describe_inputs, load_saved
-from trainwise.techniques.ensemble import average_probabilities
+from trainwise.tools.ensemble import average_probabilities
 from trainwise.techniques.tta import averaged_logits
 from trainwise.trainer import Run
 from trainwise.tools._shared import Diagnose, codes, final_metrics, findings_of, fmt, load_diagnose, text_table
