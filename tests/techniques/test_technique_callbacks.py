@@ -149,8 +149,9 @@ def test_large_batch_linear_scaling_with_warmup(cnn_config):
                         "schedule.name": "cosine", "schedule.warmup_epochs": 1, "schedule.warmup_start_factor": 0.1,
                         "train.epochs": 2})
     trainer = Trainer(cfg, callbacks=[probe])
-    assert trainer.optimizer.param_groups[0]["initial_lr"] == pytest.approx(4e-3)  # 1e-3 * 256 / 64
+    assert trainer.lr.base[0] == pytest.approx(4e-3)  # 1e-3 * 256 / 64
     trainer.fit()
     steps = trainer.state.steps_per_epoch  # 6 with 1293 samples
-    assert lrs[0] == pytest.approx(4e-3 * (0.1 + 0.9 * 1 / steps))  # after the first step of the warm-up
-    assert max(lrs) == pytest.approx(4e-3) and lrs[steps - 1] == pytest.approx(4e-3)
+    assert lrs[0] == pytest.approx(4e-3 * 0.1)  # the LR the first step of the warm-up used
+    assert lrs[steps - 1] == pytest.approx(4e-3 * (0.1 + 0.9 * (steps - 1) / steps))
+    assert max(lrs) == pytest.approx(4e-3) and lrs[steps] == pytest.approx(4e-3)  # cosine starts at the peak
