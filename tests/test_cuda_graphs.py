@@ -26,10 +26,10 @@ def _in_step(cb: Callback) -> bool:
 def test_every_built_in_callback_acting_inside_the_step_says_how():
     """A graph replays the step without calling handlers: each in-step callback must declare what it does there."""
     from trainwise.callbacks.monitors import make_monitors
-    from trainwise.callbacks.techniques import technique_callbacks
+    from trainwise.techniques import registry
 
     cfg = Config().replace({"regularization.l2": 1e-4, "regularization.l1": 1e-5, "monitors.nan_policy": "stop"})
-    cbs = make_monitors(cfg) + technique_callbacks(cfg)
+    cbs = make_monitors(cfg) + registry.callbacks(cfg)
     in_step = [cb for cb in cbs if _in_step(cb)]
     assert in_step, "the monitors and penalties act inside the step"
     assert all(cb.step_work in ("same", "sampled") for cb in in_step), [type(cb).__name__ for cb in in_step]
