@@ -24,6 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from trainwise.errors import UserError
+from trainwise.optimizers import OPTIMIZERS
 
 
 class _Section(BaseModel):
@@ -116,7 +117,7 @@ def _toml_value(x: Any) -> bool:
 class OptimConfig(_Section):
     """Optimizer and its hyperparameters (torch.optim)."""
 
-    name: Literal["sgd", "adagrad", "rmsprop", "adam", "adamw"] = "adamw"
+    name: Literal[tuple(OPTIMIZERS)] = Field("adamw", description="torch.optim optimizer (trainwise/optimizers.py: builder and usual LR range of each)")
     lr: float | Literal["auto"] = Field(1e-3, description='learning rate (before LR scaling); "auto": run lr-find first and use its suggestion')
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="sgd and rmsprop momentum")
     nesterov: bool = Field(False, description="sgd: Nesterov momentum")

@@ -16,9 +16,8 @@ from torch import nn
 
 from trainwise.config import OptimConfig, ScheduleConfig
 from trainwise.metrics import resolve_mode
+from trainwise.optimizers import OPTIMIZERS
 
-OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam", "adamw")
-SCHEDULES = ("none", "step", "exponential", "cosine", "linear", "onecycle", "plateau")
 
 
 def scaled_lr(cfg: OptimConfig, batch_size: int) -> float:
@@ -63,17 +62,10 @@ def groups_with_lr_multipliers(model: nn.Module, weight_decay: float, exempt_bia
 
 
 def build_optimizer(params, cfg: OptimConfig, lr: float) -> torch.optim.Optimizer:
+    """``cfg.name``'s optimizer (trainwise.optimizers) on ``params``; a group's ``lr_mult`` scales its LR."""
     extra = {} if cfg.fused is None else {"fused": cfg.fused}
     params = [dict(g, lr=lr * g["lr_mult"]) if isinstance(g, dict) and "lr_mult" in g else g for g in params]
-    if cfg.name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay, **extra)
-    if cfg.name == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr, eps=1e-10, weight_decay=cfg.weight_decay, **extra)
-    if cfg.name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, alpha=cfg.alpha, eps=cfg.eps, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    if cfg.name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay, **extra)
-    return torch.optim.AdamW(params, lr=lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay, **extra)
+    return OPTIMIZERS[cfg.name].build(params, cfg, lr, extra)
 
 
 # ----------------------------------------------------------------------------------------- schedules

@@ -10,6 +10,7 @@ import gzip
 import os
 import struct
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -248,17 +249,28 @@ def _csv_features(body: list[list[str]], header: list[str], target: int, path: P
     raise AssertionError("unreachable: float() failed above")
 
 
-SOURCES = {
-    "digits": _digits,
-    "breast_cancer": _breast_cancer,
-    "mnist1d": _mnist1d,
-    "fashion_mnist": _fashion_mnist,
-    "arrays": _arrays,
-    "csv": _csv,
+@dataclass(frozen=True)
+class Source:
+    """A dataset trainwise can load: its loader, its number of classes (None: the user's data decides) and
+    its kind ("image", "vector", or "user" for files whose shape the user chooses)."""
+
+    load: Callable[[DataConfig], RawData]
+    classes: int | None
+    kind: str
+
+
+# Adding a data source is one entry here (data.name accepts these names; the doctor reads the class counts).
+SOURCES: dict[str, Source] = {
+    "digits": Source(_digits, classes=10, kind="image"),
+    "breast_cancer": Source(_breast_cancer, classes=2, kind="vector"),
+    "mnist1d": Source(_mnist1d, classes=10, kind="vector"),
+    "fashion_mnist": Source(_fashion_mnist, classes=10, kind="image"),
+    "arrays": Source(_arrays, classes=None, kind="user"),
+    "csv": Source(_csv, classes=None, kind="user"),
 }
 
 
 def load_raw(cfg: DataConfig) -> RawData:
     if cfg.name not in SOURCES:
         raise unknown_name("dataset", cfg.name, SOURCES, key="data.name")
-    return SOURCES[cfg.name](cfg)
+    return SOURCES[cfg.name].load(cfg)

@@ -14,24 +14,18 @@ from typing import Any
 
 import numpy as np
 
+from trainwise.data.sources import SOURCES
 from trainwise.doctor import signals
+from trainwise.optimizers import OPTIMIZERS
 
 # Classes of the built-in datasets, so a run directory without summary.json still has a chance level.
-DATASET_CLASSES = {"digits": 10, "breast_cancer": 2, "mnist1d": 10, "fashion_mnist": 10}
+DATASET_CLASSES = {name: source.classes for name, source in SOURCES.items() if source.classes is not None}
 
-# Learning rates outside these ranges are unusual enough to count as evidence (never alone as a finding):
-# (too low below, too high above). Adaptive optimizers normalise the step, so their range is narrower and
-# lower than SGD's. Sources: common defaults (Adam 1e-3, SGD 0.1 with momentum) and UMLAUT's
-# lr > 0.01 flag, which we apply to adaptive optimizers only because SGD at 0.1 is ordinary.
-LR_RANGES = {
-    "adam": (1e-4, 1e-2),
-    "adamw": (1e-4, 1e-2),
-    "rmsprop": (1e-4, 1e-2),
-    "adagrad": (1e-3, 0.5),
-    "sgd": (1e-3, 0.5),
-}
-# Where a fix sends an LR that lies outside the range above: the usual starting points.
-TYPICAL_LR = {"adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3, "adagrad": 1e-2, "sgd": 0.05}
+# Learning rates outside each optimizer's usual range are unusual enough to count as evidence (never alone
+# as a finding): too low below, too high above. A fix sends an LR outside it to the typical one.
+# Both live with the optimizers (trainwise/optimizers.py, where their sources are named).
+LR_RANGES = {name: opt.lr_range for name, opt in OPTIMIZERS.items()}
+TYPICAL_LR = {name: opt.typical_lr for name, opt in OPTIMIZERS.items()}
 
 
 @dataclass
