@@ -36,8 +36,9 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     """Which dataset, how it is split and batched."""
 
-    name: str = Field("digits", description="digits | breast_cancer | mnist1d | fashion_mnist | arrays | csv")
-    path: str | None = Field(None, description="file or directory: NPZ/CSV for arrays/csv, IDX directory for fashion_mnist")
+    name: str = Field("digits", description="digits | breast_cancer | mnist1d | fashion_mnist | arrays | csv | folder | npy")
+    path: str | None = Field(None, description="file or directory: NPZ/CSV for arrays/csv, IDX directory for fashion_mnist, "
+                             "image folder for folder, .npy file of inputs for npy")
     target: str = Field("y", description="label key in an NPZ file, or label column name in a CSV file")
     features: str | None = Field(None, description="NPZ key of an extra feature vector fed beside the input (fusion models)")
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of the training data held out for validation")
@@ -45,6 +46,9 @@ class DataConfig(_Section):
     split_seed: int = Field(0, description="seed of the train/val/test split (independent of train.seed)")
     train_subset: int | None = Field(None, gt=0, description="keep only this many training samples (stratified)")
     classes: list[int] | None = Field(None, description="keep only these classes (relabelled 0..k-1), e.g. for fine-tuning")
+    image_size: int | tuple[int, int] | None = Field(None, description="folder: decode images at this size (H = W, or [H, W]); None: the first image's")
+    channels: Literal[1, 3] | None = Field(None, description="folder: 1 (grayscale) or 3 (RGB); None: from the first image")
+    skip_corrupt: bool = Field(False, description="folder: leave out files that cannot be decoded (counted per epoch) instead of stopping")
     batch_size: int = Field(64, gt=0, description="training batch size (global)")
     eval_batch_size: int = Field(1024, gt=0, description="batch size for validation and test")
     normalize: bool = Field(True, description="standardize inputs with statistics of the training split only")
@@ -57,6 +61,13 @@ class DataConfig(_Section):
     prefetch_factor: int | None = Field(None, gt=0, description="batches each DataLoader worker loads ahead (None: torch's default, 2)")
     drop_last: bool = Field(False, description="drop the last incomplete training batch")
     per_device_batch: bool = Field(False, description="data-parallel runs: batch_size is per process (global batch = batch_size x processes)")
+
+    @field_validator("image_size")
+    @classmethod
+    def _positive_size(cls, v):
+        if v is not None and min((v, v) if isinstance(v, int) else v) <= 0:
+            raise ValueError("image sizes > 0")
+        return v
 
     @field_validator("classes")
     @classmethod

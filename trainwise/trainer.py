@@ -289,7 +289,8 @@ class Trainer:
         if start_batch == 0:
             self.train_metrics.reset()
         every = self.config.checkpoint.every_n_steps
-        for state.batch_index, (inputs, targets) in enumerate(self.train_loader.batches(epoch, start_batch), start=start_batch):
+        batches = self.train_loader.batches(epoch, start_batch, height=state.extras.get("resolution"))  # image folders decode at a phase's height
+        for state.batch_index, (inputs, targets) in enumerate(batches, start=start_batch):
             state.inputs, state.targets = inputs, targets
             self.fire(Event.BATCH_START)
             if self.graphed is None:

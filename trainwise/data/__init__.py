@@ -105,6 +105,10 @@ def _split(n_labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray
 
 
 def prepare_data(cfg: DataConfig) -> DataSplits:
+    if cfg.name == "folder":  # read from disk while training (trainwise.data.folder)
+        from trainwise.data.folder import folder_splits
+
+        return folder_splits(cfg)
     raw = load_raw(cfg)
     return split_and_normalize(raw, cfg)
 

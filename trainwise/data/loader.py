@@ -19,6 +19,7 @@ by at most one; when ``m`` is smaller than the number of ranks, those samples ar
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import torch
@@ -29,6 +30,7 @@ from trainwise.data.datasets import DatasetData, split_batch
 from trainwise.errors import UserError
 
 Batch = tuple[tuple[torch.Tensor, ...], torch.Tensor]
+log = logging.getLogger("trainwise")
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -73,8 +75,9 @@ class DeviceLoader:
         lo += self.rank * base + min(self.rank, extra)
         return lo, lo + base + (1 if self.rank < extra else 0)
 
-    def batches(self, epoch: int = 1, start: int = 0) -> Iterator[Batch]:
-        """Yield batches of ``epoch``, beginning at batch index ``start`` (for mid-epoch resume)."""
+    def batches(self, epoch: int = 1, start: int = 0, height: int | None = None) -> Iterator[Batch]:
+        """Yield batches of ``epoch``, beginning at batch index ``start`` (for mid-epoch resume); ``height``
+        matters only to sources that decode images (DatasetLoader)."""
         n = len(self.data)
         order = epoch_order(n, self.seed, epoch).to(self.device) if self.shuffle else None
         for b in range(start, len(self)):
@@ -136,17 +139,30 @@ class DatasetLoader(DeviceLoader):
         self.indices = torch.arange(lo, hi)
         return self
 
-    def batches(self, epoch: int = 1, start: int = 0) -> Iterator[Batch]:
+    def batches(self, epoch: int = 1, start: int = 0, height: int | None = None) -> Iterator[Batch]:
+        """Batches of ``epoch`` from batch ``start``; ``height``: decode images at this height (sources that
+        decode, such as image folders; the progressive-resizing phase's resolution)."""
         n = self.num_samples()
         order = epoch_order(n, self.seed, epoch) if self.shuffle else torch.arange(n)
         if self.indices is not None:
             order = self.indices[order]
-        self.plan.batches = [order[slice(*self.rank_part(b))].tolist() for b in range(start, len(self))]
+        plan = [order[slice(*self.rank_part(b))].tolist() for b in range(start, len(self))]
+        if height is not None and getattr(self.dataset, "decodes_at_height", False):
+            plan = [[(i, height) for i in batch] for batch in plan]
+        self.plan.batches = plan
         self.generator.manual_seed(self.seed * 1_000_003 + epoch)
         non_blocking = self.device.type == "cuda"
-        for batch in self.loader:
+        skipped = 0
+        for planned, batch in zip(plan, self.loader):
+            if batch is None:  # every sample of the batch was a corrupt file (data.skip_corrupt)
+                skipped += len(planned)
+                continue
             inputs, targets = split_batch(batch, self.name)
+            skipped += len(planned) - len(targets)
             yield tuple(t.to(self.device, non_blocking=non_blocking) for t in inputs), targets.to(self.device, non_blocking=non_blocking)
+        if skipped:
+            log.warning(f"warning: left out {skipped} corrupt image(s) of the {self.name} data in epoch {epoch} (data.skip_corrupt = true)")
+        self.skipped = skipped
 
 
 class GivenLoader(DeviceLoader):
@@ -178,7 +194,7 @@ class GivenLoader(DeviceLoader):
         raise UserError("a DataLoader with its own sampler cannot be split over processes by trainwise",
                         fix="pass the validation/test Dataset itself in data-parallel runs")
 
-    def batches(self, epoch: int = 1, start: int = 0) -> Iterator[Batch]:
+    def batches(self, epoch: int = 1, start: int = 0, height: int | None = None) -> Iterator[Batch]:
         for part in (self.loader.batch_sampler, self.loader.sampler, self.data.dataset):
             if callable(getattr(part, "set_epoch", None)):
                 part.set_epoch(epoch)
@@ -217,8 +233,9 @@ def make_loader(data, batch_size: int, device: torch.device, *, shuffle: bool, s
         if data.loader is not None:
             return GivenLoader(data, device)
         shuffle = shuffle and data.shuffle is not False
-        if data.options:  # a user's DataLoader: its settings, with pinning only where it helps
-            options = {**data.options, "pin_memory": bool(data.options.get("pin_memory")) and device.type == "cuda"}
+        if data.options:  # a user's DataLoader's settings (or a source's collate_fn), with pinning only where it helps
+            options = {**options, **data.options}
+            options["pin_memory"] = bool(options.get("pin_memory")) and device.type == "cuda"
         return DatasetLoader(data.dataset, data.batch_size or batch_size, device, shuffle, seed, drop_last, options, data=data)
     if mode == "dataloader" or (mode == "auto" and data.nbytes() > DEVICE_RESIDENT_LIMIT_BYTES):
         return DatasetLoader(_TensorDataset(data), batch_size, device, shuffle, seed, drop_last, options, data=data)

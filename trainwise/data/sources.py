@@ -270,7 +270,10 @@ SOURCES: dict[str, Source] = {
 }
 
 
+STREAMED = ("folder",)  # sources read while training, not loaded here (trainwise.data.prepare_data)
+
+
 def load_raw(cfg: DataConfig) -> RawData:
     if cfg.name not in SOURCES:
-        raise unknown_name("dataset", cfg.name, SOURCES, key="data.name")
+        raise unknown_name("dataset", cfg.name, [*SOURCES, *STREAMED], key="data.name")
     return SOURCES[cfg.name].load(cfg)

@@ -59,7 +59,8 @@ class ProgressiveResize(Callback):
 
     - FIT_START: warns about each phase that turns training augmentation off (expect the train/validation
       gap to widen from there); with ``eval_resolution = "phase"`` evaluation inputs are resized too.
-    - EPOCH_START: the phase of the epoch sets ``state.augment`` and the label.
+    - EPOCH_START: the phase of the epoch sets ``state.augment``, the label and ``state.extras["resolution"]``
+      (image folders decode at that height, so small phases cost small decodes).
     - BATCH_START: images are resized after augmentation and mixing (so their pixel sizes mean the same in
       every phase).
 
@@ -92,6 +93,8 @@ class ProgressiveResize(Callback):
     def on_epoch_start(self, state: State) -> None:
         self.current = phase_at(self.phases, state.epoch)
         state.augment = self.current is None or self.current.augment
+        # sources that decode images (image folders) decode at the phase's height; the rest are resized at batch start
+        state.extras["resolution"] = None if self.current is None else self.current.resolution
         if self.current is not None:
             set_phase(state, "progressive", self.current.label())
 

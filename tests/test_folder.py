@@ -1,0 +1,129 @@
+"""Image folders (data.name = "folder"): the digits written as PNG files train like the digits arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import trainwise
+from trainwise.config import Config, DataConfig
+from trainwise.data import prepare_data
+from trainwise.data.folder import FolderDataset
+from trainwise.errors import UserError
+
+TRAIN = {"train.epochs": 15, "optim.lr": 3e-3, "train.progress": "none", "train.threads": 1, "train.report": False,
+         "doctor.live": False, "monitors.enabled": False}
+
+
+def write_digits(root, split_dirs: bool = False):
+    """The 1797 digits as 8x8 grayscale PNG files, one folder per class (values 0..16 scaled to 0..255)."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    for i, (img, y) in enumerate(zip(d.images, d.target)):
+        split = ("test" if i % 5 == 0 else "train") if split_dirs else ""
+        folder = root / split / f"digit{y}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.round(img * 255 / 16).astype(np.uint8), mode="L").save(folder / f"{i:04d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def digits_folder(tmp_path_factory):
+    return write_digits(tmp_path_factory.mktemp("digits"))
+
+
+def test_folder_reads_classes_splits_and_shapes(digits_folder):
+    d = prepare_data(DataConfig(name="folder", path=str(digits_folder)))
+    assert d.class_names == [f"digit{k}" for k in range(10)] and d.num_classes == 10 and d.input_shape == (1, 8, 8)
+    assert isinstance(d.train.dataset, FolderDataset)  # file names only: nothing decoded up front
+    assert len(d.train) + len(d.val) + len(d.test) == 1797 and len(d.test) == 360
+    # stratified: every class keeps its share in the test split
+    counts = np.bincount(d.test.dataset.targets, minlength=10)
+    assert counts.min() >= 34 and counts.max() <= 38
+    again = prepare_data(DataConfig(name="folder", path=str(digits_folder)))
+    assert again.test.dataset.files == d.test.dataset.files  # seeded
+    x, y = d.train.dataset[0]
+    assert x.shape == (1, 8, 8) and x.dtype == torch.float32 and isinstance(y, int)
+    big = prepare_data(DataConfig(name="folder", path=str(digits_folder), image_size=(16, 12), channels=3, normalize=False))
+    assert big.input_shape == (3, 16, 12) and big.train.dataset[0][0].shape == (3, 16, 12)
+
+
+def test_folder_trains_to_the_accuracy_of_the_arrays(digits_folder):
+    arrays = trainwise.fit(Config().replace(TRAIN))
+    folder = trainwise.fit(Config().replace({**TRAIN, "data.name": "folder", "data.path": str(digits_folder), "data.num_workers": 2}))
+    # different files land in the splits (the orders differ), so the two test sets differ: 360 samples each,
+    # one standard error of an accuracy near 0.96 is about 0.01
+    assert arrays.summary["test"]["acc"] > 0.93
+    assert abs(folder.summary["test"]["acc"] - arrays.summary["test"]["acc"]) <= 0.03, (folder.summary["test"], arrays.summary["test"])
+
+
+def test_given_train_and_test_folders(tmp_path):
+    write_digits(tmp_path, split_dirs=True)
+    d = prepare_data(DataConfig(name="folder", path=str(tmp_path), val_fraction=0.1))
+    assert len(d.test) == 360 and all("/test/" in f for f in d.test.dataset.files)
+    assert len(d.train) + len(d.val) == 1797 - 360
+
+
+def test_progressive_phases_set_the_decode_size(digits_folder):
+    seen = {}
+
+    class Shapes(trainwise.Callback):
+        order = 0  # before augmentation and resizing: what the loader decoded
+
+        def on_batch_start(self, state):
+            seen.setdefault(state.epoch, tuple(state.inputs[0].shape[1:]))
+
+    cfg = Config().replace({**TRAIN, "train.epochs": 2, "data.name": "folder", "data.path": str(digits_folder), "data.num_workers": 0,
+                            "data.image_size": 16, "model.name": "cnn", "model.channels": [8],
+                            "progressive.phases": [{"epoch": 1, "resolution": 8}, {"epoch": 2, "resolution": 16}]})
+    trainwise.fit(cfg, callbacks=[Shapes()])
+    assert seen == {1: (1, 8, 8), 2: (1, 16, 16)}
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_corrupt_image_is_named(digits_folder, tmp_path, workers):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(digits_folder, bad)
+    (bad / "digit3" / "0003.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    cfg = Config().replace({**TRAIN, "train.epochs": 1, "data.name": "folder", "data.path": str(bad), "data.num_workers": workers})
+    with pytest.raises(UserError, match=r"cannot decode image .*digit3/0003.png.*skip_corrupt") as err:
+        trainwise.fit(cfg)
+    assert "\n" not in str(err.value) and "Traceback" not in str(err.value)
+
+
+def test_skip_corrupt_leaves_the_file_out_and_counts_it(digits_folder, tmp_path, caplog):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(digits_folder, bad)
+    broken = sorted((bad / "digit3").iterdir())[:10]
+    for path in broken:
+        path.write_bytes(b"not an image")
+    cfg = Config().replace({**TRAIN, "train.epochs": 1, "data.name": "folder", "data.path": str(bad), "data.skip_corrupt": True,
+                            "data.num_workers": 2, "data.normalize": False})
+    trainer = trainwise.Trainer(cfg)
+    in_split = lambda split: sum(f in {str(p) for p in broken} for f in split.dataset.files)  # noqa: E731
+    assert in_split(trainer.data.train) > 0
+    with caplog.at_level("WARNING", logger="trainwise"):
+        run = trainer.fit()
+    assert trainer.train_loader.skipped == in_split(trainer.data.train)
+    assert f"left out {in_split(trainer.data.train)} corrupt image(s) of the training data in epoch 1" in caplog.text
+    assert sum(map(sum, run.summary["test"]["confusion"])) == len(trainer.data.test) - in_split(trainer.data.test)
+
+
+def test_folder_mistakes_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="needs a directory"):
+        prepare_data(DataConfig(name="folder"))
+    with pytest.raises(UserError, match="not found"):
+        prepare_data(DataConfig(name="folder", path=str(tmp_path / "missing")))
+    (tmp_path / "only").mkdir()
+    with pytest.raises(UserError, match="1 class folder"):
+        prepare_data(DataConfig(name="folder", path=str(tmp_path)))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="holds no images"):
+        prepare_data(DataConfig(name="folder", path=str(tmp_path)))
