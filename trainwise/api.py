@@ -52,6 +52,10 @@ def fit(
         from trainwise.tools.lr_find import resolve_auto_lr
 
         cfg, data = resolve_auto_lr(cfg, model=model, data=data, out=out)
+    if cfg.doctor.autofix:  # repairs on error-level findings instead of failing (trainwise.autofix.live)
+        from trainwise.autofix.live import fit_with_repairs
+
+        return fit_with_repairs(cfg, model=model, data=data, callbacks=callbacks, out=out)
     trainer = Trainer(cfg, model=model, data=data, callbacks=list(callbacks), run_dir=out)
     return trainer.fit()
 

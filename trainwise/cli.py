@@ -75,6 +75,9 @@ def _print_summary(run) -> None:
         line += f" | test_acc {test['acc']:.4f} | test_loss {test['loss']:.4f} | test_macro_f1 {test['macro_f1']:.4f}"
     print(line)
     print(f"stopped: {run.summary['stop_reason']}")
+    for r in run.summary.get("repairs", []):  # train --autofix
+        how = f"rolled back to epoch {r['resumed_from']}" if r["action"] == "rollback" else "restarted"
+        print(f"autofix: {r['finding']} at epoch {r['epoch']}: {r['change']} ({how})")
     if run.findings:  # the final diagnosis in one line; the live lines above (if any) and `diagnose` give the reasons
         codes = ", ".join(f"{f.code} ({f.severity})" if f.code != "healthy" else "healthy" for f in run.findings)
         hint = f"; details: trainwise diagnose {run.run_dir}" if run.run_dir and any(f.code != "healthy" for f in run.findings) else ""
@@ -91,6 +94,7 @@ def train(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (default: runs/<data>-<model>-<time>).")] = None,
     devices: DevicesOpt = 1,
     profile_startup: Annotated[bool, typer.Option("--profile-startup", help="Print where the wall-clock time went (imports, data, model, epochs, report ...) and write it to startup_profile.json.")] = False,
+    autofix: Annotated[bool, typer.Option("--autofix", help="Repair on an error-level finding: roll back or restart with its fix (doctor.autofix).")] = False,
 ) -> None:
     """Train from a config and write a run directory.
 
@@ -108,7 +112,8 @@ def train(
 
     profiling.lap("import torch and trainwise")
 
-    cfg = load_config(config, set_ or [])
+    set_ = [*(set_ or []), *(["doctor.autofix=true"] if autofix else [])]
+    cfg = load_config(config, set_)
     out = out or default_run_dir(cfg)
     if devices > 1 and not distributed.launched():  # start the processes; each runs this command without --devices
         argv = ["train", *([str(config)] if config else []), *[a for s in set_ or [] for a in ("--set", s)], "--out", str(out)]

@@ -241,6 +241,8 @@ class DoctorConfig(_Section):
 
     live: bool = Field(True, description="diagnose at every epoch end and print each new finding once")
     stop_on_error: bool = Field(False, description="stop training on an error-level finding")
+    autofix: bool = Field(False, description="on an error-level finding, apply its fix: roll back and continue (LR, clipping) or restart (model, init, data); see docs/autofix.md")
+    max_repairs: int = Field(3, ge=0, description="autofix: repairs at most, per run")
     expect: list[str] = Field(
         default_factory=list, description='expectations such as "val_acc >= 0.85 at epoch 1"; a miss is reported'
     )
