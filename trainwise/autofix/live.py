@@ -7,7 +7,7 @@ the fix changes:
 * the optimizer's settings or the step (``optim.lr``, ``optim.weight_decay``, ``train.grad_clip_*``):
   the weights are not to blame, only the last steps; **roll back** to the last good epoch -- the last
   in-memory snapshot before the finding's first epoch -- and continue from there with the fix (the
-  restored optimizer keeps its moments; its LRs and decay are moved to the new values);
+  restored optimizer keeps its moments; LR and decay are the fixed config's);
 * anything else (``model.*``, ``init.*``, ``data.*``, the optimizer's kind): the network or its inputs
   must be rebuilt; **restart** from epoch 1 with the fix, same seed.
 
@@ -186,16 +186,15 @@ def _say(trainer, line: str) -> None:
 
 
 def _carry_over(trainer, old: Config, new: Config) -> None:
-    """The restored optimizer holds the old config's LR and decay: move them to the fixed config's values."""
-    factor = float(new.optim.lr) / float(old.optim.lr)
-    for group in trainer.optimizer.param_groups:
-        for key in ("lr", "initial_lr", "max_lr", "min_lr"):  # OneCycleLR keeps its own in max_lr/min_lr
-            if key in group:
-                group[key] *= factor
-        if group.get("weight_decay"):
-            group["weight_decay"] = new.optim.weight_decay
-    if hasattr(trainer.scheduler, "base_lrs"):
-        trainer.scheduler.base_lrs = [lr * factor for lr in trainer.scheduler.base_lrs]
+    """The restored optimizer holds the old config's weight decay: move it to the fixed value.
+
+    The LR needs nothing: the Trainer's LearningRate assigns it before every step from the config it was
+    built with (the fixed one).
+    """
+    if new.optim.weight_decay != old.optim.weight_decay:
+        for group in trainer.optimizer.param_groups:
+            if group.get("weight_decay"):  # groups exempt from decay (biases, norms) stay at 0
+                group["weight_decay"] = new.optim.weight_decay
 
 
 def _to_cpu(obj: Any) -> Any:
