@@ -105,10 +105,14 @@ def _split(n_labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray
 
 
 def prepare_data(cfg: DataConfig) -> DataSplits:
-    if cfg.name == "folder":  # read from disk while training (trainwise.data.folder)
+    if cfg.name == "folder":  # decoded from disk while training (trainwise.data.folder)
         from trainwise.data.folder import folder_splits
 
         return folder_splits(cfg)
+    if cfg.name == "npy":  # memory-mapped when too large for the device (trainwise.data.npy)
+        from trainwise.data.npy import npy_splits
+
+        return npy_splits(cfg)
     raw = load_raw(cfg)
     return split_and_normalize(raw, cfg)
 

@@ -270,7 +270,7 @@ SOURCES: dict[str, Source] = {
 }
 
 
-STREAMED = ("folder",)  # sources read while training, not loaded here (trainwise.data.prepare_data)
+STREAMED = ("folder", "npy")  # sources read while training, not loaded here (trainwise.data.prepare_data)
 
 
 def load_raw(cfg: DataConfig) -> RawData:
