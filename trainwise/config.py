@@ -52,6 +52,7 @@ class DataConfig(_Section):
     batch_size: int = Field(64, gt=0, description="training batch size (global)")
     eval_batch_size: int = Field(1024, gt=0, description="batch size for validation and test")
     normalize: bool = Field(True, description="standardize inputs with statistics of the training split only")
+    cache: bool = Field(True, description="keep the prepared splits of a built-in dataset in $TRAINWISE_CACHE (default ~/.cache/trainwise) for the next run")
     loader: Literal["auto", "device", "dataloader"] = Field(
         "auto", description="device: whole dataset on the device, batches by indexing; dataloader: torch DataLoader"
     )

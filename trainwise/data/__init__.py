@@ -113,8 +113,14 @@ def prepare_data(cfg: DataConfig) -> DataSplits:
         from trainwise.data.npy import npy_splits
 
         return npy_splits(cfg)
-    raw = load_raw(cfg)
-    return split_and_normalize(raw, cfg)
+    from trainwise.data import cache
+
+    cached = cache.load(cfg)  # built-in datasets prepared by an earlier run (see trainwise.data.cache)
+    if cached is not None:
+        return cached
+    data = split_and_normalize(load_raw(cfg), cfg)
+    cache.store(cfg, data)
+    return data
 
 
 def split_and_normalize(raw: RawData, cfg: DataConfig) -> DataSplits:
