@@ -81,7 +81,7 @@ class DataConfig(_Section):
 class ModelConfig(_Section):
     """Which network. ``name`` is a registered builder or ``package.module:factory``."""
 
-    name: str = Field("mlp", description="mlp | cnn | convnet | resnet | fusion | package.module:factory")
+    name: str = Field("mlp", description="mlp | cnn | convnet | resnet | fusion | timm:<arch> (timm installed) | package.module:factory")
     hidden: list[int] = Field([128, 64], description="mlp: hidden layer sizes")
     activation: str = Field("relu", description="relu | leaky_relu | gelu | silu | tanh | sigmoid | elu | selu")
     dropout: float | list[float] = Field(0.0, description="dropout rate, one for all layers or one per layer")
@@ -90,7 +90,8 @@ class ModelConfig(_Section):
     blocks_per_stage: int = Field(1, gt=0, description="resnet: residual blocks per stage")
     drop_path: float = Field(0.0, ge=0.0, lt=1.0, description="resnet: stochastic depth rate (linearly increasing)")
     feature_hidden: list[int] = Field([32], description="fusion: hidden sizes of the branch for the extra feature vector")
-    kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for a package.module:factory")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for a package.module:factory or timm.create_model")
+    weights: str | None = Field(None, description="local pretrained weights (.safetensors or a .pt/.pth state dict) loaded into the model where names and shapes match; nothing downloads")
 
     @field_validator("dropout")
     @classmethod

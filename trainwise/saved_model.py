@@ -106,7 +106,8 @@ def load_saved(run_dir: str | Path, weights: str = "final", model: nn.Module | N
         raise UserError(f"no {weights} weights in {run_dir}", expected=str(path), fix="use weights final, best or last")
     if model is None:
         out_dim = 1 if info["task"] == "binary" else info["num_classes"]
-        model = build_model(cfg.model, tuple(info["input_shape"]), info["feature_dim"], out_dim)
+        # the run's own weights replace any pretrained ones: model.weights need not exist any more
+        model = build_model(cfg.model.model_copy(update={"weights": None}), tuple(info["input_shape"]), info["feature_dim"], out_dim)
     try:
         model.load_state_dict(checkpointing.load_weights(path))
     except RuntimeError as err:

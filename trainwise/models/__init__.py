@@ -1,7 +1,7 @@
 """Registered model builders and the entry point that builds any model from a config.
 
 ``build_model(cfg, input_shape, feature_dim, out_dim)``: ``cfg.name`` is a registered builder
-(``list(MODELS)``) or ``package.module:factory``, a callable that gets ``input_shape``, ``feature_dim``,
+(``list(MODELS)``), ``timm:<arch>`` (trainwise.models.pretrained) or ``package.module:factory``, a callable that gets ``input_shape``, ``feature_dim``,
 ``out_dim`` and ``cfg.kwargs`` as keyword arguments (those its signature names, or all of them when it
 takes ``**kwargs``) and returns an ``nn.Module``. Models take the inputs positionally: ``model(x)``, or
 ``model(image, features)`` when the data has an extra feature vector.
@@ -20,17 +20,25 @@ from trainwise.models.cnn import build_cnn
 from trainwise.models.convnet import build_convnet
 from trainwise.models.fusion import build_fusion
 from trainwise.models.mlp import build_mlp
+from trainwise.models.pretrained import TIMM_PREFIX, build_timm, load_weights_into
 from trainwise.models.resnet import build_resnet
 
 MODELS = {"mlp": build_mlp, "cnn": build_cnn, "convnet": build_convnet, "resnet": build_resnet, "fusion": build_fusion}
 
 
 def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], feature_dim: int, out_dim: int) -> nn.Module:
+    """The model ``cfg`` names; with ``model.weights``, pretrained tensors loaded from a local file (trainwise.models.pretrained)."""
+    if cfg.name.startswith(TIMM_PREFIX):
+        return build_timm(cfg, input_shape, out_dim)  # timm loads model.weights itself
     if ":" in cfg.name:
-        return _from_factory(cfg, input_shape, feature_dim, out_dim)
-    if cfg.name not in MODELS:
-        raise unknown_name("model", cfg.name, MODELS, key="model.name")
-    return MODELS[cfg.name](cfg, input_shape=input_shape, feature_dim=feature_dim, out_dim=out_dim)
+        model = _from_factory(cfg, input_shape, feature_dim, out_dim)
+    elif cfg.name not in MODELS:
+        raise unknown_name("model", cfg.name, [*MODELS, "timm:<arch>"], key="model.name")
+    else:
+        model = MODELS[cfg.name](cfg, input_shape=input_shape, feature_dim=feature_dim, out_dim=out_dim)
+    if cfg.weights:
+        load_weights_into(model, cfg.weights)
+    return model
 
 
 FACTORY_ARGUMENTS = ("input_shape", "feature_dim", "out_dim")
