@@ -1,0 +1,141 @@
+"""Real training logs from public repositories, labelled by hand, diagnosed by trainwise's doctor and by
+AUTOTRAINER's rules.
+
+sources.toml lists each log: where it came from (repository, path, commit), its format, the number of
+classes when the repository says it, the task when it is not classification, a config stated by the log
+itself, and the hand label (a doctor code, or healthy) with its reason. The labels were committed before
+any scoring (see the git history of sources.toml).
+
+The split is fixed by the source, not by outcome: a log is held out when the first byte of
+sha256("repo/path") is odd, development otherwise. Tune on the development half; score the held-out half
+once (``--split heldout``).
+
+Verdicts:
+
+* doctor: the code of its most serious warning- or error-level finding; ``healthy`` when it has none
+  (info findings explain a curve, they do not alarm). "any" also counts a label found lower in the list.
+* AUTOTRAINER (benchmarks/doctor_zoo/autotrainer.py, checking every 3 epochs after 30 % of the run, the
+  run's length taken as its budget): the set of problems it reports; ``healthy`` when empty. It has no
+  ranking, so its exact agreement is "its set is exactly {label}"; "any" is "the label is in its set".
+
+    python benchmarks/real_logs/score.py                    # development half
+    python benchmarks/real_logs/score.py --split heldout    # the held-out half, once
+    python benchmarks/real_logs/score.py --split all --verbose
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import platform
+import sys
+import tomllib
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))
+sys.path.insert(0, str(HERE.parents[0] / "doctor_zoo"))
+
+import autotrainer  # noqa: E402
+
+from trainwise.doctor import diagnose, read_history  # noqa: E402
+from trainwise.errors import UserError  # noqa: E402
+
+
+@dataclass
+class Result:
+    entry: dict
+    read: bool
+    doctor: str = ""
+    doctor_all: list[str] = field(default_factory=list)
+    autotrainer: set[str] = field(default_factory=set)
+    error: str = ""
+    assumptions: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.entry["label"]
+
+
+def split_of(entry: dict) -> str:
+    digest = hashlib.sha256(f"{entry['repo']}/{entry['path']}".encode()).digest()
+    return "heldout" if digest[0] % 2 else "dev"
+
+
+def run_one(entry: dict) -> Result:
+    path = HERE / "logs" / entry["file"]
+    classes = entry.get("classes") or None
+    try:
+        found = diagnose(path, entry.get("config"), classes=classes, task=entry.get("task"))
+        records, _ = read_history(path)
+    except UserError as err:
+        return Result(entry, read=False, error=str(err))
+    alarms = [f.code for f in found if f.severity != "info"]
+    return Result(entry, read=True, doctor=alarms[0] if alarms else "healthy", doctor_all=alarms or ["healthy"],
+                  autotrainer=autotrainer.detect(records, len(records)), assumptions=found.assumptions)
+
+
+def _pct(n: int, d: int) -> str:
+    return f"{n}/{d} = {n / d:.2f}" if d else "-"
+
+
+def report(name: str, results: list[Result], verbose: bool) -> None:
+    read = [r for r in results if r.read]
+    print(f"\n## {name}: {len(results)} logs, {len(read)} read, {len(results) - len(read)} unreadable")
+    for r in results:
+        if not r.read:
+            print(f"  unreadable: {r.entry['file']}: {r.error}")
+    exact = sum(r.doctor == r.label for r in read)
+    anywhere = sum(r.label in r.doctor_all for r in read)
+    at_exact = sum(r.autotrainer == ({r.label} if r.label != "healthy" else set()) for r in read)
+    at_any = sum((not r.autotrainer) if r.label == "healthy" else r.label in r.autotrainer for r in read)
+    print(f"exact agreement   doctor {_pct(exact, len(read))}   AUTOTRAINER {_pct(at_exact, len(read))}")
+    print(f"label anywhere    doctor {_pct(anywhere, len(read))}   AUTOTRAINER {_pct(at_any, len(read))}")
+    healthy = [r for r in read if r.label == "healthy"]
+    faulty = [r for r in read if r.label != "healthy"]
+    print(f"false alarms on healthy   doctor {_pct(sum(r.doctor != 'healthy' for r in healthy), len(healthy))}   "
+          f"AUTOTRAINER {_pct(sum(bool(r.autotrainer) for r in healthy), len(healthy))}")
+    print(f"'healthy' on faulty       doctor {_pct(sum(r.doctor == 'healthy' for r in faulty), len(faulty))}   "
+          f"AUTOTRAINER {_pct(sum(not r.autotrainer for r in faulty), len(faulty))}")
+    by_label: dict[str, list[Result]] = defaultdict(list)
+    for r in read:
+        by_label[r.label].append(r)
+    print("per-class recall (doctor exact | AUTOTRAINER label in set):")
+    for label in sorted(by_label):
+        rs = by_label[label]
+        at = sum((not r.autotrainer) if label == "healthy" else label in r.autotrainer for r in rs)
+        print(f"  {label:18s} {_pct(sum(r.doctor == label for r in rs), len(rs)):>14s}   {_pct(at, len(rs)):>14s}")
+    confusion = Counter((r.label, r.doctor) for r in read if r.doctor != r.label)
+    if confusion:
+        print("doctor disagreements (label -> verdict): " + ", ".join(f"{a} -> {b} x{n}" for (a, b), n in confusion.most_common()))
+    if verbose:
+        for r in read:
+            mark = "ok " if r.doctor == r.label else "   "
+            print(f"  {mark}{r.entry['file'][:70]:70s} label {r.label:17s} doctor {','.join(r.doctor_all):40s} "
+                  f"autotrainer {','.join(sorted(r.autotrainer)) or 'healthy'}")
+            for a in r.assumptions:
+                print(f"        assumed: {a}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--split", choices=["dev", "heldout", "all"], default="dev")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args()
+    entries = tomllib.loads((HERE / "sources.toml").read_text())["log"]
+    print(f"# real logs: {len(entries)} in sources.toml; {date.today()} on {platform.node()} ({platform.machine()}, "
+          f"Python {platform.python_version()})")
+    groups = {"dev": [], "heldout": []}
+    for e in entries:
+        groups[split_of(e)].append(e)
+    print(f"split by sha256(repo/path): {len(groups['dev'])} development, {len(groups['heldout'])} held out")
+    names = ["dev", "heldout"] if args.split == "all" else [args.split]
+    for name in names:
+        report({"dev": "development", "heldout": "held-out"}[name], [run_one(e) for e in groups[name]], args.verbose)
+
+
+if __name__ == "__main__":
+    main()
