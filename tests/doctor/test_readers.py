@@ -143,6 +143,22 @@ def test_keras_csv_with_a_title_line_and_semicolons_from_a_real_repository():
     assert records[16]["val_loss"] == pytest.approx(0.17382508516311646)
 
 
+def test_fastai_csvlogger_metrics_are_validation_metrics():
+    # Written by fastai 2.8.12's CSVLogger: a tabular learner on scikit-learn's digits, fit_one_cycle(8).
+    records, meta = read_history(DATA / "fastai_digits_history.csv")
+    assert meta["format"] == "fastai_csv" and len(records) == 8
+    assert records[0] == {"epoch": 1, "train_loss": pytest.approx(2.2429914474487305), "val_loss": pytest.approx(1.8772239685058594),
+                          "val_acc": pytest.approx(0.4512534737586975), "val_error_rate": pytest.approx(0.5487465262413025)}
+    assert "accuracy is validation accuracy" in meta["assumptions"][0]
+
+
+def test_fastai_error_rate_alone_becomes_validation_accuracy(tmp_path):
+    text = "epoch,train_loss,valid_loss,error_rate,time\n0,1.2,0.9,0.30,00:04\n1,0.8,0.7,0.21,00:04\n"
+    records, meta = read_history(write(tmp_path, "history.csv", text))
+    assert [r["val_acc"] for r in records] == [pytest.approx(0.70), pytest.approx(0.79)]
+    assert "val_acc is 1 - error_rate" in meta["assumptions"][0]
+
+
 def test_semicolon_csv_with_decimal_commas(tmp_path):
     path = write(tmp_path, "log.csv", "epoch;loss;val_loss;val_accuracy\n0;2,30;2,10;0,21\n1;1,50;1,60;0,45\n")
     records, _ = read_history(path)

@@ -155,7 +155,10 @@ def diagnose(
         task=task or meta.get("task"),
         predictions=Predictions.parse(predictions if predictions is not None else meta.get("predictions")),
     )
-    if foreign:
+    # What the rules' context had to guess (e.g. K from the initial loss), when it says so itself.
+    said_by_context = [a for a in getattr(ctx, "assumptions", None) or [] if a not in assumptions]
+    assumptions += said_by_context
+    if foreign and not any("class" in a for a in said_by_context):
         assumptions += _class_assumptions(known_classes, ctx)
     if expect is None:
         expect = list(cfg.get("doctor", {}).get("expect", []) or [])

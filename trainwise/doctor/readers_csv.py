@@ -47,7 +47,7 @@ def fastai_renames(header: list[str]) -> tuple[dict[str, str], list[str]]:
         if low == "accuracy":
             renames[h] = "val_acc"
             said.append("accuracy is validation accuracy")
-        elif low != "error_rate":
+        elif low != "error_rate" or "accuracy" in (x.strip().lower() for x in header):
             renames[h] = f"val_{low}"
     return renames, said
 

@@ -79,7 +79,7 @@ def _hf(state: dict[str, Any]) -> tuple[Table, dict[str, Any]]:
         if abs(per_epoch - 1.0) > 0.05:
             table.assumptions.append(f"Hugging Face log_history: {len(evals)} evaluations over {last_epoch:.3g} epochs")
         else:
-            table.assumptions.append("Hugging Face log_history: one evaluation per epoch")
+            table.assumptions.append("Hugging Face log_history: one evaluation per epoch, so epochs are as logged")
     elif math.ceil(last_epoch - 1e-6) < MIN_EPOCHS:
         table.group_by = "steps"
         for r in rows:

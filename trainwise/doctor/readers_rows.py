@@ -183,8 +183,9 @@ def _group_keys(table: Table, rows: list[dict[tuple[str, Level], float]], assump
         steps = [r.get(("step", None)) for r in rows]
         between = _typical_gap([steps[i] for i in held_out])
         every = f" (every {between:g} steps)" if between else ""
-        assumptions.append(f"no epoch column: the {len(held_out)} evaluations{every} are the epochs here; each "
-                           "one's training values are the mean of the steps logged since the previous evaluation")
+        why = "" if table.group_by == "evaluation" else "no epoch column: "
+        assumptions.append(f"{why}the {len(held_out)} evaluations{every} are the epochs here; each one's training "
+                           "values are the mean of the steps logged since the previous evaluation")
         return keys
     if table.group_by == "steps" or len(rows) > MAX_GROUPS * 2:
         size = math.ceil(len(rows) / (STEP_GROUPS if table.group_by == "steps" else MAX_GROUPS))
