@@ -95,6 +95,7 @@ def train(
     devices: DevicesOpt = 1,
     profile_startup: Annotated[bool, typer.Option("--profile-startup", help="Print where the wall-clock time went (imports, data, model, epochs, report ...) and write it to startup_profile.json.")] = False,
     autofix: Annotated[bool, typer.Option("--autofix", help="Repair on an error-level finding: roll back or restart with its fix (doctor.autofix).")] = False,
+    show_loop: Annotated[bool, typer.Option("--show-loop", help="Print which callbacks run at each event of this config's loop, and exit without training.")] = False,
 ) -> None:
     """Train from a config and write a run directory.
 
@@ -114,6 +115,11 @@ def train(
 
     set_ = [*(set_ or []), *(["doctor.autofix=true"] if autofix else [])]
     cfg = load_config(config, set_)
+    if show_loop:
+        from trainwise.trainer import Trainer
+
+        Trainer(cfg).describe_loop()
+        return
     out = out or default_run_dir(cfg)
     if devices > 1 and not distributed.launched():  # start the processes; each runs this command without --devices
         argv = ["train", *([str(config)] if config else []), *[a for s in set_ or [] for a in ("--set", s)], "--out", str(out)]

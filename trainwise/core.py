@@ -21,6 +21,9 @@ The loop, with each event marked (this is the whole of ``Trainer.fit``)::
     RUN_END                        # the run directory is complete: loggers upload summary, findings, report
     EXCEPTION                      # (instead of the rest) when anything raised; state.error holds it
 
+Within an event, callbacks run by ``order`` (the ``ORDER`` table below); ``Trainer.describe_loop()``
+(CLI: ``trainwise train CONFIG --show-loop``) prints which callbacks a run has at each event.
+
 Callbacks change :class:`State` and nothing else; stopping is ``state.stop = True``. Every callback that
 keeps state between events implements ``state_dict``/``load_state_dict`` so that resume is exact.
 """
@@ -92,11 +95,32 @@ class State:
         self.stop_reason = self.stop_reason or reason
 
 
+# Where each built-in callback runs among the others at an event (lower first; a callback without an
+# entry, such as a user's, has order 0, and ties keep the order the callbacks were given in).
+# ``Trainer.describe_loop()`` prints the result for a run.
+ORDER: dict[str, int] = {
+    "grad_norms": -100,  # reads the raw gradients before anything acts on them
+    "update_ratios": -90,  # copies the weights before the step
+    "activations": -80,  # forward hooks on sampled steps
+    "nan_guard": -50,  # decides about the step once the monitors have read it; clipping comes after all of these
+    "finetune": -20,  # loads pretrained weights before anything copies them (EMA, SWA)
+    "early_stopping": -10,  # decides before checkpoints are written, so the checkpoint records the stop
+    "augment": 1,  # before MixUp (mix augmented images) and before resizing
+    "mixup": 2,  # after the augmentation pipeline
+    "progressive": 3,  # resizes after augmentation and mixing
+    "ema": 5,  # after early stopping has restored the best raw weights at FIT_END
+    "swa": 6,  # like EMA; after it, so an averaged model is what the final test sees
+    "best_checkpoint": 10,  # after early stopping's decision
+    "loggers": 90,  # after the callbacks that add to the record or write files (monitors, doctor)
+    "doctor": 100,  # reads the finished record
+    "rank_sync": 10**6,  # data-parallel: after every other callback, so that it sees their decisions
+}
+
+
 class Callback:
     """Base class. Override ``on_<event>`` methods; each receives the State.
 
-    ``order`` sorts callbacks (lower first) when several handle the same event; ties keep the order
-    given. Early stopping runs before checkpointing so the checkpoint sees the stop decision.
+    ``order`` sorts callbacks (lower first) when several handle the same event (see ``ORDER``).
     """
 
     order: int = 0

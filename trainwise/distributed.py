@@ -47,7 +47,7 @@ import torch
 import torch.distributed as dist
 
 from trainwise import checkpointing
-from trainwise.core import Callback, State
+from trainwise.core import ORDER, Callback, State
 from trainwise.errors import UserError
 
 if TYPE_CHECKING:
@@ -274,7 +274,7 @@ def _weighted_allreduce(share: _Share, bucket):
 class RankSync(Callback):
     """Keeps the ranks of a run in step: same records, same stop and skip decisions, exact gradient means."""
 
-    order = 10**6  # after every other callback, so that it sees their decisions
+    order = ORDER["rank_sync"]
 
     def __init__(self, ctx: Distributed, trainer: Trainer):
         self.ctx, self.loader = ctx, trainer.train_loader

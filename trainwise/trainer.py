@@ -233,6 +233,20 @@ class Trainer:
                     table[event].append(handler)
         return table
 
+    def describe_loop(self, file=None) -> str:
+        """Print (to ``file``, default stdout) and return which callbacks run at each event, in the order they
+        run, with their ``order`` (as fastai's ``show_training_loop``). Events no callback handles show "-"."""
+        table = {event: [] for event in Event}
+        for cb in self.callbacks:
+            custom = type(cb).on_event is not Callback.on_event
+            for event in Event:
+                if custom or getattr(cb, f"on_{event.value}", None) is not None:
+                    table[event].append(f"{type(cb).__name__}({cb.order})")
+        width = max(len(e.name) for e in Event)
+        text = "\n".join(f"{event.name:<{width}}  {', '.join(names) or '-'}" for event, names in table.items())
+        print(text, file=file)
+        return text
+
     # ------------------------------------------------------------------------------------- the loop
     def fit(self) -> Run:
         cfg, state = self.config, self.state

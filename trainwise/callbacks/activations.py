@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from trainwise.callbacks.monitoring import EpochMeanMonitor, is_sampled
-from trainwise.core import State
+from trainwise.core import ORDER, State
 
 DEAD_KINDS = (nn.ReLU, nn.LeakyReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.ELU, nn.SELU)
 SATURATING_KINDS = (nn.Sigmoid, nn.Tanh)
@@ -48,7 +48,7 @@ def saturated_fraction(out: torch.Tensor, module: nn.Module) -> torch.Tensor:
 
 
 class ActivationMonitor(EpochMeanMonitor):
-    order = -80
+    order = ORDER["activations"]
 
     def __init__(self, every_n_steps: int = 50):
         super().__init__(every_n_steps)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from trainwise import checkpointing
 from trainwise.callbacks.monitor_base import MetricWatcher, metric_value
 from trainwise.config import CheckpointConfig
-from trainwise.core import Callback, State
+from trainwise.core import ORDER, Callback, State
 
 
 class BestCheckpoint(Callback):
-    order = 10
+    order = ORDER["best_checkpoint"]
 
     def __init__(self, cfg: CheckpointConfig):
         self.watcher = MetricWatcher(cfg.monitor, cfg.mode)

@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from trainwise.core import Callback, State
+from trainwise.core import ORDER, Callback, State
 from trainwise.doctor.live import LiveDoctor
 
 
 class DoctorCallback(Callback):
     # After early stopping and checkpointing (which act on the record first); it only reads.
-    order = 100
+    order = ORDER["doctor"]
 
     def __init__(self, emit: Callable[[str], None] = print, stop_on_error: bool | None = None):
         self.emit = emit

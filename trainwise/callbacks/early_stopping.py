@@ -11,11 +11,11 @@ import copy
 
 from trainwise.callbacks.monitor_base import MetricWatcher, metric_value
 from trainwise.config import EarlyStoppingConfig
-from trainwise.core import Callback, State
+from trainwise.core import ORDER, Callback, State
 
 
 class EarlyStopping(Callback):
-    order = -10  # decide before checkpoints are written, so the checkpoint records the stop
+    order = ORDER["early_stopping"]
 
     def __init__(self, cfg: EarlyStoppingConfig):
         self.cfg = cfg

@@ -12,13 +12,13 @@ from __future__ import annotations
 import torch
 
 from trainwise.callbacks.monitoring import EpochMeanMonitor, LayerIndex, is_sampled
-from trainwise.core import State
+from trainwise.core import ORDER, State
 
 
 class GradNormMonitor(EpochMeanMonitor):
     # Before anything that changes gradients at AFTER_BACKWARD (clipping, the NaN guard's skip), so the
     # norms are the raw ones.
-    order = -100
+    order = ORDER["grad_norms"]
 
     def __init__(self, every_n_steps: int = 50):
         super().__init__(every_n_steps)

@@ -26,7 +26,7 @@ from typing import Any
 
 from trainwise.callbacks.loggers import numeric_items
 from trainwise.config import LoggingConfig
-from trainwise.core import Callback, State
+from trainwise.core import ORDER, Callback, State
 from trainwise.config import flatten_dotted
 from trainwise.errors import UserError
 from trainwise.optional import require
@@ -57,7 +57,7 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
 
 
 class MlflowLogger(Callback):
-    order = 90  # after the callbacks that add to the record or write files (monitors, doctor)
+    order = ORDER["loggers"]
 
     def __init__(self, cfg: LoggingConfig, run_dir: Path | None):
         self.cfg = cfg

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from trainwise.callbacks.monitoring import is_sampled
-from trainwise.core import Callback, State
+from trainwise.core import ORDER, Callback, State
 
 POLICIES = ("stop", "skip", "rollback")
 
@@ -48,7 +48,7 @@ def nonfinite_flag(loss: torch.Tensor | None, model: torch.nn.Module, grads: boo
 
 class NanGuard(Callback):
     # After the monitors have read the raw gradients, before anything else acts on them.
-    order = -50
+    order = ORDER["nan_guard"]
 
     def __init__(self, policy: str = "stop", lr_factor: float = 0.5, max_rollbacks: int = 3, every_n_steps: int = 50):
         if policy not in POLICIES:

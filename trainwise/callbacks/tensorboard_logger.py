@@ -19,13 +19,13 @@ from pathlib import Path
 
 from trainwise.callbacks.loggers import finite, numeric_items
 from trainwise.config import LoggingConfig, dump_toml
-from trainwise.core import Callback, State
+from trainwise.core import ORDER, Callback, State
 from trainwise.errors import UserError
 from trainwise.optional import require
 
 
 class TensorBoardLogger(Callback):
-    order = 90  # after the callbacks that add to the record (monitors, doctor)
+    order = ORDER["loggers"]
 
     def __init__(self, cfg: LoggingConfig, run_dir: Path | None):
         self.log_dir = Path(cfg.tensorboard_dir) if cfg.tensorboard_dir else (run_dir / "tensorboard" if run_dir else None)

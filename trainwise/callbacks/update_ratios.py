@@ -12,11 +12,11 @@ from __future__ import annotations
 import torch
 
 from trainwise.callbacks.monitoring import EpochMeanMonitor, LayerIndex, is_sampled
-from trainwise.core import State
+from trainwise.core import ORDER, State
 
 
 class UpdateRatioMonitor(EpochMeanMonitor):
-    order = -90
+    order = ORDER["update_ratios"]
 
     def __init__(self, every_n_steps: int = 50):
         super().__init__(every_n_steps)

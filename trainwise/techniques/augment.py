@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from trainwise.core import Callback, State
+from trainwise.core import ORDER, Callback, State
 from trainwise.errors import UserError, unknown_name
 from trainwise.techniques.registry import Technique, register
 
@@ -250,7 +250,7 @@ class Augmentation(Callback):
     skipped while ``state.augment`` is False (a progressive-resizing phase without augmentation).
     """
 
-    order = 1  # before MixUp (mix augmented images) and before resizing
+    order = ORDER["augment"]
 
     def __init__(self, specs: list[dict[str, Any]]):
         self.pipeline = Pipeline(specs, where="augment.train")

@@ -17,7 +17,7 @@ import torch
 
 from trainwise import checkpointing
 from trainwise.config import EmaConfig
-from trainwise.core import Callback, State
+from trainwise.core import ORDER, Callback, State
 from trainwise.metrics import resolve_mode
 from trainwise.techniques.registry import Technique, register
 
@@ -76,7 +76,7 @@ class EMA(Callback):
       EMA weights are written to ``checkpoints/ema.safetensors`` (``trainwise evaluate RUN --weights ema``).
     """
 
-    order = 5  # after early stopping (-10) has restored the best raw weights at FIT_END
+    order = ORDER["ema"]
 
     def __init__(self, cfg: EmaConfig):
         self.cfg = cfg

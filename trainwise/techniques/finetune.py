@@ -22,7 +22,7 @@ from torch import nn
 from trainwise import checkpointing
 from trainwise.callbacks.phase import set_phase
 from trainwise.config import Config, FinetuneConfig
-from trainwise.core import Callback, State
+from trainwise.core import ORDER, Callback, State
 from trainwise.errors import UserError
 from trainwise.techniques.registry import Technique, register
 
@@ -145,7 +145,7 @@ class Finetune(Callback):
     - BATCH_START: frozen batch-norm layers stay in eval mode, so their running statistics do not move.
     """
 
-    order = -20  # load weights before anything copies them (EMA)
+    order = ORDER["finetune"]
 
     def __init__(self, cfg: FinetuneConfig):
         self.cfg = cfg

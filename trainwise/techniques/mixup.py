@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from trainwise.config import MixupConfig
-from trainwise.core import Callback, State
+from trainwise.core import ORDER, Callback, State
 from trainwise.errors import UserError
 from trainwise.techniques.registry import Technique, register
 
@@ -78,7 +78,7 @@ class MixUp(Callback):
     generator, which checkpoints save, so resume is exact.
     """
 
-    order = 2  # after the augmentation pipeline
+    order = ORDER["mixup"]
 
     def __init__(self, cfg: MixupConfig):
         self.cfg = cfg

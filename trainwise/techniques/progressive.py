@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from trainwise.callbacks.phase import set_phase
 from trainwise.config import ProgressiveConfig
-from trainwise.core import Callback, State
+from trainwise.core import ORDER, Callback, State
 from trainwise.techniques.registry import Technique, register
 
 
@@ -68,7 +68,7 @@ class ProgressiveResize(Callback):
     makes training match testing (FixRes); earlier epochs' validation scores show the cost of the mismatch.
     """
 
-    order = 3  # after augmentation (1) and MixUp (2)
+    order = ORDER["progressive"]
 
     def __init__(self, cfg: ProgressiveConfig):
         self.phases = [Phase(p.epoch, p.resolution, p.augment) for p in cfg.phases]
