@@ -113,6 +113,7 @@ ORDER: dict[str, int] = {
     "best_checkpoint": 10,  # after early stopping's decision
     "loggers": 90,  # after the callbacks that add to the record or write files (monitors, doctor)
     "doctor": 100,  # reads the finished record
+    "autofix": 110,  # after the doctor's callback has put the epoch's diagnosis into state.extras
     "rank_sync": 10**6,  # data-parallel: after every other callback, so that it sees their decisions
 }
 

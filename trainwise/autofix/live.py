@@ -33,7 +33,7 @@ import torch
 from trainwise.autofix.applicable import Sources, apply_fix, why_not
 from trainwise.callbacks.progress import LogLines, ProgressBar
 from trainwise.config import Config, parse_override
-from trainwise.core import Callback, State
+from trainwise.core import ORDER, Callback, State
 from trainwise.data import DataSplits
 from trainwise.errors import UserError
 
@@ -51,8 +51,7 @@ class RepairNeeded(Exception):
 
 
 class Autofix(Callback):
-    # After the doctor's callback (100), which puts the epoch's diagnosis into state.extras.
-    order = 110
+    order = ORDER["autofix"]
 
     def __init__(self, driver: _Driver, event: dict[str, Any] | None = None):
         self.driver = driver
