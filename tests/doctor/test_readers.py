@@ -408,3 +408,17 @@ def test_cli_diagnose_unreadable_inputs_exit_2_with_one_line(tmp_path):
         out = run_cli("diagnose", *args)
         assert out.returncode == 2, (args, out.stdout)
         assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_every_real_log_of_the_benchmark_is_read_and_labelled_in_the_vocabulary():
+    import tomllib
+
+    from trainwise.doctor import CODES
+
+    entries = tomllib.loads((REAL.parent / "sources.toml").read_text())["log"]
+    assert len(entries) >= 40 and len({e["file"] for e in entries}) == len(entries)
+    for e in entries:
+        assert e["label"] in CODES and len(e["commit"]) == 40 and e["reason"], e["file"]
+        records, meta = read_history(REAL / e["file"])
+        assert len(records) >= 2, e["file"]
+        assert any(k in r for r in records for k in ("train_loss", "val_loss", "train_acc", "val_acc")), e["file"]

@@ -13,7 +13,7 @@ import csv
 from pathlib import Path
 
 from trainwise.doctor.readers_names import canonical
-from trainwise.doctor.readers_rows import Table
+from trainwise.doctor.readers_rows import KNOWN_METRICS, Table
 from trainwise.errors import UserError
 
 SEPARATORS = (",", ";", "\t")
@@ -119,13 +119,22 @@ def _run_names(header: list[str], texts: list[dict[str, str]]) -> list[str] | No
 
 
 def _header(lines: list[str], first: int) -> tuple[int, str]:
-    """(index of the header line, separator): the first of the opening lines that is followed by a line
-    with as many separators, so a title line above the header (``model_history_log``) is skipped."""
-    opening = [n for n, line in enumerate(lines) if line.strip()][:6]
+    """(index of the header line, separator). Among the opening lines, the first that names a loss, an
+    accuracy or the epoch and is followed by a line with as many separators; else the first followed by
+    such a line. So a title line above the header (``model_history_log``, ``Trial Details: ..., Batch
+    Size: 50, ...``) is skipped."""
+    opening = [n for n, line in enumerate(lines) if line.strip()][:8]
+    candidates = []
     for n, following in zip(opening, opening[1:]):
         sep = max(SEPARATORS, key=lines[n].count)
         if lines[n].count(sep) and lines[following].count(sep) == lines[n].count(sep):
+            candidates.append((n, sep))
+    for n, sep in candidates:
+        names = {canonical(cell)[0] for cell in next(csv.reader([lines[n]], delimiter=sep))}
+        if names & {"epoch", *KNOWN_METRICS}:
             return n, sep
+    if candidates:
+        return candidates[0]
     return first, max(SEPARATORS, key=lines[first].count) if any(s in lines[first] for s in SEPARATORS) else ","
 
 

@@ -35,7 +35,7 @@ def words(name: str) -> list[str]:
     low = name.strip().lower()
     for phrase, short in PHRASES:
         low = low.replace(phrase, short)
-    return [w for w in re.split(r"[/_\-.\s:()\[\]]+", low) if w]
+    return [w for w in re.split(r"[/_\-.\s:()\[\]#%]+", low) if w]
 
 
 def canonical(name: str) -> tuple[str, Level]:
