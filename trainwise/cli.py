@@ -241,7 +241,8 @@ def fix_run(
     """
     from trainwise.autofix import fix as fix_chain
 
-    chain = fix_chain(run_dir, rounds=rounds, budget_epochs=budget_epochs, out=out, metric=metric, noise=noise)
+    chain = fix_chain(run_dir, rounds=rounds, budget_epochs=budget_epochs, out=out, metric=metric, noise=noise,
+                      say=lambda line: print(line, file=sys.stderr, flush=True))
     print(chain.to_text(), end="")
     print(f"chain: {Path(chain.out) / 'fix.json'}")
 

@@ -76,6 +76,7 @@ def load_attempt(run_dir: Path) -> Attempt:
 def train_attempt(cfg: Config, sources: Sources, run_dir: Path | None) -> Attempt:
     from trainwise.trainer import Trainer
 
+    cfg = cfg.replace({"train.progress": "none"})  # the chain reports per attempt; epoch lines would bury it
     data = sources.build_data(cfg)
     model = sources.build_model(cfg, data)
     callbacks = sources.callbacks() if sources.callbacks else []

@@ -94,6 +94,7 @@ def fix(
     data: Any = None,
     callbacks: Callable[[], list] | None = None,
     propose: Proposer = doctor_fixes,
+    say: Callable[[str], None] | None = None,
 ) -> FixChain:
     """Repair a finished run by re-running it with the doctor's fixes, one change per round; returns the chain.
 
@@ -101,7 +102,9 @@ def fix(
     attempt needs a fresh one); ``data``: the run's DataSplits, or a function ``config -> DataSplits``
     (then data.* fixes can apply); ``callbacks``: a function returning fresh callbacks per attempt.
     ``metric``: a validation key of the History (losses are minimised). ``noise``: ``spread`` or ``repeat``.
-    Attempts go to ``out`` (default ``RUN/fix``), fix.json beside them.
+    Attempts go to ``out`` (default ``RUN/fix``), fix.json beside them; they train silently
+    (``train.progress = "none"``, their only other difference from the config they test). ``say`` gets a
+    line as each attempt starts and ends.
     """
     from trainwise.api import check_run_dir
 
@@ -124,6 +127,8 @@ def fix(
         return chain
     repeat_threshold = None
     if noise == "repeat":
+        if say:
+            say(f"noise: training the run again on seed {original.config.train.seed + 1} ({out / 'repeat'}) ...")
         rep = train_attempt(original.config.replace({"train.seed": original.config.train.seed + 1}), sources, out / "repeat")
         chain.extra_runs, chain.extra_epochs = 1, rep.epochs
         repeat_threshold = abs(rep.score(metric) - original.score(metric))
@@ -148,6 +153,8 @@ def fix(
             stop = f"the next attempt ({cfg.train.epochs} epochs) would exceed --budget-epochs {budget_epochs} ({chain.extra_epochs} used)"
             break
         code = finding.code if finding else "change"
+        if say:
+            say(f"round {number}: {code} -> {change}: training {out / f'round-{number}-{code}'} ...")
         attempt = train_attempt(cfg, sources, out / f"round-{number}-{code}")
         chain.extra_runs += 1
         chain.extra_epochs += attempt.epochs
@@ -156,6 +163,8 @@ def fix(
         threshold = repeat_threshold if repeat_threshold is not None else scoring.spread_threshold(current.noise(metric), attempt.noise(metric))
         threshold = scoring.floor(threshold, before, metric)
         kept = gain > threshold
+        if say:
+            say(f"round {number}: {metric} {_num(before)} -> {_num(after)}: {'kept' if kept else 'rejected'}")
         chain.rounds.append({"round": number, "finding": code, "severity": finding.severity if finding else None,
                              "finding_epochs": list(finding.epochs) if finding else None, "why": finding.message if finding else "",
                              "change": change, "run_dir": str(attempt.run_dir), "before": before, "after": after, "gain": gain,
