@@ -201,7 +201,11 @@ def diagnose(
     config: Annotated[Optional[Path], typer.Option("--config", help="TOML/YAML/JSON file with a foreign run's known hyperparameters (optimizer, lr, schedule, batch_size, label_smoothing, mixup, ...).")] = None,
     run: Annotated[Optional[int], typer.Option("--run", help="Which of several runs appended to one log (1-based; default: the last).")] = None,
 ) -> None:
-    """Diagnose a run or a foreign training log: findings with evidence and fixes, and the assumptions made."""
+    """Diagnose a run or a foreign training log: findings with evidence and fixes, and the assumptions made.
+
+    Exits 0 when nothing is at error level and every expectation held, 1 on an error-level finding or a
+    missed expectation, 2 on a user mistake (a path or expectation that cannot be read).
+    """
     from trainwise.doctor import diagnose as run_doctor
 
     columns = {}
@@ -215,13 +219,14 @@ def diagnose(
     result = run_doctor(path, config, columns=columns or None, expect=expect, classes=classes, task=task, run=run)
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
-        return
-    for finding in result:
-        print(finding)
-    for miss in result.misses:
-        print(miss)
-    for said in result.assumptions:
-        print(f"assumed: {said}")
+    else:
+        for finding in result:
+            print(finding)
+        for miss in result.misses:
+            print(miss)
+        for said in result.assumptions:
+            print(f"assumed: {said}")
+    raise typer.Exit(result.exit_code)  # 1: an error-level finding or a missed expectation (docs/doctor.md)
 
 
 @app.command("fix")

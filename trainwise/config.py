@@ -242,12 +242,26 @@ class DoctorConfig(_Section):
     """Live diagnosis during training."""
 
     live: bool = Field(True, description="diagnose at every epoch end and print each new finding once")
-    stop_on_error: bool = Field(False, description="stop training on an error-level finding")
+    stop_on_error: bool = Field(False, description="stop training on an error-level finding or a missed expectation")
     autofix: bool = Field(False, description="on an error-level finding, apply its fix: roll back and continue (LR, clipping) or restart (model, init, data); see docs/autofix.md")
     max_repairs: int = Field(3, ge=0, description="autofix: repairs at most, per run")
     expect: list[str] = Field(
-        default_factory=list, description='expectations such as "val_acc >= 0.85 at epoch 1"; a miss is reported'
+        default_factory=list, description='expectations such as "val_acc >= 0.85 at epoch 1", "val_acc does not decrease at '
+        'epoch 2", "train/val accuracy gap < 5 points"; a miss is reported (and stops training with stop_on_error)'
     )
+
+    @field_validator("expect")
+    @classmethod
+    def _readable_expectations(cls, v: list[str]) -> list[str]:
+        # Rejected here, before any data is loaded, rather than at the first epoch's check.
+        from trainwise.doctor.expectations import parse_expectation
+
+        for text in v:
+            try:
+                parse_expectation(text)
+            except UserError as err:
+                raise ValueError(str(err).rstrip(".")) from None
+        return v
 
 
 class AugmentConfig(_Section):

@@ -264,8 +264,9 @@ SCENARIOS: dict[str, Scenario] = {
     "digits_sparse_relu": Scenario({"model.hidden": [256]}, Bugs(bias_init=-2.0), note="~60 % dead ReLUs, learns anyway"),
     "digits_deep_relu": Scenario({"model.hidden": [64] * 8, "optim.name": "sgd", "optim.lr": 0.02}, Bugs(weight_scale=2.5)),
     "breast_cancer": Scenario({"data.name": "breast_cancer"}),
-    "mnist1d": Scenario({"data.name": "mnist1d", "model.hidden": [128, 128]}),
     # Broken runs.
+    "mnist1d_mlp_gap": Scenario({"data.name": "mnist1d", "model.hidden": [128, 128]}, expect="overfitting",
+                                note="an MLP on MNIST-1D: training 0.73, validation 0.49, the gap growing every epoch"),
     "overfit_mnist1d": Scenario({"data.name": "mnist1d", "model.hidden": [256, 256], "train.epochs": 40, "data.train_subset": 400},
                                 expect="overfitting"),
     "diverge_sgd": Scenario({"optim.name": "sgd", "optim.lr": 2.0}, expect="diverged"),

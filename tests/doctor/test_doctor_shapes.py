@@ -8,21 +8,12 @@ import math
 
 import numpy as np
 import pytest
+from curves import decaying, records
 
 from trainwise.doctor import CODES, Finding, diagnose
 from trainwise.errors import UserError
 
 DIGITS = {"data": {"name": "digits"}}
-
-
-def records(**series: list) -> list[dict]:
-    n = max(len(v) for v in series.values())
-    return [{"epoch": i + 1, **{k: v[i] for k, v in series.items() if i < len(v)}} for i in range(n)]
-
-
-def decaying(start: float, end: float, n: int, rate: float = 4.0) -> list[float]:
-    t = np.linspace(0, 1, n)
-    return list(end + (start - end) * np.exp(-rate * t))
 
 
 def codes(found) -> list[str]:
@@ -119,11 +110,15 @@ def test_binary_near_ln2_but_accurate_is_not_stuck():
     assert "stuck_at_chance" not in codes(diagnose(rec, num_classes=2))
 
 
-def test_stuck_needs_the_number_of_classes():
+def test_without_the_number_of_classes_a_flat_initial_loss_at_ln_k_states_k_as_an_assumption():
     n = 10
     rec = records(train_loss=[2.30] * n, val_loss=[2.30] * n, val_acc=[0.1] * n)
-    assert "stuck_at_chance" not in codes(diagnose(rec))
-    assert "stuck_at_chance" in codes(diagnose(rec, num_classes=10))
+    f = diagnose(rec)[0]
+    assert f.code == "stuck_at_chance" and "K = 10 classes assumed" in f.evidence["assumptions"]
+    assert "assumptions" not in diagnose(rec, num_classes=10)[0].evidence
+    # A learning run's first epoch is already below ln K: no K is guessed, the chance rules stay silent.
+    learning = records(train_loss=decaying(1.9, 0.2, n), val_loss=decaying(1.7, 0.3, n))
+    assert all("assumptions" not in f.evidence for f in diagnose(learning))
 
 
 # ----------------------------------------------------------------------------- over-regularisation vs LR
@@ -263,7 +258,7 @@ def test_exploding_gradients_with_an_unstable_loss():
     grow = [0.5 * 2.0**i for i in range(n)]
     found = diagnose(_grad_records(loss, grow, grow), num_classes=10)
     f = next(f for f in found if f.code == "exploding_gradients")
-    assert f.evidence["growth"] >= 10 and f.fixes[0] == "train.grad_clip_norm=1.0"
+    assert f.evidence["growth"] >= 10 and f.fixes == [] and f.advice[0] == "gradient-norm clipping 1.0"  # a log without a trainwise config: words
     assert "exploding_gradients" not in codes(diagnose(_grad_records(decaying(2.3, 0.1, n), grow, grow), num_classes=10))
 
 
@@ -431,3 +426,65 @@ def test_a_small_gap_at_full_training_accuracy_is_healthy():
     close = [min(a, 0.95) for a in acc]  # validation within 5 points of a memorised training set
     found = diagnose(records(train_loss=decaying(1.2, 0.02, 30), val_loss=decaying(1.1, 0.15, 30), train_acc=acc, val_acc=close), FASHION)
     assert serious(found) == []
+
+
+# ----------------------------------------------------------------------------- coverage of the gaps between rules
+def test_accuracy_frozen_at_the_majority_share_is_a_collapse():
+    n = 10
+    rec = records(train_loss=decaying(0.7, 0.62, n), val_loss=decaying(0.69, 0.655, n), val_acc=[0.55, 0.6] + [0.627] * 8,
+                  train_acc=[0.6] * n)
+    f = next(f for f in diagnose(rec, num_classes=2) if f.code == "prediction_collapse")
+    assert f.severity == "error" and f.evidence["epochs_frozen"] == 8 and f.epochs == (3, 10)
+    # A converged model that repeats its accuracy has a loss far below what a constant predictor can reach.
+    converged = records(train_loss=decaying(0.6, 0.05, n), val_loss=decaying(0.5, 0.09, n), val_acc=[0.9, 0.93] + [0.9649] * 8)
+    assert "prediction_collapse" not in codes(diagnose(converged, num_classes=2))
+
+
+def test_a_spike_in_both_curves_is_instability_not_noise():
+    val = [1.6, 1.1, 0.8, 0.62, 0.55, 0.95, 0.52, 0.48, 0.45, 0.42, 0.40, 0.38, 0.37]
+    train = decaying(1.9, 0.3, len(val))
+    broken = list(train)
+    broken[5] = broken[4] * 1.8  # the training loss broke in the same epoch
+    found = diagnose(records(train_loss=broken, val_loss=val), DIGITS)
+    f = found[0]
+    assert (f.code, f.severity, f.epochs) == ("unstable_training", "warning", (6, 6)) and "transient_dip" not in codes(found)
+    assert "healthy" in codes(diagnose(records(train_loss=train, val_loss=val), DIGITS))
+
+
+def test_a_ramped_loss_term_that_grows_while_validation_improves_is_not_divergence():
+    """KL annealing: the training objective's weight on a second term ramps up, so the loss grows by design."""
+    n = 12
+    train = [0.6 + 0.25 * i for i in range(n)]  # 0.6 -> 3.35: more than 3x its start
+    val_acc = decaying(0.5, 0.93, n)
+    found = diagnose(records(train_loss=train, val_acc=val_acc), num_classes=10)
+    assert "diverged" not in codes(found) and "lr_too_high" not in codes(found), [str(f) for f in found]
+    falling = decaying(0.5, 0.3, n)
+    assert "diverged" in codes(diagnose(records(train_loss=train, val_acc=falling), num_classes=10))
+
+
+def test_validation_loss_far_above_ln_k_with_accuracy_at_chance_is_never_healthy():
+    """Shuffled labels: training accuracy 0.90, validation 0.10, validation loss 2.3 -> 3.9."""
+    n = 15
+    rec = records(train_loss=decaying(2.3, 0.35, n), val_loss=list(np.linspace(2.3, 3.9, n)),
+                  train_acc=decaying(0.11, 0.90, n), val_acc=[0.1 + 0.01 * (i % 3) for i in range(n)])
+    for config, kwargs in ((DIGITS, {}), (None, {"num_classes": 10})):
+        found = diagnose(rec, config, **kwargs)
+        f = found[0]
+        assert (f.code, f.severity) == ("overfitting", "error") and "healthy" not in codes(found), [str(x) for x in found]
+        assert "labels" in f.message and f.fixes == [] and f.advice
+
+
+def test_a_large_and_growing_gap_is_overfitting_before_validation_turns():
+    n = 20
+    train_acc = list(np.linspace(0.3, 0.93, n))
+    val_acc = [min(t, 0.3 + 0.5 * (t - 0.3)) for t in train_acc]  # validation gains half as fast
+    rec = records(train_acc=train_acc, val_acc=val_acc, train_loss=decaying(2.0, 0.3, n), val_loss=decaying(2.0, 0.9, n))
+    f = next(f for f in diagnose(rec, DIGITS) if f.code == "overfitting")
+    assert f.evidence["gap_end"] > 0.25 and f.severity == "warning"
+
+
+def test_healthy_is_never_beside_a_warning_or_error():
+    for rec in (records(train_loss=[2.3] * 10, val_loss=[2.3] * 10, val_acc=[0.1] * 10),
+                records(train_loss=decaying(1.9, 0.05, 13), val_loss=[1.6, 1.1, 0.8, 0.62, 0.55, 0.57, 0.63, 0.70, 0.76, 0.83, 0.90, 0.96, 1.02])):
+        found = diagnose(rec, DIGITS)
+        assert ("healthy" in codes(found)) == all(f.severity == "info" for f in found)

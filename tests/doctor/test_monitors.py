@@ -272,10 +272,14 @@ def test_live_doctor_reports_each_finding_once_and_can_stop_the_run():
 
     lines: list[str] = []
     doctor = DoctorCallback(emit=lines.append, stop_on_error=True)
-    run = train({"optim.lr": 1e-5, "train.epochs": 12, "doctor.expect": ["val_acc >= 0.9 at epoch 2"]}, callbacks=[doctor])
+    run = train({"optim.lr": 1e-5, "train.epochs": 12}, callbacks=[doctor])
     assert run.state.stop and run.state.stop_reason.startswith("doctor: lr_too_low")
     assert len(run.records) < 12  # stopped as soon as the error was clear
     assert sum("lr_too_low" in line for line in lines) == 1
+    # A missed expectation stops the run too, at the epoch it is missed.
+    missed = DoctorCallback(emit=lines.append, stop_on_error=True)
+    run = train({"optim.lr": 1e-5, "train.epochs": 12, "doctor.expect": ["val_acc >= 0.9 at epoch 2"]}, callbacks=[missed])
+    assert len(run.records) == 2 and "expectation missed: 'val_acc >= 0.9 at epoch 2'" in run.state.stop_reason
     assert any("expectation missed: 'val_acc >= 0.9 at epoch 2'" in line for line in lines)
     resumed = DoctorCallback(emit=lines.append)
     resumed.load_state_dict(doctor.state_dict())

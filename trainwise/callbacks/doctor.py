@@ -3,7 +3,7 @@
 At EPOCH_END (the record is in the History) it reports each new finding and expectation miss once
 through ``emit`` (print by default; a trainer can pass its progress bar's writer), keeps the current
 diagnosis in ``state.extras["diagnosis"]``, and with ``doctor.stop_on_error`` asks training to stop on
-an error-level finding, naming it. At FIT_END it reports the misses only a finished run can have.
+an error-level finding or a missed expectation, naming it. At FIT_END it reports the misses only a finished run can have.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ class DoctorCallback(Callback):
             f = errors[0]
             fix = f" Try: {', '.join(f.fixes)}." if f.fixes else ""
             state.request_stop(f"doctor: {f.code} at epoch {state.epoch}: {f.message}{fix}")
+        elif self.stop_on_error and misses:
+            state.request_stop(f"doctor: at epoch {state.epoch}, {misses[0]}")
 
     def on_fit_end(self, state: State) -> None:
         if self._live is not None:

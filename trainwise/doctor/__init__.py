@@ -44,6 +44,12 @@ class Diagnosis(list[Finding]):
         return [f.code for f in self]
 
     @property
+    def exit_code(self) -> int:
+        """What ``trainwise diagnose`` exits with, as a linter does: 1 on an error-level finding or a missed
+        expectation, else 0 (warnings inform; 2 is kept for user mistakes)."""
+        return 1 if self.misses or any(f.severity == "error" for f in self) else 0
+
+    @property
     def ok(self) -> bool:
         """No warning or error and no missed expectation."""
         return not self.misses and all(f.severity == "info" for f in self)
@@ -154,6 +160,7 @@ def diagnose(
         num_classes=known_classes,
         task=task or meta.get("task"),
         predictions=Predictions.parse(predictions if predictions is not None else meta.get("predictions")),
+        foreign=foreign,
     )
     # What the rules' context had to guess (e.g. K from the initial loss), when it says so itself.
     said_by_context = [a for a in getattr(ctx, "assumptions", None) or [] if a not in assumptions]

@@ -26,6 +26,16 @@ DATASET_CLASSES = {name: source.classes for name, source in SOURCES.items() if s
 # Both live with the optimizers (trainwise/optimizers.py, where their sources are named).
 LR_RANGES = {name: opt.lr_range for name, opt in OPTIMIZERS.items()}
 TYPICAL_LR = {name: opt.typical_lr for name, opt in OPTIMIZERS.items()}
+# Fine-tuning pretrained weights (finetune.init_from) runs 10-100x lower: ViT/BERT recipes use AdamW at
+# 1e-5 to 1e-4 (seed 002's EVA02 fine-tune: 3e-5, OneCycle peak 2.4e-4), ResNet fine-tunes SGD at 1e-3 to
+# 1e-2. So the range reaches 100x lower and stops 10x lower, and the typical LR is a twentieth.
+FINETUNE_RANGE_SCALE = (1e-2, 1e-1)
+FINETUNE_TYPICAL_SCALE = 0.05
+# Schedules that ignore schedule.warmup_epochs (OneCycle has its own ramp, pct_start).
+WARMUP_IGNORED_BY = ("onecycle",)
+# Models whose width model.hidden sets; cnn/convnet/resnet/fusion image branches take model.channels.
+HIDDEN_MODELS = ("mlp",)
+CHANNEL_MODELS = ("cnn", "convnet", "resnet", "fusion")
 
 
 @dataclass
@@ -69,15 +79,28 @@ class Predictions:
 
 @dataclass
 class Context:
+    """``classes`` (K) and ``task`` are what the caller knows; ``num_classes`` is the same K under its older
+    name. Without them K comes from the predictions, a binary task, or the initial loss (~ ln K), and
+    every such guess is written to ``assumptions`` (findings quote them)."""
+
     records: list[dict[str, Any]]
     config: dict[str, Any] = field(default_factory=dict)  # nested, as Config.to_dict(); {} when unknown
     num_classes: int | None = None
     task: str | None = None
     predictions: Predictions | None = None
+    classes: int | None = None
+    user_model: bool = False  # the model was passed in, not built from model.name: no model.* fix acts on it
+    foreign: bool = False  # another tool's log: no trainwise key acts on it, fixes are stated in words
+    assumptions: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.num_classes is None:
+            self.num_classes = self.classes
+        if self.num_classes is None:
             self.num_classes = self._infer_num_classes()
+        if self.num_classes is None:
+            self.num_classes = self._classes_from_initial_loss()
+        self.classes = self.num_classes
         if self.task is None and self.num_classes is not None:
             self.task = "binary" if self.num_classes == 2 else "multiclass"
 
@@ -142,23 +165,41 @@ class Context:
     def optimizer(self) -> str | None:
         return self.cfg("optim.name")
 
+    @property
+    def schedule(self) -> str | None:
+        return self.cfg("schedule.name")
+
+    @property
+    def lr_key(self) -> str:
+        """The config key that sets the peak LR of this run: OneCycle with max_lr ignores optim.lr."""
+        return "schedule.max_lr" if self.schedule == "onecycle" and self.cfg("schedule.max_lr") else "optim.lr"
+
     @cached_property
     def base_lr(self) -> float | None:
-        """The configured LR (what a fix changes); the largest logged LR when there is no config."""
-        lr = self.cfg("optim.lr")
-        if lr is not None:
-            return float(lr)
+        """The peak LR the run trained with (what a fix changes, through ``lr_key``): the config's value
+        when known (OneCycle: its max_lr), else the largest LR the History logged."""
+        configured = self.cfg(self.lr_key)
+        if isinstance(configured, (int, float)) and not isinstance(configured, bool):
+            return float(configured)
         logged = signals.finite(self.series("lr"))
         return float(logged.max()) if len(logged) else None
 
+    @property
+    def finetuning(self) -> bool:
+        return bool(self.cfg("finetune.init_from"))
+
     def lr_range(self) -> tuple[float, float] | None:
-        return LR_RANGES.get(self.optimizer or "")
+        rng = LR_RANGES.get(self.optimizer or "")
+        if rng is None or not self.finetuning:
+            return rng
+        return rng[0] * FINETUNE_RANGE_SCALE[0], rng[1] * FINETUNE_RANGE_SCALE[1]
 
     def typical_lr(self) -> float | None:
-        return TYPICAL_LR.get(self.optimizer or "")
+        typical = TYPICAL_LR.get(self.optimizer or "")
+        return typical * FINETUNE_TYPICAL_SCALE if typical is not None and self.finetuning else typical
 
     def lr_position(self) -> str | None:
-        """'low' / 'high' when the configured LR lies outside the optimizer's usual range, else None."""
+        """'low' / 'high' when the run's peak LR lies outside the optimizer's usual range, else None."""
         rng = self.lr_range()
         if rng is None or self.base_lr is None:
             return None
@@ -168,6 +209,41 @@ class Context:
         if self.base_lr > high:
             return "high"
         return None
+
+    @property
+    def warmup_acts(self) -> bool:
+        """Whether schedule.warmup_epochs changes this run's LR (a known config whose schedule honours it)."""
+        return self.config_known and self.schedule not in WARMUP_IGNORED_BY
+
+    # ------------------------------------------------------------------ techniques
+    @property
+    def mixed_batches(self) -> list[str]:
+        """MixUp / CutMix in use: training accuracy is measured on blended batches against the dominant label."""
+        return [name for key, name in (("mixup.mixup_alpha", "MixUp"), ("mixup.cutmix_alpha", "CutMix"))
+                if float(self.cfg(key, 0.0) or 0.0) > 0]
+
+    def train_handicaps(self) -> list[str]:
+        """What makes the training pass harder than evaluation, so training accuracy reads lower."""
+        found = []
+        if self.max_dropout() > 0:
+            found.append(f"dropout {self.max_dropout():g}")
+        if float(self.cfg("model.drop_path", 0.0) or 0.0) > 0:
+            found.append(f"drop path {self.cfg('model.drop_path'):g}")
+        ops = [spec.get("op", "?") for spec in self.cfg("augment.train", []) or [] if isinstance(spec, dict)]
+        if ops:
+            found.append(f"augmentation ({', '.join(ops)})")
+        for key, name in (("mixup.mixup_alpha", "MixUp"), ("mixup.cutmix_alpha", "CutMix")):
+            if float(self.cfg(key, 0.0) or 0.0) > 0:
+                found.append(f"{name} (alpha {self.cfg(key):g})")
+        return found
+
+    @cached_property
+    def frozen_until(self) -> int | None:
+        """Last epoch in which finetune.freeze holds (None: nothing frozen); a frozen layer has zero gradients."""
+        if not self.cfg("finetune.freeze"):
+            return None
+        unfreeze = self.cfg("finetune.unfreeze_epoch")
+        return int(unfreeze) - 1 if unfreeze else (int(self.epochs.max()) if self.n else 0)
 
     def max_dropout(self) -> float:
         d = self.cfg("model.dropout", 0.0) or 0.0
@@ -181,9 +257,26 @@ class Context:
 
     @cached_property
     def train_loss_floor(self) -> float:
-        """What label smoothing makes the lowest reachable training loss (0 without smoothing)."""
+        """The lowest reachable training loss: the entropy label smoothing leaves in the targets, plus the
+        expected entropy of MixUp/CutMix's blended targets (0 with neither)."""
         eps = float(self.cfg("regularization.label_smoothing", 0.0) or 0.0)
-        return signals.smoothed_ce_floor(self.num_classes or 0, eps)
+        floor = signals.smoothed_ce_floor(self.num_classes or 0, eps)
+        mixup, cutmix = (float(self.cfg(k, 0.0) or 0.0) for k in ("mixup.mixup_alpha", "mixup.cutmix_alpha"))
+        if mixup > 0 or cutmix > 0:
+            switch = float(self.cfg("mixup.switch_prob", 0.5)) if mixup > 0 and cutmix > 0 else (1.0 if cutmix > 0 else 0.0)
+            blend = (1 - switch) * signals.mixed_target_entropy(mixup) + switch * signals.mixed_target_entropy(cutmix)
+            floor += float(self.cfg("mixup.prob", 1.0)) * blend
+        return min(floor, self.chance_loss or math.inf)
+
+    def chance_accuracy(self, loss_level: float | None = None) -> tuple[float, str]:
+        """Accuracy of a model that learned only the class prior, and where that number comes from: the
+        majority share of a confusion matrix; for binary, the share a prior-only model's log loss implies
+        (an assumption); else 1/K."""
+        if self.majority_share is not None:
+            return self.majority_share, "majority share of the confusion matrix"
+        if self.num_classes == 2 and loss_level is not None and math.isfinite(loss_level):
+            return signals.prior_from_binary_loss(loss_level), "class share implied by the binary log loss (assumed: a prior-only model)"
+        return 1.0 / (self.num_classes or 2), f"1/K for K = {self.num_classes}"
 
     @cached_property
     def majority_share(self) -> float | None:
@@ -202,6 +295,28 @@ class Context:
                     return int(len(arr))
         # Not from config.data.name: a config merged with defaults names "digits" whether or not it was.
         return 2 if self.task == "binary" else None
+
+    def _classes_from_initial_loss(self) -> int | None:
+        """K from a loss that has not moved yet: a fresh classifier's cross-entropy is ln K.
+
+        Sound only where the first epochs did not learn (an epoch-0 evaluation, or a training loss flat
+        over its first three epochs within 2 %): the first epoch of a learning run is already below
+        ln K. The guess is kept only when the loss lies within 2 % of ln K for an integer K.
+        """
+        loss = self.series("train_loss")
+        first = signals.finite(loss[:3])
+        level = None
+        if self.n and int(self.epochs[0]) == 0 and math.isfinite(loss[0]):
+            level = float(loss[0])
+        elif len(first) == 3 and (first.max() - first.min()) <= 0.02 * abs(float(first[0])):
+            level = float(first[0])
+        if level is None or level < 0.5:
+            return None
+        k = int(round(math.exp(level)))
+        if k < 2 or abs(level - math.log(k)) > 0.02 * math.log(k):
+            return None
+        self.assumptions.append(f"K = {k} classes assumed from the initial loss {level:.3g} ~ ln {k} (pass classes= to state it)")
+        return k
 
 
 def _as_float(v: Any) -> float | None:

@@ -1,35 +1,21 @@
 """Run every rule family, drop findings another finding explains, rank, and add ``healthy``.
 
-Subsumption (the finding on the left explains the ones on the right, so only it is kept):
+What explains what is declared with each code (``CODES`` in each rule module; docs/doctor.md shows the
+table): a cause subsumes its symptoms -- ``diverged`` (error) everything read from the garbage curves
+after it, ``lr_too_low`` the slow fit it causes, ``stuck_at_chance`` the underfitting and plateau of a
+run at chance, ``dead_units`` the vanishing gradient of a dead layer. "Event" subsumers (diverged,
+phase_regression, overfitting) remove a finding only when it begins inside their span (from one epoch
+before); "state" subsumers remove any finding whose span overlaps. ``"code:severity"`` entries explain
+only that severity (a partial prediction_collapse, not a full one).
 
-* ``diverged`` (error) -- everything read from the curves after the divergence (they are NaN or
-  garbage): lr_too_high, unstable_training, overfitting, plateau, transient_dip, phase_regression,
-  underfitting, stuck_at_chance, lr_too_low, over_regularized, val_above_train, prediction_collapse.
-  Gradient and activation findings stay: they point at the cause.
-* ``phase_regression`` -- overfitting, unstable_training, lr_too_high, transient_dip that begin at the
-  boundary or later: the boundary is the cause.
-* ``overfitting`` -- transient_dip inside its span (a dip before the onset stays: it is another event).
-* ``lr_too_low`` -- stuck_at_chance, underfitting, plateau: a steady but slow descent is not "stuck",
-  and the LR is the cause to name.
-* ``over_regularized`` -- underfitting, plateau, val_above_train.
-* ``lr_too_low``, ``over_regularized``, ``stuck_at_chance``, ``underfitting`` also explain a *partial*
-  prediction_collapse (warning: some classes never recovered) -- a model that cannot fit gives up on
-  classes first; a full collapse onto one class (error) always stays.
-* ``stuck_at_chance`` -- underfitting, plateau, transient_dip, overfitting, unstable_training,
-  val_above_train (a run that ends at chance did not overfit, and how it got there matters less than
-  that it is there; its accuracies only mirror the class mix of each split).
-* ``lr_too_high`` -- unstable_training, underfitting, plateau (a model the LR has crippled fits poorly;
-  more capacity or a larger LR, what underfitting and plateau suggest, would make it worse).
-* ``underfitting`` -- plateau.
-* ``dead_units`` -- vanishing_gradients (dead layers pass no gradient; the dead units are the cause).
+Ranking: error, warning, info; within a severity, root causes before symptoms (the declared
+priorities), then by first epoch. ``healthy`` is added, first, exactly when no warning or error
+remains; info findings (val_above_train, transient_dip, mild overfitting under early stopping) may
+accompany it because they explain a curve rather than report a problem.
 
-"Event" subsumers (diverged, phase_regression, overfitting) remove a finding only when it begins
-inside their span (from one epoch before); "state" subsumers remove any finding whose span overlaps.
-
-Ranking: error, warning, info; within a severity, root causes before symptoms (PRIORITY), then by
-first epoch. ``healthy`` is added, first, exactly when no warning or error remains; info findings
-(val_above_train, transient_dip, mild overfitting under early stopping) may accompany it because they
-explain a curve rather than report a problem.
+Every finding leaves with ``advice``: its fixes in words and numbers (``advice.py``); for a run whose
+trainwise config is unknown (another tool's log) the ``--set`` fixes are dropped, since no key of
+ours acts on it.
 """
 
 from __future__ import annotations
@@ -38,54 +24,31 @@ import math
 
 import numpy as np
 
-from trainwise.doctor import signals
+from trainwise.doctor import advice, signals
+from trainwise.doctor.codes import EVENT
 from trainwise.doctor.context import Context
 from trainwise.doctor.finding import SEVERITY_RANK, Finding
-from trainwise.doctor.rules import RULES
+from trainwise.doctor.rules import CODES, REGISTRY, RULES
 from trainwise.doctor.rules.common import sig
 
-EVENT, STATE = "event", "state"
-
-SUBSUMES: dict[str, tuple[str, frozenset[str]]] = {
-    "diverged": (EVENT, frozenset({
-        "lr_too_high", "unstable_training", "overfitting", "plateau", "transient_dip", "phase_regression",
-        "underfitting", "stuck_at_chance", "lr_too_low", "over_regularized", "val_above_train", "prediction_collapse",
-    })),
-    "phase_regression": (EVENT, frozenset({"overfitting", "unstable_training", "lr_too_high", "transient_dip"})),
-    "overfitting": (EVENT, frozenset({"transient_dip"})),
-    "lr_too_low": (STATE, frozenset({"stuck_at_chance", "underfitting", "plateau", "prediction_collapse"})),
-    "over_regularized": (STATE, frozenset({"underfitting", "plateau", "val_above_train", "prediction_collapse"})),
-    "stuck_at_chance": (STATE, frozenset({"underfitting", "plateau", "transient_dip", "val_above_train", "prediction_collapse",
-                                          "overfitting", "unstable_training"})),
-    "lr_too_high": (STATE, frozenset({"unstable_training", "underfitting", "plateau"})),
-    "underfitting": (STATE, frozenset({"plateau", "prediction_collapse"})),
-    "dead_units": (STATE, frozenset({"vanishing_gradients"})),
-}
-
-PRIORITY = (  # healthy heads the info findings it comes with
-    "healthy", "diverged", "stuck_at_chance", "prediction_collapse", "lr_too_high", "lr_too_low", "over_regularized",
-    "phase_regression", "overfitting", "exploding_gradients", "vanishing_gradients", "dead_units", "saturated_units",
-    "unstable_training", "underfitting", "plateau", "val_above_train", "transient_dip",
-)
+# Derived from the codes each rule module declares (trainwise.doctor.codes).
+PRIORITY: tuple[str, ...] = CODES  # healthy first: it heads the info findings it comes with
+SUBSUMES: dict[str, tuple[str, frozenset[str]]] = {name: (c.scope, c.subsumes) for name, c in REGISTRY.items() if c.subsumes}
 
 
 def run_rules(ctx: Context) -> list[Finding]:
     found: list[Finding] = []
     for rule in RULES.values():
         found.extend(rule(ctx))
-    return found
+    return [advice.complete(ctx, f) for f in found]
 
 
 def _explains(big: Finding, small: Finding) -> bool:
-    entry = SUBSUMES.get(big.code)
-    if entry is None or small.code not in entry[1] or big is small:
+    code = REGISTRY[big.code]
+    if big is small or big.severity not in code.subsumes_at or not code.explains(small.code, small.severity):
         return False
-    if big.code == "diverged" and big.severity != "error":
-        return False
-    if small.code == "prediction_collapse" and small.severity == "error" and big.code != "diverged":
-        return False  # a full collapse onto one class is its own finding; only the partial one is explained
     (b0, b1), (s0, s1) = big.epochs, small.epochs
-    if entry[0] == EVENT:
+    if code.scope == EVENT:
         return b0 - 1 <= s0 <= b1
     return s0 <= b1 and b0 <= s1
 

@@ -1,7 +1,9 @@
 """The doctor's output: a Finding names one problem (or health) with the numbers it rests on and the fix.
 
 Codes are a fixed vocabulary so that runs can be compared and findings counted across a benchmark; the
-message is free text written for a practitioner; ``fixes`` are ``--set`` overrides, most promising first.
+message is free text written for a practitioner; ``fixes`` are ``--set`` overrides, most promising first,
+given only where the key acts on the run (a trainwise config is known and uses it); ``advice`` states the
+same changes in words and numbers, for any run, including logs of other tools.
 """
 
 from __future__ import annotations
@@ -10,26 +12,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-CODES: tuple[str, ...] = (
-    "healthy",
-    "overfitting",
-    "underfitting",
-    "lr_too_high",
-    "lr_too_low",
-    "over_regularized",
-    "diverged",
-    "exploding_gradients",
-    "vanishing_gradients",
-    "dead_units",
-    "saturated_units",
-    "stuck_at_chance",
-    "unstable_training",
-    "plateau",
-    "prediction_collapse",
-    "phase_regression",
-    "val_above_train",
-    "transient_dip",
-)
+
+def __getattr__(name: str) -> Any:
+    if name == "CODES":  # declared by the rule modules (trainwise.doctor.codes)
+        from trainwise.doctor.rules import CODES
+
+        return CODES
+    raise AttributeError(name)
+
 
 SEVERITIES: tuple[str, ...] = ("info", "warning", "error")
 SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
@@ -45,9 +35,12 @@ class Finding:
     evidence: Evidence
     message: str
     fixes: list[str] = field(default_factory=list)
+    advice: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # A typo in a rule must fail its tests, not produce a code no consumer knows.
+        from trainwise.doctor.rules import CODES  # the registry imports this module
+
         if self.code not in CODES:
             raise ValueError(f"unknown finding code {self.code!r}; expected one of {', '.join(CODES)}")
         if self.severity not in SEVERITIES:
@@ -67,16 +60,23 @@ class Finding:
             "evidence": {k: _json_number(v) for k, v in self.evidence.items()},
             "message": self.message,
             "fixes": list(self.fixes),
+            "advice": list(self.advice),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Finding:
-        return cls(d["code"], d["severity"], tuple(d["epochs"]), dict(d["evidence"]), d["message"], list(d["fixes"]))
+        return cls(d["code"], d["severity"], tuple(d["epochs"]), dict(d["evidence"]), d["message"], list(d["fixes"]),
+                   list(d.get("advice", [])))
 
     def __str__(self) -> str:
         first, last = self.epochs
         span = f"epoch {first}" if first == last else f"epochs {first}-{last}"
-        fix = f" Try: {', '.join(self.fixes)}." if self.fixes else ""
+        if self.fixes:
+            fix = f" Try: {', '.join(self.fixes)}."
+        elif self.advice:
+            fix = f" Try: {'; '.join(self.advice)}."
+        else:
+            fix = ""
         return f"[{self.severity}] {self.code} ({span}): {self.message}{fix}"
 
 

@@ -11,9 +11,16 @@ from __future__ import annotations
 import numpy as np
 
 from trainwise.doctor import fixes
+from trainwise.doctor.codes import Code
 from trainwise.doctor.context import Context
 from trainwise.doctor.finding import Finding
 from trainwise.doctor.rules.common import UNIT_SHARE, layers_at_least, outcome_symptoms, sig, span
+
+CODES = (
+    Code("dead_units", "warning", "most ReLUs of a layer never active, with a loss symptom", priority=110,
+         subsumes=frozenset({"vanishing_gradients"})),
+    Code("saturated_units", "warning", "most sigmoid/tanh outputs at their bounds, with a loss symptom", priority=120),
+)
 
 THRESHOLD = UNIT_SHARE
 

@@ -57,6 +57,61 @@ def train_progress(ctx: Context) -> Progress | None:
     return Progress(removed=float(removed), steady=signals.share_decreasing(f), first=first, last=last)
 
 
+@dataclass(frozen=True)
+class Fit:
+    """How far the training set is fitted, on a scale from chance (0) to a perfect fit (1)."""
+
+    level: float
+    source: str  # what it was read from, for the evidence
+    threshold: float  # below this the model underfits (the same judgement on each scale)
+    converged: float  # at or above this it has converged
+
+
+FIT_LOSS = 0.6  # a training loss still above 40 % of ln K (above its floor): digits at ~0.9, ImageNet at ~2.8
+ACC_SCALE_K = 100  # up to this K, accuracy above chance is comparable across tasks; beyond it, log-scaled
+
+
+def fit_levels(ctx: Context) -> list[Fit]:
+    """Scale-free fit of the training set, on each scale the History allows (loss and/or accuracy).
+
+    From the training loss when K is known: 1 - (loss - floor) / (ln K - floor), the share of a
+    fresh classifier's loss removed (label smoothing and MixUp floors subtracted). Else from accuracy:
+    above chance, (acc - 1/K) / (1 - 1/K), for up to 100 classes (unknown K: chance 0); beyond, the
+    log scale ln(acc K) / ln K, on which a 1000-class model at 64 % sits at 0.94 -- accuracy alone says
+    little about capacity there, where labels are fine-grained and the loss is what moves. Under
+    MixUp/CutMix training accuracy is measured on blended batches: validation accuracy is used when
+    higher.
+    """
+    k = ctx.num_classes
+    out: list[Fit] = []
+    if k and k >= 2 and ctx.has("train_loss", 1):
+        loss = signals.tail_median(ctx.series("train_loss"))
+        floor, chance = ctx.train_loss_floor, ctx.chance_loss or math.log(k)
+        if math.isfinite(loss) and chance > floor:
+            out.append(Fit(1 - (loss - floor) / (chance - floor), "training loss against ln K", FIT_LOSS, 0.9))
+    if not ctx.has("train_acc", 1):
+        return out
+    acc = signals.tail_median(ctx.series("train_acc"))
+    if ctx.mixed_batches and ctx.has("val_acc", 1):
+        acc = max(acc, signals.tail_median(ctx.series("val_acc")))
+    if k and k > ACC_SCALE_K:
+        return out + [Fit(math.log(max(acc, 1e-12) * k) / math.log(k), "log-scaled accuracy", FIT_LOSS, 0.95)]
+    chance = 1.0 / k if k else 0.0
+    return out + [Fit((acc - chance) / (1 - chance), "accuracy above chance", 0.78, 0.89)]
+
+
+def underfits(ctx: Context) -> bool | None:
+    """Every available scale says the training set is far from fitted (None: no scale available)."""
+    levels = fit_levels(ctx)
+    return all(f.level < f.threshold for f in levels) if levels else None
+
+
+def converged(ctx: Context) -> bool | None:
+    """Some scale says the training set is fitted (None: no scale available)."""
+    levels = fit_levels(ctx)
+    return any(f.level >= f.converged for f in levels) if levels else None
+
+
 def big_rises(ctx: Context, key: str, rise: float = BIG_STEP) -> tuple[int, int, int]:
     """(epochs rising by >= ``rise``, epochs falling by >= ``rise``, steps judged) for one loss curve."""
     steps = signals.relative_steps(ctx.series(key), loss_scale_floor(ctx))
@@ -93,6 +148,100 @@ def near_chance(ctx: Context) -> tuple[bool, float]:
     # A slow starter that is leaving ln K (falling >= 3 % per epoch lately) is not stuck there.
     leaving = improving(ctx, key)
     return bool(math.isfinite(ratio) and 0.85 <= ratio <= 1.3 and not leaving), ratio
+
+
+LEARNING_DROP = 0.05  # a loss that fell by 5 % of ln K since its first epochs has left chance, however slowly
+LEARNING_ACC = 0.03  # so has an accuracy that rose 3 points
+
+
+def chance_tolerance(chance: float) -> float:
+    """How far above the prior-only accuracy still counts as chance: 10 points, or a fifth of the way to
+    100 % when that is more (a few labels that survived a shuffle lift a 10-class model to 16 %)."""
+    return max(0.10, 0.2 * (1 - chance))
+
+
+def learning(ctx: Context, loss_key: str, acc_key: str | None) -> bool:
+    """The curve is leaving chance: the loss fell >= 5 % of ln K from its first two epochs (or from ln K,
+    if they were above it) to its last two and still slopes down over its second half, or the accuracy rose >= 3 points and still rises."""
+    chance = ctx.chance_loss or 1.0
+    loss = signals.finite(ctx.series(loss_key))
+    if len(loss) >= 3:
+        # From ln K at most: a loss that blew up in its first epoch and came back to ln K has not learnt.
+        drop = (min(signals.head_median(loss, 2), chance) - signals.tail_median(loss, 2)) / chance
+        if drop >= LEARNING_DROP and signals.theil_sen(loss[len(loss) // 2 :]) < 0:
+            return True
+    if acc_key is not None:
+        acc = signals.finite(ctx.series(acc_key))
+        if len(acc) >= 3 and signals.tail_median(acc, 2) - signals.head_median(acc, 2) >= LEARNING_ACC \
+                and signals.theil_sen(acc[len(acc) // 2 :]) > 0:
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class AtChance:
+    """Validation (else training) predicts no better than the class prior."""
+
+    loss_key: str
+    level: float  # median of the last 3 epochs
+    ratio: float  # level / ln K
+    acc_key: str | None
+    acc: float
+    chance_acc: float
+    chance_source: str
+    first: int  # index from which the curve stayed at chance
+    train_fits: bool  # while training fits far above chance: memorisation of labels, not a dead model
+
+
+def train_fits(ctx: Context) -> bool:
+    """Training fits far above chance: accuracy more than halfway from the prior to 100 %, or the training
+    loss below half of ln K (above its floor)."""
+    if ctx.has("train_acc", 1):
+        chance, _ = ctx.chance_accuracy()
+        if signals.tail_median(ctx.series("train_acc")) >= chance + 0.5 * (1 - chance):
+            return True
+    if ctx.chance_loss is not None and ctx.has("train_loss", 1):
+        return signals.tail_median(ctx.series("train_loss")) - ctx.train_loss_floor <= 0.5 * ctx.chance_loss
+    return False
+
+
+def at_chance(ctx: Context) -> AtChance | None:
+    """The run ended at chance and is not leaving it.
+
+    At chance: the loss (validation, else training; last 3 epochs) >= 0.85 ln K -- within [0.85, 1.3] ln K
+    when no accuracy is logged, any higher level when accuracy agrees -- and accuracy within
+    ``chance_tolerance`` of the prior (majority share, the binary share the loss implies, or 1/K).
+    Not leaving: see ``learning``; a slow starter that is leaving ln K is not stuck. Loss alone is not
+    enough (label smoothing and calibration move it) and accuracy alone is not (imbalanced data).
+    """
+    chance = ctx.chance_loss
+    if chance is None or ctx.n < MIN_EPOCHS:
+        return None  # after one epoch every run is still near ln K
+    loss_key = "val_loss" if ctx.has("val_loss", MIN_EPOCHS) else "train_loss"
+    series = ctx.series(loss_key)
+    level = signals.tail_median(series)
+    if not math.isfinite(level):
+        return None
+    ratio = level / chance
+    acc_key = next((k for k in ("val_acc", "train_acc") if ctx.has(k, MIN_EPOCHS) and k.split("_")[0] == loss_key.split("_")[0]), None)
+    acc, chance_acc, source = math.nan, math.nan, ""
+    if acc_key is not None:
+        acc = signals.tail_median(ctx.series(acc_key))
+        chance_acc, source = ctx.chance_accuracy(level)
+        if acc > chance_acc + chance_tolerance(chance_acc):
+            return None
+        if ratio < 0.85:
+            return None
+    elif not 0.85 <= ratio <= 1.3:
+        return None
+    if learning(ctx, loss_key, acc_key):
+        return None
+    inside = np.isfinite(series) & (series >= 0.85 * chance) & (series <= max(1.3, ratio * 1.05) * chance)
+    first = ctx.n - 1
+    while first > 0 and inside[first - 1]:
+        first -= 1
+    return AtChance(loss_key, float(level), float(ratio), acc_key, float(acc), float(chance_acc), source, first,
+                    loss_key == "val_loss" and train_fits(ctx))
 
 
 @dataclass(frozen=True)
@@ -136,9 +285,10 @@ def outcome_symptoms(ctx: Context) -> list[str]:
     loss = ctx.series("train_loss")
     if ctx.nonfinite("train_loss").any() or ctx.nonfinite("val_loss").any():
         out.append("the loss became NaN/Inf")
-    chance, ratio = near_chance(ctx)
-    if chance:
-        out.append(f"the loss ended at {ratio:.2f} x the chance level ln K")
+    stuck = at_chance(ctx)
+    chance = stuck is not None
+    if stuck is not None:
+        out.append(f"the loss ended at {stuck.ratio:.2f} x the chance level ln K")
     prog = train_progress(ctx)
     if prog is not None and prog.removed < 0.5 and not chance and unfinished(ctx) and improving(ctx, "train_loss"):
         pass  # mid-run and still falling fast: slow so far, but not yet a symptom

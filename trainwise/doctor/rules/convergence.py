@@ -30,17 +30,32 @@ import math
 import numpy as np
 
 from trainwise.doctor import fixes, signals
+from trainwise.doctor.codes import Code
 from trainwise.doctor.context import Context
 from trainwise.doctor.finding import Finding
 from trainwise.doctor.rules.common import (
     MIN_EPOCHS,
+    at_chance,
+    converged,
+    fit_levels,
     lr_evidence,
     near_chance,
     sig,
     span,
     train_progress,
+    underfits,
     unfinished,
     update_ratios,
+)
+
+CODES = (
+    Code("lr_too_low", "warning (error while still at chance)", "steady but very slow descent, with the LR implicated", priority=50,
+         subsumes=frozenset({"stuck_at_chance", "underfitting", "plateau", "prediction_collapse:warning"})),
+    Code("over_regularized", "warning", "cannot fit the training data and a strong regulariser is configured", priority=60,
+         subsumes=frozenset({"underfitting", "plateau", "val_above_train", "prediction_collapse:warning"})),
+    Code("underfitting", "warning", "the training loss stays far from its floor (scale-free: a share of ln K), train ~ validation",
+         priority=140, subsumes=frozenset({"prediction_collapse:warning"})),
+    Code("plateau", "warning", "both losses flat for a long stretch while far from converged", priority=150),
 )
 
 LOW_UPDATE_RATIO = 1e-4
@@ -58,11 +73,7 @@ def _slope_thirds(loss: np.ndarray) -> tuple[float, float]:
 
 def _converged(ctx: Context) -> bool | None:
     """True/False when accuracy or the chance level can tell; None when nothing can."""
-    if ctx.has("train_acc", 1):
-        return signals.tail_median(ctx.series("train_acc")) >= 0.9
-    if ctx.chance_loss is not None:
-        return signals.tail_median(ctx.series("train_loss")) - ctx.train_loss_floor < 0.1 * ctx.chance_loss
-    return None
+    return converged(ctx)
 
 
 # ----------------------------------------------------------------------------- lr_too_low
@@ -100,7 +111,7 @@ def _lr_too_low(ctx: Context) -> list[Finding]:
             ev,
             f"The training loss falls steadily ({prog.steady:.0%} of epochs down) but slowly: it {pace} "
             f"({prog.first:.3g} -> {prog.last:.3g}). Evidence on the LR: {'; '.join(why)}.",
-            fixes.keep(fixes.higher_lr(ctx, 10.0 if (ratios and ratios[1] < 1e-5) or slow else 3.0), "schedule.name=onecycle"),
+            fixes.keep(fixes.higher_lr(ctx, 10.0 if (ratios and ratios[1] < 1e-5) or slow else 3.0), fixes.schedule(ctx, "onecycle")),
         )
     ]
 
@@ -124,15 +135,45 @@ def strong_regularizers(ctx: Context) -> list[tuple[str, str]]:
     smoothing = float(ctx.cfg("regularization.label_smoothing", 0.0) or 0.0)
     if smoothing >= 0.3:
         out.append((f"label smoothing {smoothing:g}", "regularization.label_smoothing=0.1"))
-    for key in ("mixup_alpha", "cutmix_alpha"):
-        alpha = float(ctx.cfg(f"mixup.{key}", 0.0) or 0.0)
+    for key, name in (("mixup.mixup_alpha", "mixup"), ("mixup.cutmix_alpha", "cutmix")):
+        alpha = float(ctx.cfg(key, 0.0) or 0.0)
         if alpha >= 1.0:  # lam ~ Beta(1, 1) and wider: most batches are heavy blends
-            out.append((f"{key.split('_')[0]} alpha {alpha:g}", f"mixup.{key}=0.2"))
-    for key, limit in (("l1", 1e-3), ("l2", 1e-2)):
-        value = float(ctx.cfg(f"regularization.{key}", 0.0) or 0.0)
+            out.append((f"{name} alpha {alpha:g}", f"{key}=0.2"))
+    for key, name, limit in (("regularization.l1", "l1", 1e-3), ("regularization.l2", "l2", 1e-2)):
+        value = float(ctx.cfg(key, 0.0) or 0.0)
         if value >= limit:
-            out.append((f"{key} penalty {value:g}", f"regularization.{key}={fixes.fmt(fixes.nice(value / 10))}"))
-    return out
+            out.append((f"{name} penalty {value:g}", f"{key}={fixes.fmt(fixes.nice(value / 10))}"))
+    return out or stacked_regularizers(ctx)
+
+
+STACK = 3  # moderate regularisers that together limit fitting (seed 002: dropout, drop path, weight decay, smoothing)
+
+
+def stacked_regularizers(ctx: Context) -> list[tuple[str, str]]:
+    """Several moderate regularisers at once, none strong alone: one entry naming them all, with each
+    halved (towards the usual value) as the fixes."""
+    found: list[tuple[str, str | None]] = []
+    dropout = ctx.max_dropout()
+    if dropout >= 0.2:
+        found.append((f"dropout {dropout:g}", f"model.dropout={fixes.fmt(max(0.1, round(dropout / 2, 2)))}"))
+    drop_path = float(ctx.cfg("model.drop_path", 0.0) or 0.0)
+    if drop_path >= 0.1:
+        found.append((f"drop path {drop_path:g}", f"model.drop_path={fixes.fmt(round(drop_path / 2, 2))}"))
+    smoothing = float(ctx.cfg("regularization.label_smoothing", 0.0) or 0.0)
+    if smoothing >= 0.1:
+        found.append((f"label smoothing {smoothing:g}", f"regularization.label_smoothing={fixes.fmt(round(smoothing / 2, 3))}"))
+    wd = float(ctx.cfg("optim.weight_decay", 0.0) or 0.0)
+    typical = fixes.TYPICAL_WEIGHT_DECAY.get(ctx.optimizer or "", fixes.DEFAULT_L2_DECAY)
+    if wd > typical:
+        found.append((f"weight decay {wd:g}", f"optim.weight_decay={fixes.fmt(typical)}"))
+    alpha = max(float(ctx.cfg("mixup.mixup_alpha", 0.0) or 0.0), float(ctx.cfg("mixup.cutmix_alpha", 0.0) or 0.0))
+    if alpha >= 0.4:
+        found.append((f"MixUp/CutMix alpha {alpha:g}", None))
+    if len(found) < STACK:
+        return []
+    names = ", ".join(d for d, _ in found)
+    return [(f"{len(found)} regularisers stacked ({names})", f) for _, f in found if f][:1] + \
+           [("", f) for _, f in found[1:] if f]
 
 
 def _fit_limited(ctx: Context) -> tuple[bool, dict]:
@@ -146,6 +187,8 @@ def _fit_limited(ctx: Context) -> tuple[bool, dict]:
             ev["val_acc"] = sig(val)
             if acc > val + 0.02:
                 return False, ev  # fits training better than validation: not a capacity limit
+            if ctx.mixed_batches and val > acc:
+                acc = val  # training accuracy on blended batches understates the fit; evaluation does not
         return acc < 0.85, ev
     if ctx.chance_loss is not None:
         excess = signals.tail_median(ctx.series("train_loss")) - ctx.train_loss_floor
@@ -171,7 +214,7 @@ def _over_regularized(ctx: Context) -> list[Finding]:
     limited, ev = _fit_limited(ctx)
     if not limited or not _flat_or_slow(ctx):
         return []
-    ev |= lr_evidence(ctx) | {"regularizers": "; ".join(d for d, _ in strong)}
+    ev |= lr_evidence(ctx) | {"regularizers": "; ".join(d for d, _ in strong if d)}
     ratios = update_ratios(ctx)
     lr_note = ""
     if ctx.base_lr is not None and ctx.lr_range() is not None:
@@ -186,7 +229,7 @@ def _over_regularized(ctx: Context) -> list[Finding]:
             span(ctx, 0),
             ev,
             f"The model cannot fit even its training data ({fit}, flat or barely falling) and the config applies "
-            f"{', '.join(d for d, _ in strong)}: regularisation this strong removes the capacity it needs.{lr_note}",
+            f"{', '.join(d for d, _ in strong if d)}: regularisation this strong removes the capacity it needs.{lr_note}",
             fixes.keep(*(f for _, f in strong)),
         )
     ]
@@ -194,17 +237,22 @@ def _over_regularized(ctx: Context) -> list[Finding]:
 
 # ----------------------------------------------------------------------------- underfitting
 def _underfitting(ctx: Context) -> list[Finding]:
-    if ctx.n < MIN_EPOCHS or not (ctx.has("train_acc", 1) and ctx.has("val_acc", 1)):
+    if ctx.n < MIN_EPOCHS or not underfits(ctx) or at_chance(ctx) is not None:
         return []
-    train, val = signals.tail_median(ctx.series("train_acc")), signals.tail_median(ctx.series("val_acc"))
-    if train >= 0.8 or train - val >= 0.1 or near_chance(ctx)[0]:
-        return []
+    keys = {"training loss against ln K": "fit_from_loss", "log-scaled accuracy": "fit_from_log_accuracy"}
+    ev: dict = {keys.get(f.source, "fit_from_accuracy"): sig(f.level) for f in fit_levels(ctx)}
+    train = val = math.nan
+    if ctx.has("train_acc", 1) and ctx.has("val_acc", 1):
+        train, val = signals.tail_median(ctx.series("train_acc")), signals.tail_median(ctx.series("val_acc"))
+        if train - val >= 0.1:
+            return []  # fits training far better than validation: generalisation, not capacity
+        ev |= {"train_acc": sig(train), "val_acc": sig(val)}
     loss = signals.finite(ctx.series("train_loss"))
     quarter = max(2, len(loss) // 4)
     still = len(loss) > quarter and (loss[-quarter - 1] - loss[-1]) / max(loss[0], 1e-12) >= 0.05
     if still and unfinished(ctx):
         return []  # mid-run and still learning: judge it when it stops
-    ev = {"train_acc": sig(train), "val_acc": sig(val), "still_improving": int(still)}
+    ev["still_improving"] = int(still)
     if still:
         advice = "The loss is still falling: it needs more epochs or a larger LR before capacity is the question."
         fx = fixes.keep(fixes.more_epochs(ctx), fixes.higher_lr(ctx, 3.0), fixes.wider_model(ctx))
@@ -217,11 +265,17 @@ def _underfitting(ctx: Context) -> list[Finding]:
             "warning",
             span(ctx, 0),
             ev,
-            f"Training accuracy is only {train:.3f} and validation {val:.3f}: the model does not fit the training "
-            f"data, so the problem is capacity or optimisation, not generalisation. {advice}",
+            f"{_fit_text(ctx, train, val)}: the model does not fit the training data, so the problem is capacity or "
+            f"optimisation, not generalisation. {advice}",
             fx,
         )
     ]
+
+
+def _fit_text(ctx: Context, train: float, val: float) -> str:
+    parts = [f"{f.source} at {f.level:.2f} of the way from chance to a perfect fit" for f in fit_levels(ctx)]
+    acc = f"Training accuracy is only {train:.3f} and validation {val:.3f}" if math.isfinite(train) else "The training set is far from fitted"
+    return f"{acc} ({'; '.join(parts)})"
 
 
 # ----------------------------------------------------------------------------- plateau
@@ -252,7 +306,7 @@ def _plateau(ctx: Context) -> list[Finding]:
         fx = fixes.keep(fixes.wider_model(ctx), fixes.higher_lr(ctx, 3.0))
     else:
         advice = "With a constant LR the optimiser may be bouncing across a valley it cannot descend: decay the LR."
-        fx = fixes.keep(fixes.decay_schedule(ctx) or "schedule.name=plateau", fixes.lower_lr(ctx, 0.3), fixes.wider_model(ctx))
+        fx = fixes.keep(fixes.decay_schedule(ctx) or fixes.schedule(ctx, "plateau"), fixes.lower_lr(ctx, 0.3), fixes.wider_model(ctx))
     return [
         Finding(
             "plateau",

@@ -28,6 +28,7 @@ import math
 import numpy as np
 
 from trainwise.doctor import fixes, signals
+from trainwise.doctor.codes import EVENT, Code
 from trainwise.doctor.context import Context
 from trainwise.doctor.finding import Finding
 from trainwise.doctor.rules.common import (
@@ -43,6 +44,19 @@ from trainwise.doctor.rules.common import (
     sig,
     span,
     update_ratios,
+)
+
+CODES = (
+    Code("diverged", "error (warning when a NaN guard absorbed it)",
+         "NaN/Inf loss, or a training loss that ends far above its start while nothing else improves", priority=10, scope=EVENT,
+         subsumes_at=("error",), subsumes=frozenset({
+             "lr_too_high", "unstable_training", "overfitting", "plateau", "transient_dip", "phase_regression", "underfitting",
+             "stuck_at_chance", "lr_too_low", "over_regularized", "val_above_train", "prediction_collapse"})),
+    Code("lr_too_high", "warning",
+         "loss oscillating or rising early, or a fit crippled by dead units or large steps, with the LR implicated",
+         priority=40, subsumes=frozenset({"unstable_training", "underfitting", "plateau"})),
+    Code("unstable_training", "warning",
+         "large swings (or a spike in both curves) without LR evidence, or a run getting worse without overfitting", priority=130),
 )
 
 BLOWUP = 3.0  # loss this many times its starting level counts as blown up
@@ -85,10 +99,29 @@ def _diverged(ctx: Context) -> list[Finding]:
     end = signals.tail_median(loss, 2)
     if end >= BLOWUP * ref:
         first = int(np.argmax(np.nan_to_num(loss, nan=0.0) >= BLOWUP * ref))
+        if validation_improves(ctx, first):
+            return _guarded_steps(ctx)  # the objective changed (a ramped loss term), the model did not break
         ev |= {"start_loss": sig(ref), "end_loss": sig(end), "growth": sig(end / ref)}
         what = f"the training loss grew from {ref:.3g} to {end:.3g} ({end / ref:.3g}x)"
         return [_diverged_finding(ctx, first, ev, what)]
     return _guarded_steps(ctx)
+
+
+def validation_improves(ctx: Context, since: int) -> bool:
+    """Validation got better while the training loss grew: the training loss is not measuring the same thing
+    over the run -- a composite loss whose weight ramps up (KL annealing, a penalty warm-up) -- so its growth
+    is no divergence. Better: accuracy up >= 2 points, or the loss below everything before ``since``."""
+    if ctx.has("val_acc", 3):
+        acc = ctx.series("val_acc")
+        before = signals.finite(acc[: since + 1])
+        if len(before) and signals.tail_median(acc) >= float(np.median(before[-2:])) + 0.02:
+            return True
+    if ctx.has("val_loss", 3):
+        val = ctx.series("val_loss")
+        before = signals.finite(val[: since + 1])
+        if len(before) and signals.tail_median(val) < float(before.min()) * 0.98 and signals.theil_sen(val[since:]) < 0:
+            return True
+    return False
 
 
 def _diverged_finding(ctx: Context, first: int, ev: dict, what: str) -> Finding:
@@ -104,7 +137,7 @@ def _diverged_finding(ctx: Context, first: int, ev: dict, what: str) -> Finding:
         ev,
         f"Training diverged: {what}. {cause}; clipping the gradient norm stops single bad batches from "
         "throwing the weights away.",
-        fixes.keep(fixes.lower_lr(ctx), fixes.clip(), _precision_fix(ctx), "schedule.warmup_epochs=1"),
+        fixes.keep(fixes.lower_lr(ctx), fixes.clip(), _precision_fix(ctx), fixes.warmup(ctx)),
     )
 
 
@@ -180,7 +213,7 @@ def _crippled_by_lr(ctx: Context) -> list[Finding]:
             ev,
             f"Training accuracy is only {train:.3f} (validation {val:.3f}) and {'; '.join(why)}: the steps are too large "
             "for this model -- they killed units or keep overshooting -- so a larger model or more epochs would not help.",
-            fixes.keep(fixes.lower_lr(ctx, 0.1), "schedule.warmup_epochs=1", fixes.clip()),
+            fixes.keep(fixes.lower_lr(ctx, 0.1), fixes.warmup(ctx), fixes.clip()),
         )
     ]
 
@@ -195,8 +228,11 @@ def _accuracy_swings(ctx: Context) -> bool:
 
 
 def _early_rise(ctx: Context) -> int | None:
-    """Index of an epoch in the first third whose training loss is >= 10 % above the first epoch's."""
+    """Index of an epoch in the first third whose training loss is >= 10 % above the first epoch's (not
+    when validation improves meanwhile: a ramped loss term, not a step too large)."""
     loss = ctx.series("train_loss")
+    if validation_improves(ctx, 0):
+        return None
     third = max(3, ctx.n // 3)
     first = loss[0] if ctx.n else math.nan
     if not math.isfinite(first):

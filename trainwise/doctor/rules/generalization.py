@@ -25,14 +25,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 
 from trainwise.doctor import fixes, signals
+from trainwise.doctor.codes import EVENT, Code
 from trainwise.doctor.context import Context
 from trainwise.doctor.finding import Finding
-from trainwise.doctor.rules.common import loss_scale_floor, sig, span
+from trainwise.doctor.rules.common import at_chance, chance_tolerance, loss_scale_floor, sig, span
+
+CODES = (
+    Code("overfitting", "warning (error when validation never left chance; info under early stopping with restore_best, or when mild)",
+         "validation stops improving while training keeps improving; a large and growing train/validation gap; "
+         "a memorised training set far above validation", priority=80, scope=EVENT, subsumes=frozenset({"transient_dip"})),
+    Code("val_above_train", "info (warning when large and unexplained)", "validation better than training", priority=160),
+    Code("transient_dip", "info", "one or two bad epochs that recovered", priority=170),
+)
 
 MIN_EPOCHS_OVERFIT = 6
 MIN_AFTER_ONSET = 3
@@ -46,6 +56,11 @@ ABOVE_GAP = 0.01
 ABOVE_GAP_UNEXPLAINED = 0.05
 MEMORISED_ACC = 0.99  # training accuracy of a memorised training set
 MEMORISED_GAP = 0.10  # train - validation accuracy, points / 100
+GAP_LARGE = 0.10  # a train/validation accuracy gap this large ...
+GAP_GROWTH = 0.05  # ... that widened this much since the first third of the run
+MIN_EPOCHS_NOISE = 4
+TRAIN_SPIKE = 0.25
+VAL_ONLY_DROP = 0.05  # without training metrics, a larger fall before it counts
 
 
 def rule(ctx: Context) -> list[Finding]:
@@ -69,6 +84,9 @@ def _onset(raw: np.ndarray, mode: str) -> int:
 
 
 def _overfitting(ctx: Context) -> list[Finding]:
+    noise = _memorised_noise(ctx)
+    if noise:
+        return noise
     if ctx.n < MIN_EPOCHS_OVERFIT:
         return []
     found: list[Finding] = []
@@ -76,9 +94,73 @@ def _overfitting(ctx: Context) -> list[Finding]:
         found = _overfitting_loss(ctx)
     elif ctx.has("val_acc", MIN_EPOCHS_OVERFIT) and ctx.has("train_acc", MIN_EPOCHS_OVERFIT):
         found = _overfitting_acc(ctx)
+    elif ctx.has("val_acc", MIN_EPOCHS_OVERFIT):
+        found = _overfitting_val_only(ctx)
     if any(f.severity == "warning" for f in found):
         return found
-    return _memorised(ctx) or found  # a memorised training set says more than a stalled validation curve
+    # A memorised training set, or a large gap that keeps growing, says more than a stalled validation curve.
+    return _memorised(ctx) or _growing_gap(ctx) or found
+
+
+def _memorised_noise(ctx: Context) -> list[Finding]:
+    """Validation never left chance while the training set is fitted far above it: labels that do not
+    follow from the inputs (shuffled, misaligned), learnt by heart. An error: the model is useless."""
+    stuck = at_chance(ctx)
+    if stuck is None or not stuck.train_fits or stuck.acc_key is None and not ctx.has("val_loss", MIN_EPOCHS_NOISE):
+        return []
+    ev: dict = {"val_loss": sig(stuck.level), "chance_loss": sig(ctx.chance_loss), "val_loss_over_chance": sig(stuck.ratio)}
+    never_left = True
+    if stuck.acc_key is not None:
+        best = float(np.nanmax(signals.rolling_median(ctx.series(stuck.acc_key))))
+        never_left = best <= stuck.chance_acc + chance_tolerance(stuck.chance_acc)
+        ev |= {"val_acc": sig(stuck.acc), "best_val_acc": sig(best), "chance_accuracy": sig(stuck.chance_acc),
+               "chance_accuracy_from": stuck.chance_source}
+    if not never_left:
+        return []
+    val_loss = signals.finite(ctx.series("val_loss"))
+    fit = []
+    if ctx.has("train_acc", 1):
+        ev["train_acc"] = sig(signals.tail_median(ctx.series("train_acc")))
+        fit.append(f"training accuracy {ev['train_acc']:.3f}")
+    if ctx.has("train_loss", 1):
+        ev["train_loss"] = sig(signals.tail_median(ctx.series("train_loss")))
+        fit.append(f"training loss {ev['train_loss']:.3g}")
+    rising = ""
+    if len(val_loss) >= 2:
+        ev |= {"first_val_loss": sig(float(val_loss[0]))}
+        rising = f", validation loss {val_loss[0]:.3g} -> {stuck.level:.3g} against ln {ctx.num_classes} = {ctx.chance_loss:.3g}"
+    acc = f" (accuracy {stuck.acc:.3f}, chance {stuck.chance_acc:.3f}{rising})" if stuck.acc_key else f" ({rising.lstrip(', ')})"
+    return [Finding(
+        "overfitting", "error", span(ctx, 0), ev,
+        f"Validation never left chance{acc} while the model fits its training set ({', '.join(fit)}): it memorises "
+        "training labels that do not follow from the inputs. Usual causes: labels shuffled or misaligned with their "
+        "inputs (a broken join or sort), or a validation set labelled differently from the training set. No training "
+        "setting fixes this; check how labels reach the model.",
+        [], ["check that each training label belongs to its input (shuffled or misaligned labels)",
+             "check that validation labels use the same class ids as training"],
+    )]
+
+
+def _growing_gap(ctx: Context) -> list[Finding]:
+    """Train/validation accuracy gap >= 10 points at the end and >= 5 points wider than over the first
+    third of the run: variance that grows, whether or not validation loss has turned yet."""
+    if not (ctx.has("train_acc", MIN_EPOCHS_OVERFIT) and ctx.has("val_acc", MIN_EPOCHS_OVERFIT)):
+        return []
+    gap = ctx.series("train_acc") - ctx.series("val_acc")
+    third = max(2, ctx.n // 3)
+    early, late, end = float(np.nanmedian(gap[:third])), float(np.nanmedian(gap[-third - 1 : -third + 1])), signals.tail_median(gap)
+    if not (end >= GAP_LARGE and end - early >= GAP_GROWTH and end > late):
+        return []
+    wide = np.flatnonzero(np.nan_to_num(gap) >= min(GAP_LARGE, early + GAP_GROWTH))
+    first = int(wide[0]) if len(wide) else third
+    ev = {"gap_early": sig(early), "gap_end": sig(end), "train_acc": sig(signals.tail_median(ctx.series("train_acc"))),
+          "val_acc": sig(signals.tail_median(ctx.series("val_acc")))}
+    return _overfit(
+        ctx, first, ev,
+        f"Training accuracy pulls away from validation: the gap grew from {early * 100:.1f} to {end * 100:.1f} points "
+        f"(training {ev['train_acc']:.3f}, validation {ev['val_acc']:.3f}) -- the model fits what validation does not share.",
+        memorised=True,
+    )
 
 
 def _memorised(ctx: Context) -> list[Finding]:
@@ -136,8 +218,8 @@ def _overfitting_loss(ctx: Context) -> list[Finding]:
         return []
     val, train, smooth_val, onset, post = found
     best = float(smooth_val[onset])
-    if ctx.chance_loss is not None and best > 0.9 * ctx.chance_loss:
-        return []  # validation never learned: stuck_at_chance's business
+    if ctx.chance_loss is not None and best > 0.9 * ctx.chance_loss and at_chance(ctx) is not None:
+        return []  # validation never learned: stuck_at_chance's (or memorised noise's) business
     end_val, end_train = signals.tail_median(val), signals.tail_median(train)
     floor = ctx.train_loss_floor
     # The training level at the onset, from the onset forward: a first epoch that started far off
@@ -208,6 +290,34 @@ def _overfitting_acc(ctx: Context) -> list[Finding]:
     )
 
 
+def _overfitting_val_only(ctx: Context) -> list[Finding]:
+    """Only validation accuracy is logged: a sustained fall of >= 5 points from its best. Without training
+    metrics overfitting cannot be told from instability; the finding says which reading it takes."""
+    val = ctx.series("val_acc")
+    onset = _onset(val, "max")
+    post = signals.finite(val[onset + 1 :])
+    if onset < 0 or len(post) < MIN_AFTER_ONSET:
+        return []
+    best, end_val = float(val[onset]), signals.tail_median(val)
+    if best - end_val < VAL_ONLY_DROP or float((post < best - 0.01).mean()) < SUSTAINED:
+        return []
+    ev = {"onset_epoch": ctx.epoch_at(onset), "best_val_acc": sig(best), "end_val_acc": sig(end_val),
+          "assumption": "no training metrics logged: read as overfitting, the usual cause of a sustained fall from an early peak"}
+    tune = ""
+    if ctx.finetuning:
+        tune = (" A fine-tune that peaks this early moves too far from its pretrained weights: a lower peak LR and stopping "
+                "at the best epoch keep what the first epoch reached.")
+    found = _overfit(
+        ctx, onset, ev,
+        f"Validation accuracy peaked at epoch {ctx.epoch_at(onset)} ({best:.3f}) and fell to {end_val:.3f} "
+        f"({(best - end_val) * 100:.1f} points) and stayed lower. No training metrics are logged, so this reads it as "
+        f"overfitting (training keeps fitting while validation declines).{tune}",
+    )
+    if ctx.finetuning:
+        found = [dataclasses.replace(f, fixes=fixes.keep(fixes.lower_lr(ctx, 0.3), *f.fixes)) for f in found]
+    return found
+
+
 # ----------------------------------------------------------------------------- transient dips
 def _transient_dips(ctx: Context) -> list[Finding]:
     dips: dict[int, float] = {}
@@ -223,7 +333,12 @@ def _transient_dips(ctx: Context) -> list[Finding]:
                 after = signals.finite(acc[i + 1 : i + 1 + RECOVER_WITHIN])
                 if len(after) and after.max() >= acc[i - 1] - 0.005:
                     dips.setdefault(i, 0.0)
-    if not dips or len(dips) > 2:
+    if not dips:
+        return []
+    both = [i for i in sorted(dips) if _training_spiked(ctx, i)]
+    if both:
+        return _spike_in_both(ctx, both)
+    if len(dips) > 2:
         return []  # three or more are not transient: unstable_training's business
     idx = sorted(dips)
     epochs = ", ".join(str(ctx.epoch_at(i)) for i in idx)
@@ -241,22 +356,34 @@ def _transient_dips(ctx: Context) -> list[Finding]:
     ]
 
 
+def _training_spiked(ctx: Context, i: int) -> bool:
+    """The training curve broke at epoch index ``i`` too: its loss up >= 25 % (floored at a tenth of ln K)
+    or its accuracy down >= 5 points. Validation noise leaves training alone; a bad step does not."""
+    loss, acc = ctx.series("train_loss"), ctx.series("train_acc")
+    if math.isfinite(loss[i]) and math.isfinite(loss[i - 1]):
+        if (loss[i] - loss[i - 1]) / max(abs(loss[i - 1]), loss_scale_floor(ctx)) >= TRAIN_SPIKE:
+            return True
+    return bool(math.isfinite(acc[i]) and math.isfinite(acc[i - 1]) and acc[i - 1] - acc[i] >= 0.05)
+
+
+def _spike_in_both(ctx: Context, idx: list[int]) -> list[Finding]:
+    epochs = ", ".join(str(ctx.epoch_at(i)) for i in idx)
+    ev = {"spikes": len(idx), "spike_epochs": epochs}
+    return [Finding(
+        "unstable_training", "warning", span(ctx, idx[0], idx[-1]), ev,
+        f"Validation got worse at epoch {epochs} and the training loss broke at the same epoch: one step (or a few) "
+        "threw the weights off, and the model had to re-learn. That is an instability, not noise of the validation set, "
+        "even though it recovered; it returns when the run is longer or the LR higher.",
+        fixes.keep(fixes.clip(), fixes.lower_lr(ctx, 0.5), fixes.warmup(ctx)),
+    )]
+
+
 # ----------------------------------------------------------------------------- val above train
 def _explainers(ctx: Context) -> list[str]:
-    found = []
-    if ctx.max_dropout() > 0:
-        found.append(f"dropout {ctx.max_dropout():g}")
-    if float(ctx.cfg("model.drop_path", 0.0) or 0.0) > 0:
-        found.append(f"drop path {ctx.cfg('model.drop_path'):g}")
-    ops = [spec.get("op", "?") for spec in ctx.cfg("augment.train", []) or [] if isinstance(spec, dict)]
-    if ops:
-        found.append(f"augmentation ({', '.join(ops)})")
-    for key, name in (("mixup.mixup_alpha", "MixUp"), ("mixup.cutmix_alpha", "CutMix")):
+    found = ctx.train_handicaps()
+    for key, name in (("regularization.l1", "l1"), ("regularization.l2", "l2")):
         if float(ctx.cfg(key, 0.0) or 0.0) > 0:
-            found.append(f"{name} (alpha {ctx.cfg(key):g})")
-    for key in ("l1", "l2"):
-        if float(ctx.cfg(f"regularization.{key}", 0.0) or 0.0) > 0:
-            found.append(f"{key} penalty")
+            found.append(f"{name} penalty")
     if ctx.cfg("model.batch_norm"):
         found.append("batch norm in training mode")
     return found

@@ -18,9 +18,15 @@ import math
 import numpy as np
 
 from trainwise.doctor import fixes, signals
+from trainwise.doctor.codes import Code
 from trainwise.doctor.context import Context
 from trainwise.doctor.finding import Finding
 from trainwise.doctor.rules.common import MIN_EPOCHS, grad_ratio, outcome_symptoms, sig, span
+
+CODES = (
+    Code("exploding_gradients", "warning / error", "gradient norm growth or NaN, with a loss symptom", priority=90),
+    Code("vanishing_gradients", "warning", "first-layer gradient << last layer's (frozen layers excluded), with a loss symptom", priority=100),
+)
 
 GROWTH = 10.0
 EXPLODING_RATIO = 70.0

@@ -1,13 +1,24 @@
-"""phase_regression (warning): the metrics turn for the worse at a phase boundary and stay worse.
+"""phase_regression (warning): the run turns for the worse at a phase boundary and stays worse.
 
-Records may carry ``phase``, a label that changes at a schedule step, an LR restart, a resolution or
-augmentation change, unfreezing, or a resume. At each change the validation loss (else validation
-accuracy, else training loss) before the boundary is compared with the new phase: a regression is a
-median over the first 5 epochs of the new phase >= 10 % worse than the best of the old phase (2 points
-for accuracy) that is still >= 10 % worse at the end of the phase. A turn that is back within 5 % by then
-is a transient_dip at the boundary. The boundary is the cause named, with what changed there: read from
-trainwise's labels (``res16+aug|head`` -> ``res28-noaug|all``: resolution, augmentation off/on,
-unfreezing) or free-form ones (``resume``), and the LR jump when there is one.
+Boundaries come from every place that records one: the History's ``phase`` label (a schedule step, LR
+restart, resolution or augmentation change, unfreezing, resume); when the records carry none, the
+config's progressive phases (``res224+aug`` -> ``res256-noaug``) and ``finetune.unfreeze_epoch``; and
+an LR that jumps up >= 2x after holding or falling (a restart the labels do not name; a warm-up or
+OneCycle ramp rises from the first epoch and is no boundary).
+
+At each boundary two judgements:
+
+* the metric (validation loss, else validation accuracy, else training loss) over the first 5 epochs of
+  the new phase is >= 10 % worse than the best of the old phase (2 points for accuracy) and still >= 10 %
+  worse at the end of the phase -- a regression; back within 5 % by then is a ``transient_dip``;
+* the train/validation accuracy gap widens by >= 5 points while training accuracy jumps and validation
+  gains less than a third as much -- the new phase overfits (seed 004: the FixRes phase without training
+  augmentation took training accuracy from 56 % to 67-71 % while validation stalled at 63-64 %).
+
+The boundary is the cause named, with what changed there (several can change at once: augmentation
+switched off is named before a resolution change, since it is what lets training pull away), and the
+fix that acts on it: keep training augmentation in the final phase, a smaller LR for unfrozen layers,
+optimizer state for a resume.
 """
 
 from __future__ import annotations
@@ -18,9 +29,16 @@ import re
 import numpy as np
 
 from trainwise.doctor import fixes, signals
+from trainwise.doctor.advice import KEEP_AUGMENTATION
+from trainwise.doctor.codes import EVENT, Code
 from trainwise.doctor.context import Context
 from trainwise.doctor.finding import Finding
 from trainwise.doctor.rules.common import sig, span
+
+CODES = (
+    Code("phase_regression", "warning", "metrics (or the train/validation gap) turn for the worse at a phase boundary and stay worse",
+         priority=70, scope=EVENT, subsumes=frozenset({"overfitting", "unstable_training", "lr_too_high", "transient_dip"})),
+)
 
 WORSE = 0.10
 RECOVERED = 0.05
@@ -28,16 +46,63 @@ ACC_WORSE = 0.02
 WINDOW = 5
 
 
-def rule(ctx: Context) -> list[Finding]:
+GAP_WIDER = 0.05  # the train/validation accuracy gap widening by 5 points at a boundary ...
+VAL_SHARE = 1 / 3  # ... while validation gains less than a third of training's jump
+LR_JUMP = 2.0
+
+
+def phase_labels(ctx: Context) -> list:
+    """One label per record: the History's ``phase``, else what the config's phases say for that epoch."""
     labels = ctx.labels("phase")
-    if all(label is None for label in labels):
-        return []
-    cuts = [i for i in range(1, ctx.n) if labels[i] != labels[i - 1]]
+    if any(label is not None for label in labels):
+        return labels
+    phases = sorted(ctx.cfg("progressive.phases") or [], key=lambda p: int(p.get("epoch", 1)))
+    unfreeze = ctx.cfg("finetune.unfreeze_epoch") if ctx.cfg("finetune.freeze") else None
+    if not phases and not unfreeze:
+        return labels
+    out = []
+    for epoch in ctx.epochs:
+        parts = []
+        if unfreeze:
+            parts.append("frozen" if epoch < int(unfreeze) else "unfrozen")
+        current = next((p for p in reversed(phases) if int(p.get("epoch", 1)) <= epoch), None)
+        if current is not None:
+            res = "full" if current.get("resolution") is None else str(current["resolution"])
+            parts.append(f"res{res}" + ("+aug" if current.get("augment", True) else "-noaug"))
+        out.append("|".join(parts) if parts else None)
+    return out
+
+
+def lr_restarts(ctx: Context) -> list[int]:
+    """Indices where the logged LR jumps up >= 2x after an epoch in which it held or fell."""
+    lr = ctx.series("lr")
+    out = []
+    for i in range(2, ctx.n):
+        a, b, c = lr[i - 2], lr[i - 1], lr[i]
+        if all(map(math.isfinite, (a, b, c))) and b > 0 and c >= LR_JUMP * b and b <= a:
+            out.append(i)
+    return out
+
+
+def boundaries(ctx: Context) -> tuple[list[int], list]:
+    """(indices where a new phase starts, per-record labels, with LR restarts labelled ``lr-restart-N``)."""
+    labels = list(phase_labels(ctx))
+    cuts = {i for i in range(1, ctx.n) if labels[i] != labels[i - 1] and labels[i - 1] is not None}
+    restarts = [i for i in lr_restarts(ctx) if i not in cuts]
+    for k, i in enumerate(restarts):
+        for j in range(i, ctx.n):  # the restart starts a phase of its own name
+            labels[j] = f"{labels[j] or 'run'}+lr-restart-{k + 1}"
+        cuts.add(i)
+    return sorted(cuts), labels
+
+
+def rule(ctx: Context) -> list[Finding]:
+    cuts, labels = boundaries(ctx)
     out: list[Finding] = []
     for j, b in enumerate(cuts):
         start = cuts[j - 1] if j else 0
         stop = cuts[j + 1] if j + 1 < len(cuts) else ctx.n
-        finding = _judge(ctx, start, b, stop, labels)
+        finding = _judge(ctx, start, b, stop, labels) or _gap_jump(ctx, start, b, stop, labels)
         if finding is not None:
             out.append(finding)
     return out
@@ -78,8 +143,9 @@ def _judge(ctx: Context, start: int, b: int, stop: int, labels: list) -> Finding
         lr_jump = float(lr[b] / lr[b - 1])
         ev |= {"lr_before": sig(float(lr[b - 1])), "lr_after": sig(float(lr[b]))}
     where = f"the phase change {old!r} -> {new!r} at epoch {ctx.epoch_at(b)}"
-    kind = change_kind(str(old), str(new), lr_jump)
-    ev["change"] = kind
+    found = changes(str(old), str(new), lr_jump)
+    kind = found[0]
+    ev |= {"change": kind, "changes": ", ".join(found)}
     if worse and still:
         lr_text = f" The LR jumped {lr_jump:.3g}x at the boundary ({lr[b - 1]:.3g} -> {lr[b]:.3g})." if lr_jump >= 2 else ""
         return Finding(
@@ -90,6 +156,7 @@ def _judge(ctx: Context, start: int, b: int, stop: int, labels: list) -> Finding
             f"{key.replace('_', ' ').capitalize()} turned at {where} and did not recover: best {best:.3g} before, "
             f"{first_after:.3g} over the next epochs, {end:.3g} at the end of the phase.{lr_text} {_advice(kind)}",
             _fixes(ctx, kind),
+            _words(kind),
         )
     if jumped and back:
         return Finding(
@@ -103,25 +170,82 @@ def _judge(ctx: Context, start: int, b: int, stop: int, labels: list) -> Finding
     return None
 
 
-def change_kind(old: str, new: str, lr_jump: float) -> str:
-    """What changed at a boundary, from trainwise's labels (``res16+aug|head`` -> ``res28-noaug|all``) or
-    free-form ones (``resume``, ``unfrozen``): resume, lr, unfreeze, resolution, augment_off, augment_on,
-    or other."""
+def _lr_jump(ctx: Context, b: int) -> float:
+    lr = ctx.series("lr")
+    if math.isfinite(lr[b - 1]) and math.isfinite(lr[b]) and lr[b - 1] > 0:
+        return float(lr[b] / lr[b - 1])
+    return math.nan
+
+
+def _gap_jump(ctx: Context, start: int, b: int, stop: int, labels: list) -> Finding | None:
+    """The new phase lets training pull away from validation: the accuracy gap widens >= 5 points while
+    training accuracy jumps and validation gains less than a third as much (or loses)."""
+    if not (ctx.has("train_acc", 4) and ctx.has("val_acc", 4)):
+        return None
+    train, val = ctx.series("train_acc"), ctx.series("val_acc")
+    pre = slice(max(start, b - 3), b)
+    post = slice(min(b + 1, stop - 1), stop)  # the boundary epoch itself is a mix of both phases' steps
+    tb, vb = signals.finite(train[pre]), signals.finite(val[pre])
+    ta, va = signals.finite(train[post]), signals.finite(val[post])
+    if min(len(tb), len(vb), len(ta), len(va)) < 2:
+        return None
+    train_gain, val_gain = float(np.median(ta) - np.median(tb)), float(np.median(va) - np.median(vb))
+    gap_before, gap_after = float(np.median(tb) - np.median(vb)), float(np.median(ta) - np.median(va))
+    if not (gap_after - gap_before >= GAP_WIDER and train_gain >= GAP_WIDER and val_gain < VAL_SHARE * train_gain):
+        return None
+    old, new = labels[b - 1], labels[b]
+    found = changes(str(old), str(new), _lr_jump(ctx, b))
+    kind = found[0]
+    ev: dict = {"boundary_epoch": ctx.epoch_at(b), "from_phase": str(old), "to_phase": str(new), "change": kind,
+                "changes": ", ".join(found), "train_acc_before": sig(float(np.median(tb))), "train_acc_after": sig(float(np.median(ta))),
+                "val_acc_before": sig(float(np.median(vb))), "val_acc_after": sig(float(np.median(va))),
+                "gap_before": sig(gap_before), "gap_after": sig(gap_after)}
+    loss_text = ""
+    if ctx.has("val_loss", 4):
+        vl = ctx.series("val_loss")
+        lb, la = signals.finite(vl[pre]), signals.finite(vl[post])
+        if len(lb) and len(la):
+            ev |= {"val_loss_before": sig(float(np.median(lb))), "val_loss_end": sig(signals.tail_median(la))}
+            if signals.tail_median(la) > float(np.median(lb)) * 1.02:
+                loss_text = f", and validation loss rose ({np.median(lb):.3g} -> {signals.tail_median(la):.3g})"
+    return Finding(
+        "phase_regression",
+        "warning",
+        span(ctx, b, stop - 1),
+        ev,
+        f"At the phase change {old!r} -> {new!r} (epoch {ctx.epoch_at(b)}) training accuracy jumped "
+        f"{np.median(tb):.3f} -> {np.median(ta):.3f} while validation moved {np.median(vb):.3f} -> {np.median(va):.3f}: "
+        f"the train/validation gap went from {gap_before * 100:+.1f} to {gap_after * 100:+.1f} points{loss_text}. "
+        f"The new phase overfits. {_advice(kind)}",
+        _fixes(ctx, kind),
+        _words(kind),
+    )
+
+
+def changes(old: str, new: str, lr_jump: float) -> list[str]:
+    """What changed at a boundary, most causal first, from trainwise's labels (``res16+aug|frozen`` ->
+    ``res28-noaug|unfrozen``) or free-form ones (``resume``, ``unfrozen``): resume, lr, unfreeze,
+    augment_off, resolution, augment_on -- or ["other"]."""
     o, n = old.lower(), new.lower()
     if "resum" in n:
-        return "resume"
-    if lr_jump >= 2:
-        return "lr"
+        return ["resume"]
+    found = []
+    if lr_jump >= LR_JUMP or "lr-restart" in n and "lr-restart" not in o:
+        found.append("lr")
     before, after = (set(re.split(r"[|+\-\s_]+", x)) - {""} for x in (o, n))
-    if "unfreez" in n or ("head" in before and "all" in after):
-        return "unfreeze"
-    if {t for t in before if re.fullmatch(r"res\d+", t)} != {t for t in after if re.fullmatch(r"res\d+", t)}:
-        return "resolution"
-    if ("aug" in before and ("noaug" in after or "aug" not in after)) or "noaug" in after:
-        return "augment_off"
-    if "aug" in after or "mix" in n:
-        return "augment_on"
-    return "other"
+    if "unfreez" in n or ("head" in before and "all" in after) or ("frozen" in before and "unfrozen" in after):
+        found.append("unfreeze")
+    if ("aug" in before and ("noaug" in after or "aug" not in after)) or ("noaug" in after and "noaug" not in before):
+        found.append("augment_off")
+    if {t for t in before if re.fullmatch(r"res\w+", t)} != {t for t in after if re.fullmatch(r"res\w+", t)}:
+        found.append("resolution")
+    if ("aug" in after and "aug" not in before) or ("mix" in n and "mix" not in o):
+        found.append("augment_on")
+    return found or ["other"]
+
+
+def change_kind(old: str, new: str, lr_jump: float) -> str:
+    return changes(old, new, lr_jump)[0]
 
 
 ADVICE = {
@@ -129,10 +253,22 @@ ADVICE = {
     "lr": "The new phase's LR is too high for weights that were already converging.",
     "unfreeze": "Unfrozen pretrained layers need a much smaller LR than the new head.",
     "resolution": "The model meets inputs of another scale; switch resolution earlier or in smaller steps, and at a lower LR.",
-    "augment_off": "Training augmentation stopped here; without it the model starts fitting the training set itself.",
+    "augment_off": "Training augmentation stopped here; without it the model starts fitting the training set itself. "
+                   "Keep training augmentation in the final phase (FixRes fine-tunes at the new resolution with it).",
     "augment_on": "The new augmentation is too strong for this model or arrives too abruptly.",
     "other": "Whatever changed at this boundary hurts the model; change it more gradually or not at all.",
 }
+
+
+def _words(kind: str) -> list[str]:
+    """Advice that holds whatever tool trained the run (the config keys come in ``_fixes``)."""
+    if kind == "augment_off":
+        return [KEEP_AUGMENTATION]
+    if kind == "resume":
+        return ["resume from a checkpoint that holds the optimizer and scheduler state"]
+    if kind == "unfreeze":
+        return ["train unfrozen pretrained layers at a much smaller LR than the head (e.g. a tenth)"]
+    return []
 
 
 def _advice(kind: str) -> str:
@@ -145,10 +281,10 @@ def _fixes(ctx: Context, kind: str) -> list[str]:
     if kind == "lr":
         return fixes.keep("schedule.name=cosine", fixes.lower_lr(ctx, 0.3))
     if kind == "unfreeze":
-        return fixes.keep("finetune.layer_decay=0.7", fixes.lower_lr(ctx, 0.1))
+        return fixes.keep("finetune.layer_decay=0.7" if ctx.cfg("finetune.layer_decay", 1.0) > 0.7 else None, fixes.lower_lr(ctx, 0.1))
     if kind == "augment_off":
-        return fixes.keep(fixes.early_stopping(ctx), fixes.more_weight_decay(ctx))
+        return fixes.keep(fixes.keep_augmentation(ctx), fixes.early_stopping(ctx), fixes.more_weight_decay(ctx))
     if kind == "augment_on":
         alpha = float(ctx.cfg("mixup.mixup_alpha", 0.0) or 0.0)
         return ["mixup.mixup_alpha=0.2"] if alpha > 0.4 else []
-    return [fixes.lower_lr(ctx, 0.3)]
+    return fixes.keep(fixes.lower_lr(ctx, 0.3))

@@ -19,9 +19,15 @@ from __future__ import annotations
 import numpy as np
 
 from trainwise.doctor import fixes, signals
+from trainwise.doctor.codes import Code
 from trainwise.doctor.context import Context, Predictions
 from trainwise.doctor.finding import Finding
 from trainwise.doctor.rules.common import MIN_EPOCHS, sig, span
+
+CODES = (
+    Code("prediction_collapse", "error (warning: some classes never recovered)",
+         "one class predicted almost always (or an accuracy frozen at one value)", priority=30),
+)
 
 DOMINANT = 0.90
 STARVED_RECALL = 0.05
@@ -34,12 +40,50 @@ def _fixes(ctx: Context) -> list[str]:
 def rule(ctx: Context) -> list[Finding]:
     p = ctx.predictions
     if p is not None and p.confusion is not None:
-        return _from_confusion(ctx, p)
-    if p is not None and p.recall is not None:
-        return _from_per_class(ctx, p)
-    if ctx.num_classes == 2 or ctx.task == "binary":
-        return _from_history(ctx)
-    return []
+        found = _from_confusion(ctx, p)
+    elif p is not None and p.recall is not None:
+        found = _from_per_class(ctx, p)
+    elif ctx.num_classes == 2 or ctx.task == "binary":
+        found = _from_history(ctx)
+    else:
+        found = []
+    return found or _frozen_accuracy(ctx)
+
+
+FROZEN_EPOCHS = 4
+
+
+def _frozen_accuracy(ctx: Context) -> list[Finding]:
+    """Validation accuracy identical to the last digit over the last 4+ epochs while the loss moves: the
+    predictions do not change at all, which a constant predictor does -- its accuracy is then the share of
+    the class it predicts. Counted only where that share is plausible (at most the majority share when
+    known; for K >= 3 at most 2/K; for binary any) and where the loss is no lower than a constant predictor
+    can reach (the labels' entropy, at least H(share)), so a converged model repeating 0.965 is left alone."""
+    if not ctx.has("val_acc", FROZEN_EPOCHS) or not ctx.has("val_loss", FROZEN_EPOCHS):
+        return []
+    acc, loss = signals.finite(ctx.series("val_acc")), signals.finite(ctx.series("val_loss"))
+    last, level = acc[-FROZEN_EPOCHS:], float(acc[-1])
+    moving = float(np.ptp(loss[-FROZEN_EPOCHS:])) > 1e-4 * max(abs(float(loss[-1])), 1e-12)
+    if np.ptp(last) > 1e-9 or not moving:
+        return []
+    run = 1
+    while run < len(acc) and abs(acc[-run - 1] - level) <= 1e-9:
+        run += 1
+    share = ctx.majority_share
+    plausible = level <= share + 0.005 if share is not None else (ctx.num_classes == 2 or (ctx.num_classes and level <= 2 / ctx.num_classes))
+    # A constant predictor cannot beat the entropy of the labels, which is at least H(share of its class).
+    if not plausible or float(loss[-1]) < 0.9 * signals.binary_entropy(level):
+        return []
+    ev = {"val_acc": sig(level), "epochs_frozen": run, "source": "validation history"}
+    if share is not None:
+        ev["majority_share"] = sig(share)
+    where = f", the majority share ({share:.3f})" if share is not None and abs(level - share) <= 0.005 else ""
+    return [Finding(
+        "prediction_collapse", "error", span(ctx, len(acc) - run), ev,
+        f"Validation accuracy is exactly {level:.4f} at each of the last {run} epochs while the validation loss moves: the "
+        f"predictions never change, as when the model answers the same class for every input; {level:.4f} is then that "
+        f"class's share{where}.",
+        _fixes(ctx))]
 
 
 def _last(ctx: Context) -> tuple[int, int]:
