@@ -28,6 +28,7 @@ def _every_rule_finding(monkeypatch) -> dict[str, Finding]:
         seen.setdefault(self.code, self)
 
     monkeypatch.setattr(finding_module.Finding, "__post_init__", capture)
+    monkeypatch.syspath_prepend(str(SHAPES.parent))  # its helpers (curves.py) live beside it
     spec = importlib.util.spec_from_file_location("doctor_shapes", SHAPES)
     shapes = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(shapes)
