@@ -422,3 +422,14 @@ def test_every_real_log_of_the_benchmark_is_read_and_labelled_in_the_vocabulary(
         records, meta = read_history(REAL / e["file"])
         assert len(records) >= 2, e["file"]
         assert any(k in r for r in records for k in ("train_loss", "val_loss", "train_acc", "val_acc")), e["file"]
+
+
+def test_keras_verbose_output_with_nan_losses_is_read_as_diverged_values(tmp_path):
+    text = ("Epoch 1/3\n469/469 [==============================] - 4s 8ms/step - loss: 2.3012 - accuracy: 0.1123"
+            " - val_loss: 2.2950 - val_accuracy: 0.1135\nEpoch 2/3\n469/469 [==============================] - 3s 7ms/step"
+            " - loss: nan - accuracy: 0.0987 - val_loss: nan - val_accuracy: 0.0980\nEpoch 3/3\n"
+            "469/469 [==============================] - 3s 7ms/step - loss: nan - accuracy: 0.0987 - val_loss: nan"
+            " - val_accuracy: 0.0980\n")
+    records, _ = read_history(write(tmp_path, "fit.log", text))
+    assert [r["epoch"] for r in records] == [1, 2, 3] and records[0]["val_acc"] == 0.1135
+    assert records[1]["train_loss"] != records[1]["train_loss"]  # NaN kept: a diverged epoch, not a missing one

@@ -19,7 +19,10 @@ from trainwise.doctor.readers_rows import Table, split_of
 from trainwise.errors import UserError
 
 NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf"
-PAIR = re.compile(rf"([A-Za-z][A-Za-z0-9_ .\-/]*?)\s*[:=]\s*(?:(\d+)\s*/\s*(\d+)(?!\d)|({NUMBER}))\s*(%)?", re.IGNORECASE)
+# A name is words that start with a letter, one space apart ("Train Loss", "val_acc"): so in
+# "- 3s 7ms/step - loss: 0.41" the name is "loss", not "s 7ms/step - loss".
+NAME = r"[A-Za-z][A-Za-z0-9_./\-]*(?: [A-Za-z][A-Za-z0-9_./\-]*)*"
+PAIR = re.compile(rf"({NAME})\s*[:=]\s*(?:(\d+)\s*/\s*(\d+)(?!\d)|({NUMBER}))\s*(%)?", re.IGNORECASE)
 EPOCH = re.compile(r"\bepoch\b\s*[:=#]?\s*\[?\s*(\d+)", re.IGNORECASE)
 FILLER = {"average", "avg", "mean", "total", "set", "running", "epoch"}
 SKIP = {"time", "eta", "elapsed", "step", "steps", "batch", "iter", "iteration", "it", "s", "ms", "sec", "secs"}
