@@ -71,8 +71,10 @@ def test_npz_arrays_with_nan_names_the_sample(tmp_path):
 
 def test_labels_out_of_range(tmp_path):
     x = np.zeros((10, 3), np.float32)
-    with pytest.raises(UserError, match="label -1 at sample 4"):
+    with pytest.raises(UserError, match=r"not class ids 0..2; .*received label values \{-1, 0, 1\}"):
         from_arrays((x, np.array([0, 1, 0, 1, -1, 0, 1, 0, 1, 0])))
+    with pytest.raises(UserError, match="label -1 at sample 4"):
+        from_arrays((x, np.array([0, 1, 0, 1, -1, 0, 1, 0, 1, 0])), num_classes=2)
     with pytest.raises(UserError, match="out of range"):
         from_arrays((x, np.arange(10) % 3), num_classes=2)
 

@@ -38,6 +38,9 @@ def write_files(d) -> None:
     np.savez(d / "empty.npz", x=np.zeros((0, 4), np.float32), y=np.zeros(0, np.int64))
     np.savez(d / "one_class.npz", x=rng.random((60, 4), dtype=np.float32), y=np.zeros(60, np.int64))
     np.savez(d / "negative.npz", x=rng.random((60, 4), dtype=np.float32), y=labels - 1)
+    (d / "labels12.csv").write_text("a,b,label\n" + "".join(f"{i},{i * 2},{1 + i % 2}\n" for i in range(40)))
+    np.savez(d / "halves.npz", x=rng.random((60, 4), dtype=np.float32), y=labels + 0.5)
+    np.savez(d / "soft.npz", x=rng.random((60, 4), dtype=np.float32), y=rng.random((60, 3)))
     x = rng.random((60, 4), dtype=np.float32)
     x[17, 2] = np.nan
     np.savez(d / "nan.npz", x=x, y=labels)
@@ -50,7 +53,6 @@ def write_files(d) -> None:
     (d / "damaged.npz").write_bytes(bytes(damaged))
     (d / "truncated.csv").write_text("a,b,label\n" + "".join(f"{i},{i * 2},{i % 2}\n" for i in range(40)) + "41,8")
     (d / "latin1.csv").write_bytes("a,b,label\n1,2,caf\xe9\n".encode("latin-1"))
-    (d / "labels12.csv").write_text("a,b,label\n" + "".join(f"{i},{i * 2},{1 + i % 2}\n" for i in range(40)))
 
 
 def arrays(name: str, *more: str) -> list[str]:
@@ -83,9 +85,11 @@ CASES = {
                       "cannot read"),
     "vectors for a CNN": (arrays("vectors.npz", "--set", "model.name='cnn'"), "needs image inputs"),
     "3 channels for a 1-channel model": (arrays("rgb.npz", "--set", "model.name='models:one_channel'"), "cannot take the data's inputs"),
-    "labels out of range": (arrays("negative.npz"), "label -1 at sample 0"),
+    "labels out of range": (arrays("negative.npz"), "not class ids 0..2; expected 3 classes numbered 0..2; received label values {-1, 0, 1}"),
     "binary labels not 0/1": (["train", *QUIET, "--set", "data.name='csv'", "--set", "data.path='{d}/labels12.csv'", "--set", "data.target='label'"],
-                              "labels in 0..1"),
+                              "--set data.classes=[1,2]"),
+    "labels that are not whole numbers": (arrays("halves.npz"), "not whole numbers; expected classes: integer ids, or text; received 0.5 at sample 0"),
+    "several values per label, not one-hot": (arrays("soft.npz"), "rows are not one-hot"),
     "NaN in inputs": (arrays("nan.npz"), "non-finite value in sample 17"),
     "Inf in extra features": (arrays("inf_features.npz", "--set", "data.features='f'", "--set", "model.name='fusion'"), "sample 9"),
     "empty dataset": (arrays("empty.npz"), "the training set is empty"),

@@ -66,7 +66,7 @@ def test_cli_missing_data_and_bad_labels(tmp_path):
 
     np.savez(tmp_path / "d.npz", x=np.zeros((20, 3), np.float32), y=np.arange(20) - 1)
     proc = run_cli("train", "--set", "data.name=arrays", "--set", f"data.path={tmp_path}/d.npz")
-    assert proc.returncode == 2 and "out of range" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert proc.returncode == 2 and "not class ids 0..19" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_cli_version_and_help():

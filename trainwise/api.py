@@ -41,13 +41,14 @@ def fit(
     use double underscores for dots: ``fit(optim__lr=0.01, train__epochs=5)``. Pass your own ``model``
     (any ``nn.Module``) and data per split (``train``/``val``/``test``) as a tuple ``(x, y)`` or
     ``(x, features, y)``, a torch ``Dataset`` or a ``DataLoader`` (docs/data.md), or all three as a ready
-    ``DataSplits``.
+    ``DataSplits``. Tuples follow ``data.normalize`` (training-split statistics, recorded in
+    preprocess.json) and ``data.classes`` as named datasets do, and labels the rule of trainwise.data.labels.
     Nothing is written to disk unless ``out`` names a run directory. With ``optim.lr = "auto"`` an
     lr-find sweep runs first and its suggestion becomes ``optim.lr`` (see trainwise.tools.lr_find).
     """
     cfg = _as_config(config, {k.replace("__", "."): v for k, v in overrides.items()})
     if train is not None:
-        data = from_arrays(train, val, test)
+        data = from_arrays(train, val, test, normalize=cfg.data.normalize, classes=cfg.data.classes)
     if cfg.optim.lr == "auto":  # lr-find on this config first; the run records the number it chose
         from trainwise.tools.lr_find import resolve_auto_lr
 
@@ -87,9 +88,9 @@ def resume(run_dir: str | Path, *, model: torch.nn.Module | None = None, data: D
     A run trained on data passed to ``fit`` needs the same data again (``train``/``val``/``test`` or ``data``).
     """
     run_dir = check_run_dir(run_dir)
-    if train is not None:
-        data = from_arrays(train, val, test)
     saved = build_config(read_config_file(run_dir / "config.toml"), source=str(run_dir / "config.toml"))
+    if train is not None:  # prepared as fit prepared it: the same normalization and classes
+        data = from_arrays(train, val, test, normalize=saved.data.normalize, classes=saved.data.classes)
     if config is not None and config.to_dict() != saved.to_dict():
         raise UserError(f"{run_dir} belongs to another config", expected="the config saved in the run directory",
                         fix="resume without a config, or start a new run with trainwise train")

@@ -45,7 +45,7 @@ class DataConfig(_Section):
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share held out for test when the dataset has no test split")
     split_seed: int = Field(0, description="seed of the train/val/test split (independent of train.seed)")
     train_subset: int | None = Field(None, gt=0, description="keep only this many training samples (stratified)")
-    classes: list[int] | None = Field(None, description="keep only these classes (relabelled 0..k-1), e.g. for fine-tuning")
+    classes: list[int] | None = Field(None, description="keep only these label values, numbered 0..k-1 in this order (e.g. [0, 7]; for fine-tuning on a subset)")
     image_size: int | tuple[int, int] | None = Field(None, description="folder: decode images at this size (H = W, or [H, W]); None: the first image's")
     channels: Literal[1, 3] | None = Field(None, description="folder: 1 (grayscale) or 3 (RGB); None: from the first image")
     skip_corrupt: bool = Field(False, description="folder: leave out files that cannot be decoded (counted per epoch) instead of stopping")
@@ -73,8 +73,8 @@ class DataConfig(_Section):
     @field_validator("classes")
     @classmethod
     def _distinct_classes(cls, v: list[int] | None) -> list[int] | None:
-        if v is not None and (len(v) < 2 or len(set(v)) != len(v) or min(v) < 0):
-            raise ValueError("at least two distinct class ids >= 0")
+        if v is not None and (len(v) < 2 or len(set(v)) != len(v)):
+            raise ValueError("at least two distinct class ids")
         return v
 
 

@@ -100,7 +100,9 @@ def test_runs_of_your_own_module_need_it_to_predict(tmp_path):
     with pytest.raises(UserError, match="pass it: trainwise.predict"):
         trainwise.predict(tmp_path / "own", x)
     classes, _ = trainwise.predict(tmp_path / "own", x, model=torch.nn.Sequential(torch.nn.Linear(5, 3)))
-    assert classes == [str(i) for i in net(x).argmax(1).tolist()]
+    # data.normalize (on by default) applies to tensors too: the run keeps the training statistics and predict applies them
+    normalized = (x - x.mean(0)) / x.std(0, unbiased=False)
+    assert classes == [str(i) for i in net(normalized).argmax(1).tolist()]
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.load: TorchScript is deprecated in torch

@@ -13,6 +13,7 @@ import torch
 
 from trainwise.config import DataConfig
 from trainwise.data.datasets import DatasetData, as_split, dataset_labels
+from trainwise.data.labels import check_seen_in_training, encode_labels, read_labels
 from trainwise.data.sources import RawData, load_raw
 from trainwise.errors import UserError
 
@@ -57,7 +58,11 @@ class DataSplits:
 
 
 def check_arrays(x: np.ndarray, y: np.ndarray, name: str, num_classes: int | None = None) -> None:
-    """Fail early, naming the first bad sample, instead of training on garbage."""
+    """Fail early, naming the first bad sample, instead of training on garbage.
+
+    Labels are checked against ``num_classes`` only when it is given; otherwise trainwise.data.labels
+    turns whatever labels there are into class ids.
+    """
     if len(x) == 0:
         raise UserError(f"the {name} set is empty", expected="at least one sample", fix="check the data file or the split fractions")
     if len(x) != len(y):
@@ -67,11 +72,17 @@ def check_arrays(x: np.ndarray, y: np.ndarray, name: str, num_classes: int | Non
         bad = int(np.argmin(finite))
         raise UserError(f"the {name} inputs contain NaN or Inf", expected="finite numbers", received=f"a non-finite value in sample {bad}",
                         fix="clean or impute the data before training")
-    if y.min() < 0 or (num_classes is not None and y.max() >= num_classes):
-        bad = int(np.argmax((y < 0) | ((y >= num_classes) if num_classes is not None else False)))
-        expected = f"labels in 0..{num_classes - 1}" if num_classes is not None else "labels >= 0"
-        raise UserError(f"the {name} labels are out of range", expected=expected, received=f"label {int(y[bad])} at sample {bad}",
-                        fix="encode classes as 0..K-1 (or set data.classes)")
+    if num_classes is not None and (y.min() < 0 or y.max() >= num_classes):
+        bad = int(np.argmax((y < 0) | (y >= num_classes)))
+        raise UserError(f"the {name} labels are out of range", expected=f"labels in 0..{num_classes - 1}", received=f"label {int(y[bad])} at sample {bad}",
+                        fix=f"encode classes as 0..{num_classes - 1}, or leave num_classes out to have the labels mapped")
+
+
+def check_same_sample_shape(train: np.ndarray, other: np.ndarray | None, what: str) -> None:
+    """Test (or validation) samples shaped like the training samples: a model built for one cannot take the other."""
+    if other is not None and tuple(other.shape[1:]) != tuple(train.shape[1:]):
+        raise UserError(f"the {what} have another shape than the training ones", expected=f"samples shaped {tuple(train.shape[1:])} as for training",
+                        received=f"samples shaped {tuple(other.shape[1:])}", fix="give every split the same features (columns) in the same order")
 
 
 def _stratified_take(y: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -124,29 +135,24 @@ def prepare_data(cfg: DataConfig) -> DataSplits:
 
 
 def split_and_normalize(raw: RawData, cfg: DataConfig) -> DataSplits:
-    check_arrays(raw.x, raw.y, "training", 2 if raw.binary else None)
+    y, yt = read_labels(raw.y, "training"), None if raw.y_test is None else read_labels(raw.y_test, "test")
+    check_arrays(raw.x, y, "training")
+    check_same_sample_shape(raw.x, raw.x_test, "test inputs")
+    if raw.features is not None:
+        check_same_sample_shape(raw.features, raw.features_test, "test feature vectors")
     if raw.x_test is not None:
-        check_arrays(raw.x_test, raw.y_test, "test", 2 if raw.binary else None)
-    for name, features, labels in (("training", raw.features, raw.y), ("test", raw.features_test, raw.y_test)):
+        check_arrays(raw.x_test, yt, "test")
+    for name, features, labels in (("training", raw.features, y), ("test", raw.features_test, yt)):
         if features is not None:
             check_arrays(features, labels, f"{name} feature")
-    if len(np.unique(raw.y)) < 2:
-        raise UserError("the training labels hold a single class", expected="at least two classes", received=f"only label {int(raw.y[0])}",
+    if len(np.unique(y)) < 2:
+        raise UserError("the training labels hold a single class", expected="at least two classes", received=f"only label {y[0]}",
                         fix="check data.target and the label column")
-    x, y, f = raw.x, raw.y, raw.features
-    xt, yt, ft = raw.x_test, raw.y_test, raw.features_test
-    class_names = raw.class_names
-    if cfg.classes is not None:
-        # Keep only the named classes and relabel them 0..k-1 in the order given.
-        mapping = {c: i for i, c in enumerate(cfg.classes)}
-        keep = np.isin(y, cfg.classes)
-        if not keep.any():
-            raise UserError("data.classes selects no samples", expected=f"class ids present in {sorted(set(y.tolist()))}", received=cfg.classes)
-        x, y, f = x[keep], np.vectorize(mapping.get)(y[keep]), None if f is None else f[keep]
-        if xt is not None:
-            kt = np.isin(yt, cfg.classes)
-            xt, yt, ft = xt[kt], np.vectorize(mapping.get)(yt[kt]), None if ft is None else ft[kt]
-        class_names = [class_names[c] for c in cfg.classes] if class_names else [str(c) for c in cfg.classes]
+    enc = encode_labels({"training": y, "test": yt}, cfg.classes, raw.class_names)
+    pick = lambda a, mask: a if a is None or mask is None else a[mask]  # noqa: E731 - data.classes keeps some samples
+    x, y, f = pick(raw.x, enc.keep["training"]), enc.ids["training"], pick(raw.features, enc.keep["training"])
+    xt, yt, ft = pick(raw.x_test, enc.keep["test"]), enc.ids["test"], pick(raw.features_test, enc.keep["test"])
+    class_names = enc.class_names
     if xt is None:
         train_idx, test_idx = _split(y, cfg.test_fraction, cfg.split_seed)
         xt, yt, ft = x[test_idx], y[test_idx], None if f is None else f[test_idx]
@@ -161,7 +167,8 @@ def split_and_normalize(raw: RawData, cfg: DataConfig) -> DataSplits:
         keep = _stratified_take(y, cfg.train_subset, cfg.split_seed)
         x, y, f = x[keep], y[keep], None if f is None else f[keep]
 
-    num_classes = int(max(y.max(), yt.max() if yt is not None else 0, yv.max() if yv is not None else 0)) + 1
+    check_seen_in_training(y, {"validation": yv, "test": yt}, class_names)
+    num_classes = len(class_names)
     # Two classes are a binary task whatever the source (one logit, BCE), as for CSV files and tensors.
     binary = raw.binary or num_classes == 2
     norm: dict = {}
@@ -187,7 +194,7 @@ def split_and_normalize(raw: RawData, cfg: DataConfig) -> DataSplits:
         task="binary" if binary else "multiclass",
         input_shape=tuple(x.shape[1:]),
         feature_dim=0 if f is None else int(f.shape[1]),
-        class_names=class_names or [str(i) for i in range(num_classes)],
+        class_names=class_names,
         normalization=norm,
     )
 
@@ -203,15 +210,88 @@ def _standardize(x, xv, xt, per_feature: bool):
 
 
 def from_arrays(
-    train, val=None, test=None, *, num_classes: int | None = None, task: str | None = None, class_names=None
+    train, val=None, test=None, *, num_classes: int | None = None, task: str | None = None, class_names=None,
+    normalize: bool = False, classes: list[int] | None = None,
 ) -> DataSplits:
     """Wrap user data: per split a tuple ``(x, y)`` or ``(x, features, y)`` of arrays/tensors, a torch
     ``Dataset`` (map-style, or iterable with a length) or a ``DataLoader`` (see trainwise.data.datasets).
 
-    The data is used as given (no normalization, no split): split and normalize it yourself, or use
-    ``data.name = "arrays"`` with an NPZ file to have trainwise do it. The classes are counted from the
-    labels (a Dataset's ``classes`` or ``targets`` attribute spares a pass over its samples).
+    Tuples and TensorDatasets: the splits are used as given (no split). Labels follow
+    trainwise.data.labels (``num_classes``: the labels are ids 0..num_classes-1 as they are). ``normalize``: standardize inputs with statistics of
+    the training split only, as for named datasets (``fit`` passes ``data.normalize``); ``classes``:
+    keep only these label values, as ``data.classes``. With a Dataset or DataLoader among the splits,
+    the labels must be class ids 0..K-1 and the inputs are used as given (normalize in the Dataset).
     """
+
+    def to_np(a):
+        return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+
+    named = {"training": train, "validation": val, "test": test}
+    wrapped = {name: as_split(split, name) for name, split in named.items() if split is not None}
+    if any(isinstance(w, DatasetData) for w in wrapped.values()):
+        return _from_datasets(train, val, test, num_classes=num_classes, task=task, class_names=class_names)
+    given = {}
+    for name, split in named.items():
+        if split is None:
+            continue
+        if isinstance(wrapped.get(name), TensorData):  # a TensorDataset: its tensors, as a tuple would give them
+            split = (*wrapped[name].inputs, wrapped[name].targets)
+        if not isinstance(split, (tuple, list)) or len(split) not in (2, 3):
+            raise UserError(f"bad {name} data", expected="a tuple (x, y) or (x, features, y), a torch Dataset or a DataLoader",
+                            received=type(split).__name__)
+        *xs, y = [to_np(a) for a in split]
+        y = read_labels(y, name)
+        for a in xs:
+            check_arrays(a.astype(np.float32), y, name, num_classes if y.dtype.kind == "i" else None)
+        given[name] = ([np.ascontiguousarray(a, dtype=np.float32) for a in xs], y)
+    if "training" not in given:
+        raise UserError("no training data", expected="train=(x, y) or (x, features, y)")
+    train_xs = given["training"][0]
+    for name, (xs, _) in given.items():
+        if len(xs) != len(train_xs):
+            raise UserError(f"the {name} data has {len(xs)} input array(s)", expected=f"{len(train_xs)} as the training data")
+        for a, b, what in zip(train_xs, xs, ("inputs", "feature vectors")):
+            check_same_sample_shape(a, b, f"{name} {what}")
+    if num_classes is not None:
+        if given["training"][1].dtype.kind != "i":
+            raise UserError("num_classes needs integer labels", expected="class ids 0..num_classes-1", received="text labels")
+        ids = {k: y for k, (_, y) in given.items()}
+        names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
+        keep = {k: None for k in given}
+    else:
+        enc = encode_labels({k: y for k, (_, y) in given.items()}, classes, list(class_names) if class_names else None)
+        ids, names, keep = enc.ids, enc.class_names, enc.keep
+        check_seen_in_training(ids["training"], {k: v for k, v in ids.items() if k != "training"}, names)
+    xs = {k: [a if keep[k] is None else a[keep[k]] for a in arrays] for k, (arrays, _) in given.items()}
+    norm: dict = {}
+    if normalize:
+        image = xs["training"][0].ndim == 4
+        for i, key, per_feature in ((0, "input", not image), (1, "features", True)):
+            if i < len(xs["training"]):
+                parts = [xs[k][i] if k in xs else None for k in ("training", "validation", "test")]
+                a, b, c, norm[key] = _standardize(*parts, per_feature=per_feature)
+                for k, v in zip(("training", "validation", "test"), (a, b, c)):
+                    if k in xs:
+                        xs[k][i] = v
+
+    def pack(name) -> TensorData | None:
+        if name not in xs:
+            return None
+        return TensorData(tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in xs[name]), torch.from_numpy(ids[name].astype(np.int64)))
+
+    tr, va, te = pack("training"), pack("validation"), pack("test")
+    k = num_classes or len(names)
+    task = task or ("binary" if k == 2 else "multiclass")
+    return DataSplits(
+        train=tr, val=va, test=te, num_classes=k, task=task,
+        input_shape=tuple(tr.inputs[0].shape[1:]),
+        feature_dim=int(tr.inputs[1].shape[1]) if len(tr.inputs) > 1 else 0,
+        class_names=names, normalization=norm,
+    )
+
+
+def _from_datasets(train, val, test, *, num_classes: int | None, task: str | None, class_names) -> DataSplits:
+    """Splits of which one at least is a torch Dataset or DataLoader: labels must be class ids 0..K-1, inputs are used as given."""
 
     def to_np(a):
         return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)

@@ -25,7 +25,7 @@ class RawData:
     """Arrays as loaded. ``x`` is (N, C, H, W) for images or (N, D) for vectors."""
 
     x: np.ndarray
-    y: np.ndarray
+    y: np.ndarray  # labels as the source holds them (ids, text, one-hot); see trainwise.data.labels
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
     features: np.ndarray | None = None  # optional extra vector per sample (fusion models)
@@ -174,9 +174,9 @@ def _npz_raw(npz, keys: set[str], cfg: DataConfig, path: Path) -> RawData:
     x = npz["x"].astype(np.float32)
     return RawData(
         x=x,
-        y=_labels(npz[cfg.target], path),
+        y=npz[cfg.target],  # labels as stored: trainwise.data.labels turns them into class ids
         x_test=None if get("x_test") is None else npz["x_test"].astype(np.float32),
-        y_test=None if get(f"{cfg.target}_test") is None else _labels(npz[f"{cfg.target}_test"], path),
+        y_test=get(f"{cfg.target}_test"),
         features=None if not cfg.features else _feature(npz, cfg.features, path),
         features_test=None if not cfg.features or f"{cfg.features}_test" not in keys else npz[f"{cfg.features}_test"].astype(np.float32),
         image=x.ndim == 4,
@@ -187,16 +187,6 @@ def _feature(npz, key: str, path: Path) -> np.ndarray:
     if key not in npz.files:
         raise UserError(f"{path} has no array {key!r} (data.features)", received=sorted(npz.files))
     return npz[key].astype(np.float32)
-
-
-def _labels(y: np.ndarray, path: Path) -> np.ndarray:
-    if y.dtype.kind == "f":
-        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
-            raise UserError(f"labels in {path} are not whole numbers", expected="integer class ids 0..K-1", received=f"float values such as {y[~(y == np.round(y))][:1]}")
-    elif y.dtype.kind not in "iub":
-        raise UserError(f"labels in {path} are not numeric", expected="integer class ids 0..K-1", received=str(y.dtype),
-                        fix="encode the classes as integers (for CSV files, text labels are encoded automatically)")
-    return y.astype(np.int64)
 
 
 def _csv(cfg: DataConfig) -> RawData:
@@ -219,15 +209,20 @@ def _csv(cfg: DataConfig) -> RawData:
     if cfg.target not in header:
         raise UserError(f"{path} has no column {cfg.target!r}", expected="the label column named by data.target", received=header, fix="set data.target to the label column")
     t = header.index(cfg.target)
-    labels = [r[t] for r in body]
-    try:
-        y = np.array([int(v) for v in labels], dtype=np.int64)
-        names = None
-    except ValueError:
-        names = sorted(set(labels))  # text labels -> ids in sorted order
-        y = np.array([names.index(v) for v in labels], dtype=np.int64)
+    labels = [r[t].strip() for r in body]
+    y = _csv_labels(labels)
     x = _csv_features(body, header, t, path)
-    return RawData(x=x, y=y, class_names=names, binary=len(np.unique(y)) == 2)
+    return RawData(x=x, y=y)
+
+
+def _csv_labels(labels: list[str]) -> np.ndarray:
+    """Numbers as numbers, anything else as text; trainwise.data.labels turns either into class ids."""
+    for kind in (int, float):
+        try:
+            return np.array([kind(v) for v in labels])
+        except ValueError:
+            pass
+    return np.array(labels)
 
 
 def _csv_features(body: list[list[str]], header: list[str], target: int, path: Path) -> np.ndarray:
