@@ -27,7 +27,8 @@ from trainwise.errors import UserError  # noqa: E402
 
 SETTINGS = {"train.epochs": 2, "optim.lr": 0.01, "model.hidden": [32], "model.dropout": 0.1, "schedule.name": "cosine", "schedule.warmup_epochs": 1,
             "data.batch_size": 64, "checkpoint.every_n_steps": 5, "train.progress": "none", "train.threads": 1,
-            "train.deterministic": True, "data.num_workers": 0}
+            "train.deterministic": True, "data.num_workers": 0,
+            "data.normalize": False}  # a Dataset's inputs are used as given; the arrays they are compared with too
 
 
 def digits():
