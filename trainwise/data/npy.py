@@ -85,6 +85,13 @@ def npy_splits(cfg: DataConfig):
         raise UserError(f"the arrays in {root} differ in length", expected=f"{len(y)} rows like {y_path.name}",
                         received=f"x.npy: {len(x)}" + (f", {f_path.name}: {len(features)}" if features is not None else ""))
     check_arrays(np.zeros((len(y), 1), np.float32), y, "training")
+    if y.dtype.kind == "U":
+        raise UserError(f"labels in {y_path} are not numeric", expected="integer class ids 0..K-1 when the arrays are read while training",
+                        received="text", fix="save integer class ids, or set data.loader=device to have text labels numbered")
+    if cfg.classes is None:  # the label rule of the in-memory sources: ids 0..K-1, every test class seen in training
+        from trainwise.data.labels import encode_labels
+
+        encode_labels({"training": y, "test": _labels(np.asarray(_open(root / f"{cfg.target}_test.npy")), root) if has_test else None})
     paths = [x_path] + ([f_path] if f_path else [])
     index = np.arange(len(y))
     parts: dict[str, tuple[list[Path], np.ndarray, np.ndarray]] = {}

@@ -189,6 +189,13 @@ def _feature(npz, key: str, path: Path) -> np.ndarray:
     return npz[key].astype(np.float32)
 
 
+def _labels(y: np.ndarray, path: Path) -> np.ndarray:
+    """Labels read from a file, one per sample (trainwise.data.labels.read_labels, named by the file)."""
+    from trainwise.data.labels import read_labels
+
+    return read_labels(y, path.name)
+
+
 def _csv(cfg: DataConfig) -> RawData:
     """A CSV with a header; ``data.target`` names the label column, every other column is a feature."""
     import csv
