@@ -433,3 +433,22 @@ def test_keras_verbose_output_with_nan_losses_is_read_as_diverged_values(tmp_pat
     records, _ = read_history(write(tmp_path, "fit.log", text))
     assert [r["epoch"] for r in records] == [1, 2, 3] and records[0]["val_acc"] == 0.1135
     assert records[1]["train_loss"] != records[1]["train_loss"]  # NaN kept: a diverged epoch, not a missing one
+
+
+def test_hf_output_directory_reads_the_latest_checkpoint_and_says_so(tmp_path):
+    for step, losses in ((500, [1.0, 0.9]), (1000, [1.0, 0.9, 0.8, 0.7])):
+        log = []
+        for i, loss in enumerate(losses):
+            log += [{"epoch": i + 0.5, "loss": loss, "step": 250 * (2 * i + 1)},
+                    {"epoch": i + 1.0, "eval_loss": loss + 0.1, "step": 250 * (2 * i + 2)}]
+        write(tmp_path, f"checkpoint-{step}/trainer_state.json", json.dumps({"log_history": log}))
+    records, meta = read_history(tmp_path)
+    assert len(records) == 4 and records[-1]["val_loss"] == pytest.approx(0.8)
+    assert meta["assumptions"][0] == "read checkpoint-1000/trainer_state.json, the latest of 2 checkpoints"
+
+
+def test_corrupt_tensorboard_event_file_is_one_line(tmp_path):
+    path = write(tmp_path, "events.out.tfevents.123.host", "not an event file at all")
+    with pytest.raises(UserError) as err:
+        read_history(path)
+    assert "\n" not in str(err.value) and "Fix:" in str(err.value)
