@@ -452,3 +452,9 @@ def test_corrupt_tensorboard_event_file_is_one_line(tmp_path):
     with pytest.raises(UserError) as err:
         read_history(path)
     assert "\n" not in str(err.value) and "Fix:" in str(err.value)
+
+
+def test_header_written_again_by_a_resume_that_continues_the_counter_is_one_run(tmp_path):
+    text = "epoch,loss,val_loss\n0,2.0,2.1\n1,1.5,1.6\nepoch,loss,val_loss\n2,1.2,1.4\n3,1.0,1.3\n"
+    records, meta = read_history(write(tmp_path, "log.csv", text))
+    assert [r["train_loss"] for r in records] == [2.0, 1.5, 1.2, 1.0] and meta["assumptions"] == []
