@@ -458,3 +458,12 @@ def test_header_written_again_by_a_resume_that_continues_the_counter_is_one_run(
     text = "epoch,loss,val_loss\n0,2.0,2.1\n1,1.5,1.6\nepoch,loss,val_loss\n2,1.2,1.4\n3,1.0,1.3\n"
     records, meta = read_history(write(tmp_path, "log.csv", text))
     assert [r["train_loss"] for r in records] == [2.0, 1.5, 1.2, 1.0] and meta["assumptions"] == []
+
+
+def test_multi_output_keras_loss_is_a_sum_and_not_judged_against_ln_k():
+    log = REAL / "AVINASHGK16__Multimodal-deepfake-detector__training_log.csv"
+    records, meta = read_history(log)
+    assert meta["composite_loss"] and records[0]["train_loss"] == pytest.approx(0.7577018141746521)
+    assert "weighted sum of 3 output losses" in meta["assumptions"][0]
+    result = diagnose(log, classes=2)
+    assert not any("ln K" in f.message for f in result)

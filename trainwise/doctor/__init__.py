@@ -154,6 +154,8 @@ def diagnose(
     # A foreign run's unstated settings are unknown, not trainwise's defaults.
     cfg = (raw_config or {}) if foreign else _config_dict(raw_config)
     known_classes = classes or meta.get("num_classes") or (None if foreign else _classes_from_config(raw_config))
+    if meta.get("composite_loss"):
+        known_classes = None  # a sum of several heads' losses has no ln K (the reader says so)
     ctx = Context(
         records=records,
         config=cfg,
@@ -165,7 +167,7 @@ def diagnose(
     # What the rules' context had to guess (e.g. K from the initial loss), when it says so itself.
     said_by_context = [a for a in getattr(ctx, "assumptions", None) or [] if a not in assumptions]
     assumptions += said_by_context
-    if foreign and not any("class" in a for a in said_by_context):
+    if foreign and not meta.get("composite_loss") and not any("class" in a for a in said_by_context):
         assumptions += _class_assumptions(known_classes, ctx)
     if expect is None:
         expect = list(cfg.get("doctor", {}).get("expect", []) or [])

@@ -293,7 +293,10 @@ def to_records(table: Table, columns: dict[str, str] | None = None, run: int | N
         assumptions.append(f"{', '.join(sorted(averaged))} logged several times per epoch: the epoch's mean is used")
     _held_out_from_test(records, assumptions)
     _percent_to_fraction(records, assumptions)
+    composite = _composite_loss(mapping, assumptions)
     meta: dict[str, Any] = {"format": table.fmt, "assumptions": assumptions}
+    if composite:
+        meta["composite_loss"] = True
     if final_test:
         meta["test"] = final_test
     return records, meta
@@ -308,6 +311,17 @@ def _drop_evaluations_after_training(records: list[dict[str, Any]], assumptions:
     del records[trained[-1] + 1:]
     said = ", ".join(f"{k} {v:.4g}" for r in tail for k, v in r.items() if k not in ("epoch", "step"))
     assumptions.append(f"{len(tail)} evaluation(s) after the last training epoch ({said}) are not epochs and are left out")
+
+
+def _composite_loss(mapping: dict[str, tuple[str, Level]], assumptions: list[str]) -> bool:
+    """Keras names a multi-output model's losses ``<output>_loss`` and logs their weighted sum as ``loss``."""
+    heads = sorted(name for name, (key, _) in mapping.items() if key == name and name.lower().endswith("_loss")
+                   and split_of(name) is None and f"val_{name}" in mapping)
+    if len(heads) >= 2 and any(key == "train_loss" for key, _ in mapping.values()):
+        assumptions.append(f"the loss is the weighted sum of {len(heads)} output losses ({', '.join(heads)}), "
+                           "not one cross-entropy: it is not judged against ln K")
+        return True
+    return False
 
 
 def _held_out_from_test(records: list[dict[str, Any]], assumptions: list[str]) -> None:
