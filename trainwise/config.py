@@ -306,6 +306,20 @@ class EmaConfig(_Section):
     monitor: str = Field("val_acc", description="validation metric that decides whether the EMA or the raw weights are tested")
 
 
+class SwaConfig(_Section):
+    """Stochastic weight averaging: the final weights are the mean of the epochs' weights from start_epoch on."""
+
+    enabled: bool = Field(False, description="average the weights at the end of each epoch from start_epoch; the final test uses the average")
+    start_epoch: int = Field(1, gt=0, description="first epoch whose end-of-epoch weights join the average")
+    update_bn: bool = Field(True, description="recompute batch-norm statistics for the averaged weights (one pass over the training data)")
+
+
+class SamConfig(_Section):
+    """Sharpness-aware minimization: each step uses the gradient at the worst weights within rho of the current ones."""
+
+    rho: float = Field(0.0, ge=0.0, description="radius of the neighbourhood (0: off; 0.05 is the paper's usual value); two forward/backward passes per step")
+
+
 class InitConfig(_Section):
     """Weight initialization by layer type (applied to any model when scheme is not default)."""
 
@@ -376,6 +390,8 @@ class Config(_Section):
     augment: AugmentConfig = AugmentConfig()
     mixup: MixupConfig = MixupConfig()
     ema: EmaConfig = EmaConfig()
+    swa: SwaConfig = SwaConfig()
+    sam: SamConfig = SamConfig()
     init: InitConfig = InitConfig()
     finetune: FinetuneConfig = FinetuneConfig()
     progressive: ProgressiveConfig = ProgressiveConfig()

@@ -89,6 +89,8 @@ class State:
     augment: bool = True  # training augmentation on (a progressive-resizing phase may turn it off)
     eval_transforms: list[Callable] = field(default_factory=list)  # inputs -> inputs before evaluation forwards
     evaluate: Callable[[str], dict[str, Any]] | None = None  # the Trainer's evaluate(split), e.g. for EMA weights
+    forward_loss: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None  # the Trainer's forward_loss(inputs, targets)
+    train_loader: Any = None  # the training batches (``train_loader.batches(epoch)``), e.g. for SWA's batch-norm pass
 
     def request_stop(self, reason: str) -> None:
         self.stop = True
@@ -103,6 +105,7 @@ ORDER: dict[str, int] = {
     "update_ratios": -90,  # copies the weights before the step
     "activations": -80,  # forward hooks on sampled steps
     "nan_guard": -50,  # decides about the step once the monitors have read it; clipping comes after all of these
+    "sam": -40,  # its second pass after the monitors and the NaN guard read the first gradient, before clipping
     "finetune": -20,  # loads pretrained weights before anything copies them (EMA, SWA)
     "early_stopping": -10,  # decides before checkpoints are written, so the checkpoint records the stop
     "augment": 1,  # before MixUp (mix augmented images) and before resizing

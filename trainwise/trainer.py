@@ -158,6 +158,7 @@ class Trainer:
                            device=self.device, task=self.task, num_classes=self.num_classes, run_dir=self.run_dir if self.dist.is_main else None,
                            steps_per_epoch=steps_per_epoch)
         self.state.evaluate, self.state.eval_transforms = self.evaluate, techniques.eval_transforms(cfg)
+        self.state.forward_loss, self.state.train_loader = self.forward_loss, self.train_loader
         self.callbacks = sorted(self._default_callbacks() + list(callbacks), key=lambda c: c.order)
         self._dispatch: dict[Event, list] | None = None  # built at the first event (see fire)
         self.train_metrics = MetricAccumulator(self.num_classes, self.device)
@@ -320,16 +321,26 @@ class Trainer:
             if state.stop:
                 break
 
-    def train_step(self) -> None:
-        """Forward, loss, backward, clip, step: one optimizer step on ``state.inputs``/``state.targets``."""
-        state, cfg = self.state, self.config
+    def forward_loss(self, inputs: tuple[torch.Tensor, ...], targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(outputs, loss) of a training batch: the compiled/data-parallel forward under autocast, then the task
+        loss with label smoothing (soft MixUp/CutMix targets included). Callbacks reach it as ``state.forward_loss``
+        (SAM's second forward)."""
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-            state.outputs = self.forward(*state.inputs)
-            state.loss = task_loss(state.outputs.float(), state.targets, self.task, cfg.regularization.label_smoothing)
-        self.fire(Event.AFTER_LOSS)  # penalties (L1/L2) add to state.loss here
+            outputs = self.forward(*inputs)
+            return outputs, task_loss(outputs.float(), targets, self.task, self.config.regularization.label_smoothing)
+
+    def train_step(self, events: bool = True) -> None:
+        """Forward, loss, backward, clip, step: one optimizer step on ``state.inputs``/``state.targets``.
+
+        ``events=False`` leaves the callbacks out (the LR finder's and batch-size finder's probe steps)."""
+        state, cfg = self.state, self.config
+        state.outputs, state.loss = self.forward_loss(state.inputs, state.targets)
+        if events:
+            self.fire(Event.AFTER_LOSS)  # penalties (L1/L2) add to state.loss here
         self.scaler.scale(state.loss).backward()
         self.scaler.unscale_(self.optimizer)  # so clipping and monitors see true gradient sizes
-        self.fire(Event.AFTER_BACKWARD)
+        if events:
+            self.fire(Event.AFTER_BACKWARD)
         if cfg.train.grad_clip_value is not None:
             torch.nn.utils.clip_grad_value_(self.model.parameters(), cfg.train.grad_clip_value)
         if cfg.train.grad_clip_norm is not None:

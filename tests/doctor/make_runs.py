@@ -23,6 +23,7 @@ from torch import nn
 from trainwise.config import Config, build_config, merge_overrides
 from trainwise.core import Callback, Event, State
 from trainwise.history import History
+from trainwise.losses import task_loss
 
 DATASETS = ("digits", "breast_cancer", "mnist1d")
 
@@ -168,7 +169,6 @@ def train(overrides: dict[str, Any] | None = None, bugs: Bugs = Bugs(), callback
                 if bugs.bias_init is not None and m is not model.net[-1]:
                     m.bias.fill_(bugs.bias_init)
     opt = make_optimizer(model, cfg)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.regularization.label_smoothing)
     bs = cfg.data.batch_size
     steps_per_epoch = math.ceil(len(y_tr) / bs)
     state = State(config=cfg, model=model, optimizer=opt, scheduler=None, history=History(), device=torch.device("cpu"),
@@ -195,7 +195,8 @@ def train(overrides: dict[str, Any] | None = None, bugs: Bugs = Bugs(), callback
             state.batch_index, state.inputs, state.targets = i, (x_tr[idx],), y_tr[idx]
             fire(Event.BATCH_START)
             state.outputs = model(*state.inputs)
-            state.loss = loss_fn(state.outputs, state.targets)
+            # trainwise's task loss (label smoothing included); the zoo's MLP has K logits even for K = 2
+            state.loss = task_loss(state.outputs, state.targets, "multiclass", cfg.regularization.label_smoothing)
             fire(Event.AFTER_LOSS)
             opt.zero_grad(set_to_none=True)
             state.loss.backward()

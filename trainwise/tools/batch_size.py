@@ -27,7 +27,7 @@ import torch
 
 from trainwise.config import Config
 from trainwise.errors import UserError
-from trainwise.tools.lr_find import plain_step, probe_config, restore, snapshot
+from trainwise.tools.lr_find import probe_config, probe_step, restore, snapshot
 
 
 def is_out_of_memory(err: BaseException) -> bool:
@@ -114,7 +114,7 @@ def _try(trainer, train, batch: int, steps: int) -> bool:
         inputs = tuple(t[index].to(trainer.device) for t in train.inputs)
         targets = train.targets[index].to(trainer.device)
         for _ in range(steps):
-            plain_step(trainer, inputs, targets)
+            probe_step(trainer, inputs, targets)
         if trainer.device.type == "cuda":
             torch.cuda.synchronize(trainer.device)
         return True

@@ -38,7 +38,6 @@ import torch
 from trainwise import atomic, checkpointing
 from trainwise.config import Config
 from trainwise.errors import UserError
-from trainwise.losses import task_loss
 from trainwise.optim import scaled_lr
 
 
@@ -148,7 +147,7 @@ def lr_find(trainer, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int
     model, opt = trainer.model, trainer.optimizer
     seed = trainer.config.train.seed if seed is None else seed
     saved = snapshot(trainer)
-    ratios = [g["lr"] / opt.param_groups[0]["lr"] for g in opt.param_groups]  # keep per-group multipliers
+    trainer.lr = sweep = SweepLR(opt, trainer.lr.base)  # restore() puts the trainer's own back
     gamma = (end_lr / start_lr) ** (1 / (steps - 1))
     lrs: list[float] = []
     losses: list[float] = []
@@ -160,10 +159,8 @@ def lr_find(trainer, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int
         for i, (inputs, targets) in enumerate(_endless_batches(trainer.train_loader)):
             if i == steps:
                 break
-            lr = start_lr * gamma**i
-            for group, ratio in zip(opt.param_groups, ratios):
-                group["lr"] = lr * ratio
-            loss = plain_step(trainer, inputs, targets)
+            lr = sweep.lr = start_lr * gamma**i
+            loss = float(probe_step(trainer, inputs, targets).detach())
             if not math.isfinite(loss):
                 stop_reason = f"loss became non-finite at lr {lr:.3g}"
                 break
@@ -201,6 +198,8 @@ def snapshot(trainer) -> dict[str, Any]:
         "scaler": trainer.scaler.state_dict(),
         "rng": checkpointing.rng_state(),
         "training": trainer.model.training,
+        "lr": trainer.lr, "step": trainer.state.step,
+        "train_metrics": (trainer.train_metrics.loss_sum.clone(), trainer.train_metrics.confusion.clone(), trainer.train_metrics.count),
     }
 
 
@@ -211,24 +210,30 @@ def restore(trainer, saved: dict[str, Any]) -> None:
     trainer.scaler.load_state_dict(saved["scaler"])
     checkpointing.set_rng_state(saved["rng"])
     trainer.model.train(saved["training"])
+    trainer.lr, trainer.state.step = saved["lr"], saved["step"]
+    metrics = trainer.train_metrics
+    metrics.loss_sum, metrics.confusion, metrics.count = saved["train_metrics"]
 
 
-def plain_step(trainer, inputs, targets) -> float:
-    """One optimizer step as Trainer.train_step takes it (autocast, scaler, clipping), without events."""
-    model, opt, scaler, cfg = trainer.model, trainer.optimizer, trainer.scaler, trainer.config
-    with torch.autocast(trainer.device.type, dtype=trainer.autocast_dtype, enabled=trainer.autocast_dtype is not None):
-        out = model(*inputs)
-        loss = task_loss(out.float(), targets, trainer.task, cfg.regularization.label_smoothing)
-    scaler.scale(loss).backward()
-    scaler.unscale_(opt)
-    if cfg.train.grad_clip_value is not None:
-        torch.nn.utils.clip_grad_value_(model.parameters(), cfg.train.grad_clip_value)
-    if cfg.train.grad_clip_norm is not None:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip_norm)
-    scaler.step(opt)
-    scaler.update()
-    opt.zero_grad(set_to_none=True)
-    return float(loss.detach())
+def probe_step(trainer, inputs, targets) -> torch.Tensor:
+    """One training step as fit takes it (``Trainer.train_step``: autocast, scaler, clipping, the LR owner),
+    with the callbacks left out; returns the batch's loss (on the device)."""
+    state = trainer.state
+    state.inputs, state.targets = inputs, targets
+    trainer.train_step(events=False)
+    return state.loss
+
+
+class SweepLR:
+    """Stands in for the trainer's LR owner during the sweep: every step at ``lr``, times each param group's
+    multiplier (fine-tuning's head and layer-wise LRs keep their ratios)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, base: list[float]):
+        self.optimizer, self.ratios, self.lr = optimizer, [b / base[0] for b in base], base[0]
+
+    def set(self, step: int, scale: float = 1.0) -> None:
+        for group, ratio in zip(self.optimizer.param_groups, self.ratios):
+            group["lr"] = self.lr * ratio
 
 
 # ----------------------------------------------------------------------------- optim.lr = "auto"
