@@ -156,9 +156,10 @@ def motion_blur(x: torch.Tensor, p: float = 1.0, *, length: int = 5, generator: 
 
 # ------------------------------------------------------------------------------------------ occlusion
 
-def erase(x: torch.Tensor, p: float = 0.5, *, holes: int = 1, size: tuple[float, float] = (0.1, 0.4),
+def erase(x: torch.Tensor, p: float = 0.5, *, holes: int | tuple[int, int] = 1, size: tuple[float, float] = (0.1, 0.4),
           value: float | str = 0.0, generator: Generator = None) -> torch.Tensor:
-    """Random erasing / coarse dropout (Cutout): ``holes`` rectangles per chosen sample.
+    """Random erasing / coarse dropout (Cutout): ``holes`` rectangles per chosen sample, or a number drawn
+    uniformly from ``holes = (lo, hi)`` (inclusive) per sample, as CoarseDropout's min/max holes.
 
     Each side of a hole is a uniform fraction in ``size`` of the image side; holes may overlap and are
     clipped at the border only through their position (they always lie inside the image). They are
@@ -166,6 +167,9 @@ def erase(x: torch.Tensor, p: float = 0.5, *, holes: int = 1, size: tuple[float,
     """
     n, c, h, w = x.shape
     mask = chosen(x, p, generator)
+    lo, hi = (holes, holes) if isinstance(holes, int) else holes
+    count = torch.randint(lo, hi + 1, (n,), device=x.device, generator=generator) if hi > lo else None
+    holes = hi
     sides = _uniform(size[0], size[1], n, x, generator, holes, 2)
     hh = (sides[..., 0] * h).round().clamp(1, h)
     ww = (sides[..., 1] * w).round().clamp(1, w)
@@ -175,7 +179,10 @@ def erase(x: torch.Tensor, p: float = 0.5, *, holes: int = 1, size: tuple[float,
     cols = torch.arange(w, device=x.device)
     in_rows = (rows >= top[..., None]) & (rows < (top + hh)[..., None])  # (N, holes, H)
     in_cols = (cols >= left[..., None]) & (cols < (left + ww)[..., None])  # (N, holes, W)
-    region = (in_rows[..., :, None] & in_cols[..., None, :]).any(1) & mask[:, None, None]  # (N, H, W)
+    used = in_rows[..., :, None] & in_cols[..., None, :]  # (N, holes, H, W)
+    if count is not None:  # sample i keeps its first count[i] holes
+        used = used & (torch.arange(holes, device=x.device)[None] < count[:, None])[..., None, None]
+    region = used.any(1) & mask[:, None, None]  # (N, H, W)
     if value == "noise":
         fill = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
     elif isinstance(value, (int, float)):
@@ -183,6 +190,98 @@ def erase(x: torch.Tensor, p: float = 0.5, *, holes: int = 1, size: tuple[float,
     else:
         raise UserError("bad erase value", expected="a number or 'noise'", received=value)
     return torch.where(region[:, None], fill, x)
+
+
+# ------------------------------------------------------------------------------------------ seeds' recipes
+
+def random_resized_crop(x: torch.Tensor, p: float = 1.0, *, scale: tuple[float, float] = (0.08, 1.0),
+                        ratio: tuple[float, float] = (3 / 4, 4 / 3), generator: Generator = None) -> torch.Tensor:
+    """Crop a box of a uniform share ``scale`` of the area and a log-uniform aspect ``ratio`` (width/height),
+    placed uniformly inside the image, and resize it back to the image size (bilinear), as
+    torchvision's / albumentations' RandomResizedCrop do after decoding."""
+    n = x.shape[0]
+    mask = chosen(x, p, generator)
+    area = _uniform(scale[0], scale[1], n, x, generator)
+    aspect = torch.exp(_uniform(math.log(ratio[0]), math.log(ratio[1]), n, x, generator))
+    bw = torch.sqrt(area * aspect).clamp(max=1.0)  # box sides as fractions of the image sides
+    bh = torch.sqrt(area / aspect).clamp(max=1.0)
+    cx = (2 * _rand(n, x, generator) - 1) * (1 - bw)  # box centre in affine_grid's [-1, 1] coordinates
+    cy = (2 * _rand(n, x, generator) - 1) * (1 - bh)
+    zero = torch.zeros_like(bw)
+    theta = torch.stack([torch.stack([bw, zero, cx], 1), torch.stack([zero, bh, cy], 1)], 1)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return _select(mask, F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False), x)
+
+
+def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB in [0, 1] -> HSV, hue in [0, 1)."""
+    r, g, b = x.unbind(1)
+    value, arg = x.max(1)
+    low = x.min(1).values
+    delta = value - low
+    safe = torch.where(delta > 0, delta, torch.ones_like(delta))
+    hue = torch.where(arg == 0, ((g - b) / safe) % 6, torch.where(arg == 1, (b - r) / safe + 2, (r - g) / safe + 4)) / 6
+    hue = torch.where(delta > 0, hue, torch.zeros_like(hue))
+    sat = torch.where(value > 0, delta / torch.where(value > 0, value, torch.ones_like(value)), torch.zeros_like(value))
+    return torch.stack([hue % 1.0, sat, value], 1)
+
+
+def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    h, s, v = x.unbind(1)
+    k = torch.stack([(5 + h * 6) % 6, (3 + h * 6) % 6, (1 + h * 6) % 6], 1)  # channel offsets r, g, b
+    return v[:, None] - v[:, None] * s[:, None] * (torch.minimum(k, 4 - k).clamp(0, 1))
+
+
+def hsv(x: torch.Tensor, p: float = 1.0, *, hue: float = 0.05, saturation: float = 0.3, value: float = 0.3,
+        generator: Generator = None) -> torch.Tensor:
+    """Hue/saturation/value jitter of RGB images in [0, 1] (before normalization): hue shifted by a uniform
+    amount in [-hue, hue] of the colour circle, saturation and value scaled by factors in [1 - s, 1 + s].
+    Images with other than 3 channels have no hue or saturation: their values are scaled only."""
+    n = x.shape[0]
+    mask = chosen(x, p, generator)
+    shift = _uniform(-hue, hue, n, x, generator).view(-1, 1, 1)
+    sat = _uniform(1 - saturation, 1 + saturation, n, x, generator).view(-1, 1, 1)
+    val = _uniform(1 - value, 1 + value, n, x, generator).view(-1, 1, 1)
+    if x.shape[1] != 3:
+        return _select(mask, x * val[:, None].to(x.dtype), x)
+    h, s, v = rgb_to_hsv(x.clamp(0, 1).float()).unbind(1)
+    out = hsv_to_rgb(torch.stack([(h + shift) % 1.0, (s * sat).clamp(0, 1), (v * val).clamp(0, 1)], 1)).to(x.dtype)
+    return _select(mask, out, x)
+
+
+IMAGENET = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+
+
+def normalize(x: torch.Tensor, p: float = 1.0, *, mean: tuple[float, ...] | str = (0.0,), std: tuple[float, ...] | str = (1.0,),
+              generator: Generator = None) -> torch.Tensor:
+    """(x - mean) / std per channel with given values: one per channel, one for all, or ``"imagenet"``.
+
+    Preprocessing rather than augmentation (keep p = 1): put it in both augment.train and augment.test,
+    after the pixel-space ops, with data.normalize = false, as albumentations pipelines end with Normalize."""
+    mean = IMAGENET["mean"] if mean == "imagenet" else mean
+    std = IMAGENET["std"] if std == "imagenet" else std
+    if len(mean) not in (1, x.shape[1]) or len(std) not in (1, x.shape[1]):
+        raise UserError("normalize needs one mean and one std per channel", expected=f"{x.shape[1]} values each (or one for all)",
+                        received=f"{len(mean)} means, {len(std)} stds")
+    m = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    sd = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    return _select(chosen(x, p, generator), (x - m) / sd, x)
+
+
+def one_of(x: torch.Tensor, p: float = 1.0, *, ops: tuple = (), generator: Generator = None) -> torch.Tensor:
+    """Apply one op of ``ops`` per chosen sample, picked with weights proportional to each op's own ``p``
+    (albumentations' OneOf), e.g. ``{op = "one_of", p = 0.3, ops = [{op = "gaussian_blur"}, {op = "motion_blur"}]}``."""
+    steps = [check_op_spec(dict(spec), "one_of") for spec in ops]
+    if not steps:
+        return x
+    weights = torch.tensor([step_p for _, step_p, _ in steps], device=x.device, dtype=torch.float32)
+    mask = chosen(x, p, generator)
+    cumulative = (weights / weights.sum()).cumsum(0)
+    pick = torch.searchsorted(cumulative, _rand(x.shape[0], x, generator).contiguous()).clamp(max=len(steps) - 1)
+    out = x
+    for k, (fn, _, params) in enumerate(steps):
+        out = _select(mask & (pick == k), fn(x, 1.0, generator=generator, **params), out)
+    return out
 
 
 OPS: dict[str, Callable[..., torch.Tensor]] = {
@@ -194,7 +293,69 @@ OPS: dict[str, Callable[..., torch.Tensor]] = {
     "gaussian_blur": gaussian_blur,
     "motion_blur": motion_blur,
     "erase": erase,
+    "random_resized_crop": random_resized_crop,
+    "hsv": hsv,
+    "one_of": one_of,
+    "normalize": normalize,
 }
+
+
+def _check_params(name: str, params: dict[str, Any], where: str) -> None:
+    """Parameter values an op cannot use, refused when the config is read (never mid-run)."""
+    def bad(key: str, expected: str) -> UserError:
+        return UserError(f"bad {key} for augmentation op {name!r} in {where}", expected=expected, received=params[key])
+
+    def pair(key: str, lo: float, hi: float, strict_lo: bool = False) -> None:
+        v = params.get(key)
+        if v is None:
+            return
+        ok = isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(a, (int, float)) for a in v) and v[0] <= v[1]
+        ok = ok and (v[0] > lo if strict_lo else v[0] >= lo) and v[1] <= hi
+        if not ok:
+            raise bad(key, f"[low, high] with {lo} {'<' if strict_lo else '<='} low <= high <= {hi}")
+
+    def number(key: str, lo: float, hi: float) -> None:
+        v = params.get(key)
+        if v is not None and not (isinstance(v, (int, float)) and lo <= v <= hi):
+            raise bad(key, f"a number in [{lo}, {hi}]")
+
+    if name == "random_resized_crop":
+        pair("scale", 0.0, 1.0, strict_lo=True)
+        pair("ratio", 0.0, math.inf, strict_lo=True)
+    elif name == "hsv":
+        number("hue", 0.0, 0.5)
+        number("saturation", 0.0, 1.0)
+        number("value", 0.0, 1.0)
+    elif name == "erase":
+        pair("size", 0.0, 1.0, strict_lo=True)
+        holes = params.get("holes")
+        if holes is not None and not ((isinstance(holes, int) and holes >= 1) or (isinstance(holes, (list, tuple)) and len(holes) == 2
+                                      and all(isinstance(h, int) for h in holes) and 1 <= holes[0] <= holes[1])):
+            raise bad("holes", "a count >= 1 or a range [low, high] of counts, 1 <= low <= high")
+    elif name == "gaussian_blur":
+        pair("sigma", 0.0, math.inf, strict_lo=True)
+    elif name == "motion_blur":
+        length = params.get("length")
+        if length is not None and not (isinstance(length, int) and length >= 3 and length % 2):
+            raise bad("length", "an odd number of pixels >= 3")
+    elif name == "normalize":
+        for key in ("mean", "std"):
+            v = params.get(key)
+            if v is not None and v != "imagenet" and not (isinstance(v, (list, tuple)) and v and all(isinstance(a, (int, float)) for a in v)):
+                raise bad(key, 'a list of numbers, one per channel (or "imagenet")')
+        std = IMAGENET["std"] if params.get("std") == "imagenet" else params.get("std")
+        mean = IMAGENET["mean"] if params.get("mean") == "imagenet" else params.get("mean")
+        if std is not None and min(std) <= 0:
+            raise bad("std", "standard deviations > 0")
+        if mean is not None and std is not None and len(mean) != len(std) and 1 not in (len(mean), len(std)):
+            raise bad("std", f"as many values as mean ({len(mean)})")
+    elif name == "one_of":
+        ops = params.get("ops")
+        if not isinstance(ops, (list, tuple)) or not ops:
+            raise UserError(f"augmentation op 'one_of' in {where} needs ops", expected='ops = [{op = "gaussian_blur"}, {op = "motion_blur"}]',
+                            received=ops)
+        for spec in ops:
+            check_op_spec(dict(spec) if isinstance(spec, dict) else spec, f"{where} one_of")
 
 
 # ------------------------------------------------------------------------------------------ pipelines
@@ -216,8 +377,9 @@ def check_op_spec(spec: dict[str, Any], where: str = "augment") -> tuple[Callabl
         if key not in allowed:
             raise UserError(f"unknown parameter {key!r} for augmentation op {name!r} in {where}",
                             expected=f"one of p, {', '.join(allowed)}" if allowed else "only p", fix=f"remove {key!r}")
+    _check_params(name, params, where)
     params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
-    return fn, float(p), params
+    return fn, float(p), params  # one_of's ops stay tables (checked above, converted when it runs)
 
 
 class Pipeline:
