@@ -23,3 +23,25 @@ def test_metrics_match_sklearn(k, task):
     assert m["f1"] == pytest.approx(f1_score(y, p, average=avg, zero_division=0))
     assert m["macro_f1"] == pytest.approx(f1_score(y, p, average="macro", zero_division=0))
     assert m["loss"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("task, k", [("binary", 2), ("multiclass", 4)])
+def test_training_precision_recall_f1_come_from_the_device_confusion(task, k):
+    """The per-epoch training metrics (one host read) equal the full evaluation metrics of the same batches."""
+    g = torch.Generator().manual_seed(k)
+    acc = MetricAccumulator(k, torch.device("cpu"))
+    for _ in range(5):
+        targets = torch.randint(0, k, (50,), generator=g)
+        preds = torch.where(torch.rand(50, generator=g) < 0.7, targets, torch.randint(0, k, (50,), generator=g))
+        acc.update(torch.tensor(0.5), preds, targets)
+    quick, full = acc.compute_loss_acc(task), acc.compute(task)
+    for key in ("loss", "acc", "precision", "recall", "f1"):
+        assert quick[key] == pytest.approx(full[key], abs=1e-12), key
+
+
+def test_history_records_training_f1(quiet):
+    import trainwise
+
+    run = trainwise.fit(trainwise.Config().replace({**quiet, "train.epochs": 2, "data.name": "breast_cancer"}))
+    for r in run.history.records:
+        assert 0.0 <= r["train_precision"] <= 1 and 0.0 <= r["train_recall"] <= 1 and 0.0 < r["train_f1"] <= 1

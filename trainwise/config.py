@@ -90,10 +90,12 @@ class ModelConfig(_Section):
     blocks_per_stage: int = Field(1, gt=0, description="resnet: residual blocks per stage")
     drop_path: float = Field(0.0, ge=0.0, lt=1.0, description="resnet: stochastic depth rate (linearly increasing)")
     feature_hidden: list[int] = Field([32], description="fusion: hidden sizes of the branch for the extra feature vector")
+    fusion_hidden: list[int] = Field([64], description="fusion: sizes of the layers after joining the two branches (the first is the fusion layer); [] joins straight into the classifier")
+    fusion_dropout: float | list[float] = Field(0.0, description="fusion: dropout after each fusion_hidden layer (one rate or one per layer; with fusion_hidden = [] one rate before the classifier)")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for a package.module:factory or timm.create_model")
     weights: str | None = Field(None, description="local pretrained weights (.safetensors or a .pt/.pth state dict) loaded into the model where names and shapes match; nothing downloads")
 
-    @field_validator("dropout")
+    @field_validator("dropout", "fusion_dropout")
     @classmethod
     def _dropout_range(cls, v: float | list[float]) -> float | list[float]:
         for rate in v if isinstance(v, list) else [v]:
@@ -269,7 +271,7 @@ class AugmentConfig(_Section):
 
     train: list[dict[str, Any]] = Field(
         default_factory=list, description="ops applied to training batches in order: hflip, translate, rotate, brightness, "
-        "contrast, gaussian_blur, motion_blur, erase; e.g. [{op = 'hflip', p = 0.5}, {op = 'translate', pad = 2}]")
+        "contrast, gaussian_blur, motion_blur, erase, random_resized_crop, hsv, one_of, normalize; e.g. [{op = 'hflip', p = 0.5}, {op = 'translate', pad = 2}]")
     test: list[dict[str, Any]] = Field(
         default_factory=list, description="ops applied to validation/test batches (a fixed seed per evaluation), e.g. "
         "corruptions to measure robustness")

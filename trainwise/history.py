@@ -1,7 +1,7 @@
 """History: one record per epoch, kept in memory and mirrored to ``history.jsonl``.
 
 A record is a flat dict of JSON scalars. Keys every trainwise run writes:
-``epoch`` (1-based), ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``, ``val_precision``,
+``epoch`` (1-based), ``train_loss``, ``train_acc``, ``train_precision``, ``train_recall``, ``train_f1``, ``val_loss``, ``val_acc``, ``val_precision``,
 ``val_recall``, ``val_f1``, ``val_macro_f1``, ``lr`` (at the end of the epoch), ``time_s`` (seconds of the
 epoch), ``samples_per_s``, ``step`` (optimizer steps so far). Optional keys: ``phase`` (a label that
 changes at a schedule/phase boundary), monitor values (``grad_norm``, ``grad_norm/<layer>``,

@@ -79,12 +79,15 @@ class MetricAccumulator:
             self._ones_cache = torch.ones(n, dtype=torch.long, device=self.device)
         return self._ones_cache[:n]
 
-    def compute_loss_acc(self) -> dict:
-        """Only the mean loss and the accuracy (the training metrics of an epoch), in one host transfer."""
-        k = self.k
-        loss_sum, correct, total = torch.stack([self.loss_sum, self.confusion[:: k + 1].sum().double(),
-                                                self.confusion.sum().double()]).tolist()
-        return {"loss": loss_sum / max(self.count, 1), "acc": correct / max(total, 1)}
+    def compute_loss_acc(self, task: str = "multiclass") -> dict:
+        """The training metrics of an epoch: mean loss, accuracy, precision, recall and F1 (as ``compute``
+        defines them), computed on the device from the confusion matrix and read in one host transfer."""
+        c = self.confusion.view(self.k, self.k).double()
+        precision, recall, f1 = _precision_recall_f1(c)
+        pick = (lambda t: t[1]) if task == "binary" else (lambda t: t.mean())  # noqa: E731
+        loss_sum, correct, total, p, r, f = torch.stack([self.loss_sum, c.diag().sum(), c.sum(), pick(precision), pick(recall),
+                                                         pick(f1)]).tolist()
+        return {"loss": loss_sum / max(self.count, 1), "acc": correct / max(total, 1), "precision": p, "recall": r, "f1": f}
 
     def compute(self, task: str) -> dict:
         """One host transfer; returns plain floats and the confusion matrix as nested lists."""
@@ -107,15 +110,22 @@ class MetricAccumulator:
         return self
 
 
-def metrics_from_confusion(confusion: torch.Tensor, task: str) -> dict:
-    c = confusion.double()
-    total = c.sum().clamp(min=1)
+def _precision_recall_f1(c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-class precision, recall and F1 of a (K, K) float confusion matrix (rows: true class), where it lives."""
     tp = c.diag()
     predicted = c.sum(0)
     actual = c.sum(1)
     precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), torch.zeros_like(tp))
     recall = torch.where(actual > 0, tp / actual.clamp(min=1), torch.zeros_like(tp))
     f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall).clamp(min=1e-12), torch.zeros_like(tp))
+    return precision, recall, f1
+
+
+def metrics_from_confusion(confusion: torch.Tensor, task: str) -> dict:
+    c = confusion.double()
+    total = c.sum().clamp(min=1)
+    tp = c.diag()
+    precision, recall, f1 = _precision_recall_f1(c)
     out = {
         "acc": (tp.sum() / total).item(),
         "macro_f1": f1.mean().item(),

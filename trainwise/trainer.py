@@ -264,7 +264,7 @@ class Trainer:
                 started = time.perf_counter()
                 self.train_epoch(epoch, start_batch=self.start_batch if epoch == self.start_epoch else 0)
                 # waits for the device, so the time is honest; data-parallel: totals over all ranks
-                train = self.dist.end_train_epoch(self.model, self.train_metrics).compute_loss_acc()
+                train = self.dist.end_train_epoch(self.model, self.train_metrics).compute_loss_acc(self.task)
                 profiling.lap("training, first epoch" if epoch == self.start_epoch else "training, later epochs")
                 state.record = self.end_of_epoch_record(epoch, train, time.perf_counter() - started)
                 profiling.lap("validation")
@@ -381,7 +381,8 @@ class Trainer:
             return self.forward(*inputs).float()
 
     def end_of_epoch_record(self, epoch: int, train: dict[str, Any], train_seconds: float) -> dict[str, Any]:
-        record: dict[str, Any] = {"epoch": epoch, "step": self.state.step, "train_loss": train["loss"], "train_acc": train["acc"]}
+        record: dict[str, Any] = {"epoch": epoch, "step": self.state.step, "train_loss": train["loss"], "train_acc": train["acc"],
+                                  "train_precision": train["precision"], "train_recall": train["recall"], "train_f1": train["f1"]}
         if "val" in self.eval_loaders:
             val = self.evaluate("val")
             record |= {f"val_{k}": val[k] for k in ("loss", "acc", "precision", "recall", "f1", "macro_f1")}
