@@ -266,6 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", required=True, help=f"development: {' '.join(map(str, DEV_SEEDS))}; the final table: others")
     parser.add_argument("--case", action="append", help="only these cases (repeatable)")
+    parser.add_argument("--from-case", help="start at this case (the zoo's order)")
     parser.add_argument("--strategy", action="append", choices=STRATEGIES, help="only these strategies (repeatable)")
     parser.add_argument("--out", type=Path, help="also write the tables (markdown) here")
     parser.add_argument("--verbose", action="store_true")
@@ -273,12 +274,17 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     strategies = tuple(args.strategy or STRATEGIES)
     cases = [c for c in CASES if not c.dropped and (not args.case or c.name in args.case)]
+    if args.from_case:
+        cases = cases[[c.name for c in cases].index(args.from_case):]
     started = time.perf_counter()
     results = []
     with tempfile.TemporaryDirectory(prefix="autofix-bench-") as tmp:
         for case in cases:
             for seed in args.seeds:
-                results.append(run_case(case, seed, Path(tmp) / f"{case.name}-{seed}", strategies, args.verbose))
+                try:
+                    results.append(run_case(case, seed, Path(tmp) / f"{case.name}-{seed}", strategies, args.verbose))
+                except Exception as err:  # one broken case must not lose the others' results
+                    print(f"{case.name} seed {seed}: FAILED {type(err).__name__}: {err}", file=sys.stderr)
     shown = sum(r.shown for r in results)
     scored = sum(bool(r.repairs) for r in results)
     header = (f"Auto-repair benchmark, {date.today().isoformat()}, {platform.machine()} ({torch.get_num_threads()} torch thread), "

@@ -119,3 +119,20 @@ def test_cli_with_noise_from_a_repeat(broken, tmp_path):
     assert saved["noise"]["source"] == "repeat" and (tmp_path / "r" / "repeat" / "history.jsonl").is_file()
     assert saved["extra_runs"] == 2 and saved["rounds"][0]["threshold"] >= saved["noise"]["value"]
     assert "noise from the repeat" in result.output and "round 1:" in result.output
+
+
+class FailsAtNineEpochs(trainwise.Callback):
+    """Stands in for a change the run cannot take (batch norm on a batch of one, ...)."""
+
+    def on_fit_start(self, state):
+        if state.config.train.epochs == 9:
+            raise ValueError("Expected more than 1 value per channel when training")
+
+
+def test_a_change_that_makes_the_run_fail_is_a_rejected_round(broken, tmp_path):
+    chain = trainwise.fix(broken, rounds=1, out=tmp_path / "f", callbacks=lambda: [FailsAtNineEpochs()],
+                          propose=lambda current: iter([(None, "train.epochs=9")]))
+    (failed,) = chain.rounds
+    assert failed["failed"].startswith("ValueError: Expected more than 1") and not failed["kept"]
+    assert chain.final["run_dir"] == str(broken) and "the run failed" in chain.to_text()
+    assert json.loads((tmp_path / "f" / "fix.json").read_text())["rounds"][0]["failed"]

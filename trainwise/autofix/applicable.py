@@ -62,8 +62,8 @@ def apply_fix(cfg: Config, fix: str) -> Config:
 
 def why_not(fix: str, cfg: Config, sources: Sources, data: DataSplits) -> str | None:
     """None when ``fix`` changes this run; otherwise the reason it cannot apply, in one sentence."""
-    key, value = parse_override(fix)
     try:
+        key, value = parse_override(fix)
         new = cfg.replace({key: value})
     except UserError as err:
         return f"it is not a valid setting for this config ({err})"
@@ -71,7 +71,11 @@ def why_not(fix: str, cfg: Config, sources: Sources, data: DataSplits) -> str | 
         return f"the run already has {key}={_show(flatten_dotted(cfg.to_dict()).get(key))}"
     section = key.split(".", 1)[0]
     if section == "model" and key not in ("model.name", "model.kwargs"):
-        if sources.structure(cfg, data) == sources.structure(new, data):
+        try:
+            same = sources.structure(cfg, data) == sources.structure(new, data)
+        except Exception as err:  # a model that cannot be built with the change is not a change to try
+            return f"the model cannot be built with it ({type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''})"
+        if same:
             builder = f"model.name={cfg.model.name}" if sources.model is None else "the model factory given"
             return f"{builder} builds the same network with and without {key} (it is not one of that model's settings)"
     if section == "data" and key not in _DATA_KEYS_READ_BY_TRAINER:

@@ -25,6 +25,7 @@ from trainwise.autofix.applicable import Sources, apply_fix, why_not
 from trainwise.autofix.attempt import Attempt, load_attempt, train_attempt
 from trainwise.doctor import Finding
 from trainwise.errors import UserError
+from trainwise.interrupt import TrainingInterrupted
 
 Proposer = Callable[[Attempt], Iterator[tuple[Finding | None, str]]]
 
@@ -69,6 +70,9 @@ class FixChain:
         for s in self.skipped:
             lines.append(f"  skipped {s['finding']}: {s['change']} -- {s['reason']}")
         for r in self.rounds:
+            if r.get("failed"):
+                lines.append(f"  round {r['round']}: {r['finding']} -> {r['change']}: the run failed ({r['failed']}); rejected")
+                continue
             verdict = "kept" if r["kept"] else "rejected"
             lines.append(f"  round {r['round']}: {r['finding']} -> {r['change']}: {m} {_num(r['before'])} -> {_num(r['after'])} "
                          f"({_signed(r['gain'])}, threshold {_num(r['threshold'])}) {verdict}; now {', '.join(r['findings_after']) or '-'} "
@@ -155,7 +159,20 @@ def fix(
         code = finding.code if finding else "change"
         if say:
             say(f"round {number}: {code} -> {change}: training {out / f'round-{number}-{code}'} ...")
-        attempt = train_attempt(cfg, sources, out / f"round-{number}-{code}")
+        try:
+            attempt = train_attempt(cfg, sources, out / f"round-{number}-{code}")
+        except (TrainingInterrupted, KeyboardInterrupt):
+            raise
+        except Exception as err:  # the change made the run fail (batch norm on batches of one ...): a rejected round
+            chain.extra_runs += 1
+            chain.rounds.append({"round": number, "finding": code, "severity": finding.severity if finding else None,
+                                 "finding_epochs": list(finding.epochs) if finding else None, "why": finding.message if finding else "",
+                                 "change": change, "run_dir": str(out / f"round-{number}-{code}"), "before": current.score(metric),
+                                 "after": None, "gain": None, "threshold": None, "kept": False, "epochs": 0,
+                                 "findings_after": [], "failed": f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"})
+            if say:
+                say(f"round {number}: the run failed with this change ({type(err).__name__}): rejected")
+            continue
         chain.extra_runs += 1
         chain.extra_epochs += attempt.epochs
         before, after = current.score(metric), attempt.score(metric)

@@ -32,7 +32,7 @@ import torch
 
 from trainwise.autofix.applicable import Sources, apply_fix, why_not
 from trainwise.callbacks.progress import LogLines, ProgressBar
-from trainwise.config import Config, parse_override
+from trainwise.config import Config
 from trainwise.core import ORDER, Callback, State
 from trainwise.data import DataSplits
 from trainwise.errors import UserError
@@ -107,7 +107,7 @@ class _Driver:
                 if change in self.tried:
                     continue
                 self.tried.add(change)
-                key = parse_override(change)[0]
+                key = change.split("=", 1)[0].strip()
                 # The same finding back after a change of this key: the key was not the cause, try another.
                 reason = (f"{key} was changed for {finding.code} already and it came back" if (finding.code, key) in self.changed
                           else why_not(change, self.cfg, self.sources, self.data))

@@ -26,7 +26,7 @@ def chain_html(chain: dict[str, Any]) -> str:
             f"({_n(noise.get('value'))}): {_e(noise.get('how', ''))}. Stopped: {_e(chain.get('stop_reason', ''))}.</p>")
     rows = "".join(
         f"<tr><td>{r['round']}</td><td>{_e(r['finding'])}</td><td><code>{_e(r['change'])}</code></td><td>{_n(r['before'])}</td>"
-        f"<td>{_n(r['after'])}</td><td>{_n(r['threshold'])}</td><td>{'kept' if r['kept'] else 'rejected'}</td>"
+        f"<td>{_n(r['after'])}</td><td>{_n(r['threshold'])}</td><td>{'kept' if r['kept'] else 'failed: ' + _e(r['failed']) if r.get('failed') else 'rejected'}</td>"
         f"<td>{_e(', '.join(r.get('findings_after', [])))}</td><td>{_e(r['run_dir'])}</td></tr>"
         for r in chain.get("rounds", []))
     table = ("<table><tr><th>round</th><th>finding</th><th>change</th><th>before</th><th>after</th><th>threshold</th>"
