@@ -57,6 +57,10 @@ def _split(cfg: Config, folds: int) -> tuple[DataSplits, list[DataSplits]]:
     if folds < 2:
         raise UserError("too few folds", expected="--folds 2 or more", received=folds)
     pool = prepare_data(cfg.data.model_copy(update={"val_fraction": 0.0, "normalize": False}))
+    if not isinstance(pool.train, TensorData):
+        raise UserError(f"cross-validation needs data held in memory; data.name = {cfg.data.name!r} reads it from disk while training",
+                        expected="a source loaded whole (digits, fashion_mnist, arrays, csv, npy that fits the device ...)",
+                        fix="train once with a validation split (data.val_fraction), or convert the data to an NPZ file")
     from sklearn.model_selection import StratifiedKFold
 
     y = pool.train.targets.numpy()

@@ -309,7 +309,7 @@ def make_pruner(name: str):
 
 
 _DATA_CACHE: dict[str, Any] = {}
-_DATA_KEYS_IGNORED = ("batch_size", "eval_batch_size", "loader", "num_workers", "drop_last")
+_DATA_KEYS_IGNORED = ("batch_size", "eval_batch_size", "loader", "num_workers", "drop_last", "pin_memory", "persistent_workers", "prefetch_factor")
 
 
 def _trial_data(cfg: Config):
