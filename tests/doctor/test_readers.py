@@ -467,3 +467,19 @@ def test_multi_output_keras_loss_is_a_sum_and_not_judged_against_ln_k():
     assert "weighted sum of 3 output losses" in meta["assumptions"][0]
     result = diagnose(log, classes=2)
     assert not any("ln K" in f.message for f in result)
+
+
+def test_tensorboard_directory_written_twice_from_step_0_holds_two_runs(tmp_path):
+    import time
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    for losses in ([2.0, 1.5, 1.2, 1.0], [2.3, 2.2, 2.1, 2.0, 1.9]):
+        with SummaryWriter(str(tmp_path)) as w:
+            for step, loss in enumerate(losses):
+                w.add_scalar("train/loss", loss, step)
+                w.add_scalar("val/loss", loss + 0.1, step)
+        time.sleep(1.1)  # event files are named, and ordered, by their first event's time
+    records, meta = read_history(tmp_path)
+    assert [r["train_loss"] for r in records] == pytest.approx([2.3, 2.2, 2.1, 2.0, 1.9])
+    assert "2 runs" in meta["assumptions"][0]
