@@ -483,3 +483,13 @@ def test_tensorboard_directory_written_twice_from_step_0_holds_two_runs(tmp_path
     records, meta = read_history(tmp_path)
     assert [r["train_loss"] for r in records] == pytest.approx([2.3, 2.2, 2.1, 2.0, 1.9])
     assert "2 runs" in meta["assumptions"][0]
+
+
+def test_config_file_in_trainwise_sections_is_a_trainwise_config(tmp_path):
+    history = History.load(DATA / "tensorboard_digits.history.jsonl")
+    (tmp_path / "run.toml").write_text('[optim]\nname = "sgd"\nlr = 0.05\n')
+    result = diagnose(history, tmp_path / "run.toml")
+    assert result.assumptions == []  # a trainwise run with a trainwise config: nothing foreign to say
+    (tmp_path / "bad.toml").write_text('[optim]\nlr = "fast"\n')
+    with pytest.raises(UserError, match="optim.lr"):
+        diagnose(history, tmp_path / "bad.toml")

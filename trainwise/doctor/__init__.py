@@ -90,11 +90,14 @@ def _classes_from_config(raw: Any) -> int | None:
 def _given_config(config: Any) -> tuple[Any, int | None, str | None, list[str], bool]:
     """(config, classes, task, assumptions, foreign) for what was passed as ``config``.
 
-    A path is a file of a foreign run's known hyperparameters (``readers_config``); so is a plain dict that
-    does not use trainwise's sections. A Config, or a dict in trainwise's sections, is a trainwise config.
+    A file or dict that uses other frameworks' names states a foreign run's known hyperparameters
+    (``readers_config``); one in trainwise's sections only, or a Config, is a trainwise config.
     """
     if isinstance(config, (str, Path)):
         data = readers_config.load_file(Path(config))
+        if set(data) <= readers_config.sections():
+            readers_config.foreign_config(data)  # the same one-line errors for a wrong value
+            return data, None, None, [], False
     elif isinstance(config, dict) and config and not set(config) <= readers_config.sections():
         data = config
     else:
