@@ -108,6 +108,9 @@ def report(name: str, results: list[Result], verbose: bool) -> None:
         rs = by_label[label]
         at = sum((not r.autotrainer) if label == "healthy" else label in r.autotrainer for r in rs)
         print(f"  {label:18s} {_pct(sum(r.doctor == label for r in rs), len(rs)):>14s}   {_pct(at, len(rs)):>14s}")
+    print(f"markdown row: | {name} | {len(read)}/{len(results)} | {exact / max(1, len(read)):.2f} ({exact}/{len(read)}) | "
+          f"{sum(r.doctor != 'healthy' for r in healthy)}/{len(healthy)} | {sum(r.doctor == 'healthy' for r in faulty)}/{len(faulty)} | "
+          f"{at_exact / max(1, len(read)):.2f} ({at_exact}/{len(read)}) | {sum(bool(r.autotrainer) for r in healthy)}/{len(healthy)} |")
     confusion = Counter((r.label, r.doctor) for r in read if r.doctor != r.label)
     if confusion:
         print("doctor disagreements (label -> verdict): " + ", ".join(f"{a} -> {b} x{n}" for (a, b), n in confusion.most_common()))
