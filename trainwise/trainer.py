@@ -1,47 +1,38 @@
 """The training loop. Read top to bottom, it is the specification of a trainwise run.
 
 ``Trainer(config, model=None, data=None, callbacks=(), run_dir=None).fit()`` builds whatever is not
-given (data from ``config.data``, the model from ``config.model``), trains, validates every epoch,
+given (data from ``config.data``, the model from ``config.model``; the set-up is trainwise.build.build_run),
+trains, validates every epoch,
 tests at the end and returns a :class:`Run`. Events are fired as trainwise.core documents; subclass and
 override ``train_step`` to change what one step does.
 """
 
 from __future__ import annotations
 
-import os
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from trainwise import atomic, checkpointing, distributed, profiling
+from trainwise import atomic, checkpointing, profiling
 from trainwise.callbacks.best_checkpoint import BestCheckpoint
-from trainwise.callbacks.doctor import DoctorCallback
-from trainwise.callbacks.monitors import make_monitors
 from trainwise.callbacks.early_stopping import EarlyStopping
 from trainwise.callbacks.monitor_base import metric_value
-from trainwise.callbacks.loggers import make_loggers
-from trainwise.callbacks.progress import make_progress
+from trainwise.build import build_run
 from trainwise.config import Config, dump_toml
-from trainwise.core import Callback, Event, State, unique_keys
+from trainwise.core import Callback, Event, unique_keys
 from trainwise.doctor import diagnose
-from trainwise.data import DataSplits, TensorData, prepare_data
-from trainwise.data.loader import DeviceLoader, loader_options, make_loader
-from trainwise.errors import UserError
+from trainwise.data import DataSplits
+from trainwise.data.loader import DeviceLoader
 from trainwise.faults import point as fault_point
 from trainwise.history import History
-from trainwise.interrupt import SignalCatcher, TrainingInterrupted
+from trainwise.interrupt import TrainingInterrupted
 from trainwise.losses import hard_labels, predictions, task_loss
 from trainwise.metrics import MetricAccumulator
-from trainwise.models import build_model
-from trainwise.optim import LearningRate, build_optimizer, param_groups, scaled_lr
 from trainwise.runinfo import environment
 from trainwise.saved_model import describe_inputs
-from trainwise.techniques import registry as techniques
 from trainwise.techniques.tta import flip_logits
 
 
@@ -58,32 +49,6 @@ class Run:
     findings: list = field(default_factory=list)  # the doctor's final diagnosis (trainwise.doctor.Finding)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError("bad train.device", expected="auto, cpu, cuda, cuda:N or mps", received=name) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("train.device asks for CUDA but no GPU is visible", received=name, fix="set train.device=auto or cpu")
-    return device
-
-
-def seed_everything(seed: int, deterministic: bool) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-
-
 class Trainer:
     def __init__(
         self,
@@ -93,124 +58,7 @@ class Trainer:
         callbacks: list[Callback] | tuple[Callback, ...] = (),
         run_dir: str | Path | None = None,
     ):
-        self.config = config
-        cfg = config
-        if cfg.train.threads:
-            torch.set_num_threads(cfg.train.threads)
-        profiling.lap_start()
-        self.device = resolve_device(cfg.train.device)
-        given_batch = getattr(data.train, "batch_size", None) if data is not None else None
-        if given_batch and given_batch != cfg.data.batch_size:  # a user's DataLoader brings its batch size; the config records it
-            cfg = config = self.config = cfg.replace({"data.batch_size": given_batch})
-        self.dist = distributed.setup(cfg, self.device)  # data-parallel when launched by torchrun / --devices
-        self.device = self.dist.device
-        profiling.initialize_device(self.device)
-        self.data = data if data is not None else prepare_data(cfg.data)
-        profiling.lap("data read")
-        if self.data.val is None and (cfg.early_stopping.enabled or cfg.checkpoint.monitor.startswith("val_")
-                                      or cfg.schedule.monitor.startswith("val_")):
-            # Without a validation split the monitors fall back to the training metrics.
-            cfg = config = cfg.replace({"checkpoint.monitor": "train_loss",
-                                        "early_stopping.monitor": cfg.early_stopping.monitor.replace("val_", "train_"),
-                                        "schedule.monitor": cfg.schedule.monitor.replace("val_", "train_")})
-            self.config = cfg
-        if cfg.optim.lr == "auto":
-            raise UserError("optim.lr = 'auto' is resolved before a Trainer is built", received="a Trainer made directly",
-                            fix="use trainwise.fit or the CLI (they run the LR finder first), or set optim.lr to a number")
-        seed_everything(cfg.train.seed, cfg.train.deterministic)
-        self.task, self.num_classes = self.data.task, self.data.num_classes
-        out_dim = 1 if self.task == "binary" else self.num_classes
-        self.model = (model if model is not None else build_model(cfg.model, self.data.input_shape, self.data.feature_dim, out_dim)).to(self.device)
-        techniques.setup_model(self.model, cfg)  # init.scheme (default: leave the model as built)
-        self._check_model_output(out_dim)
-        if cfg.train.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        # The compiled wrapper shares parameters with self.model; state dicts and hooks use self.model.
-        self.forward = torch.compile(self.model, mode=cfg.train.compile_mode) if cfg.train.compile else self.model
-        self.forward = self.dist.wrap_model(self.model, self.forward, cfg)
-        profiling.lap("model build")
-
-        options = loader_options(cfg.data.num_workers, self.device, pin_memory=cfg.data.pin_memory,
-                                 persistent_workers=cfg.data.persistent_workers, prefetch_factor=cfg.data.prefetch_factor)
-        self.train_loader = make_loader(self.data.train, self.dist.global_batch, self.device, shuffle=True, seed=cfg.train.seed,
-                                        drop_last=cfg.data.drop_last, mode=cfg.data.loader, options=options)
-        self.train_loader.shard(self.dist.rank, self.dist.world_size)
-        if len(self.train_loader) == 0:
-            raise UserError("no training batches", expected=f"at least {cfg.data.batch_size} training samples with data.drop_last=true",
-                            received=f"{len(self.data.train)} samples", fix="set data.drop_last=false or a smaller data.batch_size")
-        self.eval_loaders = {
-            split: make_loader(d, cfg.data.eval_batch_size, self.device, shuffle=False, mode=cfg.data.loader, options=options)
-            for split, d in (("val", self.data.val), ("test", self.data.test)) if d is not None
-        }
-        self.eval_loaders = self.dist.shard_eval(self.eval_loaders)
-        profiling.lap("data to the device (loaders)")
-        lr = scaled_lr(cfg.optim, self.dist.global_batch)
-        groups = param_groups(self.model, cfg.optim.weight_decay, cfg.optim.no_decay_bias_norm, techniques.lr_multipliers(self.model, cfg))
-        self.optimizer = build_optimizer(groups, cfg.optim, lr)
-        steps_per_epoch = len(self.train_loader)
-        self.lr = LearningRate(self.optimizer, cfg.schedule, steps_per_epoch, cfg.train.epochs)  # the one owner of the LR
-        self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.train.precision]
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.precision == "fp16")
-
-        self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.history = History(path=self.run_dir / "history.jsonl" if self.run_dir and self.dist.is_main else None)
-        self.state = State(config=cfg, model=self.model, optimizer=self.optimizer, scheduler=self.lr, history=self.history,
-                           device=self.device, task=self.task, num_classes=self.num_classes, run_dir=self.run_dir if self.dist.is_main else None,
-                           steps_per_epoch=steps_per_epoch)
-        self.state.evaluate, self.state.eval_transforms = self.evaluate, techniques.eval_transforms(cfg)
-        self.state.forward_loss, self.state.train_loader = self.forward_loss, self.train_loader
-        self.callbacks = sorted(self._default_callbacks() + list(callbacks), key=lambda c: c.order)
-        self._dispatch: dict[Event, list] | None = None  # built at the first event (see fire)
-        self.train_metrics = MetricAccumulator(self.num_classes, self.device)
-        self.start_epoch, self.start_batch = 1, 0  # changed by load_checkpoint
-        self.signals = SignalCatcher()  # catches SIGINT/SIGTERM while fit runs with a run directory
-        self.graphed = self._graphed_step() if cfg.train.cuda_graphs else None
-        profiling.lap("optimizer, schedule, callbacks")
-
-    # ------------------------------------------------------------------------------------ set-up
-    def _default_callbacks(self) -> list[Callback]:
-        cfg = self.config
-        cbs: list[Callback] = []
-        if cfg.early_stopping.enabled:
-            cbs.append(EarlyStopping(cfg.early_stopping))
-        if self.run_dir is not None:
-            cbs.append(BestCheckpoint(cfg.checkpoint))
-        progress = make_progress(cfg.train.progress) if self.dist.is_main else None
-        if progress is not None:
-            cbs.append(progress)
-        cbs += make_monitors(cfg)
-        if cfg.doctor.live:
-            cbs.append(DoctorCallback(emit=progress.write if progress is not None else (lambda line: None)))
-        cbs += make_loggers(cfg.logging, self.run_dir if self.dist.is_main else None)  # TensorBoard / MLflow when [logging] enables them
-        cbs += self.dist.callbacks(self)
-        return cbs + techniques.callbacks(cfg)  # each technique the config turns on
-
-    def _graphed_step(self):
-        from trainwise.cuda_graphs import GraphedStep, unsupported_reason
-
-        reason = unsupported_reason(self)
-        if reason is not None:
-            raise UserError(reason, received="train.cuda_graphs = true", fix="change what it names, or set train.cuda_graphs=false")
-        return GraphedStep(self)
-
-    def _check_model_output(self, out_dim: int) -> None:
-        sample = tuple(t.to(self.device) for t in self.data.train.head(2)[0])
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.no_grad():
-                out = self.model(*sample)
-        except Exception as err:
-            shapes = ", ".join(str(tuple(t.shape[1:])) for t in sample)
-            raise UserError("the model cannot take the data's inputs", expected=f"a forward(*inputs) accepting samples shaped {shapes}",
-                            received=f"{type(err).__name__}: {str(err).splitlines()[0][:200]}",
-                            fix="match the model's input layer to the data (or choose another model.name)") from None
-        finally:
-            self.model.train(was_training)
-        if out.ndim != 2 or out.shape[1] != out_dim:
-            what = "1 logit (binary task)" if out_dim == 1 else f"{out_dim} logits (one per class)"
-            raise UserError("the model's output does not match the classes", expected=f"{what} per sample",
-                            received=f"output shaped {tuple(out.shape)}", fix=f"make the last layer output {out_dim}")
+        build_run(self, config, model, data, callbacks, run_dir)  # trainwise/build.py: everything before the loop
 
     def fire(self, event: Event) -> None:
         if self._dispatch is None:
