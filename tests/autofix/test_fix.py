@@ -136,3 +136,12 @@ def test_a_change_that_makes_the_run_fail_is_a_rejected_round(broken, tmp_path):
     assert failed["failed"].startswith("ValueError: Expected more than 1") and not failed["kept"]
     assert chain.final["run_dir"] == str(broken) and "the run failed" in chain.to_text()
     assert json.loads((tmp_path / "f" / "fix.json").read_text())["rounds"][0]["failed"]
+
+
+def test_the_report_shows_the_chain(broken, tmp_path):
+    from trainwise.report import render_report
+
+    chain = trainwise.fix(broken, rounds=1, out=tmp_path / "c")
+    html = render_report(broken, out=tmp_path / "report.html", repairs=chain.to_dict()).read_text()
+    r = chain.rounds[0]
+    assert "<h2>Repairs</h2>" in html and r["change"] in html and f"{r['after']:.4f}" in html and "noise from the spread" in html

@@ -99,6 +99,7 @@ def fix(
     callbacks: Callable[[], list] | None = None,
     propose: Proposer = doctor_fixes,
     say: Callable[[str], None] | None = None,
+    only_if_findings: bool = True,
 ) -> FixChain:
     """Repair a finished run by re-running it with the doctor's fixes, one change per round; returns the chain.
 
@@ -108,7 +109,9 @@ def fix(
     ``metric``: a validation key of the History (losses are minimised). ``noise``: ``spread`` or ``repeat``.
     Attempts go to ``out`` (default ``RUN/fix``), fix.json beside them; they train silently
     (``train.progress = "none"``, their only other difference from the config they test). ``say`` gets a
-    line as each attempt starts and ends.
+    line as each attempt starts and ends. ``propose`` replaces the doctor as the source of changes, and
+    ``only_if_findings=False`` lets it act on a run the doctor calls healthy and go on after a healthy
+    attempt (benchmarks/autofix.py compares strategies that do not read the doctor this way).
     """
     from trainwise.api import check_run_dir
 
@@ -124,7 +127,7 @@ def fix(
     chain = FixChain(str(run_dir), str(out), metric, {"source": noise, "value": 0.0},
                      {"val": original.score(metric), "test": original.summary.get("test") and _short(original.summary["test"]),
                       "findings": _codes(original)})
-    if not original.problems:
+    if not original.problems and only_if_findings:
         chain.stop_reason = "healthy: no warning or error finding, nothing to fix (no re-run)"
         chain.final = {"run_dir": str(run_dir), "val": chain.original["val"], "test": chain.original["test"]}
         _write(chain, out, run_dir)
@@ -189,7 +192,7 @@ def fix(
         if kept:
             _release(current)
             current = attempt
-            if not current.problems:
+            if not current.problems and only_if_findings:
                 stop = f"healthy after round {number}"
                 break
         else:
