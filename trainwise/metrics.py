@@ -69,7 +69,7 @@ class MetricAccumulator:
         n = targets.shape[0]
         self.loss_sum.add_(loss.detach(), alpha=n)  # one kernel; the float64 sum keeps long epochs exact
         # scatter_add into a fixed-size tensor: bincount on CUDA reads the maximum back to the host.
-        index = targets * self.k + preds
+        index = torch.add(preds, targets, alpha=self.k)  # targets * k + preds in one kernel
         self.confusion.scatter_add_(0, index, self._ones(n))
         self.count += n
 

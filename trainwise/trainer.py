@@ -173,7 +173,10 @@ class Trainer:
         """(outputs, loss) of a training batch: the compiled/data-parallel forward under autocast, then the task
         loss with label smoothing (soft MixUp/CutMix targets included). Callbacks reach it as ``state.forward_loss``
         (SAM's second forward)."""
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+        if self.autocast_dtype is None:  # fp32: entering a disabled autocast still costs microseconds per step
+            outputs = self.forward(*inputs)
+            return outputs, task_loss(outputs.float(), targets, self.task, self.config.regularization.label_smoothing)
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype):
             outputs = self.forward(*inputs)
             return outputs, task_loss(outputs.float(), targets, self.task, self.config.regularization.label_smoothing)
 
@@ -185,8 +188,12 @@ class Trainer:
         state.outputs, state.loss = self.forward_loss(state.inputs, state.targets)
         if events:
             self.fire(Event.AFTER_LOSS)  # penalties (L1/L2) add to state.loss here
-        self.scaler.scale(state.loss).backward()
-        self.scaler.unscale_(self.optimizer)  # so clipping and monitors see true gradient sizes
+        scaled = self.scaler.is_enabled()  # fp16 only; the other precisions skip its calls on the hot path
+        if scaled:
+            self.scaler.scale(state.loss).backward()
+            self.scaler.unscale_(self.optimizer)  # so clipping and monitors see true gradient sizes
+        else:
+            state.loss.backward()
         if events:
             self.fire(Event.AFTER_BACKWARD)
         if cfg.train.grad_clip_value is not None:
@@ -195,11 +202,15 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.train.grad_clip_norm)
         if state.skip_step:
             state.skip_step = False
-            self.scaler.update()
+            if scaled:
+                self.scaler.update()
         else:
             self.lr.set(state.step, state.lr_scale)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            if scaled:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
             state.step += 1
         self.optimizer.zero_grad(set_to_none=True)
         with torch.no_grad():
