@@ -16,6 +16,7 @@ median of the epochs after the first (which starts the workers).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import resource
 import statistics
@@ -62,8 +63,10 @@ def measure(settings: dict) -> dict:
     steady = times[1:] or times
     per_epoch = statistics.median(steady)
     n = run.history.records[-1]["samples_per_s"] * times[-1]
-    return {"epoch_s": per_epoch, "first_epoch_s": times[0], "images_per_s": n / per_epoch, "test_acc": run.summary["test"]["acc"],
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    out = {"epoch_s": per_epoch, "first_epoch_s": times[0], "images_per_s": n / per_epoch, "test_acc": run.summary["test"]["acc"]}
+    del run
+    gc.collect()  # the DataLoaders go, and with them their (persistent) workers: now they count as finished children
+    return out | {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "peak_worker_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 

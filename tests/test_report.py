@@ -11,7 +11,7 @@ def test_report_written_with_curves_and_confusion(tmp_path, quiet):
     page = (tmp_path / "r" / "report.html").read_text()
     assert run.summary["report"].endswith("report.html")
     assert page.count("<svg") >= 4  # loss, accuracy, lr, confusion matrix
-    for title in ("Loss", "Accuracy", "Learning rate", "Test split", "Config", "Environment"):
+    for title in ("Loss", "Accuracy", "F1", "Learning rate", "Time per epoch", "Test split", "Config", "Environment"):
         assert f">{title}<" in page
     assert not re.search(r"<script|(src|href)=\"?https?:", page)  # self-contained: no scripts, nothing fetched
     # the per-class table carries the test confusion matrix's support

@@ -247,7 +247,9 @@ def render_html(data: ReportInput) -> str:
     plots = [
         ("Loss", curve_plot(r, ["train_loss", "val_loss", "val_loss_ema"], "loss", fnd)),
         ("Accuracy", curve_plot(r, ["train_acc", "val_acc", "val_acc_ema"], "accuracy", fnd)),
+        ("F1", curve_plot(r, ["train_f1", "val_f1"], "F1", fnd)),
         ("Learning rate", curve_plot(r, ["lr"], "learning rate", [], log=True)),
+        ("Time per epoch", curve_plot(r, ["time_s"], "seconds (training)", [])),
         ("Gradient norm per layer", per_layer_plot(r, "grad_norm/", "||grad||", fnd)),
         ("Update-to-weight ratio per layer", per_layer_plot(r, "update_ratio/", "||Δw|| / ||w||", fnd, band=(1e-4, 1e-2))),
         ("Dead units per layer", per_layer_plot(r, "dead_frac/", "fraction dead", fnd, log=False)),

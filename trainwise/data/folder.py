@@ -21,6 +21,7 @@ left out of its batch instead and the number left out is reported at the end of 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,9 @@ def find_images(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
                         received=classes, fix="put each class's images in a subdirectory named after the class")
     samples: list[tuple[str, int]] = []
     for label, name in enumerate(classes):
-        files = sorted(str(p) for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        # os.walk reads file types from the directory entries: no stat per file (a folder holds many thousands)
+        files = sorted(os.path.join(d, f) for d, _, names in os.walk(root / name) for f in names
+                       if os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES)
         if not files:
             raise UserError(f"class folder {root / name} holds no images", expected=f"files ending in {', '.join(sorted(IMAGE_SUFFIXES))}",
                             fix="add images or remove the folder")
