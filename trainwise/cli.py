@@ -199,7 +199,7 @@ def diagnose(
     classes: Annotated[Optional[int], typer.Option("--classes", help="Number of classes K (chance levels ln K, 1/K); inferred when absent.")] = None,
     task: Annotated[Optional[str], typer.Option("--task", help="multiclass | binary | regression")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="TOML/YAML/JSON file with a foreign run's known hyperparameters (optimizer, lr, schedule, batch_size, label_smoothing, mixup, ...).")] = None,
-    run: Annotated[Optional[int], typer.Option("--run", help="Which of several runs appended to one log (1-based; default: the last).")] = None,
+    run: Annotated[Optional[str], typer.Option("--run", help="Which of several runs appended to one log: K (1-based) or all (default: the last).")] = None,
 ) -> None:
     """Diagnose a run or a foreign training log: findings with evidence and fixes, and the assumptions made.
 
@@ -216,17 +216,29 @@ def diagnose(
         columns[src] = dst
     if not path.exists():
         raise UserError(f"{str(path)!r} does not exist", expected="a run directory or a log file")
-    result = run_doctor(path, config, columns=columns or None, expect=expect, classes=classes, task=task, run=run)
+    if run is not None and run != "all" and not run.isdigit():
+        raise UserError("bad --run", expected="a run number (1, 2, ...) or all", received=run)
+
+    def one(k: int | None):
+        return run_doctor(path, config, columns=columns or None, expect=expect, classes=classes, task=task, run=k)
+
+    results = [one(None if run is None else int(run) if run != "all" else None)]
+    if run == "all" and results[0].runs > 1:  # each run of the log, in order, each diagnosed on its own
+        results = [one(k) for k in range(1, results[0].runs + 1)]
     if as_json:
-        print(json.dumps(result.to_dict(), indent=2))
+        dumped = [r.to_dict() for r in results]
+        print(json.dumps(dumped[0] if len(dumped) == 1 else dumped, indent=2))
     else:
-        for finding in result:
-            print(finding)
-        for miss in result.misses:
-            print(miss)
-        for said in result.assumptions:
-            print(f"assumed: {said}")
-    raise typer.Exit(result.exit_code)  # 1: an error-level finding or a missed expectation (docs/doctor.md)
+        for k, result in enumerate(results, start=1):
+            if len(results) > 1:
+                print(f"run {k} of {len(results)}:")
+            for finding in result:
+                print(finding)
+            for miss in result.misses:
+                print(miss)
+            for said in result.assumptions:
+                print(f"assumed: {said}")
+    raise typer.Exit(max(r.exit_code for r in results))  # 1: an error-level finding or a missed expectation (docs/doctor.md)
 
 
 @app.command("fix")

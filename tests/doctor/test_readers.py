@@ -4,6 +4,7 @@ TensorBoard, text logs. The foreign logs are real ones from public repositories 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -392,6 +393,7 @@ def test_cli_diagnose_foreign_log_with_classes_task_config_and_run(tmp_path):
     (["--task", "binary", "--classes", "5"], "task binary with 5 classes"),
     (["--config", "nope.yaml"], "not found"),
     (["--run", "9"], "holds 4 runs"),
+    (["--run", "last"], "bad --run"),
 ])
 def test_cli_diagnose_bad_arguments_exit_2_with_one_line(args, match):
     log = REAL / "AkshatSharma5__Brain_Tumor_Image_Classification_using_CNN__training_log.csv"
@@ -493,3 +495,16 @@ def test_config_file_in_trainwise_sections_is_a_trainwise_config(tmp_path):
     (tmp_path / "bad.toml").write_text('[optim]\nlr = "fast"\n')
     with pytest.raises(UserError, match="optim.lr"):
         diagnose(history, tmp_path / "bad.toml")
+
+
+def test_cli_diagnose_each_run_of_a_log_with_run_all():
+    log = REAL / "AkshatSharma5__Brain_Tumor_Image_Classification_using_CNN__training_log.csv"
+    text = run_cli("diagnose", str(log), "--run", "all", "--classes", "3")
+    assert [line for line in text.stdout.splitlines() if line.startswith("run ")] == [f"run {k} of 4:" for k in (1, 2, 3, 4)]
+    data = json.loads(run_cli("diagnose", str(log), "--run", "all", "--json").stdout)
+    assert [d["runs"] for d in data] == [4, 4, 4, 4]
+    said = [next(a for a in d["assumptions"] if "4 runs" in a) for d in data]
+    assert [re.search(r"run (\d) of 4", a).group(1) for a in said] == ["1", "2", "3", "4"]
+    single = json.loads(run_cli("diagnose", str(REAL / "Aitzaz-Saleem__Detection-of-Tomato-Leaf-Diseases-Using-CNN__training_log.csv"),
+                                "--run", "all", "--json").stdout)
+    assert single["runs"] == 1  # one run: one diagnosis, as without --run

@@ -34,10 +34,11 @@ class Diagnosis(list[Finding]):
     ``assumptions`` (sentences: what reading the log had to guess, e.g. which of several runs)."""
 
     def __init__(self, findings: list[Finding], misses: list[ExpectationMiss] | None = None,
-                 assumptions: list[str] | None = None):
+                 assumptions: list[str] | None = None, runs: int = 1):
         super().__init__(findings)
         self.misses: list[ExpectationMiss] = list(misses or [])
         self.assumptions: list[str] = list(assumptions or [])
+        self.runs = runs  # runs found in the log (several appended to one file); this diagnosis is of one
 
     @property
     def codes(self) -> list[str]:
@@ -56,7 +57,7 @@ class Diagnosis(list[Finding]):
 
     def to_dict(self) -> dict[str, Any]:
         return {"findings": [f.to_dict() for f in self], "expectation_misses": [m.to_dict() for m in self.misses],
-                "assumptions": list(self.assumptions)}
+                "assumptions": list(self.assumptions), "runs": self.runs}
 
 
 def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
@@ -174,7 +175,7 @@ def diagnose(
         assumptions += _class_assumptions(known_classes, ctx)
     if expect is None:
         expect = list(cfg.get("doctor", {}).get("expect", []) or [])
-    return Diagnosis(diagnose_context(ctx), check_expectations(records, expect), assumptions)
+    return Diagnosis(diagnose_context(ctx), check_expectations(records, expect), assumptions, meta.get("runs", 1))
 
 
 def _class_assumptions(given: int | None, ctx: Context) -> list[str]:

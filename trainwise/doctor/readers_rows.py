@@ -104,8 +104,8 @@ def _where(table: Table, index: int) -> str:
 
 
 def _split_runs(table: Table, mapped: list[dict[tuple[str, Level], float]], order: list[int], run: int | None,
-                assumptions: list[str]) -> list[int]:
-    """Indices (into mapped) of the run to diagnose."""
+                assumptions: list[str]) -> tuple[list[int], int]:
+    """(indices into mapped of the run to diagnose, number of runs in the log)."""
     counter = _counter([mapped[i] for i in order]) if order else "epoch"
     runs: list[list[int]] = []
     starts: list[str] = []
@@ -143,7 +143,7 @@ def _split_runs(table: Table, mapped: list[dict[tuple[str, Level], float]], orde
         if run not in (None, 1):
             raise UserError(f"run={run} asked for, but the log holds one run", expected="run=1 or no run",
                             fix="drop run (CLI --run)")
-        return runs[0]
+        return runs[0], 1
     chosen = len(runs) if run is None else run
     if not 1 <= chosen <= len(runs):
         raise UserError(f"run={run} asked for, but the log holds {len(runs)} runs", expected=f"a run from 1 to {len(runs)}",
@@ -155,7 +155,7 @@ def _split_runs(table: Table, mapped: list[dict[tuple[str, Level], float]], orde
         f"the log holds {len(runs)} runs ({how}); diagnosed {'the last' if run is None else 'the one asked for'}, "
         f"run {chosen}{name} of {len(runs)} ({len(runs[chosen - 1])} rows); runs are never averaged; "
         "pick another with run=K (CLI --run K)")
-    return runs[chosen - 1]
+    return runs[chosen - 1], len(runs)
 
 
 def _group_keys(table: Table, rows: list[dict[tuple[str, Level], float]], assumptions: list[str]) -> list[int]:
@@ -275,7 +275,7 @@ def to_records(table: Table, columns: dict[str, str] | None = None, run: int | N
     else:
         tests = []
     order = [i for i in range(len(mapped)) if i not in set(tests) and mapped[i]]
-    chosen = _split_runs(table, mapped, order, run, assumptions)
+    chosen, n_runs = _split_runs(table, mapped, order, run, assumptions)
     rows = [mapped[i] for i in chosen]
     group = _group_keys(table, rows, assumptions)
     buckets: dict[int, list[dict[tuple[str, Level], float]]] = {}
@@ -294,7 +294,7 @@ def to_records(table: Table, columns: dict[str, str] | None = None, run: int | N
     _held_out_from_test(records, assumptions)
     _percent_to_fraction(records, assumptions)
     composite = _composite_loss(mapping, assumptions)
-    meta: dict[str, Any] = {"format": table.fmt, "assumptions": assumptions}
+    meta: dict[str, Any] = {"format": table.fmt, "assumptions": assumptions, "runs": n_runs}
     if composite:
         meta["composite_loss"] = True
     if final_test:
