@@ -358,7 +358,7 @@ def export(
     from trainwise.tools.export import export as export_run
 
     done = export_run(run_dir, format, out, weights=weights)
-    print(f"wrote {done.path} ({done.format}); largest difference from PyTorch on check batches: "
+    print(f"wrote {done.describe()} ({done.format}); largest difference from PyTorch on check batches: "
           f"{done.max_abs_diff:.2g} ({done.checked_with})")
 
 
