@@ -198,7 +198,8 @@ def resume_point(run_dir: Path, config: Config) -> tuple[dict[str, Any], Path]:
         from trainwise.config import flatten_dotted
 
         written, now = flatten_dotted(ckpt["config"]), flatten_dotted(config.to_dict())
-        differ = sorted(k for k in written if written[k] != now.get(k))  # keys added to trainwise later do not count
+        # Keys added to trainwise later do not count, nor train.epochs: resume --set train.epochs=N extends a run.
+        differ = sorted(k for k in written if written[k] != now.get(k) and k != "train.epochs")
         if differ:
             key = differ[0]
             raise UserError(f"{path} belongs to another config: {key} differs", expected=f"{key} = {written.get(key)!r} as when it was written",

@@ -145,20 +145,44 @@ def _print_profile(run_dir: Path | None) -> None:
 
 @app.command()
 @user_errors
-def resume(run_dir: Annotated[Path, typer.Argument(help="Run directory to continue.")], devices: DevicesOpt = 1) -> None:
-    """Continue an interrupted run from its last checkpoint."""
+def resume(run_dir: Annotated[Path, typer.Argument(help="Run directory to continue.")], devices: DevicesOpt = 1,
+           set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Only train.epochs=N: extend the run to N epochs (the LR schedule is stretched).")] = None) -> None:
+    """Continue an interrupted run from its last checkpoint, or extend a run with --set train.epochs=N."""
     from trainwise import distributed
     from trainwise.api import check_run_dir
     from trainwise.api import resume as resume_run
+    from trainwise.errors import RunFinished
 
+    epochs = _resume_epochs(set_ or [])
     if devices > 1 and not distributed.launched():
         check_run_dir(run_dir)
-        raise typer.Exit(distributed.launch(devices, ["resume", str(run_dir)], f"trainwise resume {run_dir} --devices {devices}"))
-    with distributed.failures_reported(f"trainwise resume {run_dir}, under the same launcher"):
-        run = resume_run(run_dir)
+        more = [a for s in set_ or [] for a in ("--set", s)]
+        raise typer.Exit(distributed.launch(devices, ["resume", str(run_dir), *more], f"trainwise resume {run_dir} --devices {devices}"))
+    try:
+        with distributed.failures_reported(f"trainwise resume {run_dir}, under the same launcher"):
+            run = resume_run(run_dir, epochs=epochs)
+    except RunFinished as done:
+        print(done)
+        raise typer.Exit(code=0) from None
     _print_summary(run)
     global _finished_run
     _finished_run = True
+
+
+def _resume_epochs(items: list[str]) -> int | None:
+    """``--set train.epochs=N`` -> N; resume changes nothing else (a new config is a new run)."""
+    from trainwise.config import parse_override
+
+    epochs = None
+    for item in items:
+        key, value = parse_override(item)
+        if key != "train.epochs":
+            raise UserError(f"resume cannot change {key}", expected="--set train.epochs=N (more epochs) and nothing else",
+                            received=item, fix="start a new run with trainwise train (finetune.init_from=RUN starts from this run's weights)")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError("bad --set train.epochs", expected="a whole number of epochs >= 1", received=item)
+        epochs = value
+    return epochs
 
 
 @app.command()

@@ -29,6 +29,15 @@ class UserError(Exception):
         super().__init__(message.replace("\r", "\\r").replace("\n", "\\n"))  # one line, whatever the user's text holds
 
 
+class RunFinished(UserError):
+    """``resume`` on a run that has nothing left to do: the CLI prints the message and exits 0, writing nothing."""
+
+    exit_code = 0
+
+    def __init__(self, message: str):
+        Exception.__init__(self, message)
+
+
 def unknown_name(kind: str, name: str, valid: Iterable[str], *, key: str | None = None) -> UserError:
     """An error for an unknown registry name that lists the valid ones and suggests the closest."""
     valid = sorted(valid)
