@@ -136,6 +136,8 @@ def build_run(trainer: Trainer, config: Config, model: torch.nn.Module | None = 
                           device=trainer.device, task=trainer.task, num_classes=trainer.num_classes,
                           run_dir=trainer.run_dir if trainer.dist.is_main else None, steps_per_epoch=steps_per_epoch)
     trainer.state.evaluate, trainer.state.eval_transforms = trainer.evaluate, techniques.eval_transforms(cfg)
+    # A model passed in is not what model.* builds: the doctor gives no model.* fix for it.
+    trainer.state.extras["user_model"] = model is not None
     trainer.state.forward_loss, trainer.state.train_loader = trainer.forward_loss, trainer.train_loader
     trainer.callbacks = sorted(default_callbacks(trainer) + list(callbacks), key=lambda c: c.order)
     trainer._dispatch = None  # built at the first event (see Trainer.fire)

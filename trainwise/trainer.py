@@ -258,6 +258,7 @@ class Trainer:
         summary: dict[str, Any] = {
             "epochs_run": state.epoch, "steps": state.step, "stop_reason": state.stop_reason,
             "task": self.task, "num_classes": self.num_classes, "class_names": self.data.class_names,
+            "model_source": "user" if state.extras.get("user_model") else "config",
         }
         watched = [c for c in self.callbacks if isinstance(c, (EarlyStopping, BestCheckpoint))]
         if watched:
@@ -278,7 +279,7 @@ class Trainer:
         profiling.lap("summary and final weights")
         # The final diagnosis reads the finished run, test predictions included.
         self.diagnosis = diagnose(self.history, self.config, num_classes=self.num_classes, task=self.task,
-                                  predictions=summary.get("test", {}).get("confusion"))
+                                  predictions=summary.get("test", {}).get("confusion"), user_model=bool(state.extras.get("user_model")))
         profiling.lap("diagnosis")
         if self.run_dir is not None and self.dist.is_main:
             atomic.write_json(self.run_dir / "findings.json", self.diagnosis.to_dict())

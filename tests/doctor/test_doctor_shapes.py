@@ -488,3 +488,46 @@ def test_healthy_is_never_beside_a_warning_or_error():
                 records(train_loss=decaying(1.9, 0.05, 13), val_loss=[1.6, 1.1, 0.8, 0.62, 0.55, 0.57, 0.63, 0.70, 0.76, 0.83, 0.90, 0.96, 1.02])):
         found = diagnose(rec, DIGITS)
         assert ("healthy" in codes(found)) == all(f.severity == "info" for f in found)
+
+
+def test_frozen_layers_have_zero_gradients_that_are_not_vanishing():
+    n = 10
+    flat = [2.30 + 0.003 * (i % 2) for i in range(n)]
+    rec = records(train_loss=flat, val_loss=flat, **{"grad_norm/backbone.0": [0.0] * n, "grad_norm/backbone.1": [0.0] * n,
+                                                      "grad_norm/head": [0.3] * n})
+    frozen = DIGITS | {"finetune": {"init_from": "base.safetensors", "freeze": ["backbone.*"]}}
+    assert "vanishing_gradients" not in codes(diagnose(rec, frozen))
+    # After unfreezing, a first layer 1e-7 of the last is vanishing again.
+    thawed = [dict(r, **{"grad_norm/backbone.0": 1e-7 if r["epoch"] > 5 else 0.0}) for r in rec]
+    later = DIGITS | {"finetune": {"init_from": "base.safetensors", "freeze": ["backbone.*"], "unfreeze_epoch": 6}}
+    assert "vanishing_gradients" in codes(diagnose(thawed, later))
+
+
+def test_model_fixes_act_only_on_a_model_the_config_builds():
+    """Width goes to model.channels for the CNN family, nowhere for a user model; no key the config already has."""
+    stalled = records(train_loss=decaying(2.3, 1.3, 15, 6), val_loss=decaying(2.3, 1.25, 15, 6),
+                      train_acc=decaying(0.1, 0.62, 15, 6), val_acc=decaying(0.1, 0.64, 15, 6))
+
+    def fixes_of(config, **kw):
+        return [fix for f in diagnose(stalled, config, **kw) for fix in f.fixes]
+
+    assert any(f.startswith("model.hidden=") for f in fixes_of(DIGITS))
+    cnn = fixes_of(DIGITS | {"model": {"name": "resnet", "channels": [16, 32]}})
+    assert "model.channels=[32, 64]" in cnn and not any(f.startswith("model.hidden") for f in cnn)
+    assert not any(f.startswith("model.") for f in fixes_of(DIGITS, user_model=True))
+    assert not any(f.startswith("model.") for f in fixes_of(DIGITS | {"model": {"name": "mypkg.nets:build"}}))
+
+
+def test_lr_fixes_fit_the_optimizer_and_never_move_the_wrong_way():
+    from trainwise.doctor import fixes
+    from trainwise.doctor.context import Context
+
+    def ctx(config):
+        return Context(records(train_loss=[1.0, 0.9, 0.8]), config)
+
+    assert fixes.lower_lr(ctx({"optim": {"name": "adam", "lr": 0.5}})) == "optim.lr=1e-3"  # not 0.05
+    assert fixes.higher_lr(ctx({"optim": {"name": "adam", "lr": 0.5}}), 3.0) is None  # never further up
+    assert fixes.lower_lr(ctx({"optim": {"name": "adam", "lr": 1e-7}})) is None  # never further down
+    onecycle = {"optim": {"name": "adamw", "lr": 3e-5}, "schedule": {"name": "onecycle", "max_lr": 2.4e-4}}
+    assert fixes.lower_lr(ctx(onecycle), 0.5) == "schedule.max_lr=1e-4"  # the key that sets the peak
+    assert fixes.warmup(ctx(onecycle)) is None and fixes.warmup(ctx({"schedule": {"name": "cosine"}})) == "schedule.warmup_epochs=1.0"

@@ -26,7 +26,8 @@ class DoctorCallback(Callback):
         self._restored: dict[str, Any] = {}
 
     def on_fit_start(self, state: State) -> None:
-        self._live = LiveDoctor(state.config, num_classes=state.num_classes, task=state.task)
+        self._live = LiveDoctor(state.config, num_classes=state.num_classes, task=state.task,
+                                user_model=bool(state.extras.get("user_model")))
         self._live.load_state_dict(self._restored)
         if self.stop_on_error is None:
             self.stop_on_error = state.config.doctor.stop_on_error

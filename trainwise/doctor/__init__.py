@@ -118,6 +118,7 @@ def diagnose(
     expect: list[str] | None = None,
     columns: dict[str, str] | None = None,
     run: int | None = None,
+    user_model: bool = False,
 ) -> Diagnosis:
     """Findings for a run, most serious first; ``[healthy]`` (plus explanatory info) when nothing is wrong.
 
@@ -129,7 +130,8 @@ def diagnose(
     batch_size, label_smoothing, mixup, ...). ``classes``: the number of classes K (``num_classes`` is
     the same); ``task``: multiclass, binary or regression. ``predictions``: a confusion matrix or
     ``{"confusion"|"precision"|"recall": ...}``. ``expect``: expectation strings (default: the config's
-    ``doctor.expect``); misses are in ``result.misses``. ``result.assumptions``: what had to be guessed.
+    ``doctor.expect``); misses are in ``result.misses``. ``result.assumptions``: what had to be guessed. ``user_model``: the model was passed in
+    rather than built from ``model.*`` (a run directory's summary.json says so), so no model.* fix applies.
     """
     if classes is not None and num_classes is not None and classes != num_classes:
         raise UserError("classes and num_classes disagree", received=f"{classes} and {num_classes}", fix="pass one of them")
@@ -167,6 +169,7 @@ def diagnose(
         task=task or meta.get("task"),
         predictions=Predictions.parse(predictions if predictions is not None else meta.get("predictions")),
         foreign=foreign,
+        user_model=user_model or meta.get("model_source") == "user",
     )
     # What the rules' context had to guess (e.g. K from the initial loss), when it says so itself.
     said_by_context = [a for a in getattr(ctx, "assumptions", None) or [] if a not in assumptions]

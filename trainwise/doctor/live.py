@@ -17,11 +17,12 @@ from trainwise.doctor.finding import Finding
 
 
 class LiveDoctor:
-    def __init__(self, config: Any = None, *, num_classes: int | None = None, task: str | None = None,
+    def __init__(self, config: Any = None, *, num_classes: int | None = None, task: str | None = None, user_model: bool = False,
                  expect: list[str] | None = None):
         self.config = config
         self.num_classes = num_classes
         self.task = task
+        self.user_model = user_model
         cfg = config.to_dict() if hasattr(config, "to_dict") else (config or {})
         self.expect = list(expect if expect is not None else cfg.get("doctor", {}).get("expect", []) or [])
         self.latest: Diagnosis | None = None
@@ -30,7 +31,7 @@ class LiveDoctor:
 
     def update(self, records: list[dict[str, Any]]) -> tuple[list[Finding], list[ExpectationMiss]]:
         """New findings (never ``healthy``) and new expectation misses for the History so far."""
-        self.latest = diagnose(records, self.config, num_classes=self.num_classes, task=self.task, expect=[])
+        self.latest = diagnose(records, self.config, num_classes=self.num_classes, task=self.task, expect=[], user_model=self.user_model)
         new = [f for f in self.latest if f.code != "healthy" and (f.code, f.severity) not in self._reported]
         self._reported.update((f.code, f.severity) for f in new)
         return new, self._new_misses(check_expectations(records, self.expect, final=False))

@@ -139,7 +139,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 def summary_meta(summary: dict[str, Any]) -> dict[str, Any]:
     """num_classes, task and the test predictions from a run's summary.json."""
     meta: dict[str, Any] = {}
-    for key in ("num_classes", "task"):
+    for key in ("num_classes", "task", "model_source"):
         if summary.get(key) is not None:
             meta[key] = summary[key]
     test = summary.get("test", summary)  # test metrics may sit at the top or under "test"

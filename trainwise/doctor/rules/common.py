@@ -364,12 +364,28 @@ def layer_extreme(ctx: Context, prefix: str, pick: str = "max") -> tuple[str, fl
     return best
 
 
-def grad_ratio(ctx: Context) -> float | None:
-    """First-layer over last-layer gradient norm (median over epochs), AUTOTRAINER's vanishing measure."""
+def grad_layers(ctx: Context) -> tuple[list[str], np.ndarray]:
+    """The ``grad_norm/<layer>`` keys of layers that train, and the epochs to judge them on.
+
+    A frozen layer (finetune.freeze, until finetune.unfreeze_epoch) has a zero gradient because nothing
+    asks for one -- not a vanishing gradient -- so layers whose norm is exactly 0 wherever logged are left
+    out, and with a freeze that ends, only the epochs after it count.
+    """
     keys = ctx.layer_keys("grad_norm")
+    epochs = np.ones(ctx.n, dtype=bool)
+    if ctx.frozen_until is not None and (ctx.epochs > ctx.frozen_until).any():
+        epochs = ctx.epochs > ctx.frozen_until
+    live = [k for k in keys if (np.nan_to_num(ctx.series(k)[epochs]) != 0).any()]
+    return live, epochs
+
+
+def grad_ratio(ctx: Context) -> float | None:
+    """First-layer over last-layer gradient norm (median over epochs), AUTOTRAINER's vanishing measure,
+    over the layers that train (``grad_layers``)."""
+    keys, epochs = grad_layers(ctx)
     if len(keys) < 2:
         return None
-    first, last = ctx.series(keys[0]), ctx.series(keys[-1])
+    first, last = ctx.series(keys[0])[epochs], ctx.series(keys[-1])[epochs]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = signals.finite(first / last)
     return float(np.median(ratio)) if len(ratio) else None

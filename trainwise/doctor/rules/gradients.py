@@ -21,7 +21,7 @@ from trainwise.doctor import fixes, signals
 from trainwise.doctor.codes import Code
 from trainwise.doctor.context import Context
 from trainwise.doctor.finding import Finding
-from trainwise.doctor.rules.common import MIN_EPOCHS, grad_ratio, outcome_symptoms, sig, span
+from trainwise.doctor.rules.common import MIN_EPOCHS, grad_layers, grad_ratio, outcome_symptoms, sig, span
 
 CODES = (
     Code("exploding_gradients", "warning / error", "gradient norm growth or NaN, with a loss symptom", priority=90),
@@ -93,7 +93,7 @@ def _vanishing(ctx: Context, symptoms: list[str]) -> list[Finding]:
     ratio = grad_ratio(ctx)
     if ratio is None or ratio >= VANISHING_RATIO:
         return []
-    keys = ctx.layer_keys("grad_norm")
+    keys, _ = grad_layers(ctx)
     first_layer, last_layer = keys[0].split("/", 1)[1], keys[-1].split("/", 1)[1]
     ev = {"first_over_last_layer": sig(ratio), "first_layer": first_layer, "last_layer": last_layer, "symptoms": "; ".join(symptoms)}
     act = ctx.cfg("model.activation")
