@@ -82,7 +82,7 @@ def _lr_too_low(ctx: Context) -> list[Finding]:
     if prog is None or _converged(ctx):
         return []
     val_steady = signals.share_decreasing(ctx.series("val_loss")) if ctx.has("val_loss", MIN_EPOCHS) else 1.0
-    if prog.steady < 0.75 or val_steady < 0.6:
+    if (prog.steady < 0.75 or val_steady < 0.6) and not (ctx.lr_position() == "low" and at_chance(ctx) is not None):
         return []
     early, late = _slope_thirds(ctx.series("train_loss"))
     linear = early < 0 and late <= 0.6 * early  # both negative: late still at >= 60 % of the early pace
@@ -90,7 +90,10 @@ def _lr_too_low(ctx: Context) -> list[Finding]:
     evidence = ctx.lr_position() == "low" or (ratios is not None and ratios[1] < LOW_UPDATE_RATIO)
     contrary = (ctx.lr_position() is None and ctx.lr_range() is not None) or (ratios is not None and ratios[1] >= LOW_UPDATE_RATIO)
     slow = prog.removed < 0.3
-    if not ((slow and (evidence or not contrary)) or (linear and evidence)):
+    # At chance with an LR below the optimizer's range, the steps are too small to move anything: the
+    # epoch means wander with the batch order instead of falling steadily, and the LR is still the cause.
+    frozen_at_chance = at_chance(ctx) is not None and ctx.lr_position() == "low"
+    if not ((slow and (evidence or not contrary)) or (linear and evidence) or frozen_at_chance):
         return []
     chance, _ = near_chance(ctx)
     ev = lr_evidence(ctx) | {"loss_removed": sig(prog.removed), "share_epochs_down": sig(prog.steady),

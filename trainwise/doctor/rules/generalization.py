@@ -56,7 +56,7 @@ ABOVE_GAP = 0.01
 ABOVE_GAP_UNEXPLAINED = 0.05
 MEMORISED_ACC = 0.99  # training accuracy of a memorised training set
 MEMORISED_GAP = 0.10  # train - validation accuracy, points / 100
-GAP_LARGE = 0.10  # a train/validation accuracy gap this large ...
+GAP_LARGE = 0.15  # a train/validation accuracy gap this large ...
 GAP_GROWTH = 0.05  # ... that widened this much since the first third of the run
 MIN_EPOCHS_NOISE = 4
 TRAIN_SPIKE = 0.25
@@ -142,8 +142,9 @@ def _memorised_noise(ctx: Context) -> list[Finding]:
 
 
 def _growing_gap(ctx: Context) -> list[Finding]:
-    """Train/validation accuracy gap >= 10 points at the end and >= 5 points wider than over the first
-    third of the run: variance that grows, whether or not validation loss has turned yet."""
+    """Train/validation accuracy gap >= 15 points at the end, >= 5 points wider than over the first third of
+    the run and still widening: variance that grows, whether or not validation loss has turned yet. (10
+    points flagged a 600-image Fashion-MNIST CNN at 0.78 / 0.67 after 10 epochs, which is still learning.)"""
     if not (ctx.has("train_acc", MIN_EPOCHS_OVERFIT) and ctx.has("val_acc", MIN_EPOCHS_OVERFIT)):
         return []
     gap = ctx.series("train_acc") - ctx.series("val_acc")
