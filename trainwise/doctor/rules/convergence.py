@@ -255,6 +255,10 @@ def _underfitting(ctx: Context) -> list[Finding]:
     still = len(loss) > quarter and (loss[-quarter - 1] - loss[-1]) / max(loss[0], 1e-12) >= 0.05
     if still and unfinished(ctx):
         return []  # mid-run and still learning: judge it when it stops
+    if still and ctx.train_handicaps() and math.isfinite(train) and val > train:
+        # Augmentation / MixUp / dropout hold the training numbers down by design and validation, above
+        # them, is still improving: a regularised run on a schedule that is not over yet, not a capacity limit.
+        return []
     ev["still_improving"] = int(still)
     if still:
         advice = "The loss is still falling: it needs more epochs or a larger LR before capacity is the question."

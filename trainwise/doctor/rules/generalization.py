@@ -59,7 +59,7 @@ MEMORISED_GAP = 0.10  # train - validation accuracy, points / 100
 GAP_LARGE = 0.15  # a train/validation accuracy gap this large ...
 GAP_GROWTH = 0.05  # ... that widened this much since the first third of the run
 MIN_EPOCHS_NOISE = 4
-TRAIN_SPIKE = 0.25
+TRAIN_SPIKE = 0.5  # the training loss collapsing: up by half in one epoch (a quarter flagged MixUp's noise)
 VAL_ONLY_DROP = 0.05  # without training metrics, a larger fall before it counts
 
 
@@ -358,13 +358,15 @@ def _transient_dips(ctx: Context) -> list[Finding]:
 
 
 def _training_spiked(ctx: Context, i: int) -> bool:
-    """The training curve broke at epoch index ``i`` too: its loss up >= 25 % (floored at a tenth of ln K)
-    or its accuracy down >= 5 points. Validation noise leaves training alone; a bad step does not."""
+    """The training curve broke at epoch index ``i`` too: its loss up >= 50 % (floored at a tenth of ln K)
+    or its accuracy down >= 10 points. Validation noise leaves training alone; a bad step does not."""
     loss, acc = ctx.series("train_loss"), ctx.series("train_acc")
     if math.isfinite(loss[i]) and math.isfinite(loss[i - 1]):
-        if (loss[i] - loss[i - 1]) / max(abs(loss[i - 1]), loss_scale_floor(ctx)) >= TRAIN_SPIKE:
+        # ... and far beyond the curve's own epoch-to-epoch wandering (MixUp's random blends make it wander).
+        usual = 3 * float(np.median(np.abs(signals.relative_steps(loss, loss_scale_floor(ctx))))) if ctx.n > 3 else 0.0
+        if (loss[i] - loss[i - 1]) / max(abs(loss[i - 1]), loss_scale_floor(ctx)) >= max(TRAIN_SPIKE, usual):
             return True
-    return bool(math.isfinite(acc[i]) and math.isfinite(acc[i - 1]) and acc[i - 1] - acc[i] >= 0.05)
+    return bool(math.isfinite(acc[i]) and math.isfinite(acc[i - 1]) and acc[i - 1] - acc[i] >= 0.10)
 
 
 def _spike_in_both(ctx: Context, idx: list[int]) -> list[Finding]:
