@@ -69,6 +69,7 @@ from trainwise.data.sources import load_raw  # noqa: E402
 from trainwise.doctor import fixes as fx  # noqa: E402
 from trainwise.doctor import _config_dict  # noqa: E402
 from trainwise.doctor.context import Context  # noqa: E402
+from trainwise.interrupt import TrainingInterrupted  # noqa: E402
 from trainwise.models import build_model  # noqa: E402
 from trainwise.trainer import Trainer  # noqa: E402
 
@@ -295,6 +296,8 @@ def main(argv: list[str] | None = None) -> None:
             for seed in args.seeds:
                 try:
                     results.append(run_case(case, seed, Path(tmp) / f"{case.name}-{seed}", strategies, args.verbose))
+                except TrainingInterrupted:  # Ctrl-C or SIGTERM: stop, not the next case
+                    raise
                 except Exception as err:  # one broken case must not lose the others' results
                     print(f"{case.name} seed {seed}: FAILED {type(err).__name__}: {err}", file=sys.stderr)
     shown = sum(r.shown for r in results)
