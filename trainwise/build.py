@@ -18,6 +18,7 @@ import torch
 
 from trainwise import distributed, profiling
 from trainwise.callbacks.best_checkpoint import BestCheckpoint
+from trainwise.callbacks.step_curve import StepCurve
 from trainwise.callbacks.doctor import DoctorCallback
 from trainwise.callbacks.early_stopping import EarlyStopping
 from trainwise.callbacks.loggers import make_loggers
@@ -157,6 +158,7 @@ def default_callbacks(trainer: Trainer) -> list[Callback]:
         cbs.append(EarlyStopping(cfg.early_stopping))
     if trainer.run_dir is not None:
         cbs.append(BestCheckpoint(cfg.checkpoint))
+        cbs.append(StepCurve())  # steps.jsonl: the report's per-step loss and LR
     progress = make_progress(cfg.train.progress) if trainer.dist.is_main else None
     if progress is not None:
         cbs.append(progress)

@@ -34,6 +34,7 @@ class ReportInput:
     env: dict[str, Any] = field(default_factory=dict)
     findings: list[dict[str, Any]] = field(default_factory=list)
     repairs: dict[str, Any] | None = None  # a fix chain (fix.json) made from this run
+    steps: list[dict[str, Any]] = field(default_factory=list)  # steps.jsonl: loss and LR of every optimizer step
 
 
 def load_report_input(path: str | Path, findings: list | None = None, repairs: dict | None = None) -> ReportInput:
@@ -44,7 +45,7 @@ def load_report_input(path: str | Path, findings: list | None = None, repairs: d
         config = tomllib.loads((path / "config.toml").read_text()) if (path / "config.toml").is_file() else {}
         records = History.load(path / "history.jsonl").records if (path / "history.jsonl").is_file() else []
         data = ReportInput(records=records, title=path.name, summary=read("summary.json"), config=config, env=read("env.json"),
-                           repairs=repairs or read("fix/fix.json") or None)
+                           repairs=repairs or read("fix/fix.json") or None, steps=_read_steps(path / "steps.jsonl"))
     else:
         from trainwise.doctor.readers import read_history
 
@@ -54,6 +55,30 @@ def load_report_input(path: str | Path, findings: list | None = None, repairs: d
         findings = _diagnose(path)
     data.findings = [f.to_dict() if hasattr(f, "to_dict") else dict(f) for f in findings]
     return data
+
+
+def _read_steps(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def step_plot(steps: list[dict[str, Any]], records, key: str, ylabel: str, log: bool = False) -> str | None:
+    """``key`` of every optimizer step against the step, with the epochs' ends as vertical lines."""
+    points = [(s["step"], s[key]) for s in steps if isinstance(s.get(key), (int, float)) and math.isfinite(s[key])]
+    if not points:
+        return None
+    fig, ax = _figure()
+    ax.plot([p[0] for p in points], [p[1] for p in points], lw=0.8, label=f"{key} per step")
+    for r in records:
+        if isinstance(r.get("step"), int):
+            ax.axvline(r["step"], color="0.85", lw=0.6, zorder=0)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("optimizer step (grey lines: epoch ends)")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    return _svg(fig)
 
 
 def _diagnose(path: Path) -> list:
@@ -248,6 +273,8 @@ def render_html(data: ReportInput) -> str:
         ("Loss", curve_plot(r, ["train_loss", "val_loss", "val_loss_ema"], "loss", fnd)),
         ("Accuracy", curve_plot(r, ["train_acc", "val_acc", "val_acc_ema"], "accuracy", fnd)),
         ("F1", curve_plot(r, ["train_f1", "val_f1"], "F1", fnd)),
+        ("Loss per step", step_plot(data.steps, r, "loss", "training batch loss", log=True)),
+        ("Learning rate per step", step_plot(data.steps, r, "lr", "learning rate")),
         ("Learning rate", curve_plot(r, ["lr"], "learning rate", [], log=True)),
         ("Time per epoch", curve_plot(r, ["time_s"], "seconds (training)", [])),
         ("Gradient norm per layer", per_layer_plot(r, "grad_norm/", "||grad||", fnd)),
