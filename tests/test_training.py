@@ -53,7 +53,7 @@ def test_cli_train_writes_the_run_directory(tmp_path):
     assert summary["best_epoch"] in (1, 2) and 0 <= summary["test"]["acc"] <= 1
     assert "hidden = [\n    32,\n]" in (out / "config.toml").read_text() or "hidden = [32]" in (out / "config.toml").read_text()
 
-    proc = run_cli("evaluate", str(out), "--split", "val")
+    proc = run_cli("evaluate", str(out), "--split", "val", "--json")
     assert proc.returncode == 0 and 0 < json.loads(proc.stdout)["acc"] <= 1
     proc = run_cli("resume", str(out))  # finished runs resume to the same end
     assert proc.returncode == 0, proc.stderr

@@ -191,12 +191,18 @@ def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
     split: Annotated[str, typer.Option(help="test | val | train")] = "test",
     weights: Annotated[str, typer.Option(help="final | best | last")] = "final",
+    as_json: Annotated[bool, typer.Option("--json", help="Print every metric as JSON instead of the summary.")] = False,
 ) -> None:
-    """Re-score a saved run on a split; prints JSON metrics."""
+    """Re-score a saved run on a split: the metrics and the confusion matrix (--json: all of it as JSON)."""
     from trainwise.api import evaluate as evaluate_run
+    from trainwise.tools.metrics_text import class_names_of, metrics_text
 
     metrics = evaluate_run(run_dir, split=split, weights=weights)
-    print(json.dumps({k: v for k, v in metrics.items() if not k.startswith("per_class")}, indent=2))
+    if as_json:
+        print(json.dumps({k: v for k, v in metrics.items() if not k.startswith("per_class")}, indent=2))
+        return
+    names = class_names_of(run_dir, len(metrics.get("confusion") or []))
+    print(metrics_text(metrics, names, f"{run_dir}, {split} split, {weights} weights"))
 
 
 @app.command()
@@ -217,7 +223,7 @@ def report(
 @user_errors
 def diagnose(
     path: Annotated[Path, typer.Argument(help="Run directory or a log: history.jsonl, Keras/Lightning/fastai CSV, trainer_state.json, TensorBoard events, text log.")],
-    as_json: Annotated[bool, typer.Option("--json", help='Print {"findings": [...], "assumptions": [...]} and nothing else.')] = False,
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"findings": [...], "expectation_misses": [...], "assumptions": [...], "runs": N} and nothing else (README: diagnose --json).')] = False,
     column: Annotated[Optional[list[str]], typer.Option("--column", "-c", help="Map a log column to a trainwise key: COLUMN=KEY (repeatable).")] = None,
     expect: Annotated[Optional[list[str]], typer.Option("--expect", help='An expectation such as "val_acc >= 0.85 at epoch 1" (repeatable).')] = None,
     classes: Annotated[Optional[int], typer.Option("--classes", help="Number of classes K (chance levels ln K, 1/K); inferred when absent.")] = None,
@@ -332,15 +338,24 @@ def ensemble(
     run_dirs: Annotated[list[Path], typer.Argument(help="Run directories trained on the same data config.")],
     split: Annotated[str, typer.Option(help="test | val")] = "test",
     weights: Annotated[str, typer.Option(help="final | best | ema")] = "final",
+    as_json: Annotated[bool, typer.Option("--json", help="Print every metric as JSON instead of the summary.")] = False,
 ) -> None:
     """Score the average of several runs' probabilities.
 
-    Prints the ensemble's and each member's metrics as JSON.
+    Prints the ensemble's metrics, its confusion matrix and each member's accuracy (--json: all of it as JSON).
     """
     from trainwise.tools.ensemble import evaluate_ensemble
 
+    from trainwise.tools._shared import text_table
+    from trainwise.tools.metrics_text import class_names_of, metrics_text
+
     metrics = evaluate_ensemble(run_dirs, split=split, weights=weights)
-    print(json.dumps({k: v for k, v in metrics.items() if not k.startswith("per_class")}, indent=2))
+    if as_json:
+        print(json.dumps({k: v for k, v in metrics.items() if not k.startswith("per_class")}, indent=2))
+        return
+    names = class_names_of(run_dirs[0], len(metrics.get("confusion") or []))
+    print(metrics_text(metrics, names, f"ensemble of {len(run_dirs)}, {split} split, {weights} weights"))
+    print("members\n" + text_table(["run", "acc"], [[m["run_dir"], m["acc"]] for m in metrics["members"]]))
 
 
 @app.command()

@@ -70,7 +70,7 @@ def test_ensemble_averages_member_probabilities(cnn_config, tmp_path):
     expected = ((probs[0] + probs[1]) / 2).argmax(1).eq(trainer.data.test.targets).double().mean().item()
     assert result["acc"] == pytest.approx(expected)
 
-    proc = run_cli("ensemble", str(runs[0]), str(runs[1]), "--split", "val")
+    proc = run_cli("ensemble", str(runs[0]), str(runs[1]), "--split", "val", "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert 0 < out["acc"] <= 1 and len(out["members"]) == 2

@@ -23,7 +23,16 @@ from trainwise.tools._shared import (Diagnose, codes, final_metrics, findings_of
 DEFAULT_METRICS = ("train_loss", "val_loss", "train_acc", "val_acc", "val_macro_f1")
 OUTCOME_KEYS = ("epochs_run", "best_epoch", "restored_epoch", "stop_reason", "time_s")
 ENV_KEYS = ("trainwise", "torch", "python", "device", "threads", "git_revision")
+TEXT_EPOCH_ROWS = 12  # per-epoch rows in the text table: a 300-epoch run stays a screenful (JSON and HTML keep every epoch)
 FINAL_ORDER = ("test_acc", "test_loss", "test_macro_f1", "val_acc", "val_loss", "val_macro_f1", "train_acc", "train_loss")
+
+
+def sampled_rows(rows: list, at_most: int) -> list:
+    """At most ``at_most`` rows spread evenly over ``rows``, the first and the last always among them."""
+    if len(rows) <= at_most:
+        return rows
+    picks = sorted({round(i * (len(rows) - 1) / (at_most - 1)) for i in range(at_most)})
+    return [rows[i] for i in picks]
 
 
 @dataclass
@@ -65,8 +74,11 @@ class Comparison:
         if self.outcome:
             parts.append("outcome\n" + text_table(["", *self.names], [[k, *(_cell(v) for v in vals)] for k, vals in self.outcome]))
         for metric, rows in self.per_epoch.items():
-            parts.append(f"{metric} per epoch\n" + text_table(["epoch", *self.names, *delta_cols],
-                                                              [[e, *vals, *(fmt_delta(d) for d in deltas(vals))] for e, vals in rows]))
+            shown = sampled_rows(rows, TEXT_EPOCH_ROWS)
+            title = f"{metric} per epoch" + (f" ({len(shown)} of {len(rows)} epochs; all of them: --json FILE or --html FILE)"
+                                             if len(shown) < len(rows) else "")
+            parts.append(f"{title}\n" + text_table(["epoch", *self.names, *delta_cols],
+                                                   [[e, *vals, *(fmt_delta(d) for d in deltas(vals))] for e, vals in shown]))
         parts.append(self._findings_text())
         return "\n\n".join(parts) + "\n"
 
