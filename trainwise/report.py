@@ -150,9 +150,12 @@ def curve_plot(records, keys, ylabel, findings, log=False) -> str | None:
     if not any(ys for _, ys in series.values()):
         return None
     fig, ax = _figure()
-    for k, (xs, ys) in series.items():
+    hovers: dict[str, list[str]] = {}
+    for i, (k, (xs, ys)) in enumerate(series.items()):
         if ys:
-            ax.plot(xs, ys, marker="o", ms=3, label=k)
+            line, = ax.plot(xs, ys, marker="o", ms=3, label=k)
+            line.set_gid(f"tw-{i}")
+            hovers[f"tw-{i}"] = [f"epoch {x}: {k} = {y:.4g}" for x, y in zip(xs, ys)]
     if log:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
@@ -160,7 +163,31 @@ def curve_plot(records, keys, ylabel, findings, log=False) -> str | None:
     _mark_findings(ax, findings)
     _phase_lines(ax, records)
     ax.legend(fontsize=8)
-    return _svg(fig)
+    svg = _svg(fig)
+    for gid, labels in hovers.items():
+        svg = with_hover_titles(svg, gid, labels)
+    return svg
+
+
+def with_hover_titles(svg: str, gid: str, labels: list[str]) -> str:
+    """Give each marker of the line drawn with ``gid`` a <title> (the browser shows it on hover): the file
+    stays self-contained and needs no script. Markers matplotlib left out (a log axis and a value <= 0)
+    would misalign the labels: then the line keeps no titles."""
+    start = svg.find(f'<g id="{gid}">')
+    if start < 0:
+        return svg
+    ends = [i for i in (svg.find('<g id="tw-', start + 1), svg.find('<g id="legend', start + 1)) if i >= 0]
+    end = min(ends, default=len(svg))  # the next line's group, or the legend (its markers are no data)
+    part = svg[start:end]
+    uses = part.count("<use ")
+    if uses != len(labels):
+        return svg
+    pieces = part.split("<use ")
+    out = [pieces[0]]
+    for label, piece in zip(labels, pieces[1:]):
+        close = piece.index("/>")
+        out.append(f"<use {piece[:close]}><title>{html.escape(label)}</title></use>{piece[close + 2:]}")
+    return svg[:start] + "".join(out) + svg[end:]
 
 
 def per_layer_plot(records, prefix, ylabel, findings, log=True, band: tuple[float, float] | None = None) -> str | None:
