@@ -35,3 +35,28 @@ def test_screen_table_keeps_a_case_only_on_enough_seeds():
     table = zoo.screen_table([bug, twin] * 3 + [missed, twin])
     assert "| bottleneck_1 |" in table and "3 of 4 | yes" in table
     assert "2 of 4 | **no**" in zoo.screen_table([bug, twin] * 2 + [missed, twin] * 2)
+
+
+def test_zoo_v2_cases_are_valid_configs_with_twins_and_disjoint_halves():
+    import v2
+
+    names = [c.name for c in v2.DEV + v2.HELD_OUT]
+    assert len(names) == len(set(names)) and set(v2.DEV_SEEDS).isdisjoint(v2.HELD_OUT_SEEDS)
+    for case in v2.DEV + v2.HELD_OUT:
+        for extra in ({}, case.twin):
+            raw = {k: ("runs/pretrained" if v == v2.PRETRAINED else v) for k, v in {**case.overrides, **extra}.items()}
+            zoo.build_config(zoo.merge_overrides({}, {**raw, **zoo.BASE}))
+        assert case.twin or case.bug.name, case.name  # a twin differs from its broken run
+
+
+def test_zoo_v2_gap_check_sees_training_pull_away_in_the_last_phase():
+    import v2
+    from manifest import Outcome
+
+    def outcome(train_end: float, val_end: float) -> Outcome:
+        train = [0.5 + 0.01 * i for i in range(8)] + [train_end] * 6
+        val = [0.55 + 0.01 * i for i in range(8)] + [val_end] * 6
+        return Outcome([{"epoch": i + 1, "train_acc": t, "val_acc": v} for i, (t, v) in enumerate(zip(train, val))], {}, 10)
+
+    assert v2.gap_jump(outcome(0.75, 0.62), outcome(0.58, 0.63))[0]
+    assert not v2.gap_jump(outcome(0.60, 0.64), outcome(0.58, 0.63))[0]
