@@ -531,3 +531,14 @@ def test_lr_fixes_fit_the_optimizer_and_never_move_the_wrong_way():
     onecycle = {"optim": {"name": "adamw", "lr": 3e-5}, "schedule": {"name": "onecycle", "max_lr": 2.4e-4}}
     assert fixes.lower_lr(ctx(onecycle), 0.5) == "schedule.max_lr=1e-4"  # the key that sets the peak
     assert fixes.warmup(ctx(onecycle)) is None and fixes.warmup(ctx({"schedule": {"name": "cosine"}})) == "schedule.warmup_epochs=1.0"
+
+
+def test_a_three_epoch_fine_tune_whose_validation_loss_turns_is_overfitting():
+    """A BERT fine-tune from a public log: validation loss 0.318, 0.320, 0.443 while training accuracy rose 0.82 -> 0.96."""
+    rec = records(train_loss=[0.386, 0.227, 0.113], val_loss=[0.318, 0.320, 0.443], train_acc=[0.823, 0.910, 0.962],
+                  val_acc=[0.858, 0.865, 0.861])
+    f = diagnose(rec, num_classes=2)[0]
+    assert (f.code, f.evidence["onset_epoch"]) == ("overfitting", 1)
+    # Mid-run (live) it waits; a validation loss that keeps falling is fine.
+    assert "overfitting" not in codes(diagnose(rec, {"train": {"epochs": 10}}, num_classes=2))
+    assert "overfitting" not in codes(diagnose(records(train_loss=[0.386, 0.227, 0.113], val_loss=[0.318, 0.30, 0.29]), num_classes=2))

@@ -34,7 +34,7 @@ from trainwise.doctor import fixes, signals
 from trainwise.doctor.codes import EVENT, Code
 from trainwise.doctor.context import Context
 from trainwise.doctor.finding import Finding
-from trainwise.doctor.rules.common import at_chance, chance_tolerance, loss_scale_floor, sig, span
+from trainwise.doctor.rules.common import at_chance, chance_tolerance, loss_scale_floor, sig, span, unfinished
 
 CODES = (
     Code("overfitting", "warning (error when validation never left chance; info under early stopping with restore_best, or when mild)",
@@ -61,6 +61,7 @@ GAP_GROWTH = 0.05  # ... that widened this much since the first third of the run
 MIN_EPOCHS_NOISE = 4
 TRAIN_SPIKE = 0.5  # the training loss collapsing: up by half in one epoch (a quarter flagged MixUp's noise)
 VAL_ONLY_DROP = 0.05  # without training metrics, a larger fall before it counts
+SHORT_RISE, SHORT_DROP = 0.25, 0.30  # runs of 3-5 epochs: validation loss up a quarter, training down 30 %
 
 
 def rule(ctx: Context) -> list[Finding]:
@@ -88,7 +89,7 @@ def _overfitting(ctx: Context) -> list[Finding]:
     if noise:
         return noise
     if ctx.n < MIN_EPOCHS_OVERFIT:
-        return []
+        return _short_run(ctx)
     found: list[Finding] = []
     if ctx.has("val_loss", MIN_EPOCHS_OVERFIT) and ctx.has("train_loss", MIN_EPOCHS_OVERFIT):
         found = _overfitting_loss(ctx)
@@ -100,6 +101,34 @@ def _overfitting(ctx: Context) -> list[Finding]:
         return found
     # A memorised training set, or a large gap that keeps growing, says more than a stalled validation curve.
     return _memorised(ctx) or _growing_gap(ctx) or found
+
+
+def _short_run(ctx: Context) -> list[Finding]:
+    """A finished run of 3-5 epochs -- a fine-tune, typically -- whose validation loss ended >= 25 % above
+    its best while the training loss fell >= 30 % more and validation accuracy (when logged) gained no
+    more than a point: too short for a trend, too large a turn to be noise (a BERT fine-tune: validation
+    loss 0.318, 0.320, 0.443 while training accuracy rose 0.82 -> 0.96). Live diagnosis waits."""
+    if ctx.n < 3 or unfinished(ctx) or not (ctx.has("val_loss", 3) and ctx.has("train_loss", 3)):
+        return []
+    val, train = ctx.series("val_loss"), ctx.series("train_loss")
+    best = signals.argbest(val, "min")
+    if best < 0 or best > ctx.n - 2 or not (math.isfinite(val[-1]) and math.isfinite(train[-1]) and math.isfinite(train[best])):
+        return []
+    rise, drop = val[-1] / val[best] - 1, 1 - train[-1] / train[best] if train[best] > 0 else 0.0
+    gain = 0.0
+    if ctx.has("val_acc", 3):
+        acc = ctx.series("val_acc")
+        gain = float(acc[-1] - acc[best]) if math.isfinite(acc[-1]) and math.isfinite(acc[best]) else 0.0
+    if rise < SHORT_RISE or drop < SHORT_DROP or gain > 0.01:
+        return []
+    ev = {"onset_epoch": ctx.epoch_at(best), "best_val_loss": sig(float(val[best])), "end_val_loss": sig(float(val[-1])),
+          "val_loss_rise": sig(float(rise)), "train_loss_drop": sig(float(drop))}
+    return _overfit(
+        ctx, best, ev,
+        f"Validation loss was best at epoch {ctx.epoch_at(best)} ({val[best]:.3g}) and ended {rise:.0%} higher ({val[-1]:.3g}) "
+        f"while the training loss fell another {drop:.0%}: in a run this short (a fine-tune, typically) that is the model "
+        "fitting its training set past the point where validation gains; stop at the best epoch or lower the LR.",
+    )
 
 
 def _memorised_noise(ctx: Context) -> list[Finding]:
