@@ -20,7 +20,7 @@ from trainwise.doctor import fixes, signals
 from trainwise.doctor.codes import Code
 from trainwise.doctor.context import Context
 from trainwise.doctor.finding import Finding
-from trainwise.doctor.rules.common import MIN_EPOCHS, at_chance, grad_ratio, layer_extreme, sig, span
+from trainwise.doctor.rules.common import MIN_EPOCHS, at_chance, grad_ratio, layer_extreme, sig, span, with_medians_note
 
 CODES = (
     Code("stuck_at_chance", "error", "loss near ln K and accuracy near the class prior, and not learning", priority=20,
@@ -84,8 +84,8 @@ def rule(ctx: Context) -> list[Finding]:
             "error",
             span(ctx, stuck.first),
             ev,
-            f"The model predicts no better than chance and is not learning: {stuck.loss_key.replace('_', ' ')} "
-            f"{stuck.level:.3g} is {stuck.ratio:.2f} x ln {ctx.num_classes}{acc_text}. Likely: {'; '.join(causes)}.",
+            with_medians_note(f"The model predicts no better than chance and is not learning: {stuck.loss_key.replace('_', ' ')} "
+                              f"{stuck.level:.3g} is {stuck.ratio:.2f} x ln {ctx.num_classes}{acc_text}. Likely: {'; '.join(causes)}."),
             fx,
         )
     ]

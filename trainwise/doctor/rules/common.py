@@ -15,6 +15,15 @@ BIG_STEP = 0.10  # an epoch-to-epoch rise of the training loss by 10 % is unusua
 UNSTABLE_SHARE = 0.15  # rises in >= 15 % of epochs (AUTOTRAINER: accuracy swings in >= 20 %); 3 in 20 epochs
 
 
+MEDIANS_NOTE = "Curve levels quoted are 3-epoch medians (a one-epoch spike does not move them), not single epochs."
+
+
+def with_medians_note(message: str) -> str:
+    """A message that quotes smoothed levels (signals.tail_median, rolling_median) says so, so that it can be
+    matched against the plotted per-epoch values."""
+    return f"{message.rstrip()} {MEDIANS_NOTE}"
+
+
 def sig(x: float, digits: int = 4) -> float:
     """Round to significant digits so evidence reads as numbers a person would quote."""
     if x == 0 or not math.isfinite(x):

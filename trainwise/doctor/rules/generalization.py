@@ -34,7 +34,7 @@ from trainwise.doctor import fixes, signals
 from trainwise.doctor.codes import EVENT, Code
 from trainwise.doctor.context import Context
 from trainwise.doctor.finding import Finding
-from trainwise.doctor.rules.common import at_chance, chance_tolerance, loss_scale_floor, sig, span, unfinished
+from trainwise.doctor.rules.common import at_chance, chance_tolerance, loss_scale_floor, sig, span, unfinished, with_medians_note
 
 CODES = (
     Code("overfitting", "warning (error when validation never left chance; info under early stopping with restore_best, or when mild)",
@@ -228,7 +228,7 @@ def _overfit(ctx: Context, onset: int, ev: dict, text: str, memorised: bool = Fa
     severity, note = ("warning", "") if memorised else _severity_and_note(ctx)
     regularise = (fixes.more_weight_decay(ctx), fixes.more_dropout(ctx), fixes.mixup(ctx))
     fx = fixes.keep(*regularise, fixes.early_stopping(ctx)) if memorised else fixes.keep(fixes.early_stopping(ctx), *regularise)
-    return [Finding("overfitting", severity, span(ctx, onset), ev, text + note, fx)]
+    return [Finding("overfitting", severity, span(ctx, onset), ev, with_medians_note(text) + note, fx)]
 
 
 def _after_onset(ctx: Context, metric: str, mode: str):
