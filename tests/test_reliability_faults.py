@@ -81,12 +81,12 @@ def full_disk(monkeypatch):
     def arm(name: str, n: int) -> None:
         real, seen = atomic.atomic_write, []
 
-        def atomic_write(path, write):
+        def atomic_write(path, write, *hooks):
             if Path(path).name == name:
                 seen.append(path)
                 if len(seen) == n:
-                    return real(path, lambda handle: write(FillsUp(handle, 1000)))
-            return real(path, write)
+                    return real(path, lambda handle: write(FillsUp(handle, 1000)), *hooks)
+            return real(path, write, *hooks)
 
         monkeypatch.setattr(atomic, "atomic_write", atomic_write)
 
@@ -195,12 +195,15 @@ def test_missing_run_directory(tmp_path):
     one_error_line(code, lines, "does not exist")
 
 
-def test_damaged_history_names_the_line(finished):
+def test_damaged_history_names_the_line_and_resume_rebuilds_it(finished, straight, caplog):
     path = finished / "history.jsonl"
     first, second = path.read_text().splitlines()
     path.write_text(first + "\n" + second[: len(second) // 2] + "\n")
-    code, lines = cli("resume", str(finished))
+    code, lines = cli("diagnose", str(finished))
     one_error_line(code, lines, "history.jsonl line 2 is not valid JSON")
+    trainwise.resume(finished)  # the checkpoint carries the History it was written after
+    assert any("line 2 is not valid JSON" in r.getMessage() and "rebuilt it from" in r.getMessage() for r in caplog.records)
+    assert_same(straight, finished)
 
 
 def test_unloadable_callback_state_is_refused_when_saved(tmp_path):

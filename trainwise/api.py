@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -9,12 +10,13 @@ from typing import Any
 
 import torch
 
-from trainwise import checkpointing
-from trainwise.config import Config, build_config, load_config, read_config_file
+from trainwise import checkpointing, distributed
+from trainwise.config import Config, build_config, load_config
 from trainwise.core import Callback
 from trainwise.data import DataSplits, from_arrays
 from trainwise.errors import RunFinished, UserError
-from trainwise.history import History
+from trainwise.rundir import FINDINGS, REPORT, SUMMARY, RunDir
+from trainwise.runlock import RunLock
 from trainwise.trainer import Run, Trainer
 
 
@@ -33,6 +35,7 @@ def fit(
     data: DataSplits | None = None,
     callbacks: Sequence[Callback] = (),
     out: str | Path | None = None,
+    overwrite: bool = False,
     **overrides: Any,
 ) -> Run:
     """Train and return a :class:`Run` (``.history``, ``.summary``, ``.model``, ``.run_dir``).
@@ -43,12 +46,22 @@ def fit(
     ``(x, features, y)``, a torch ``Dataset`` or a ``DataLoader`` (docs/data.md), or all three as a ready
     ``DataSplits``. Tuples follow ``data.normalize`` (training-split statistics, recorded in
     preprocess.json) and ``data.classes`` as named datasets do, and labels the rule of trainwise.data.labels.
-    Nothing is written to disk unless ``out`` names a run directory. With ``optim.lr = "auto"`` an
-    lr-find sweep runs first and its suggestion becomes ``optim.lr`` (see trainwise.tools.lr_find).
+    Nothing is written to disk unless ``out`` names a run directory. A directory that already holds a
+    run is refused unless ``overwrite=True``, which first removes that run's files. With
+    ``optim.lr = "auto"`` an lr-find sweep runs first and its suggestion becomes ``optim.lr`` (see
+    trainwise.tools.lr_find).
     """
     cfg = _as_config(config, {k.replace("__", "."): v for k, v in overrides.items()})
     if train is not None:
         data = from_arrays(train, val, test, normalize=cfg.data.normalize, classes=cfg.data.classes)
+    if out is None or not distributed.is_main_process():
+        return _fit(cfg, model, data, callbacks, out)
+    with RunLock(out):  # held through the check, the clean-up and the training (the Trainer takes it again)
+        claim_run_dir(RunDir(out), overwrite)
+        return _fit(cfg, model, data, callbacks, out)
+
+
+def _fit(cfg: Config, model, data, callbacks, out) -> Run:
     if cfg.optim.lr == "auto":  # lr-find on this config first; the run records the number it chose
         from trainwise.tools.lr_find import resolve_auto_lr
 
@@ -57,8 +70,19 @@ def fit(
         from trainwise.autofix.live import fit_with_repairs
 
         return fit_with_repairs(cfg, model=model, data=data, callbacks=callbacks, out=out)
-    trainer = Trainer(cfg, model=model, data=data, callbacks=list(callbacks), run_dir=out)
-    return trainer.fit()
+    return Trainer(cfg, model=model, data=data, callbacks=list(callbacks), run_dir=out).fit()
+
+
+def claim_run_dir(run: RunDir, overwrite: bool) -> None:
+    """A new run may write into ``run``: refuse one that holds a run, unless ``overwrite`` (then clear it)."""
+    if not run.is_run():
+        return
+    if not overwrite:
+        what = "a finished run" if run.is_finished() else "an unfinished run"
+        also = "" if run.is_finished() else f", or continue it with trainwise resume {run}"
+        raise UserError(f"{run} already holds {what}", expected="a new or empty directory for a new run",
+                        fix=f"pass --overwrite (overwrite=True) to replace it, or choose another --out{also}")
+    run.clear()
 
 
 def _as_config(config, overrides: dict[str, Any]) -> Config:
@@ -72,12 +96,7 @@ def _as_config(config, overrides: dict[str, Any]) -> Config:
 
 
 def check_run_dir(run_dir: str | Path) -> Path:
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"run directory {str(run_dir)!r} does not exist", fix="pass the directory that trainwise train wrote (see --out)")
-    if not (run_dir / "config.toml").is_file():
-        raise UserError(f"{run_dir} is not a trainwise run directory", expected="config.toml in it", fix="pass a directory written by trainwise train")
-    return run_dir
+    return RunDir(run_dir).check().path
 
 
 def resume(run_dir: str | Path, *, model: torch.nn.Module | None = None, data: DataSplits | None = None,
@@ -91,21 +110,44 @@ def resume(run_dir: str | Path, *, model: torch.nn.Module | None = None, data: D
     there; the epochs already trained keep their LRs. A finished run without more epochs raises
     :class:`~trainwise.errors.RunFinished` and nothing is written.
     """
-    run_dir = check_run_dir(run_dir)
-    saved = build_config(read_config_file(run_dir / "config.toml"), source=str(run_dir / "config.toml"))
-    if config is not None and config.to_dict() != saved.to_dict():
-        raise UserError(f"{run_dir} belongs to another config", expected="the config saved in the run directory",
-                        fix="resume without a config, or start a new run with trainwise train")
-    ckpt, _ = checkpointing.resume_point(run_dir, saved)
-    records = History.load(run_dir / "history.jsonl").records if (run_dir / "history.jsonl").exists() else None  # read (and checked) only
-    saved = _extended(run_dir, saved, ckpt, epochs)
-    if train is not None:  # prepared as fit prepared it: the same normalization and classes
-        data = from_arrays(train, val, test, normalize=saved.data.normalize, classes=saved.data.classes)
-    trainer = Trainer(saved, model=model, data=data, callbacks=list(callbacks), run_dir=run_dir)
-    if records is not None:
+    run = RunDir(run_dir).check()
+    # Before anything is read: a second writer must not delete this one's temporary files. Data-parallel:
+    # rank 0 is the writer and holds it.
+    with RunLock(run.path) if distributed.is_main_process() else contextlib.nullcontext():
+        saved = run.load_config()
+        if config is not None and config.to_dict() != saved.to_dict():
+            raise UserError(f"{run} belongs to another config", expected="the config saved in the run directory",
+                            fix="resume without a config, or start a new run with trainwise train")
+        ckpt, path = checkpointing.resume_point(run.path, saved)
+        saved = _extended(run.path, saved, ckpt, epochs)  # a finished run stops here, having written nothing
+        records, rebuilt = resumed_history(run, ckpt, path)
+        if train is not None:  # prepared as fit prepared it: the same normalization and classes
+            data = from_arrays(train, val, test, normalize=saved.data.normalize, classes=saved.data.classes)
+        trainer = Trainer(saved, model=model, data=data, callbacks=list(callbacks), run_dir=run.path)
         trainer.history.records = records
-    trainer.load_checkpoint(ckpt)
-    return trainer.fit()
+        trainer.load_checkpoint(ckpt)
+        if rebuilt and trainer.history.path is not None:
+            trainer.history.save(trainer.history.path)
+        return trainer.fit()
+
+
+def resumed_history(run: RunDir, ckpt: dict[str, Any], path: Path) -> tuple[list[dict[str, Any]], bool]:
+    """The History a resumed run continues: history.jsonl, or the checkpoint's copy when the file is damaged
+    or shorter than the checkpoint (``history_len``). Returns (records, whether the file must be rewritten)."""
+    wanted = ckpt["history_len"]
+    try:
+        records, problem = run.load_history().records, None
+    except UserError as err:
+        records, problem = None, str(err).split(". Fix:")[0]
+    if records is not None and len(records) < wanted:
+        problem = f"{run.history_file} holds {len(records)} records, the checkpoint was written after {wanted}"
+    if problem is None:
+        return records, False
+    if "history" not in ckpt:  # a checkpoint written before checkpoints carried the History
+        raise UserError(f"cannot resume {run}: {problem}", expected=f"{wanted} records in {run.history_file}",
+                        fix="restore history.jsonl from a copy, or start the run again with trainwise train --overwrite")
+    checkpointing.log.warning(f"warning: {problem}; rebuilt it from {path}")
+    return list(ckpt["history"]), True
 
 
 def _final_files_written(run_dir: Path, cfg: Config, epoch: int) -> bool:
@@ -115,8 +157,9 @@ def _final_files_written(run_dir: Path, cfg: Config, epoch: int) -> bool:
     """
     from safetensors import safe_open
 
-    final, findings, report = run_dir / "checkpoints" / "final.safetensors", run_dir / "findings.json", run_dir / "report.html"
-    needed = [run_dir / "summary.json", final, findings] + ([report] if cfg.train.report else [])
+    run = RunDir(run_dir)
+    final, findings, report = run.weights_file("final"), run.file(FINDINGS), run.file(REPORT)
+    needed = [run.file(SUMMARY), final, findings] + ([report] if cfg.train.report else [])
     if not all(p.is_file() for p in needed):
         return False
     try:
@@ -147,17 +190,11 @@ def _extended(run_dir: Path, saved: Config, ckpt: dict[str, Any], epochs: int | 
 
 
 def evaluate(run_dir: str | Path, split: str = "test", weights: str = "final") -> dict[str, Any]:
-    """Re-score a saved run on one split with its saved weights (final, best or last)."""
-    run_dir = check_run_dir(run_dir)
+    """Re-score a saved run on one split with its saved weights (final, best, last or ema)."""
     if split not in ("test", "val", "train"):
         raise UserError("bad split", expected="test, val or train", received=split)
-    cfg = build_config(read_config_file(run_dir / "config.toml"))
-    cfg = cfg.replace({"train.progress": "none"})
-    path = run_dir / "checkpoints" / (f"{weights}.pt" if weights == "last" else f"{weights}.safetensors")
-    if not path.exists():
-        raise UserError(f"no {weights} weights in {run_dir}", expected=str(path), fix="use --weights final|best|last")
-    trainer = Trainer(cfg)
-    trainer.model.load_state_dict(checkpointing.load_weights(path))
+    trainer = Trainer.from_run(run_dir, weights)
+    cfg = trainer.config
     if split == "train":
         from trainwise.data.loader import make_loader
 

@@ -46,6 +46,16 @@ def is_disk_full(err: BaseException | None) -> bool:
     return False
 
 
+def _interrupt_in(err: BaseException | None) -> KeyboardInterrupt | None:
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, KeyboardInterrupt):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -55,7 +65,9 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None], before_rename: Callable[[Path], None] | None = None) -> None:
+    """Write ``path`` through ``write(handle)``; ``before_rename(tmp)`` runs on the complete temporary file
+    just before it replaces ``path`` (the run's checksum manifest is updated there)."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,6 +84,8 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
             faults.point("write/" + path.name)
             handle.flush()
             os.fsync(handle.fileno())
+        if before_rename is not None:
+            before_rename(Path(tmp))
         os.replace(tmp, path)
     except BaseException as err:
         try:
@@ -80,6 +94,9 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
             pass
         if is_disk_full(err):
             raise DiskFull(path) from None
+        interrupt = _interrupt_in(err)
+        if interrupt is not None and interrupt is not err:  # Ctrl-C inside torch.save surfaces as torch's RuntimeError
+            raise interrupt from None
         raise
 
 
@@ -91,12 +108,12 @@ def remove_stale_temps(directory: str | Path) -> list[Path]:
     return stale
 
 
-def write_text(path: str | Path, text: str) -> None:
-    atomic_write(path, lambda handle: handle.write(text.encode()))
+def write_text(path: str | Path, text: str, before_rename: Callable[[Path], None] | None = None) -> None:
+    atomic_write(path, lambda handle: handle.write(text.encode()), before_rename)
 
 
-def write_json(path: str | Path, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+def write_json(path: str | Path, obj: Any, before_rename: Callable[[Path], None] | None = None) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n", before_rename)
 
 
 def _json_default(obj: Any) -> Any:

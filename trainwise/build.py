@@ -34,6 +34,7 @@ from trainwise.interrupt import SignalCatcher
 from trainwise.metrics import MetricAccumulator
 from trainwise.models import build_model
 from trainwise.optim import LearningRate, build_optimizer, param_groups, scaled_lr
+from trainwise.rundir import HISTORY, RunDir
 from trainwise.techniques import registry as techniques
 
 if TYPE_CHECKING:
@@ -132,7 +133,9 @@ def build_run(trainer: Trainer, config: Config, model: torch.nn.Module | None = 
     trainer.scaler = torch.amp.GradScaler(trainer.device.type, enabled=cfg.train.precision == "fp16")
 
     trainer.run_dir = Path(run_dir) if run_dir is not None else None
-    trainer.history = History(path=trainer.run_dir / "history.jsonl" if trainer.run_dir and trainer.dist.is_main else None)
+    trainer.run = RunDir(trainer.run_dir) if trainer.run_dir is not None else None
+    writes = trainer.run is not None and trainer.dist.is_main  # the History's writes carry their checksums (manifest.json)
+    trainer.history = History(path=trainer.run.history_file if writes else None, before_rename=trainer.run.recorder(HISTORY) if writes else None)
     trainer.state = State(config=cfg, model=trainer.model, optimizer=trainer.optimizer, scheduler=trainer.lr, history=trainer.history,
                           device=trainer.device, task=trainer.task, num_classes=trainer.num_classes,
                           run_dir=trainer.run_dir if trainer.dist.is_main else None, steps_per_epoch=steps_per_epoch)

@@ -23,14 +23,16 @@ import re
 import warnings
 import zipfile
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from trainwise import atomic, faults
+from trainwise import atomic, faults, integrity
 from trainwise.errors import UserError
+from trainwise.rundir import CHECKPOINTS, PREVIOUS
 
 if TYPE_CHECKING:
     from trainwise.config import Config
@@ -45,13 +47,14 @@ REQUIRED_KEYS = ("model", "optimizer", "scheduler", "scaler", "callbacks", "rng"
 _PLAIN_LEAVES = (str, bytes, int, float, bool, complex, type(None), torch.dtype, torch.device, torch.Size)
 
 
-def save_weights(model: torch.nn.Module, path: Path, metadata: dict[str, Any] | None = None) -> None:
+def save_weights(model: torch.nn.Module, path: Path, metadata: dict[str, Any] | None = None,
+                 before_rename: Callable[[Path], None] | None = None) -> None:
     from safetensors.torch import save
 
     # safetensors refuses shared storage; contiguous clones of the state dict avoid that.
     tensors = {k: v.detach().contiguous().cpu().clone() for k, v in model.state_dict().items()}
     meta = {k: str(v) for k, v in (metadata or {}).items()}
-    atomic.atomic_write(path, lambda handle: handle.write(save(tensors, metadata=meta)))
+    atomic.atomic_write(path, lambda handle: handle.write(save(tensors, metadata=meta)), before_rename)
 
 
 def load_weights(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
@@ -61,14 +64,17 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> dict[s
     if path.suffix == ".pt":
         state = load_resumable(path)
         return state["model"]
+    integrity.verify(path)
     try:
         return load_file(str(path), device=str(device))
     except Exception as err:
         raise UserError(f"cannot read weights {path}", expected="a safetensors file written by trainwise", received=str(err).splitlines()[0]) from None
 
 
-def save_resumable(state: dict[str, Any], path: Path) -> None:
-    """Write ``state`` as ``path`` (last.pt) atomically, keeping the file it replaces as previous.pt."""
+def save_resumable(state: dict[str, Any], path: Path, before_rotate: Callable[[Path], None] | None = None) -> None:
+    """Write ``state`` as ``path`` (last.pt) atomically, keeping the file it replaces as previous.pt.
+
+    ``before_rotate(ready)`` runs when the new file is complete, before any rename (the manifest)."""
     check_plain(state)
 
     def write(handle) -> None:
@@ -79,8 +85,10 @@ def save_resumable(state: dict[str, Any], path: Path) -> None:
         atomic.atomic_write(tmp_ready, write)
     except atomic.DiskFull:
         raise atomic.DiskFull(path) from None
+    if before_rotate is not None:
+        before_rotate(tmp_ready)
     if path.exists():
-        os.replace(path, path.with_name("previous.pt"))
+        os.replace(path, path.with_name(Path(PREVIOUS).name))
     faults.point("checkpoint-rename")
     os.replace(tmp_ready, path)
 
@@ -103,12 +111,15 @@ def check_plain(obj: Any, where: str = "checkpoint") -> None:
 
 
 def load_resumable(path: Path) -> dict[str, Any]:
+    """Load a last.pt/previous.pt: refused if it carries code, CorruptCheckpoint if it is not a trainwise
+    checkpoint or its bytes differ from the ones written (the run's manifest; checked after the safe load,
+    so that a file carrying code is named as such)."""
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files; the error says enough
             warnings.simplefilter("ignore")
             state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        code = _code_in_pickle(path, err)
+        code = code_in_pickle(path, err)
         if code is None:
             raise CorruptCheckpoint(path, err) from None
         raise UserError(f"refusing to load {path}", expected="a checkpoint of tensors and plain values",
@@ -119,10 +130,14 @@ def load_resumable(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
         found = sorted(map(str, state))[:8] if isinstance(state, dict) else type(state).__name__
         raise CorruptCheckpoint(path, ValueError(f"not a trainwise resumable checkpoint (holds {found})"))
+    try:
+        integrity.verify(path)
+    except integrity.DamagedFile as err:
+        raise CorruptCheckpoint(path, ValueError(f"damaged: {err.why}")) from None
     return state
 
 
-def _code_in_pickle(path: Path, err: Exception) -> str | None:
+def code_in_pickle(path: Path, err: Exception) -> str | None:
     """The first callable a refused pickle names (torch's error says it, or the opcodes do); None: just damaged bytes."""
     named = re.search(r"GLOBAL ([\w.]+)", str(err))
     if named:
@@ -161,10 +176,12 @@ def latest_resumable(run_dir: Path) -> tuple[dict[str, Any], Path]:
     A fallback is reported as a warning on the ``trainwise`` logger; a corrupt ``last.pt`` is renamed
     ``last.pt.corrupt`` so that the next checkpoint does not rotate it into ``previous.pt``.
     """
-    ckpt_dir = run_dir / "checkpoints"
+    from trainwise.rundir import RunDir
+
+    run = RunDir(run_dir)
+    ckpt_dir = run.checkpoints
     errors: list[CorruptCheckpoint] = []
-    for name in ("last.pt", "previous.pt"):
-        path = ckpt_dir / name
+    for path in (run.last_checkpoint, run.previous_checkpoint):
         if not path.exists():
             continue
         try:
@@ -176,8 +193,8 @@ def latest_resumable(run_dir: Path) -> tuple[dict[str, Any], Path]:
             os.replace(bad.path, bad.path.with_name(bad.path.name + ".corrupt"))
             log.warning(f"warning: checkpoint {bad.path} is corrupt or truncated ({bad.detail}); kept as {bad.path.name}.corrupt; "
                         f"resuming from {path}")
-        if name != "last.pt" and not errors:
-            log.warning(f"warning: {ckpt_dir / 'last.pt'} is missing (the run was stopped while replacing it); resuming from {path}")
+        if path != run.last_checkpoint and not errors:
+            log.warning(f"warning: {run.last_checkpoint} is missing (the run was stopped while replacing it); resuming from {path}")
         return ckpt, path
     if errors:
         raise UserError(f"no usable checkpoint in {ckpt_dir}", received=" | ".join(e.detail for e in errors), fix="start the run again with trainwise train")
@@ -190,7 +207,7 @@ def resume_point(run_dir: Path, config: Config) -> tuple[dict[str, Any], Path]:
     Clears temporary files that killed writes left behind, loads the latest good checkpoint and refuses one
     written under a different config (e.g. after config.toml was edited), naming the first key that differs.
     """
-    for directory in (run_dir, run_dir / "checkpoints"):
+    for directory in (run_dir, run_dir / CHECKPOINTS):
         if directory.is_dir():
             atomic.remove_stale_temps(directory)
     ckpt, path = latest_resumable(run_dir)

@@ -39,9 +39,9 @@ def user_errors(fn):
         except TrainingInterrupted as err:  # SIGINT/SIGTERM during training: checkpoint saved, say how to resume
             print(err, file=sys.stderr)
             raise typer.Exit(code=err.exit_code) from None
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            raise typer.Exit(code=130) from None
+        except KeyboardInterrupt as err:
+            print(str(err) or "interrupted", file=sys.stderr)
+            raise typer.Exit(code=getattr(err, "exit_code", 130)) from None
 
     return wrapper
 
@@ -96,10 +96,12 @@ def train(
     profile_startup: Annotated[bool, typer.Option("--profile-startup", help="Print where the wall-clock time went (imports, data, model, epochs, report ...) and write it to startup_profile.json.")] = False,
     autofix: Annotated[bool, typer.Option("--autofix", help="Repair on an error-level finding: roll back or restart with its fix (doctor.autofix).")] = False,
     show_loop: Annotated[bool, typer.Option("--show-loop", help="Print which callbacks run at each event of this config's loop, and exit without training.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the run already in --out (its files are removed first).")] = False,
 ) -> None:
     """Train from a config and write a run directory.
 
-    Validates every epoch, tests at the end, and prints the test metrics.
+    Validates every epoch, tests at the end, and prints the test metrics. A --out that already holds a
+    run is refused unless --overwrite is given.
     """
     from trainwise import profiling
 
@@ -108,8 +110,9 @@ def train(
         profiling.add("process start and command line", profiling.process_age() or 0.0)
         profiling.lap_start()
     from trainwise import distributed
-    from trainwise.api import default_run_dir, fit
+    from trainwise.api import claim_run_dir, default_run_dir, fit
     from trainwise.config import load_config
+    from trainwise.rundir import RunDir
 
     profiling.lap("import torch and trainwise")
 
@@ -122,10 +125,13 @@ def train(
         return
     out = out or default_run_dir(cfg)
     if devices > 1 and not distributed.launched():  # start the processes; each runs this command without --devices
-        argv = ["train", *([str(config)] if config else []), *[a for s in set_ or [] for a in ("--set", s)], "--out", str(out)]
+        if not overwrite:
+            claim_run_dir(RunDir(out), overwrite=False)  # the refusal comes once, from here
+        argv = ["train", *([str(config)] if config else []), *[a for s in set_ or [] for a in ("--set", s)], "--out", str(out),
+                *(["--overwrite"] if overwrite else [])]
         raise typer.Exit(distributed.launch(devices, argv, f"trainwise resume {out} --devices {devices}"))
     with distributed.failures_reported(f"trainwise resume {out}, under the same launcher"):
-        run = fit(cfg, out=out)
+        run = fit(cfg, out=out, overwrite=overwrite)
     _print_summary(run)
     if profile_startup and distributed.is_main_process():
         _print_profile(run.run_dir)
@@ -136,11 +142,12 @@ def train(
 def _print_profile(run_dir: Path | None) -> None:
     """The wall clock of this process split into phases; exit is the one part only an outside clock sees."""
     from trainwise import atomic, profiling
+    from trainwise.rundir import PROFILE
 
     result = profiling.report(total_s=profiling.process_age())
     print(profiling.table(result))
     if run_dir is not None:
-        atomic.write_json(Path(run_dir) / "startup_profile.json", result)
+        atomic.write_json(Path(run_dir) / PROFILE, result)
 
 
 @app.command()
@@ -190,7 +197,7 @@ def _resume_epochs(items: list[str]) -> int | None:
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
     split: Annotated[str, typer.Option(help="test | val | train")] = "test",
-    weights: Annotated[str, typer.Option(help="final | best | last")] = "final",
+    weights: Annotated[str, typer.Option(help="final | best | last | ema")] = "final",
     as_json: Annotated[bool, typer.Option("--json", help="Print every metric as JSON instead of the summary.")] = False,
 ) -> None:
     """Re-score a saved run on a split: the metrics and the confusion matrix (--json: all of it as JSON)."""
@@ -337,7 +344,7 @@ def scratch_demo(names: Annotated[Optional[list[str]], typer.Argument(help="symm
 def ensemble(
     run_dirs: Annotated[list[Path], typer.Argument(help="Run directories trained on the same data config.")],
     split: Annotated[str, typer.Option(help="test | val")] = "test",
-    weights: Annotated[str, typer.Option(help="final | best | ema")] = "final",
+    weights: Annotated[str, typer.Option(help="final | best | last | ema")] = "final",
     as_json: Annotated[bool, typer.Option("--json", help="Print every metric as JSON instead of the summary.")] = False,
 ) -> None:
     """Score the average of several runs' probabilities.
@@ -364,7 +371,7 @@ def predict(
     run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
     input: Annotated[Path, typer.Argument(help="New data: .npz, .npy, .csv, IDX (*-ubyte[.gz]) or .pt file.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write here: .json for JSON, else CSV (default: CSV to stdout).")] = None,
-    weights: Annotated[str, typer.Option(help="final | best | last")] = "final",
+    weights: Annotated[str, typer.Option(help="final | best | last | ema")] = "final",
 ) -> None:
     """Predict classes and probabilities for new data.
 
@@ -377,8 +384,9 @@ def predict(
         sys.stdout.write(text)
         print(note, file=sys.stderr)
     else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
+        from trainwise import atomic
+
+        atomic.write_text(out, text)  # creates the folder; a kill leaves the old file or the new one
         print(f"wrote {out}: {note}")
 
 
@@ -388,7 +396,7 @@ def export(
     run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
     format: Annotated[str, typer.Option("--format", "-f", help="torchscript | onnx")] = "onnx",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="File (default: RUN/exported/model.onnx or model.torchscript.pt).")] = None,
-    weights: Annotated[str, typer.Option(help="final | best | last")] = "final",
+    weights: Annotated[str, typer.Option(help="final | best | last | ema")] = "final",
 ) -> None:
     """Export to TorchScript or ONNX and check the outputs.
 

@@ -19,12 +19,17 @@ import datetime
 import math
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from trainwise.errors import UserError
 from trainwise.optimizers import OPTIMIZERS
+
+
+# NumPy, torch and scikit-learn all accept seeds in 0 .. 2**32 - 1; anything else fails deep inside them.
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
 class _Section(BaseModel):
@@ -43,7 +48,7 @@ class DataConfig(_Section):
     features: str | None = Field(None, description="NPZ key of an extra feature vector fed beside the input (fusion models)")
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of the training data held out for validation")
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share held out for test when the dataset has no test split")
-    split_seed: int = Field(0, description="seed of the train/val/test split (independent of train.seed)")
+    split_seed: Seed = Field(0, description="seed of the train/val/test split (independent of train.seed), 0 .. 2**32-1")
     train_subset: int | None = Field(None, gt=0, description="keep only this many training samples (stratified)")
     classes: list[int] | None = Field(None, description="keep only these label values, numbered 0..k-1 in this order (e.g. [0, 7]; for fine-tuning on a subset)")
     image_size: int | tuple[int, int] | None = Field(None, description="folder: decode images at this size (H = W, or [H, W]); None: the first image's")
@@ -136,7 +141,7 @@ class OptimConfig(_Section):
     lr: float | Literal["auto"] = Field(1e-3, description='learning rate (before LR scaling); "auto": run lr-find first and use its suggestion')
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="sgd and rmsprop momentum")
     nesterov: bool = Field(False, description="sgd: Nesterov momentum")
-    betas: tuple[float, float] = Field((0.9, 0.999), description="adam/adamw betas")
+    betas: tuple[Beta, Beta] = Field((0.9, 0.999), description="adam/adamw betas, each in [0, 1)")
     eps: float = Field(1e-8, gt=0.0)
     alpha: float = Field(0.99, gt=0.0, lt=1.0, description="rmsprop smoothing constant")
     weight_decay: float = Field(0.0, ge=0.0, description="decoupled for adamw, L2-in-gradient for the others")
@@ -209,7 +214,7 @@ class CheckpointConfig(_Section):
 
 class TrainConfig(_Section):
     epochs: int = Field(20, gt=0)
-    seed: int = Field(0, description="seed for weights, data order and dropout")
+    seed: Seed = Field(0, description="seed for weights, data order and dropout, 0 .. 2**32-1")
     deterministic: bool = Field(False, description="torch deterministic algorithms (bit-exact reruns)")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="autocast precision")
@@ -275,7 +280,7 @@ class AugmentConfig(_Section):
     test: list[dict[str, Any]] = Field(
         default_factory=list, description="ops applied to validation/test batches (a fixed seed per evaluation), e.g. "
         "corruptions to measure robustness")
-    test_seed: int = Field(0, description="seed of the test pipeline's random draws")
+    test_seed: Seed = Field(0, description="seed of the test pipeline's random draws")
 
     @field_validator("train", "test")
     @classmethod
@@ -335,7 +340,7 @@ class FinetuneConfig(_Section):
     """Fine-tuning: pretrained weights, frozen parameters, per-group learning rates."""
 
     init_from: str | None = Field(None, description="run directory (or .safetensors file) to load weights from at the start; the head and tensors whose shape differs are skipped")
-    weights: str = Field("final", description="which weights of a run directory: final | best | ema")
+    weights: Literal["final", "best", "last", "ema"] = Field("final", description="which weights of a run directory: final | best | last | ema")
     freeze: list[str] = Field(default_factory=list, description="parameter name patterns to freeze, e.g. ['0.*', 'blocks.0.*']; ['*'] = all but the head")
     unfreeze_epoch: int | None = Field(None, gt=0, description="epoch from which the frozen parameters train too (None: never)")
     head: list[str] = Field(default_factory=list, description="patterns naming the head (default: the last layer)")
@@ -433,11 +438,12 @@ def _format_validation_error(err: ValidationError, source: str, overridden: tupl
             fix=f"remove or rename {key!r} (see docs/config.md)",
         )
     msg = first["msg"].removeprefix("Value error, ") or kind
+    whole = key.rsplit(".", 1)[0] if key.rsplit(".", 1)[-1].isdigit() else key  # optim.betas.0: set optim.betas
     return UserError(
         f"{source}: invalid value for {key!r}",
         expected=msg[0].lower() + msg[1:],
         received=repr(received) if not isinstance(received, dict) else "a table",
-        fix=f"pass a valid value: --set {key}=VALUE" if given else f"set {key} to a valid value in the config file or with --set {key}=VALUE",
+        fix=f"pass a valid value: --set {whole}=VALUE" if given else f"set {whole} to a valid value in the config file or with --set {whole}=VALUE",
     )
 
 

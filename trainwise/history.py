@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from trainwise import atomic
+from trainwise import atomic, integrity
 from trainwise.errors import UserError
 
 
@@ -39,9 +39,11 @@ def _restore(value: Any) -> Any:
 class History:
     """Append-only list of per-epoch records."""
 
-    def __init__(self, records: list[dict[str, Any]] | None = None, path: str | Path | None = None):
+    def __init__(self, records: list[dict[str, Any]] | None = None, path: str | Path | None = None,
+                 before_rename: Callable[[Path], None] | None = None):
         self.records: list[dict[str, Any]] = list(records or [])
         self.path = Path(path) if path is not None else None
+        self.before_rename = before_rename  # a run directory's checksum manifest (trainwise.rundir)
 
     def append(self, record: dict[str, Any]) -> None:
         self.records.append({k: _clean(v) for k, v in record.items()})
@@ -49,7 +51,8 @@ class History:
             self.save(self.path)
 
     def save(self, path: str | Path) -> None:
-        atomic.write_text(path, "".join(json.dumps(r) + "\n" for r in self.records))
+        hook = self.before_rename if self.path is not None and Path(path) == self.path else None
+        atomic.write_text(path, "".join(json.dumps(r) + "\n" for r in self.records), hook)
 
     @classmethod
     def load(cls, path: str | Path) -> History:
@@ -73,6 +76,7 @@ class History:
                 raise UserError(f"{path} line {number} is not a record", expected="one JSON object per line",
                                 received=f"a JSON {type(record).__name__}: {line[:60]!r}", fix="restore the file or delete the bad line")
             records.append({k: _restore(v) for k, v in record.items()})
+        integrity.verify(path)  # after parsing: a torn line is named by its number; other damage by the checksum
         return cls(records)
 
     def column(self, key: str) -> list[Any]:

@@ -49,5 +49,14 @@ class SignalCatcher:
 
     def _handle(self, signum: int, frame) -> None:
         if self.received is not None:
-            raise KeyboardInterrupt
+            raise SecondSignal(signum)
         self.received = signum
+
+
+class SecondSignal(KeyboardInterrupt):
+    """A second SIGINT/SIGTERM while the first was being handled: stop now, without writing anything more."""
+
+    def __init__(self, signum: int):
+        self.signum, self.exit_code = signum, 128 + signum
+        super().__init__(f"interrupted again by {signal.Signals(signum).name}; stopped at once: the last complete checkpoint "
+                         "is intact (continue with trainwise resume RUN_DIR)")

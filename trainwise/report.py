@@ -14,13 +14,12 @@ import html
 import io
 import json
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trainwise import atomic
-from trainwise.history import History
+from trainwise.rundir import ENV, FIX, REPORT, STEPS, SUMMARY, RunDir
 
 SEVERITY_COLOURS = {"error": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
 
@@ -41,11 +40,10 @@ def load_report_input(path: str | Path, findings: list | None = None, repairs: d
     """A run directory, or any history file the doctor can read."""
     path = Path(path)
     if path.is_dir():
-        read = lambda name: json.loads((path / name).read_text()) if (path / name).is_file() else {}  # noqa: E731
-        config = tomllib.loads((path / "config.toml").read_text()) if (path / "config.toml").is_file() else {}
-        records = History.load(path / "history.jsonl").records if (path / "history.jsonl").is_file() else []
-        data = ReportInput(records=records, title=path.name, summary=read("summary.json"), config=config, env=read("env.json"),
-                           repairs=repairs or read("fix/fix.json") or None, steps=_read_steps(path / "steps.jsonl"))
+        run = RunDir(path)
+        config = run.read_config_dict() if run.is_run() else {}
+        data = ReportInput(records=run.load_history().records, title=path.name, summary=run.read_json(SUMMARY), config=config,
+                           env=run.read_json(ENV), repairs=repairs or run.read_json(FIX) or None, steps=_read_steps(run.file(STEPS)))
     else:
         from trainwise.doctor.readers import read_history
 
@@ -354,6 +352,6 @@ def render_report(path: str | Path, out: str | Path | None = None, findings: lis
     """
     path = Path(path)
     data = load_report_input(path, findings, repairs)
-    target = Path(out) if out else (path / "report.html" if path.is_dir() else path.with_suffix(".report.html"))
+    target = Path(out) if out else (path / REPORT if path.is_dir() else path.with_suffix(".report.html"))
     atomic.write_text(target, render_html(data))
     return target

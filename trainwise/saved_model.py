@@ -8,7 +8,6 @@ they were to the training data). ``predict`` and ``export`` build on :func:`load
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainwise.config import Config, DataConfig, build_config, read_config_file
+from trainwise.config import Config, DataConfig
 from trainwise.errors import UserError
+from trainwise.rundir import PREPROCESS, WEIGHTS, RunDir, check_weights
 
 PREPROCESS_FORMAT = 1
-WEIGHTS = ("final", "best", "last")
 
 
 def describe_inputs(data, cfg: DataConfig) -> dict[str, Any]:
@@ -41,9 +40,9 @@ def describe_inputs(data, cfg: DataConfig) -> dict[str, Any]:
 
 def load_preprocess(run_dir: Path, cfg: Config) -> dict[str, Any]:
     """preprocess.json; for runs written before it existed, rebuilt from the run's data config."""
-    path = run_dir / "preprocess.json"
-    if path.is_file():
-        return json.loads(path.read_text())
+    run = RunDir(run_dir)
+    if run.file(PREPROCESS).is_file():
+        return checked_preprocess(run.read_json(PREPROCESS), run.file(PREPROCESS))
     from trainwise.data import prepare_data
 
     return describe_inputs(prepare_data(cfg.data), cfg.data)
@@ -92,28 +91,43 @@ class SavedRun:
 
 def load_saved(run_dir: str | Path, weights: str = "final", model: nn.Module | None = None) -> SavedRun:
     """Rebuild a run's model (or take ``model``, for runs trained on your own nn.Module) and load its weights."""
-    from trainwise import checkpointing
-    from trainwise.api import check_run_dir
     from trainwise.models import build_model
 
-    run_dir = check_run_dir(run_dir)
-    if weights not in WEIGHTS:
-        raise UserError("bad weights choice", expected=" | ".join(WEIGHTS), received=weights)
-    cfg = build_config(read_config_file(run_dir / "config.toml"), source=str(run_dir / "config.toml"))
-    info = load_preprocess(run_dir, cfg)
-    path = run_dir / "checkpoints" / ("last.pt" if weights == "last" else f"{weights}.safetensors")
-    if not path.exists():
-        raise UserError(f"no {weights} weights in {run_dir}", expected=str(path), fix="use weights final, best or last")
+    run = RunDir(run_dir).check()
+    check_weights(weights)
+    cfg = run.load_config()
+    info = load_preprocess(run.path, cfg)
+    if not run.weights_file(weights).exists():
+        run.load_weights(weights)  # the one-line error that lists the weights the run has
     if model is None:
         out_dim = 1 if info["task"] == "binary" else info["num_classes"]
         # the run's own weights replace any pretrained ones: model.weights need not exist any more
         model = build_model(cfg.model.model_copy(update={"weights": None}), tuple(info["input_shape"]), info["feature_dim"], out_dim)
-    try:
-        model.load_state_dict(checkpointing.load_weights(path))
-    except RuntimeError as err:
-        raise UserError(f"the weights in {path} do not fit the model {cfg.model.name!r}", received=str(err).splitlines()[0][:200],
-                        fix="for a run trained on your own nn.Module, pass it: trainwise.predict(run_dir, x, model=my_module)") from None
-    return SavedRun(run_dir, cfg, info, Preprocessed(model.cpu(), info).eval())
+    run.load_weights_into(model, weights, f"the model {cfg.model.name!r}",
+                          fix="for a run trained on your own nn.Module, pass it: trainwise.predict(run_dir, x, model=my_module)")
+    return SavedRun(run.path, cfg, info, Preprocessed(model.cpu(), info).eval())
+
+
+_PREPROCESS_TYPES = {"task": str, "num_classes": int, "class_names": list, "input_shape": list, "feature_dim": int}
+
+
+def checked_preprocess(info: dict[str, Any], path: Path) -> dict[str, Any]:
+    """preprocess.json with the keys predict and export rely on, of the right types (else a one-line error)."""
+    for key, kind in _PREPROCESS_TYPES.items():
+        if not isinstance(info.get(key), kind) or isinstance(info.get(key), bool):
+            raise UserError(f"{path} is damaged: {key!r} is missing or not a {kind.__name__}", expected="the preprocess.json trainwise writes",
+                            received=f"{key} = {info.get(key)!r}"[:120], fix="restore the file from a copy or train the run again")
+    if not all(isinstance(n, int) and n > 0 for n in info["input_shape"]) or len(info["class_names"]) < 2:
+        raise UserError(f"{path} is damaged", expected="a positive input_shape and two or more class_names",
+                        received=f"input_shape {info['input_shape']}, {len(info['class_names'])} class names"[:120],
+                        fix="restore the file from a copy or train the run again")
+    norm = info.get("normalization") or {}
+    for name in ("input", "features"):
+        stats = norm.get(name) if isinstance(norm, dict) else None
+        if stats is not None and not (isinstance(stats, dict) and "mean" in stats and "std" in stats):
+            raise UserError(f"{path} is damaged: normalization.{name} lacks mean and std", received=repr(stats)[:120],
+                            fix="restore the file from a copy or train the run again")
+    return info
 
 
 def to_batch(x: Any, input_shape: tuple[int, ...], name: str = "inputs") -> torch.Tensor:

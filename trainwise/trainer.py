@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from trainwise import atomic, checkpointing, profiling
+from trainwise import checkpointing, integrity, profiling
 from trainwise.callbacks.best_checkpoint import BestCheckpoint
 from trainwise.callbacks.early_stopping import EarlyStopping
 from trainwise.callbacks.monitor_base import metric_value
@@ -31,7 +31,9 @@ from trainwise.history import History
 from trainwise.interrupt import TrainingInterrupted
 from trainwise.losses import hard_labels, predictions, task_loss
 from trainwise.metrics import MetricAccumulator
+from trainwise.rundir import CONFIG, ENV, FINDINGS, PREPROCESS, SUMMARY, RunDir
 from trainwise.runinfo import environment
+from trainwise.runlock import RunLock
 from trainwise.saved_model import describe_inputs
 from trainwise.techniques.tta import flip_logits
 
@@ -59,6 +61,20 @@ class Trainer:
         run_dir: str | Path | None = None,
     ):
         build_run(self, config, model, data, callbacks, run_dir)  # trainwise/build.py: everything before the loop
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, weights: str = "final", *, model: torch.nn.Module | None = None,
+                 data: DataSplits | None = None, overrides: dict[str, Any] | None = None) -> Trainer:
+        """A Trainer rebuilt from a run directory's config, with its ``weights`` (final | best | last | ema) loaded.
+
+        It writes nothing (no run directory): use it to evaluate or inspect a finished run. ``model`` and
+        ``data`` are needed only for runs trained on your own module or arrays.
+        """
+        run = RunDir(run_dir).check()
+        cfg = run.load_config().replace({"train.progress": "none", **(overrides or {})})
+        trainer = cls(cfg, model=model, data=data)
+        run.load_weights_into(trainer.model, weights, f"the model {cfg.model.name!r}")
+        return trainer
 
     def fire(self, event: Event) -> None:
         if self._dispatch is None:
@@ -98,6 +114,12 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------- the loop
     def fit(self) -> Run:
+        if self.run_dir is None or not self.dist.is_main:
+            return self._fit()
+        with RunLock(self.run_dir):  # one writer per run directory
+            return self._fit()
+
+    def _fit(self) -> Run:
         cfg, state = self.config, self.state
         if self.run_dir is not None and self.dist.is_main:
             self._write_run_files()
@@ -274,15 +296,15 @@ class Trainer:
         summary["time_s"] = sum(r.get("time_s", 0.0) for r in self.history)
         summary |= state.extras.get("summary", {})  # techniques' entries, e.g. test_weights (EMA), finetune
         if self.run_dir is not None and self.dist.is_main:
-            atomic.write_json(self.run_dir / "summary.json", summary)
-            checkpointing.save_weights(self.model, self.run_dir / "checkpoints" / "final.safetensors", {"epoch": state.epoch})
+            self.run.write_json(SUMMARY, summary)
+            self.run.save_weights("final", self.model, {"epoch": state.epoch})
         profiling.lap("summary and final weights")
         # The final diagnosis reads the finished run, test predictions included.
         self.diagnosis = diagnose(self.history, self.config, num_classes=self.num_classes, task=self.task,
                                   predictions=summary.get("test", {}).get("confusion"), user_model=bool(state.extras.get("user_model")))
         profiling.lap("diagnosis")
         if self.run_dir is not None and self.dist.is_main:
-            atomic.write_json(self.run_dir / "findings.json", self.diagnosis.to_dict())
+            self.run.write_json(FINDINGS, self.diagnosis.to_dict())
             if self.config.train.report:
                 from trainwise.report import render_report
 
@@ -291,10 +313,10 @@ class Trainer:
         return summary
 
     def _write_run_files(self) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic.write_text(self.run_dir / "config.toml", dump_toml(self.config))
-        atomic.write_json(self.run_dir / "env.json", environment(self.device, self.config.train.seed) | self.dist.describe())
-        atomic.write_json(self.run_dir / "preprocess.json", describe_inputs(self.data, self.config.data))
+        integrity.settle(self.run_dir)  # a killed write may have listed a version that never landed
+        self.run.write_text(CONFIG, dump_toml(self.config))
+        self.run.write_json(ENV, environment(self.device, self.config.train.seed) | self.dist.describe())
+        self.run.write_json(PREPROCESS, describe_inputs(self.data, self.config.data))
 
     # ----------------------------------------------------------------------------------- checkpoints
     def checkpoint_state(self, epoch_done: bool) -> dict[str, Any]:
@@ -310,6 +332,7 @@ class Trainer:
             "rng": checkpointing.rng_state(),
             "train_metrics": {"loss_sum": self.train_metrics.loss_sum, "confusion": self.train_metrics.confusion, "count": self.train_metrics.count},
             "history_len": len(self.history),
+            "history": list(self.history.records),  # resume rebuilds a damaged or truncated history.jsonl from it
             "stop": s.stop, "stop_reason": s.stop_reason, "phase": s.phase,
             "config": self.config.to_dict(),  # resume refuses a checkpoint of another config
         }
@@ -317,7 +340,7 @@ class Trainer:
     def save_checkpoint(self, epoch_done: bool) -> None:
         ckpt = self.dist.add_rank_states(self.checkpoint_state(epoch_done), self.train_metrics)  # all ranks take part
         if self.dist.is_main:
-            checkpointing.save_resumable(ckpt, self.run_dir / "checkpoints" / "last.pt")
+            self.run.save_checkpoint(ckpt)
 
     def stop_for_signal(self, epoch_done: bool) -> None:
         """After SIGINT/SIGTERM: write the resumable checkpoint (an epoch's end already has one) and raise."""

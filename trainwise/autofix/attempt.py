@@ -6,18 +6,16 @@ test split is scored once, for the run the chain ends with (:meth:`Attempt.test`
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainwise import atomic
 from trainwise.autofix import score as scoring
 from trainwise.autofix.applicable import Sources
-from trainwise.config import Config, build_config, read_config_file
+from trainwise.config import Config
 from trainwise.doctor import Diagnosis, Finding, diagnose
 from trainwise.errors import UserError
-from trainwise.history import History
+from trainwise.rundir import FINDINGS, SUMMARY, RunDir
 
 
 @dataclass
@@ -53,21 +51,21 @@ class Attempt:
         test = self.trainer.evaluate(loader=self.test_loader)
         self.summary["test"] = test
         if self.run_dir is not None:
-            atomic.write_json(self.run_dir / "summary.json", self.summary)
+            RunDir(self.run_dir).write_json(SUMMARY, self.summary)  # with its checksum, as the Trainer wrote it
         return test
 
 
 def load_attempt(run_dir: Path) -> Attempt:
     """A finished run directory as the chain's starting point (its findings.json, or a fresh diagnosis)."""
-    history = run_dir / "history.jsonl"
-    if not history.is_file() or not History.load(history).records:
+    run = RunDir(run_dir)
+    records = run.load_history().records
+    if not records:
         raise UserError(f"{run_dir} has no training history to repair", expected="history.jsonl with at least one epoch",
                         fix="train the run first (trainwise train CONFIG --out RUN)")
-    cfg = build_config(read_config_file(run_dir / "config.toml"), source=str(run_dir / "config.toml"))
-    records = History.load(history).records
-    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
-    if (run_dir / "findings.json").is_file():
-        findings = [Finding.from_dict(d) for d in json.loads((run_dir / "findings.json").read_text())["findings"]]
+    cfg = run.load_config()
+    summary = run.read_json(SUMMARY)
+    if run.file(FINDINGS).is_file():
+        findings = [Finding.from_dict(d) for d in run.read_json(FINDINGS)["findings"]]
     else:
         findings = list(diagnose(run_dir))
     return Attempt(cfg, records, summary, findings, run_dir)

@@ -26,6 +26,7 @@ from trainwise.autofix.attempt import Attempt, load_attempt, train_attempt
 from trainwise.doctor import Finding
 from trainwise.errors import UserError
 from trainwise.interrupt import TrainingInterrupted
+from trainwise.rundir import REPORT
 
 Proposer = Callable[[Attempt], Iterator[tuple[Finding | None, str]]]
 
@@ -252,7 +253,7 @@ def _write(chain: FixChain, out: Path, run_dir: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     data = chain.to_dict() | {"written": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     atomic.write_json(out / "fix.json", data)
-    if (run_dir / "report.html").is_file():  # the run's report gains the chain as its Repairs section
+    if (run_dir / REPORT).is_file():  # the run's report gains the chain as its Repairs section
         from trainwise.report import render_report
 
         render_report(run_dir, repairs=data)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trainwise import checkpointing
+from trainwise.rundir import RunDir
 from trainwise.callbacks.monitor_base import MetricWatcher, metric_value
 from trainwise.config import CheckpointConfig
 from trainwise.core import ORDER, Callback, State
@@ -18,8 +18,7 @@ class BestCheckpoint(Callback):
         if state.run_dir is None:
             return
         if self.watcher.update(metric_value(state.record, self.watcher.monitor), state.epoch):
-            checkpointing.save_weights(state.model, state.run_dir / "checkpoints" / "best.safetensors",
-                                       {"epoch": state.epoch, self.watcher.monitor: self.watcher.best})
+            RunDir(state.run_dir).save_weights("best", state.model, {"epoch": state.epoch, self.watcher.monitor: self.watcher.best})
 
     def state_dict(self) -> dict:
         return self.watcher.state_dict()

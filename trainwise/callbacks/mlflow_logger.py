@@ -30,8 +30,9 @@ from trainwise.core import ORDER, Callback, State
 from trainwise.config import flatten_dotted
 from trainwise.errors import UserError
 from trainwise.optional import require
+from trainwise.rundir import CONFIG, FINDINGS, HISTORY, PREPROCESS, REPORT, WEIGHT_FILES
 
-ARTIFACTS = ("config.toml", "preprocess.json", "history.jsonl", "report.html", "findings.json", "checkpoints/best.safetensors")
+ARTIFACTS = (CONFIG, PREPROCESS, HISTORY, REPORT, FINDINGS, WEIGHT_FILES["best"])
 BATCH = 100  # MLflow accepts at most 100 params per log_batch call
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from trainwise.core import Callback, State
+from trainwise.rundir import STEPS
 
 
 class StepCurve(Callback):
@@ -31,7 +32,7 @@ class StepCurve(Callback):
     def on_fit_start(self, state: State) -> None:
         if state.run_dir is None:
             return
-        self.path = state.run_dir / "steps.jsonl"
+        self.path = state.run_dir / STEPS
         if self.path.exists():  # a resumed run: keep what the checkpoint covers
             lines = [line for line in self.path.read_text().splitlines() if line.strip()]
             kept = [line for line in lines if json.loads(line)["step"] <= state.step - len(self._restored_steps())]

@@ -22,13 +22,14 @@ from trainwise.config import LoggingConfig, dump_toml
 from trainwise.core import ORDER, Callback, State
 from trainwise.errors import UserError
 from trainwise.optional import require
+from trainwise.rundir import TENSORBOARD
 
 
 class TensorBoardLogger(Callback):
     order = ORDER["loggers"]
 
     def __init__(self, cfg: LoggingConfig, run_dir: Path | None):
-        self.log_dir = Path(cfg.tensorboard_dir) if cfg.tensorboard_dir else (run_dir / "tensorboard" if run_dir else None)
+        self.log_dir = Path(cfg.tensorboard_dir) if cfg.tensorboard_dir else (run_dir / TENSORBOARD if run_dir else None)
         self.every = cfg.every_n_steps
         self.writer = None
         self.last_logged = -1

@@ -79,8 +79,9 @@ DEBIAN_FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 
 
 def fashion_mnist_dir(configured: str | None) -> Path:
-    """The first directory holding the IDX files: the config's path, $TRAINWISE_DATA, Debian's location."""
-    candidates = [c for c in (configured, os.environ.get("TRAINWISE_DATA"), DEBIAN_FASHION_DIR) if c]
+    """The directory holding the IDX files: the config's path when it names one (it must hold them: a path
+    the user named is never swapped for another), else $TRAINWISE_DATA, else Debian's location."""
+    candidates = [configured] if configured else [c for c in (os.environ.get("TRAINWISE_DATA"), DEBIAN_FASHION_DIR) if c]
     for c in candidates:
         for base in (Path(c), Path(c) / "fashion-mnist", Path(c) / "fashion_mnist"):
             if _find_idx(base, FASHION_FILES["x"]) is not None:
@@ -89,7 +90,8 @@ def fashion_mnist_dir(configured: str | None) -> Path:
         "Fashion-MNIST IDX files not found",
         expected=f"{FASHION_FILES['x']}[.gz] and the other three files",
         received="nothing in " + ", ".join(candidates),
-        fix="run 'apt-get install dataset-fashion-mnist', or set data.path or $TRAINWISE_DATA to a directory with the IDX files",
+        fix=f"check data.path (it names {configured!r})" if configured else
+        "run 'apt-get install dataset-fashion-mnist', or set data.path or $TRAINWISE_DATA to a directory with the IDX files",
     )
 
 
@@ -273,9 +275,13 @@ SOURCES: dict[str, Source] = {
 
 
 STREAMED = ("folder", "npy")  # sources read while training, not loaded here (trainwise.data.prepare_data)
+READS_FILES = ("fashion_mnist", "arrays", "csv", "folder", "npy")  # the sources data.path is for
 
 
 def load_raw(cfg: DataConfig) -> RawData:
     if cfg.name not in SOURCES:
         raise unknown_name("dataset", cfg.name, [*SOURCES, *STREAMED], key="data.name")
+    if cfg.path and cfg.name not in READS_FILES:  # a named path is used, or it is an error
+        raise UserError(f"data.path is set but data.name = {cfg.name!r} reads no files", expected=f"data.path only with data.name = {' | '.join(READS_FILES)}",
+                        received=cfg.path, fix=f"remove data.path, or set data.name to the source that reads {cfg.path!r}")
     return SOURCES[cfg.name].load(cfg)

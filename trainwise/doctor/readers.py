@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -91,15 +90,16 @@ def _foreign(table, path: Path, columns: dict[str, str] | None, run: int | None)
 
 def _read_dir(path: Path, columns: dict[str, str] | None, run: int | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     if (path / "history.jsonl").is_file():
-        records = _read_jsonl(path / "history.jsonl")
+        from trainwise import integrity
+        from trainwise.rundir import SUMMARY, RunDir
+
+        run = RunDir(path)  # reads with checksums and one-line errors for damaged or non-UTF-8 files
+        records = _read_jsonl(run.history_file)
+        integrity.verify(run.history_file)  # after parsing: a torn line is named by its number, other damage by the checksum
         meta: dict[str, Any] = {"format": "trainwise", "path": str(path), "assumptions": []}
-        if (path / "config.toml").is_file():
-            try:
-                meta["config"] = tomllib.loads((path / "config.toml").read_text())
-            except tomllib.TOMLDecodeError as err:
-                raise UserError(f"{path / 'config.toml'}: malformed TOML", received=str(err), fix="repair or delete config.toml") from None
-        if (path / "summary.json").is_file():
-            meta |= summary_meta(_read_json(path / "summary.json"))
+        if run.is_run():
+            meta["config"] = run.read_config_dict()
+        meta |= summary_meta(run.read_json(SUMMARY))
         return records, meta
     if (path / "trainer_state.json").is_file():
         return read_history(path / "trainer_state.json", columns, run)
@@ -126,14 +126,6 @@ def _checkpoint_step(path: Path) -> int:
         return int(path.parent.name.split("-")[-1])
     except ValueError:
         return -1
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path}: malformed JSON", received=str(err), fix="repair or delete the file") from None
-    return data if isinstance(data, dict) else {}
 
 
 def summary_meta(summary: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from trainwise import checkpointing
+from trainwise.rundir import RunDir
 from trainwise.config import EmaConfig
 from trainwise.core import ORDER, Callback, State
 from trainwise.metrics import resolve_mode
@@ -114,7 +114,7 @@ class EMA(Callback):
             better = False  # nothing to judge by: keep the raw weights
         if state.run_dir is not None:
             with swapped_weights(state.model, self.weights):
-                checkpointing.save_weights(state.model, state.run_dir / "checkpoints" / "ema.safetensors", {"updates": self.updates})
+                RunDir(state.run_dir).save_weights("ema", state.model, {"updates": self.updates})
         if better:
             state.model.load_state_dict(self.weights)
         report["test_weights"] = "ema" if better else "raw"

@@ -24,6 +24,7 @@ from trainwise.callbacks.phase import set_phase
 from trainwise.config import Config, FinetuneConfig
 from trainwise.core import ORDER, Callback, State
 from trainwise.errors import UserError
+from trainwise.rundir import RunDir
 from trainwise.techniques.registry import Technique, register
 
 
@@ -124,7 +125,7 @@ def load_matching(model: nn.Module, weights: dict[str, torch.Tensor], skip=()) -
 def pretrained_path(init_from: str, weights: str = "final") -> Path:
     path = Path(init_from)
     if path.is_dir():
-        path = path / "checkpoints" / f"{weights}.safetensors"
+        path = RunDir(path).weights_file(weights)
     if not path.is_file():
         raise UserError(f"no pretrained weights at {path}", expected="a trainwise run directory or a .safetensors file",
                         fix="set finetune.init_from to a run directory written by trainwise train")

@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import math
-import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from trainwise.config import flatten_dotted as flatten  # {"optim": {"lr": 0.1}} -> {"optim.lr": 0.1}
-from trainwise.history import History
 
 # ------------------------------------------------------------------------------------ run directories
 
 
 def read_run(run_dir: str | Path) -> dict[str, Any]:
     """Config (as a dict), history records, summary and environment of a run directory (absent parts empty)."""
-    from trainwise.api import check_run_dir
+    from trainwise.rundir import RunDir
 
-    run_dir = check_run_dir(run_dir)
-    history = run_dir / "history.jsonl"
-    return {
-        "config": tomllib.loads((run_dir / "config.toml").read_text()),
-        "history": History.load(history).records if history.exists() else [],
-        "summary": _json(run_dir / "summary.json"),
-        "env": _json(run_dir / "env.json"),
-    }
-
-
-def _json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.exists() else {}
+    return RunDir(run_dir).read()
 
 
 def final_metrics(run: dict[str, Any]) -> dict[str, float]:

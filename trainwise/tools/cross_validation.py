@@ -30,11 +30,11 @@ import torch
 from torch import nn
 
 from trainwise import atomic
-from trainwise.config import Config, build_config, read_config_file
+from trainwise.config import Config
 from trainwise.data import DataSplits, TensorData, _standardize, prepare_data
 from trainwise.errors import UserError
-from trainwise.history import History
 from trainwise.losses import probabilities
+from trainwise.rundir import SUMMARY, RunDir
 from trainwise.saved_model import Preprocessed, describe_inputs, load_saved
 from trainwise.tools.ensemble import average_probabilities
 from trainwise.techniques.tta import averaged_logits
@@ -133,17 +133,18 @@ def train_fold(config: Config, data: DataSplits, run_dir: Path | None) -> Run:
     """
     from trainwise.api import fit, resume
 
-    if run_dir is None or not (run_dir / "config.toml").is_file():
+    run = RunDir(run_dir) if run_dir is not None else None
+    if run is None or not run.is_run():
         return fit(config, data=data, out=run_dir)
-    saved = build_config(read_config_file(run_dir / "config.toml"))
+    saved = run.load_config()
     if not _same_config(saved, config):
-        return fit(config, data=data, out=run_dir)
-    if (run_dir / "summary.json").is_file() and (run_dir / "checkpoints" / "final.safetensors").is_file():
-        return Run(config=saved, model=load_saved(run_dir).model.model, history=History.load(run_dir / "history.jsonl"),
-                   summary=json.loads((run_dir / "summary.json").read_text()), run_dir=run_dir, data=data)
-    if (run_dir / "checkpoints" / "last.pt").is_file():
+        return fit(config, data=data, out=run_dir, overwrite=True)
+    if run.is_finished() and run.weights_file("final").is_file():
+        return Run(config=saved, model=load_saved(run_dir).model.model, history=run.load_history(),
+                   summary=run.read_json(SUMMARY), run_dir=run_dir, data=data)
+    if run.last_checkpoint.is_file():
         return resume(run_dir, data=data)
-    return fit(config, data=data, out=run_dir)
+    return fit(config, data=data, out=run_dir, overwrite=True)
 
 
 def _same_config(saved: Config, config: Config) -> bool:

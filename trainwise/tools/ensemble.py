@@ -12,12 +12,11 @@ from typing import Any
 
 import torch
 
-from trainwise import checkpointing
-from trainwise.config import build_config, read_config_file
 from trainwise.data import prepare_data
 from trainwise.errors import UserError
 from trainwise.losses import predictions, probabilities, task_loss
 from trainwise.metrics import MetricAccumulator
+from trainwise.rundir import RunDir
 from trainwise.techniques.tta import averaged_logits
 
 
@@ -29,12 +28,7 @@ def member_probabilities(run_dir: Path, split: str, weights: str, data) -> tuple
     """(probabilities (N, K), targets (N,), trainer) of one run on ``split``."""
     from trainwise.trainer import Trainer
 
-    cfg = build_config(read_config_file(run_dir / "config.toml")).replace({"train.progress": "none"})
-    trainer = Trainer(cfg, data=data)
-    path = run_dir / "checkpoints" / f"{weights}.safetensors"
-    if not path.exists():
-        raise UserError(f"no {weights} weights in {run_dir}", expected=str(path), fix="use weights final, best or ema")
-    trainer.model.load_state_dict(checkpointing.load_weights(path, trainer.device))
+    trainer = Trainer.from_run(run_dir, weights, data=data)
     if split not in trainer.eval_loaders:
         raise UserError(f"the runs have no {split} split", fix="use split test or val")
     trainer.model.eval()
@@ -48,12 +42,10 @@ def member_probabilities(run_dir: Path, split: str, weights: str, data) -> tuple
 
 def evaluate_ensemble(run_dirs: list[str | Path], split: str = "test", weights: str = "final") -> dict[str, Any]:
     """Metrics of the averaged probabilities of ``run_dirs`` on ``split``, plus each member's accuracy."""
-    from trainwise.api import check_run_dir
-
     if not run_dirs:
         raise UserError("an ensemble needs run directories", expected="one or more", received=0)
-    run_dirs = [check_run_dir(r) for r in run_dirs]
-    data_cfgs = [build_config(read_config_file(r / "config.toml")).data for r in run_dirs]
+    run_dirs = [RunDir(r).check().path for r in run_dirs]
+    data_cfgs = [RunDir(r).load_config().data for r in run_dirs]
     if any(d != data_cfgs[0] for d in data_cfgs[1:]):
         raise UserError("the runs were trained on different data configs", expected="the same [data] section in every run",
                         fix="ensemble runs of one dataset and split")

@@ -26,6 +26,7 @@ from torch import nn
 
 from trainwise.errors import UserError
 from trainwise.optional import require
+from trainwise.rundir import EXPORTED
 from trainwise.saved_model import SavedRun, load_saved
 
 FORMATS = {"torchscript": "model.torchscript.pt", "onnx": "model.onnx"}
@@ -115,7 +116,7 @@ def export(run_dir: str | Path, format: str = "onnx", out: str | Path | None = N
     if format not in FORMATS:
         raise UserError("unknown export format", expected=" | ".join(FORMATS), received=format)
     saved = load_saved(run_dir, weights, model)
-    path = Path(out) if out else saved.run_dir / "exported" / FORMATS[format]
+    path = Path(out) if out else saved.run_dir / EXPORTED / FORMATS[format]
     path.parent.mkdir(parents=True, exist_ok=True)
     exporter = _torchscript if format == "torchscript" else _onnx
     try:

@@ -49,6 +49,28 @@ def read_inputs(path: str | Path, info: dict[str, Any]) -> Inputs:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"input file {str(path)!r} not found", expected=f"one of {FORMATS}")
+    try:
+        inputs = _read_inputs(path, info)
+    except UserError:
+        raise
+    except Exception as err:  # each reader's own errors for damaged or unexpected files: say which file, in one line
+        detail = str(err).splitlines()[0][:160] if str(err).strip() else "unexpected end of data"
+        if "allow_pickle" in detail:
+            detail = "an array of Python objects (loading it would run code)"
+        raise UserError(f"cannot read the input file {path}", expected=f"numeric data in one of {FORMATS}",
+                        received=f"{type(err).__name__}: {detail}", fix="pass a file of numbers (e.g. numpy.save of a float array)") from None
+    for what, array in (("inputs", inputs.x), ("features", inputs.features)):
+        if array is None and what == "features":
+            continue
+        kind = getattr(getattr(array, "dtype", None), "kind", None)  # NumPy's dtype kinds; a torch tensor is numeric
+        if not hasattr(array, "shape") or (kind is not None and kind not in "biuf"):
+            raise UserError(f"cannot read the input file {path}", expected=f"numeric {what}",
+                            received=f"an array of {array.dtype}" if hasattr(array, "dtype") else type(array).__name__,
+                            fix="pass a file of numbers (e.g. numpy.save of a float array)")
+    return inputs
+
+
+def _read_inputs(path: Path, info: dict[str, Any]) -> Inputs:
     name = path.name.lower()
     if name.endswith(".npz"):
         return _npz(path, info)
@@ -61,13 +83,29 @@ def read_inputs(path: str | Path, info: dict[str, Any]) -> Inputs:
 
         return Inputs(read_idx(path).astype(np.float32) / 255.0)
     if name.endswith((".pt", ".pth")):
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = _load_tensors(path)
         if isinstance(obj, dict) and "x" in obj:
             return Inputs(obj["x"], obj.get(info.get("features_key") or "features"))
         if isinstance(obj, torch.Tensor):
             return Inputs(obj)
         raise UserError(f"{path} holds no tensor", expected="a tensor or a dict with 'x'", received=type(obj).__name__)
     raise UserError(f"unknown input format {path.suffix!r}", expected=f"one of {FORMATS}", received=path.name)
+
+
+def _load_tensors(path: Path) -> Any:
+    """A .pt file of tensors, read without running code; a pickle that would call something is refused by name."""
+    import pickle
+
+    from trainwise.checkpointing import code_in_pickle
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        code = code_in_pickle(path, err)
+        if code is None:
+            raise
+        raise UserError(f"refusing to load {path}", expected="a file of tensors", received=f"a pickle that would import and call {code} while loading",
+                        fix="save the inputs with torch.save(tensor) or numpy.save, from a source you trust") from None
 
 
 def _npz(path: Path, info: dict[str, Any]) -> Inputs:

@@ -35,10 +35,20 @@ Storage and workers:
   psycopg2 (``psycopg2-binary`` in requirements.txt); ``postgresql+psycopg://`` names psycopg 3.
 
 ``--workers N`` runs N processes that share the study through the storage: this one and N - 1
-spawned ones (each a fresh interpreter with its own torch); the trials left to run are divided among
-them, and each uses cpu_count / N torch threads unless ``train.threads`` says otherwise. ``--trials N`` is the size the study
-should reach: finished trials (complete, pruned, failed) count, interrupted ones do not, so running an
-interrupted command again continues the study where it stopped.
+spawned ones (each a fresh interpreter with its own torch, stopped when this process dies); the trials
+left to run are divided among them, and each uses cpu_count / N torch threads unless ``train.threads``
+says otherwise.
+
+``--trials N`` is the size the whole study should reach, however many processes or machines work on
+it: finished trials (complete, pruned, failed with an error) count; interrupted ones, trials whose
+process died and the rare trial created past the total by a concurrent process (marked ``surplus``)
+do not. Before a trial starts, its process counts the study's finished and running trials with a
+lower number (Optuna numbers trials in the order the storage created them) and runs it only while
+they are fewer than N, so concurrent commands never overshoot. A trial whose process was killed stays
+RUNNING in the storage; it is marked failed (not counted) when any search command next starts on this
+host and finds its process gone, or, on database storages, when its heartbeat (every
+``HEARTBEAT_S`` seconds) has been silent for ``GRACE_S`` seconds. Running an interrupted command again
+continues the study where it stopped.
 
 The search directory::
 
@@ -64,6 +74,7 @@ import multiprocessing
 import os
 import socket
 import sys
+import time
 import tomllib
 import warnings
 from dataclasses import dataclass, field
@@ -79,6 +90,7 @@ from trainwise.errors import UserError, unknown_name
 SAMPLERS = ("grid", "random", "tpe")
 PRUNERS = ("none", "median", "asha")
 DONE_STATES = ("COMPLETE", "PRUNED", "FAIL")
+HEARTBEAT_S, GRACE_S = 30, 120  # database storages: a trial silent for GRACE_S is failed by the next process that looks
 
 
 # ------------------------------------------------------------------------------------ search space
@@ -214,7 +226,16 @@ def open_storage(url: str):
         return JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
     engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        for attempt in range(5):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats are marked experimental
+                    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                                                      heartbeat_stale_trial_callback=_report_stale)
+            except Exception as err:  # two commands creating one new database race for its tables: the loser retries
+                if "already exists" not in str(err) or attempt == 4:
+                    raise
+                time.sleep(0.5 + attempt)
     except ImportError as err:
         driver = "psycopg2-binary" if url.startswith("postgres") else "the database driver"
         raise UserError(f"no Python driver for the storage {redact(url)}", received=str(err).splitlines()[0],
@@ -323,7 +344,7 @@ def _trial_data(cfg: Config):
     return _DATA_CACHE[key]
 
 
-def make_objective(spec: SearchSpec):
+def make_objective(spec: SearchSpec, total: int | None = None):
     import optuna
 
     from trainwise.api import fit
@@ -332,6 +353,9 @@ def make_objective(spec: SearchSpec):
     params, base = spec.params(), spec.base_config()
 
     def objective(trial: optuna.Trial) -> float:
+        if past_the_total(trial.study, trial.number, total):  # another process took the last place first
+            trial.set_user_attr("surplus", True)
+            raise optuna.TrialPruned("the study already holds its --trials")
         values = {p.key: p.suggest(trial) for p in params}
         overrides = values | {"train.progress": "none"}
         if spec.threads:
@@ -347,21 +371,83 @@ def make_objective(spec: SearchSpec):
         except KeyboardInterrupt:
             trial.set_user_attr("interrupted", True)  # not counted as done: a re-run repeats it
             raise
+        except Exception as err:  # a failure of the trial itself counts as finished (running it again would fail again)
+            trial.set_user_attr("failed_with", f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}")
+            raise
         if pruning.pruned_at is not None:
             raise optuna.TrialPruned(f"pruned at epoch {pruning.pruned_at}")
         value = final_metrics({"history": run.history.records, "summary": run.summary}).get(spec.metric)
+        if value is None or not math.isfinite(value):
+            trial.set_user_attr("failed_with", f"{spec.metric} is {value}")  # Optuna fails a NaN value; it counts as finished
         return float("nan") if value is None else float(value)
 
     return objective
 
 
+def counts_as_done(trial) -> bool:
+    """Finished for --trials: complete, pruned, or failed with an error; not interrupted, not dead, not surplus."""
+    attrs, state = trial.user_attrs, trial.state.name
+    if attrs.get("interrupted") or attrs.get("surplus"):
+        return False
+    return state in ("COMPLETE", "PRUNED") or (state == "FAIL" and "failed_with" in attrs)
+
+
 def done_trials(study) -> int:
+    return sum(1 for t in study.get_trials(deepcopy=False) if counts_as_done(t))
+
+
+def taken_places(study, below: int | None = None) -> int:
+    """Trials that hold a place in the total: done, or running (another process may finish them)."""
     return sum(1 for t in study.get_trials(deepcopy=False)
-               if t.state.name in DONE_STATES and not t.user_attrs.get("interrupted"))
+               if (below is None or t.number < below) and (counts_as_done(t) or t.state.name == "RUNNING"))
 
 
-def run_worker(spec: SearchSpec, worker: int, n_trials: int) -> None:
-    """Run ``n_trials`` trials of the study in this process (also the entry point of spawned workers).
+def past_the_total(study, number: int, total: int | None) -> bool:
+    return total is not None and taken_places(study, below=number) >= total
+
+
+def fail_dead_trials(study) -> list[int]:
+    """Mark failed the RUNNING trials whose process is gone: on this host by process id, elsewhere by heartbeat."""
+    import optuna
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    if isinstance(storage, optuna.storages.RDBStorage):
+        optuna.storages.fail_stale_trials(study)
+    host, dead = socket.gethostname(), []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        pid = t.user_attrs.get("pid")
+        if t.user_attrs.get("host") != host or not isinstance(pid, int) or pid == os.getpid() or _alive(pid):
+            continue
+        try:
+            storage.set_trial_user_attr(t._trial_id, "died", f"process {pid} on {host} is gone")
+            storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+        except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):  # another process marked it first
+            continue
+        dead.append(t.number)
+    if dead:
+        print(f"search: marked {len(dead)} trial(s) failed whose process died: {', '.join(map(str, dead))} (not counted)",
+              file=sys.stderr, flush=True)
+    return dead
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process of that number
+        return True
+    return True
+
+
+def _report_stale(study, trial) -> None:
+    print(f"search: trial {trial.number} stopped sending heartbeats; marked failed (not counted)", file=sys.stderr, flush=True)
+
+
+def run_worker(spec: SearchSpec, worker: int, n_trials: int, total: int | None = None) -> None:
+    """Run up to ``n_trials`` trials of the study in this process, stopping once it holds ``total``
+    (also the entry point of spawned workers).
 
     ``worker`` is 0 for a search in one process, 1..N with ``--workers N`` (it labels the output lines
     and varies the sampler's seed).
@@ -379,9 +465,22 @@ def run_worker(spec: SearchSpec, worker: int, n_trials: int) -> None:
         existing = len(optuna.load_study(study_name=spec.study, storage=storage).trials)
         study = optuna.load_study(study_name=spec.study, storage=storage, sampler=make_sampler(spec, worker, existing),
                                   pruner=make_pruner(spec.pruner))
-        study.optimize(make_objective(spec), n_trials=n_trials, callbacks=[_announce(spec, worker)])
+        objective, announce = make_objective(spec, total), _announce(spec, worker)
+        for _ in range(n_trials):
+            fail_dead_trials(study)
+            if total is not None and taken_places(study) >= total:
+                break
+            study.optimize(objective, n_trials=1, callbacks=[announce])
     finally:
         torch.set_num_threads(threads)
+
+
+def spawned_worker(spec: SearchSpec, worker: int, n_trials: int, total: int, parent: int) -> None:
+    """A ``--workers`` process: dies with the process that started it, then works like any worker."""
+    from trainwise.processes import die_with_parent
+
+    die_with_parent(parent)
+    run_worker(spec, worker, n_trials, total)
 
 
 class _InterruptFilter(logging.Filter):
@@ -400,6 +499,8 @@ def _quiet_interrupts() -> None:
 
 def _announce(spec: SearchSpec, worker: int):
     def callback(study, trial) -> None:
+        if trial.user_attrs.get("surplus"):
+            return
         params = " ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
         if trial.state.name == "COMPLETE":
             what = f"{spec.metric} {trial.value:.4g}"
@@ -475,12 +576,13 @@ def search(config: Config, space: list[Param], trials: int, out: str | Path, *, 
     if sampler == "grid":
         size = math.prod(len(p.grid()) for p in space)
         trials = min(trials, size)
+    fail_dead_trials(study)
     remaining = max(0, trials - done_trials(study))
     try:
         if remaining and workers == 1:
-            run_worker(spec, 0, remaining)
+            run_worker(spec, 0, remaining, trials)
         elif remaining:
-            _run_processes(spec, workers, remaining)
+            _run_processes(spec, workers, remaining, trials)
     finally:
         result = write_outputs(spec, space, config)
         result.out = out
@@ -511,16 +613,16 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     return config | {"train": train}
 
 
-def _run_processes(spec: SearchSpec, workers: int, remaining: int) -> None:
+def _run_processes(spec: SearchSpec, workers: int, remaining: int, total: int) -> None:
     """This process is worker 1; workers 2..N are spawned. Each takes its share of the remaining trials."""
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter per worker: no forked torch threads
     shares = [remaining // workers + (i < remaining % workers) for i in range(workers)]
-    procs = [ctx.Process(target=run_worker, args=(spec, i + 1, n), name=f"trainwise-search-worker-{i + 1}")
+    procs = [ctx.Process(target=spawned_worker, args=(spec, i + 1, n, total, os.getpid()), name=f"trainwise-search-worker-{i + 1}")
              for i, n in enumerate(shares) if n and i > 0]
     for p in procs:
         p.start()
     try:
-        run_worker(spec, 1, shares[0])
+        run_worker(spec, 1, shares[0], total)
         for p in procs:
             p.join()
     except KeyboardInterrupt:
@@ -549,7 +651,7 @@ def write_outputs(spec: SearchSpec, space: list[Param], config: Config) -> Searc
     trials = study.get_trials(deepcopy=False)
     keys = [p.key for p in space]
     rows = [{
-        "number": t.number, "state": "INTERRUPTED" if t.user_attrs.get("interrupted") else t.state.name, "value": t.value,
+        "number": t.number, "state": row_state(t), "value": t.value,
         "pruned_epoch": max(t.intermediate_values) if t.state.name == "PRUNED" and t.intermediate_values else None,
         "duration_s": t.duration.total_seconds() if t.duration else None,
         "params": dict(t.params), "run_dir": t.user_attrs.get("run_dir"), "host": t.user_attrs.get("host"),
@@ -562,7 +664,7 @@ def write_outputs(spec: SearchSpec, space: list[Param], config: Config) -> Searc
                          r["run_dir"], r["host"]])
     atomic.write_text(out / "trials.csv", buf.getvalue())
 
-    counts = {s: sum(r["state"] == s for r in rows) for s in ("COMPLETE", "PRUNED", "FAIL", "INTERRUPTED", "RUNNING")
+    counts = {s: sum(r["state"] == s for r in rows) for s in ("COMPLETE", "PRUNED", "FAIL", "INTERRUPTED", "DIED", "SURPLUS", "RUNNING")
               if any(r["state"] == s for r in rows)}
     summary: dict[str, Any] = {
         "study": spec.study, "storage": redact(spec.storage), "metric": spec.metric, "direction": spec.direction,
@@ -583,6 +685,18 @@ def write_outputs(spec: SearchSpec, space: list[Param], config: Config) -> Searc
     summary["notes"] += _plots(study, out, spec.metric)
     atomic.write_json(out / "search.json", {k: v for k, v in summary.items() if k != "trials"})
     return SearchResult(out=out, study=study, best_config=best_config, summary=summary)
+
+
+def row_state(trial) -> str:
+    """The state trials.csv shows: Optuna's, or why a trial does not count (INTERRUPTED, DIED, SURPLUS)."""
+    attrs = trial.user_attrs
+    if attrs.get("interrupted"):
+        return "INTERRUPTED"
+    if attrs.get("surplus"):
+        return "SURPLUS"
+    if trial.state.name == "FAIL" and "failed_with" not in attrs:
+        return "DIED"  # its process was killed: marked by the pid check or the heartbeat
+    return trial.state.name
 
 
 def edge_notes(space: list[Param], best: dict[str, Any], margin: float = 0.1) -> list[str]:
