@@ -71,7 +71,8 @@ class Trainer:
         ``data`` are needed only for runs trained on your own module or arrays.
         """
         run = RunDir(run_dir).check()
-        cfg = run.load_config().replace({"train.progress": "none", **(overrides or {})})
+        # the run's own weights replace any pretrained ones (model.weights): that file need not exist any more
+        cfg = run.load_config().replace({"train.progress": "none", "model.weights": None, **(overrides or {})})
         trainer = cls(cfg, model=model, data=data)
         run.load_weights_into(trainer.model, weights, f"the model {cfg.model.name!r}")
         return trainer

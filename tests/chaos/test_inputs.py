@@ -27,11 +27,11 @@ CONFIG_MISTAKES = {
     "seed 2**32": ([f"train.seed={2**32}"], "'train.seed'", "less than or equal to 4294967295"),
     "split seed -1": (["data.split_seed=-1"], "'data.split_seed'", "greater than or equal to 0"),
     "test seed -1": (["augment.test_seed=-1"], "'augment.test_seed'", "greater than or equal to 0"),
-    "erase holes a list": (['augment.train=[{op = "erase", holes = [1, 3]}]'], "bad holes for augmentation op 'erase'", "a whole number >= 1"),
-    "erase holes 0": (['augment.train=[{op = "erase", holes = 0}]'], "bad holes", "a whole number >= 1"),
+    "erase holes reversed": (['augment.train=[{op = "erase", holes = [3, 1]}]'], "bad holes for augmentation op 'erase'", "1 <= low <= high"),
+    "erase holes 0": (['augment.train=[{op = "erase", holes = 0}]'], "bad holes", "a count >= 1"),
     "erase size reversed": (['augment.train=[{op = "erase", size = [0.4, 0.1]}]'], "bad size", "low <= high"),
-    "erase size above 1": (['augment.train=[{op = "erase", size = [0.1, 3.0]}]'], "bad size", "in [0, 1]"),
-    "blur length a string": (['augment.train=[{op = "motion_blur", length = "5"}]'], "bad length", "a whole number"),
+    "erase size above 1": (['augment.train=[{op = "erase", size = [0.1, 3.0]}]'], "bad size", "high <= 1.0"),
+    "blur length a string": (['augment.train=[{op = "motion_blur", length = "5"}]'], "bad length", "an odd number of pixels"),
     "data.path on digits": (['data.path="/tmp"'], "data.path is set but data.name = 'digits' reads no files",),
 }
 
