@@ -3,8 +3,9 @@
 Two processes training into one directory would delete each other's temporary files and interleave
 their checkpoints. The lock is ``fcntl.flock`` on an open file, so the kernel drops it when the holder
 exits, however it dies (no stale lock after a kill). A second writer gets a one-line error naming the
-holder's process id. Within one process the lock is re-entrant (``resume`` takes it before it reads the
-checkpoint, and the training loop it starts takes it again).
+holder's process id, which the kernel's lock table gives (nothing is written into the file: a resume
+with nothing to do changes no file). Within one process the lock is re-entrant (``resume`` takes it
+before it reads the checkpoint, and the training loop it starts takes it again).
 """
 
 from __future__ import annotations
@@ -34,24 +35,19 @@ class RunLock:
             return self
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            handle = open(self.path, "a+")
+            handle = open(self.path, "a")
         except OSError as err:
             raise unwritable(self.run_dir, err) from None
         if fcntl is not None:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                handle.seek(0)
-                holder = handle.read().strip() or "another process"
+                holder = _holder(self.path)
                 handle.close()
                 raise UserError(f"{self.run_dir} is in use: {holder} is training into it",
                                 expected="one train or resume at a time per run directory",
                                 fix="wait for it to finish (or stop it), or pass another --out") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"process {os.getpid()}\n")
-        handle.flush()
-        _held[self.key] = [handle, 1]
+        _held[self.key] = [handle, 1]  # nothing is written into it: a resume that has nothing to do changes no file
         return self
 
     def release(self) -> None:
@@ -68,6 +64,20 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def _holder(path: Path) -> str:
+    """Who holds the lock: the kernel's table of locks names the process (Linux /proc/locks), by the file's inode."""
+    try:
+        inode = os.stat(path).st_ino
+        with open("/proc/locks") as table:
+            for line in table:
+                fields = line.split()  # 1: FLOCK ADVISORY WRITE 4711 08:01:1234 0 EOF
+                if len(fields) > 5 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(inode):
+                    return f"process {fields[4]}"
+    except (OSError, ValueError):
+        pass
+    return "another process"
 
 
 def unwritable(run_dir: Path, err: OSError) -> UserError:

@@ -134,6 +134,20 @@ def judge(result: Result, expected: Result | None, *, read_only: bool, before: d
     return "ok"
 
 
+def same_end(run, pristine) -> bool:
+    """The run ends with the pristine run's final weights and History (times aside)."""
+    import json
+
+    from tests.helpers import same_weights, without_times
+    from trainwise.checkpointing import load_weights
+
+    def history(d):
+        return without_times([json.loads(line) for line in (d / "history.jsonl").read_text().splitlines()])
+
+    final = "checkpoints/final.safetensors"
+    return same_weights(load_weights(run / final), load_weights(pristine / final)) and history(run) == history(pristine)
+
+
 def make_run(out: Path, *extra: str) -> Result:
     return run_cli(["train", *SMALL, *extra, "--out", str(out)])
 

@@ -74,6 +74,7 @@ def test_the_cli_says_it_in_one_line_with_the_signal_exit_code(monkeypatch):
 @pytest.mark.parametrize("how", ["emptied", "last line missing", "deleted"])
 def test_a_history_shorter_than_the_checkpoint_is_rebuilt_from_it(how, pristine, tmp_path, caplog):
     run = copy_run(pristine, tmp_path / "run")
+    (run / "summary.json").unlink()  # killed after the last checkpoint, before the final files
     path = run / "history.jsonl"
     lines = path.read_text().splitlines(keepends=True)
     if how == "deleted":
@@ -91,6 +92,7 @@ def test_an_old_checkpoint_without_the_history_refuses_clearly(pristine, tmp_pat
     import torch
 
     run = copy_run(pristine, tmp_path / "run")
+    (run / "summary.json").unlink()  # killed after the last checkpoint, before the final files
     (run / "manifest.json").unlink()  # an old run: no checksums, no History in the checkpoint
     for name in ("last.pt", "previous.pt"):
         ckpt = load_resumable(run / "checkpoints" / name)
