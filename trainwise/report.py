@@ -56,9 +56,30 @@ def load_report_input(path: str | Path, findings: list | None = None, repairs: d
 
 
 def _read_steps(path: Path) -> list[dict[str, Any]]:
+    """steps.jsonl's records; a torn last line (a kill during its append) is left out, other damage is one line."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    from trainwise.errors import UserError
+
+    try:
+        lines = [line for line in path.read_bytes().decode("utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError as err:
+        raise UserError(f"cannot read {path}", expected="UTF-8 JSON lines as trainwise writes them", received=f"bytes that are not UTF-8 ({err.reason})",
+                        fix="delete steps.jsonl (the report then leaves out the per-step plots)") from None
+    records = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or not all(k in record for k in ("step", "loss", "lr")):
+                raise ValueError("not a step record")
+        except ValueError as err:
+            if number == len(lines):
+                break
+            raise UserError(f"{path} line {number} is damaged", expected="one JSON object with step, loss and lr per line",
+                            received=f"{line[:60]!r} ({str(err).splitlines()[0][:60]})",
+                            fix="delete steps.jsonl (the report then leaves out the per-step plots)") from None
+        records.append(record)
+    return records
 
 
 def step_plot(steps: list[dict[str, Any]], records, key: str, ylabel: str, log: bool = False) -> str | None:
