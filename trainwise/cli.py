@@ -238,9 +238,9 @@ def diagnose(
     config: Annotated[Optional[Path], typer.Option("--config", help="TOML/YAML/JSON file with a foreign run's known hyperparameters (optimizer, lr, schedule, batch_size, label_smoothing, mixup, ...).")] = None,
     run: Annotated[Optional[str], typer.Option("--run", help="Which of several runs appended to one log: K (1-based) or all (default: the last).")] = None,
 ) -> None:
-    """Diagnose a run or a foreign training log: findings with evidence and fixes, and the assumptions made.
+    """Diagnose a run or a foreign training log.
 
-    Exits 0 when nothing is at error level and every expectation held, 1 on an error-level finding or a
+    Prints the findings with their evidence and fixes, and the assumptions made. Exits 0 when nothing is at error level and every expectation held, 1 on an error-level finding or a
     missed expectation, 2 on a user mistake (a path or expectation that cannot be read).
     """
     from trainwise.doctor import diagnose as run_doctor
