@@ -154,7 +154,10 @@ def _print_profile(run_dir: Path | None) -> None:
 @user_errors
 def resume(run_dir: Annotated[Path, typer.Argument(help="Run directory to continue.")], devices: DevicesOpt = 1,
            set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Only train.epochs=N: extend the run to N epochs (the LR schedule is stretched).")] = None) -> None:
-    """Continue an interrupted run from its last checkpoint, or extend a run with --set train.epochs=N."""
+    """Continue an interrupted run, or extend a finished one.
+
+    An interrupted run continues from its last checkpoint; ``--set train.epochs=N`` extends a run.
+    """
     from trainwise import distributed
     from trainwise.api import check_run_dir
     from trainwise.api import resume as resume_run
