@@ -203,7 +203,10 @@ def evaluate(
     weights: Annotated[str, typer.Option(help="final | best | last | ema")] = "final",
     as_json: Annotated[bool, typer.Option("--json", help="Print every metric as JSON instead of the summary.")] = False,
 ) -> None:
-    """Re-score a saved run on a split: the metrics and the confusion matrix (--json: all of it as JSON)."""
+    """Re-score a saved run on a split.
+
+    Prints the metrics and the confusion matrix (--json: all of it as JSON).
+    """
     from trainwise.api import evaluate as evaluate_run
     from trainwise.tools.metrics_text import class_names_of, metrics_text
 
