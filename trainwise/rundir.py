@@ -29,8 +29,9 @@ if TYPE_CHECKING:
     from trainwise.history import History
 
 # final: the weights the run ended with (what it tested); best: the best epoch by checkpoint.monitor;
-# last: the model inside the latest resumable checkpoint; ema: the moving average (ema.enabled).
-WEIGHTS = ("final", "best", "last", "ema")
+# last: the model inside the latest resumable checkpoint; ema: the moving average (ema.enabled); swa: the
+# stochastic weight average (swa.enabled).
+WEIGHTS = ("final", "best", "last", "ema", "swa")
 
 CONFIG = "config.toml"
 HISTORY = "history.jsonl"
@@ -50,7 +51,7 @@ STEPS = "steps.jsonl"  # every optimizer step's loss and LR, appended once per e
 FIX = "fix/fix.json"  # trainwise fix RUN: the chain of repaired runs under RUN/fix/
 PROFILE = "startup_profile.json"  # train --profile-startup
 WEIGHT_FILES = {"final": "checkpoints/final.safetensors", "best": "checkpoints/best.safetensors", "last": LAST,
-                "ema": "checkpoints/ema.safetensors"}
+                "ema": "checkpoints/ema.safetensors", "swa": "checkpoints/swa.safetensors"}
 # What a run writes; ``train --overwrite`` removes exactly these (and nothing the user put beside them).
 RUN_FILES = (CONFIG, HISTORY, STEPS, SUMMARY, ENV, PREPROCESS, FINDINGS, REPORT, MANIFEST, PROFILE, "lr_find.json", "lr_find.png",
              *WEIGHT_FILES.values(), PREVIOUS, LAST + ".corrupt", PREVIOUS + ".corrupt")

@@ -89,17 +89,18 @@ def _foreign(table, path: Path, columns: dict[str, str] | None, run: int | None)
 
 
 def _read_dir(path: Path, columns: dict[str, str] | None, run: int | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    if (path / "history.jsonl").is_file():
-        from trainwise import integrity
-        from trainwise.rundir import SUMMARY, RunDir
+    from trainwise.rundir import SUMMARY, RunDir
 
-        run = RunDir(path)  # reads with checksums and one-line errors for damaged or non-UTF-8 files
-        records = _read_jsonl(run.history_file)
-        integrity.verify(run.history_file)  # after parsing: a torn line is named by its number, other damage by the checksum
+    rundir = RunDir(path)  # reads with checksums and one-line errors for damaged or non-UTF-8 files
+    if rundir.history_file.is_file():
+        from trainwise import integrity
+
+        records = _read_jsonl(rundir.history_file)
+        integrity.verify(rundir.history_file)  # after parsing: a torn line is named by its number, other damage by the checksum
         meta: dict[str, Any] = {"format": "trainwise", "path": str(path), "assumptions": []}
-        if run.is_run():
-            meta["config"] = run.read_config_dict()
-        meta |= summary_meta(run.read_json(SUMMARY))
+        if rundir.is_run():
+            meta["config"] = rundir.read_config_dict()
+        meta |= summary_meta(rundir.read_json(SUMMARY))
         return records, meta
     if (path / "trainer_state.json").is_file():
         return read_history(path / "trainer_state.json", columns, run)

@@ -16,9 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainwise import checkpointing
 from trainwise.config import SwaConfig
 from trainwise.core import ORDER, Callback, State
+from trainwise.rundir import RunDir
 from trainwise.techniques.ema import copy_state
 from trainwise.techniques.registry import Technique, register
 
@@ -86,7 +86,7 @@ class SWA(Callback):
         bn = self.cfg.update_bn and recompute_batch_norm(
             state.model, (inputs for inputs, _ in state.train_loader.batches(max(state.epoch, 1))))
         if state.run_dir is not None:
-            checkpointing.save_weights(state.model, state.run_dir / "checkpoints" / "swa.safetensors", {"epochs_averaged": self.n})
+            RunDir(state.run_dir).save_weights("swa", state.model, {"epochs_averaged": self.n})
         state.extras.setdefault("summary", {})["swa"] = {"epochs_averaged": self.n, "start_epoch": self.cfg.start_epoch,
                                                           "batch_norm_recomputed": bn}
 

@@ -34,7 +34,7 @@ from trainwise.config import Config
 from trainwise.data import DataSplits, TensorData, _standardize, prepare_data
 from trainwise.errors import UserError
 from trainwise.losses import probabilities
-from trainwise.rundir import SUMMARY, RunDir
+from trainwise.rundir import SUMMARY, WEIGHT_FILES, RunDir
 from trainwise.saved_model import Preprocessed, describe_inputs, load_saved
 from trainwise.tools.ensemble import average_probabilities
 from trainwise.techniques.tta import averaged_logits
@@ -215,7 +215,7 @@ def cross_validate(config: Config, folds: int = 5, out: str | Path | None = None
     if pool.test is not None:  # the ensemble takes raw inputs: score it on the unnormalized test split
         probe = Trainer(config.replace({"train.progress": "none", "optim.lr": 1e-3}), model=ensemble, data=pool)
         test = probe.evaluate("test")
-        summary["ensemble"] = {"members": [f"fold-{k}/checkpoints/final.safetensors" for k in range(1, folds + 1)],
+        summary["ensemble"] = {"members": [f"fold-{k}/{WEIGHT_FILES['final']}" for k in range(1, folds + 1)],
                                "rule": "mean of the fold models' probabilities",
                                "test": {k: v for k, v in test.items() if not isinstance(v, list)}}
     if out is not None:

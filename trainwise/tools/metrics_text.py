@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,12 @@ MAX_CONFUSION_CLASSES = 20  # beyond this a table is no longer small: --json has
 
 def class_names_of(run_dir: str | Path, k: int) -> list[str]:
     """The run's class names (preprocess.json, read only), or 0..k-1."""
+    from trainwise.errors import UserError
+    from trainwise.rundir import PREPROCESS, RunDir
+
     try:
-        names = json.loads((Path(run_dir) / "preprocess.json").read_text())["class_names"]
-    except (OSError, ValueError, KeyError, TypeError):
+        names = RunDir(run_dir).read_json(PREPROCESS).get("class_names")
+    except UserError:  # damaged: the numbers will do
         names = None
     return [str(n) for n in names] if isinstance(names, list) and len(names) == k else [str(i) for i in range(k)]
 
