@@ -1,6 +1,7 @@
 """Does applying the fix repair the run? Four repair strategies on the doctor zoo's broken runs.
 
-Every faulty case of the doctor zoo (benchmarks/doctor_zoo/cases.py, screening's dropped cases left out)
+Every faulty case of both doctor zoos (benchmarks/doctor_zoo/cases.py, screening's dropped cases left
+out, and zoo v2, benchmarks/doctor_zoo/v2.py, both halves; ``--zoo`` picks one)
 is trained with its planted fault and beside it its healthy twin, on seeds the zoo and this benchmark's
 development never used. A case counts when its fault manifests on that seed (the zoo's manifestation
 checks, manifest.py, which never ask the doctor). Then each strategy repairs the broken run through
@@ -278,6 +279,7 @@ def case_table(results: list[CaseResult], strategies: tuple[str, ...]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", required=True, help=f"development: {' '.join(map(str, DEV_SEEDS))}; the final table: others")
+    parser.add_argument("--zoo", choices=("v1", "v2", "both"), default="both", help="the first zoo (cases.py), zoo v2 (v2.py, both halves), or both")
     parser.add_argument("--case", action="append", help="only these cases (repeatable)")
     parser.add_argument("--from-case", help="start at this case (the zoo's order)")
     parser.add_argument("--strategy", action="append", choices=STRATEGIES, help="only these strategies (repeatable)")
@@ -286,7 +288,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     strategies = tuple(args.strategy or STRATEGIES)
-    cases = [c for c in CASES if not c.dropped and (not args.case or c.name in args.case)]
+    pool = list(CASES) if args.zoo != "v2" else []
+    if args.zoo != "v1":
+        import v2
+
+        pool += [*v2.DEV, *v2.HELD_OUT]
+    cases = [c for c in pool if not c.dropped and (not args.case or c.name in args.case)]
     if args.from_case:
         cases = cases[[c.name for c in cases].index(args.from_case):]
     started = time.perf_counter()
@@ -295,6 +302,10 @@ def main(argv: list[str] | None = None) -> None:
         for case in cases:
             for seed in args.seeds:
                 try:
+                    if case.name.startswith("v2_"):  # zoo v2: the fine-tunes' pretrained run, per seed
+                        import v2
+
+                        case = v2.resolve(case, seed, Path(tmp))
                     results.append(run_case(case, seed, Path(tmp) / f"{case.name}-{seed}", strategies, args.verbose))
                 except TrainingInterrupted:  # Ctrl-C or SIGTERM: stop, not the next case
                     raise
