@@ -90,7 +90,8 @@ def encode_labels(splits: dict[str, np.ndarray | None], classes: list[int] | Non
         order = np.asarray(classes)
         names = [(class_names[c] if class_names and c < len(class_names) else str(c)) for c in classes]
     elif len(values) and values[0] == 0 and values[-1] == len(values) - 1:
-        order, names = values, list(class_names) if class_names else [str(c) for c in values]
+        order = values
+        names = [str(n) for n in class_names[: len(values)]] if class_names and len(class_names) >= len(values) else [str(c) for c in values]
     else:
         listed = ",".join(str(v) for v in values.tolist())
         raise UserError(f"the {train_name} labels are not class ids 0..{len(values) - 1}", expected=f"{len(values)} classes numbered 0..{len(values) - 1}",
