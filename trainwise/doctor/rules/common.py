@@ -114,9 +114,11 @@ def fit_levels(ctx: Context) -> list[Fit]:
 
 
 def underfits(ctx: Context) -> bool | None:
-    """Every available scale says the training set is far from fitted (None: no scale available)."""
+    """Some available scale says the training set is far from fitted (None: no scale available). Any, not
+    all: a digits MLP with a one-unit bottleneck at 0.47 training accuracy has a loss of 1.2, which the loss
+    scale alone would pass."""
     levels = fit_levels(ctx)
-    return all(f.level < f.threshold for f in levels) if levels else None
+    return any(f.level < f.threshold for f in levels) if levels else None
 
 
 def converged(ctx: Context) -> bool | None:
