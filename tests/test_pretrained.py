@@ -43,12 +43,12 @@ def test_local_weights_load_into_a_factory_model_and_fine_tune_frozen(pretrained
     expected = load_weights(safetensors_path)
     got = trainer.model.state_dict()
     for name in ("0.weight", "0.bias", "3.weight", "3.bias"):  # the body: loaded
-        assert torch.equal(got[name], expected[name])
+        assert torch.equal(got[name].cpu(), expected[name])  # .cpu(): on a GPU machine the model lives there
     assert got["5.weight"].shape == (3, 32)  # the head: three classes now, freshly initialized
     assert "loaded 4 of 6 tensors" in capsys.readouterr().err
     run = trainer.fit()
     after = run.model.state_dict()
-    assert all(torch.equal(after[n], expected[n]) for n in ("0.weight", "3.weight"))  # frozen body unchanged
+    assert all(torch.equal(after[n].cpu(), expected[n]) for n in ("0.weight", "3.weight"))  # frozen body unchanged
     assert run.summary["test"]["acc"] > 0.9  # a linear head on pretrained features separates 0, 1, 2
 
 
