@@ -284,6 +284,7 @@ def main() -> None:
             writers(tally, work, 2 if args.quick else 6)
         else:
             searches(tally, work, 1 if args.quick else 3, rng)
+        print(f"after {family} ({time.monotonic() - started:.0f} s):\n{tally.table()}", file=sys.stderr, flush=True)
     print(tally.table())
     print(f"\n{sum(sum(c.values()) for c in tally.rows.values())} cases in {time.monotonic() - started:.0f} s; work directory {work}")
     for failure in tally.failures:
