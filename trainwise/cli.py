@@ -246,8 +246,9 @@ def diagnose(
 ) -> None:
     """Diagnose a run or a foreign training log.
 
-    Prints the findings with their evidence and fixes, and the assumptions made. Exits 0 when nothing is at error level and every expectation held, 1 on an error-level finding or a
-    missed expectation, 2 on a user mistake (a path or expectation that cannot be read).
+    Prints the findings with their evidence and fixes, and the assumptions made. Exits 0 when nothing is
+    at error level and every expectation held, 1 on an error-level finding or a missed expectation, 2 on
+    a user mistake (a path or expectation that cannot be read).
     """
     from trainwise.doctor import diagnose as run_doctor
 
@@ -276,6 +277,8 @@ def diagnose(
             if len(results) > 1:
                 print(f"run {k} of {len(results)}:")
             for finding in result:
+                if finding.code == "healthy" and result.misses:
+                    continue  # a run that missed an expectation is not called healthy
                 print(finding)
             for miss in result.misses:
                 print(miss)

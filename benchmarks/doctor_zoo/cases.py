@@ -167,8 +167,9 @@ class PhaseChange(Callback):
     def on_epoch_start(self, state: State) -> None:
         state.phase = self.before if state.epoch < self.at_epoch else self.after
         if state.epoch == self.at_epoch:
-            for group in state.optimizer.param_groups:
-                group["lr"] *= self.lr_factor
+            # The Trainer assigns the LR before every step (trainwise.optim.LearningRate); its lr_scale
+            # multiplies that LR from here on, as the planted restart needs.
+            state.lr_scale *= self.lr_factor
 
 
 def lr_restart(factor: float) -> Callable[[], list[Callback]]:

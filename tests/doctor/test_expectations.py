@@ -124,7 +124,9 @@ def test_diagnose_exit_codes(tmp_path):
     healthy = history("healthy", [{"epoch": e, "train_loss": 2.0 / e, "val_loss": 2.1 / e, "val_acc": 0.5 + 0.04 * e} for e in range(1, 11)])
     stuck = history("stuck", [{"epoch": e, "train_loss": 2.302, "val_loss": 2.303, "val_acc": 0.1} for e in range(1, 11)])
     assert run_cli("diagnose", healthy).returncode == 0
-    assert run_cli("diagnose", healthy, "--expect", "val_acc >= 0.99").returncode == 1
+    missed = run_cli("diagnose", healthy, "--expect", "val_acc >= 0.99")
+    assert missed.returncode == 1 and "healthy" not in missed.stdout  # a missed expectation is never printed beside "healthy"
+    assert "healthy" in run_cli("diagnose", healthy).stdout
     result = run_cli("diagnose", stuck, "--json")
     assert result.returncode == 1 and json.loads(result.stdout)["findings"][0]["code"] == "stuck_at_chance"
     bad = run_cli("diagnose", healthy, "--expect", "val_acc is great")
