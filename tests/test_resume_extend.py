@@ -92,3 +92,13 @@ def test_a_run_that_stopped_early_is_not_extended(tmp_path, quiet):
     assert run.summary["epochs_run"] < 30
     with pytest.raises(UserError, match="was stopped at epoch"):
         trainwise.resume(tmp_path / "r", epochs=40)
+
+
+def test_an_early_stopped_run_is_not_offered_an_extension_it_would_refuse(tmp_path):
+    run = tmp_path / "run"
+    stop_soon = [*SMALL, "--set", "train.epochs=30", "--set", "early_stopping.enabled=true",
+                 "--set", "early_stopping.patience=1", "--set", "early_stopping.min_delta=10"]
+    assert run_cli("train", *stop_soon, "--out", str(run)).returncode == 0
+    done = run_cli("resume", str(run))
+    assert done.returncode == 0 and "finished" in done.stdout
+    assert "--set train.epochs" not in done.stdout and "finetune.init_from" in done.stdout

@@ -177,8 +177,11 @@ def _extended(run_dir: Path, saved: Config, ckpt: dict[str, Any], epochs: int | 
     finished = (ckpt["stop"] or (ckpt["epoch_done"] and ckpt["epoch"] >= saved.train.epochs)) and _final_files_written(run_dir, saved, ckpt["epoch"])
     if epochs is None or epochs == saved.train.epochs:
         if finished:
+            # A run that stopped itself (early stopping) cannot be extended (see below): say what can be done instead.
+            longer = ("start a new run from its weights with finetune.init_from=RUN" if ckpt["stop"]
+                      else f"trainwise resume {run_dir} --set train.epochs=N (N > {trained})")
             raise RunFinished(f"{run_dir} is finished ({trained} of {saved.train.epochs} epochs, {ckpt['stop_reason'] or 'completed'}); "
-                              f"nothing was written. To train longer: trainwise resume {run_dir} --set train.epochs=N (N > {trained})")
+                              f"nothing was written. To train longer: {longer}")
         return saved
     if ckpt["stop"]:
         raise UserError(f"{run_dir} was stopped at epoch {ckpt['epoch']} ({ckpt['stop_reason']})", expected="a run that ran all its epochs",
