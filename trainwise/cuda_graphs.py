@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from trainwise.core import Callback, Event
-from trainwise.losses import hard_labels, predictions, task_loss
+from trainwise.losses import hard_labels, predictions
 
 if TYPE_CHECKING:
     from trainwise.trainer import Trainer
@@ -164,10 +164,7 @@ class GraphedStep:
         torch.cuda.synchronize(trainer.device)
         with torch.cuda.graph(captured.graph):
             # autocast's cache of cast weights must be off inside a capture (it would hold stale casts)
-            with torch.autocast(trainer.device.type, dtype=trainer.autocast_dtype, enabled=trainer.autocast_dtype is not None,
-                                cache_enabled=False):
-                captured.outputs = trainer.forward(*captured.inputs)
-                state.loss = task_loss(captured.outputs.float(), captured.targets, trainer.task, cfg.regularization.label_smoothing)
+            captured.outputs, state.loss = trainer.forward_loss(captured.inputs, captured.targets, autocast_cache=False)
             state.outputs = captured.outputs
             trainer.fire(Event.AFTER_LOSS)  # handlers with step_work "same" (penalties) are captured here
             state.loss.backward()

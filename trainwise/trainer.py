@@ -192,14 +192,15 @@ class Trainer:
             if state.stop:
                 break
 
-    def forward_loss(self, inputs: tuple[torch.Tensor, ...], targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_loss(self, inputs: tuple[torch.Tensor, ...], targets: torch.Tensor,
+                     autocast_cache: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """(outputs, loss) of a training batch: the compiled/data-parallel forward under autocast, then the task
         loss with label smoothing (soft MixUp/CutMix targets included). Callbacks reach it as ``state.forward_loss``
-        (SAM's second forward)."""
+        (SAM's second forward). ``autocast_cache=False`` inside a CUDA-graph capture (trainwise.cuda_graphs)."""
         if self.autocast_dtype is None:  # fp32: entering a disabled autocast still costs microseconds per step
             outputs = self.forward(*inputs)
             return outputs, task_loss(outputs.float(), targets, self.task, self.config.regularization.label_smoothing)
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype):
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype, cache_enabled=autocast_cache):
             outputs = self.forward(*inputs)
             return outputs, task_loss(outputs.float(), targets, self.task, self.config.regularization.label_smoothing)
 
