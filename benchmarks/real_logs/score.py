@@ -21,6 +21,12 @@ Verdicts:
     python benchmarks/real_logs/score.py                    # development half
     python benchmarks/real_logs/score.py --split heldout    # the held-out half, once
     python benchmarks/real_logs/score.py --split all --verbose
+
+A second set, benchmarks/real_logs_2 (same schema, none of these repositories), was collected after the
+first had been scored and is held out as a whole: ``--set 2`` scores all of it once (``--split`` does not
+apply to it).
+
+    python benchmarks/real_logs/score.py --set 2
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from datetime import date
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+SETS = {1: HERE, 2: HERE.parent / "real_logs_2"}
 sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE.parents[0] / "doctor_zoo"))
 
@@ -65,8 +72,8 @@ def split_of(entry: dict) -> str:
     return "heldout" if digest[0] % 2 else "dev"
 
 
-def run_one(entry: dict) -> Result:
-    path = HERE / "logs" / entry["file"]
+def run_one(entry: dict, root: Path = HERE) -> Result:
+    path = root / "logs" / entry["file"]
     classes = entry.get("classes") or None
     try:
         found = diagnose(path, entry.get("config"), classes=classes, task=entry.get("task"))
@@ -126,11 +133,17 @@ def report(name: str, results: list[Result], verbose: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=["dev", "heldout", "all"], default="dev")
+    parser.add_argument("--set", type=int, choices=sorted(SETS), default=1,
+                        help="1: benchmarks/real_logs (split by source); 2: benchmarks/real_logs_2, all held out")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
-    entries = tomllib.loads((HERE / "sources.toml").read_text())["log"]
-    print(f"# real logs: {len(entries)} in sources.toml; {date.today()} on {platform.node()} ({platform.machine()}, "
-          f"Python {platform.python_version()})")
+    root = SETS[args.set]
+    entries = tomllib.loads((root / "sources.toml").read_text())["log"]
+    print(f"# real logs, set {args.set}: {len(entries)} in {root.name}/sources.toml; {date.today()} on {platform.node()} "
+          f"({platform.machine()}, Python {platform.python_version()})")
+    if args.set == 2:  # collected after set 1 was scored; nothing in it was tuned on, so all of it is held out
+        report("set 2, held out", [run_one(e, root) for e in entries], args.verbose)
+        return
     groups = {"dev": [], "heldout": []}
     for e in entries:
         groups[split_of(e)].append(e)

@@ -1,5 +1,6 @@
 """Reading histories written by trainwise and by other tools: Keras, Lightning, fastai, Hugging Face,
-TensorBoard, text logs. The foreign logs are real ones from public repositories (benchmarks/real_logs)."""
+TensorBoard, text logs. The foreign logs are real ones from public repositories (benchmarks/real_logs and
+benchmarks/real_logs_2)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from trainwise.errors import UserError
 from trainwise.history import History
 
 REAL = ROOT / "benchmarks" / "real_logs" / "logs"
+REAL_2 = ROOT / "benchmarks" / "real_logs_2" / "logs"
 DATA = Path(__file__).parent / "data"
 
 KERAS = """epoch,accuracy,learning_rate,loss,val_accuracy,val_loss
@@ -412,16 +414,18 @@ def test_cli_diagnose_unreadable_inputs_exit_2_with_one_line(tmp_path):
         assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
 
 
-def test_every_real_log_of_the_benchmark_is_read_and_labelled_in_the_vocabulary():
+@pytest.mark.parametrize("logs", [REAL, REAL_2], ids=["set1", "set2"])
+def test_every_real_log_of_the_benchmark_is_read_and_labelled_in_the_vocabulary(logs):
     import tomllib
 
     from trainwise.doctor import CODES
 
-    entries = tomllib.loads((REAL.parent / "sources.toml").read_text())["log"]
-    assert len(entries) >= 40 and len({e["file"] for e in entries}) == len(entries)
+    entries = tomllib.loads((logs.parent / "sources.toml").read_text())["log"]
+    assert len(entries) >= 20 and len({e["file"] for e in entries}) == len(entries)
+    assert {e["file"] for e in entries} == {p.name for p in logs.iterdir()}  # every stored log is listed
     for e in entries:
         assert e["label"] in CODES and len(e["commit"]) == 40 and e["reason"], e["file"]
-        records, meta = read_history(REAL / e["file"])
+        records, meta = read_history(logs / e["file"])
         assert len(records) >= 2, e["file"]
         assert any(k in r for r in records for k in ("train_loss", "val_loss", "train_acc", "val_acc")), e["file"]
 
