@@ -45,3 +45,35 @@ def test_history_records_training_f1(quiet):
     run = trainwise.fit(trainwise.Config().replace({**quiet, "train.epochs": 2, "data.name": "breast_cancer"}))
     for r in run.history.records:
         assert 0.0 <= r["train_precision"] <= 1 and 0.0 <= r["train_recall"] <= 1 and 0.0 < r["train_f1"] <= 1
+
+
+def test_deferred_sums_grow_fold_and_copy_like_an_eager_sum():
+    """Per-step records are folded when read: many uneven batches (the buffers grow several times), reads
+    in between, a shallow copy folded on its own (a data-parallel total) leaving the original intact."""
+    import copy
+
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    logits = torch.from_numpy(x[:, :10]).float() - 8.0  # arbitrary but real scores for 10 classes
+    targets = torch.from_numpy(y).long()
+    acc = MetricAccumulator(10, torch.device("cpu"))
+    losses, sizes, start = [], [], 0
+    for step, n in enumerate([1, 7, 64, 3, 300, 64, 129] * 4):
+        lo, hi = start % len(y), min(start % len(y) + n, len(y))
+        loss = torch.tensor(0.1 * step + 0.5)
+        acc.update_from_logits(loss, logits[lo:hi], targets[lo:hi], "multiclass")
+        losses.append(0.1 * step + 0.5), sizes.append(hi - lo)
+        start += n
+        if step == 10:
+            shallow = copy.copy(acc)
+            assert float(shallow.loss_sum) == pytest.approx(sum(a * b for a, b in zip(losses, sizes)))
+    expected = np.zeros((10, 10), dtype=np.int64)
+    start = 0
+    for n in [1, 7, 64, 3, 300, 64, 129] * 4:
+        lo, hi = start % len(y), min(start % len(y) + n, len(y))
+        np.add.at(expected, (y[lo:hi], logits[lo:hi].argmax(1).numpy()), 1)
+        start += n
+    assert float(acc.loss_sum) == pytest.approx(sum(a * b for a, b in zip(losses, sizes)))
+    assert (acc.confusion.view(10, 10).numpy() == expected).all()
+    assert acc.count == sum(sizes) == int(acc.confusion.sum())

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from trainwise.core import Callback, Event
-from trainwise.losses import hard_labels, predictions
+from trainwise.losses import hard_labels
 
 if TYPE_CHECKING:
     from trainwise.trainer import Trainer
@@ -185,9 +185,7 @@ class GraphedStep:
         trainer, state = self.trainer, self.trainer.state
         state.outputs, state.loss = captured.outputs, captured.loss
         state.step += 1
-        with torch.no_grad():
-            trainer.train_metrics.update(captured.loss, predictions(captured.outputs, trainer.task),
-                                         hard_labels(captured.targets, trainer.task))
+        trainer.train_metrics.update_from_logits(captured.loss, captured.outputs, hard_labels(captured.targets, trainer.task), trainer.task)
 
     def describe(self) -> dict[str, Any]:
         return {"graphs": self.captures, "replayed_steps": self.replays}
