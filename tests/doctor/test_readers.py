@@ -421,7 +421,7 @@ def test_every_real_log_of_the_benchmark_is_read_and_labelled_in_the_vocabulary(
     from trainwise.doctor import CODES
 
     entries = tomllib.loads((logs.parent / "sources.toml").read_text())["log"]
-    assert len(entries) >= 20 and len({e["file"] for e in entries}) == len(entries)
+    assert len(entries) >= 40 and len({e["file"] for e in entries}) == len(entries)
     assert {e["file"] for e in entries} == {p.name for p in logs.iterdir()}  # every stored log is listed
     for e in entries:
         assert e["label"] in CODES and len(e["commit"]) == 40 and e["reason"], e["file"]
