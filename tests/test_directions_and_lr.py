@@ -34,7 +34,7 @@ def test_every_history_key_has_a_direction(tmp_path, quiet):
 
     cfg = short(quiet, **{"monitors.grad_norms": True, "monitors.update_ratios": True, "monitors.activations": True,
                           "monitors.every_n_steps": 5, "monitors.nan_policy": "rollback", "ema.enabled": True,
-                          "finetune.freeze": ["1.*"], "finetune.unfreeze_epoch": 2})
+                          "finetune.freeze": ["hidden1.*"], "finetune.unfreeze_epoch": 2})
     run = trainwise.fit(cfg, out=tmp_path / "r", callbacks=[PoisonOnce()])
     keys = {k for record in run.history for k in record}
     assert {"val_acc_ema", "grad_norm", "event", "phase", "nonfinite_steps"} <= keys

@@ -24,9 +24,9 @@ def test_frames_layout_is_a_config():
     assert [(kind, p) for _, kind, p in drops] == [("Dropout2d", 0.1), ("Dropout2d", 0.15), ("Dropout", 0.2), ("Dropout", 0.3)]
     assert [n.split(".")[0] for n, _, _ in drops] == ["image", "image", "fusion", "fusion"]
     # the fusion layer reads both branches: 64 image channels + 32 features
-    assert model.fusion[0].in_features == 64 + 32 and model.fusion[0].out_features == 128
+    assert model.fusion.hidden1.linear.in_features == 64 + 32 and model.fusion.hidden1.linear.out_features == 128
     # the 0.3 dropout is the last thing before the classifier
-    assert isinstance(model.fusion[-1], nn.Dropout) and model.fusion[-1].p == 0.3 and model.head.in_features == 64
+    assert [n for n, _, _ in drops][-1] == "fusion.hidden2.drop" and model.fusion.hidden2.drop.p == 0.3 and model.head.in_features == 64
     x, f = torch.randn(4, 3, 96, 96), torch.randn(4, 12)
     model.eval()
     assert torch.equal(model(x, f), model(x, f)) and model(x, f).shape == (4, 1)
@@ -36,7 +36,7 @@ def test_frames_layout_is_a_config():
 
 def test_joined_straight_into_the_classifier_and_mistakes():
     model = build_model(ModelConfig(name="fusion", channels=[8], fusion_hidden=[], fusion_dropout=0.3), (1, 8, 8), 4, 3)
-    assert isinstance(model.fusion[0], nn.Dropout) and model.head.in_features == 8 + 32
+    assert isinstance(model.fusion.drop, nn.Dropout) and model.head.in_features == 8 + 32
     with pytest.raises(UserError, match="fusion_dropout has 1 rates"):
         build_model(ModelConfig(name="fusion", fusion_hidden=[16, 8], fusion_dropout=[0.2]), (1, 8, 8), 4, 3)
     with pytest.raises(UserError, match="invalid value for 'model.fusion_dropout'"):

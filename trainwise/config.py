@@ -341,7 +341,7 @@ class FinetuneConfig(_Section):
 
     init_from: str | None = Field(None, description="run directory (or .safetensors file) to load weights from at the start; the head and tensors whose shape differs are skipped")
     weights: Literal["final", "best", "last", "ema", "swa"] = Field("final", description="which weights of a run directory: final | best | last | ema | swa")
-    freeze: list[str] = Field(default_factory=list, description="parameter name patterns to freeze, e.g. ['0.*', 'blocks.0.*']; ['*'] = all but the head")
+    freeze: list[str] = Field(default_factory=list, description="parameter name patterns to freeze, e.g. ['hidden1.*'], ['stage1.*', 'stem.*']; ['*'] = all but the head")
     unfreeze_epoch: int | None = Field(None, gt=0, description="epoch from which the frozen parameters train too (None: never)")
     head: list[str] = Field(default_factory=list, description="patterns naming the head (default: the last layer)")
     head_lr_mult: float = Field(1.0, gt=0.0, description="learning-rate multiplier of the head")

@@ -25,7 +25,7 @@ def test_run_directory_round_trip(tmp_path):
     lines: list[str] = []
     run = fit(cfg, callbacks=[DoctorCallback(emit=lines.append)], out=tmp_path)
     last = json.loads((tmp_path / "history.jsonl").read_text().splitlines()[-1])
-    assert {"grad_norm", "update_ratio/1", "dead_frac/1", "nonfinite_steps"} <= set(last)
+    assert {"grad_norm", "update_ratio/hidden1.linear", "dead_frac/hidden1.linear", "nonfinite_steps"} <= set(last)
     found = diagnose(tmp_path)
     assert found.codes[0] == "healthy" and lines == []
     assert [f.code for f in run.findings] == found.codes

@@ -35,12 +35,12 @@ def test_finetune_head_first_then_everything(cnn_config, pretrained, capsys):
     assert sorted({g["lr"] for g in trainer.optimizer.param_groups}) == [pytest.approx(2e-2), pytest.approx(0.1)]
     run = trainer.fit()
     report = run.summary["finetune"]
-    assert set(report["skipped"]) == {"10.weight", "10.bias"}  # the head: new classes (5 again, so shapes alone would not tell)
+    assert set(report["skipped"]) == {"head.weight", "head.bias"}  # the head: new classes (5 again, so shapes alone would not tell)
     assert "loaded 12 tensors" in capsys.readouterr().err
-    body = [k for k in donor if not k.startswith("10.")]
+    body = [k for k in donor if not k.startswith("head.")]
     assert all(torch.equal(frozen_after[2][k], donor[k]) for k in body)  # weights and BN statistics kept
-    assert not torch.equal(frozen_after[2]["10.weight"], frozen_after[1]["10.weight"])
-    assert not torch.equal(frozen_after[3]["0.weight"], donor["0.weight"])  # unfrozen at epoch 3
+    assert not torch.equal(frozen_after[2]["head.weight"], frozen_after[1]["head.weight"])
+    assert not torch.equal(frozen_after[3]["stage1.conv.weight"], donor["stage1.conv.weight"])  # unfrozen at epoch 3
     assert [r["phase"] for r in run.history] == ["frozen", "frozen", "unfrozen"]
     assert run.summary["test"]["acc"] > 0.6
 

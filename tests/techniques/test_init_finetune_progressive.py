@@ -66,14 +66,17 @@ def cnn():
 
 
 def test_layers_head_and_multipliers_of_a_cnn():
-    model = cnn()  # 0 conv, 1 bn, 4 conv, 5 bn, 10 linear
+    model = cnn()  # stage1.conv, stage1.norm, stage2.conv, stage2.norm, head (once numbered 0, 1, 4, 5, 10)
     index = FT.layer_index(model)
-    assert index == {"0.weight": 0, "1.weight": 0, "1.bias": 0, "4.weight": 1, "5.weight": 1, "5.bias": 1,
-                     "10.weight": 2, "10.bias": 2}
-    assert FT.head_names(model) == ["10.weight", "10.bias"]
-    mults = FT.lr_multipliers(model, head_lr_mult=10.0, layer_decay=0.5, overrides={"1.*": 3.0})
-    assert mults == {"0.weight": 0.25, "1.weight": 3.0, "1.bias": 3.0, "4.weight": 0.5, "5.weight": 0.5, "5.bias": 0.5,
-                     "10.weight": 10.0, "10.bias": 10.0}
+    assert index == {"stage1.conv.weight": 0, "stage1.norm.weight": 0, "stage1.norm.bias": 0, "stage2.conv.weight": 1,
+                     "stage2.norm.weight": 1, "stage2.norm.bias": 1, "head.weight": 2, "head.bias": 2}
+    assert FT.head_names(model) == ["head.weight", "head.bias"]
+    mults = FT.lr_multipliers(model, head_lr_mult=10.0, layer_decay=0.5, overrides={"stage1.norm.*": 3.0})
+    assert mults == {"stage1.conv.weight": 0.25, "stage1.norm.weight": 3.0, "stage1.norm.bias": 3.0, "stage2.conv.weight": 0.5,
+                     "stage2.norm.weight": 0.5, "stage2.norm.bias": 0.5, "head.weight": 10.0, "head.bias": 10.0}
+    # a pattern written against the numbered layout of older versions means the same layer
+    assert FT.lr_multipliers(model, head_lr_mult=10.0, layer_decay=0.5, overrides={"1.*": 3.0}) == mults
+    assert FT.head_names(model, ["10.*"]) == FT.head_names(model, ["head.*"]) == ["head.weight", "head.bias"]
 
 
 def test_layer_multipliers_land_in_the_optimizer_param_groups():
@@ -85,23 +88,26 @@ def test_layer_multipliers_land_in_the_optimizer_param_groups():
     for group in opt.param_groups:
         for p in group["params"]:
             seen[names[id(p)]] = (group["lr"], group["weight_decay"])
-    assert seen["0.weight"] == (pytest.approx(0.025), 0.01)
-    assert seen["5.bias"] == (pytest.approx(0.05), 0.0)
-    assert seen["10.weight"] == (pytest.approx(1.0), 0.01) and seen["10.bias"] == (pytest.approx(1.0), 0.0)
+    assert seen["stage1.conv.weight"] == (pytest.approx(0.025), 0.01)
+    assert seen["stage2.norm.bias"] == (pytest.approx(0.05), 0.0)
+    assert seen["head.weight"] == (pytest.approx(1.0), 0.01) and seen["head.bias"] == (pytest.approx(1.0), 0.0)
     assert len(seen) == len(names)
 
 
 def test_freeze_patterns_and_loading_around_a_new_head():
     model = cnn()
-    assert FT.frozen_names(model, ["*"]) == ["0.weight", "1.weight", "1.bias", "4.weight", "5.weight", "5.bias"]
-    assert FT.frozen_names(model, ["0.*", "4.*"]) == ["0.weight", "4.weight"]
-    assert FT.norm_modules_of(model, FT.frozen_names(model, ["*"])) == [model[1], model[5]]
-    FT.set_trainable(model, ["0.weight"], False)
-    assert not model[0].weight.requires_grad and model[4].weight.requires_grad
+    body = ["stage1.conv.weight", "stage1.norm.weight", "stage1.norm.bias", "stage2.conv.weight", "stage2.norm.weight", "stage2.norm.bias"]
+    assert FT.frozen_names(model, ["*"]) == body
+    assert FT.frozen_names(model, ["stage*.conv.*"]) == ["stage1.conv.weight", "stage2.conv.weight"]
+    assert FT.frozen_names(model, ["0.*", "4.*"]) == ["stage1.conv.weight", "stage2.conv.weight"]  # the old numbered names
+    assert FT.frozen_names(model, ["stage1.*"]) == body[:3]
+    assert FT.norm_modules_of(model, FT.frozen_names(model, ["*"])) == [model.stage1.norm, model.stage2.norm]
+    FT.set_trainable(model, ["stage1.conv.weight"], False)
+    assert not model.stage1.conv.weight.requires_grad and model.stage2.conv.weight.requires_grad
     donor = build_cnn(ModelConfig(name="cnn", channels=[4, 8], batch_norm=True), input_shape=(1, 8, 8), out_dim=5)
     loaded, skipped = FT.load_matching(model, donor.state_dict())
-    assert set(skipped) == {"10.weight", "10.bias"} and "shape (5, 8) there" in skipped["10.weight"]
-    assert torch.equal(model[0].weight, donor[0].weight) and "1.running_mean" in loaded
+    assert set(skipped) == {"head.weight", "head.bias"} and "shape (5, 8) there" in skipped["head.weight"]
+    assert torch.equal(model.stage1.conv.weight, donor.stage1.conv.weight) and "stage1.norm.running_mean" in loaded
 
 
 def test_phases_and_resize():

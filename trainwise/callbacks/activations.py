@@ -11,7 +11,7 @@ evaluation run without them. Definitions (per activation module call, averaged o
   4.6; tanh: |x| > 2.65), where the local gradient is below 0.01. DeepDiagnosis uses |x| > 5 on the
   pre-activation; reading the output needs no extra hook and flags the same regime.
 
-``<layer>`` is the parameter-owning module just before the activation (``net.0`` for ``net.1 = ReLU``),
+``<layer>`` is the parameter-owning module just before the activation (``hidden1.linear`` for ``hidden1.act``),
 so activation keys line up with ``grad_norm/<layer>``; an activation with no such module keeps its name.
 """
 

@@ -1,7 +1,9 @@
 """Shared by the monitors: which parameters belong to which layer, and which steps are sampled.
 
-A *layer* is the module that owns parameters directly (``net.0`` for ``net.0.weight``), so the keys
-``grad_norm/net.0``, ``update_ratio/net.0`` and ``dead_frac/net.0`` of one layer line up in the History.
+A *layer* is the module that owns parameters directly, named by its path in ``named_modules()``
+(``hidden1.linear`` for ``hidden1.linear.weight``; a timm or user model's own paths, ``blocks.0.attn.qkv``), so
+the keys ``grad_norm/hidden1.linear``, ``update_ratio/hidden1.linear`` and ``dead_frac/hidden1.linear`` of
+one layer line up in the History.
 Per-layer reductions run as one ``_foreach_norm`` plus one ``index_add_`` so that a sampled step costs
 a handful of kernel launches however deep the model is, and nothing waits for the device.
 """

@@ -1,4 +1,8 @@
-"""A plain CNN: per block Conv3x3 -> (BatchNorm) -> activation -> MaxPool -> Dropout2d; then pool and a linear head."""
+"""A plain CNN: per block ``stage<k>`` = conv3x3 -> (norm) -> act -> pool -> (drop, Dropout2d); then ``pool``, ``flatten``, ``head``.
+
+Parameters are named ``stage1.conv.weight``, ``stage2.norm.bias``, ``head.weight`` (trainwise.models.names;
+the flat numbered layout of older runs still loads).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from torch import nn
 from trainwise.config import ModelConfig
 from trainwise.errors import UserError
 from trainwise.models.layers import activation, per_layer
+from trainwise.models.names import Named, part
 
 
 def image_shape(input_shape: tuple[int, ...], model: str) -> tuple[int, int, int]:
@@ -18,27 +23,25 @@ def image_shape(input_shape: tuple[int, ...], model: str) -> tuple[int, int, int
     return tuple(input_shape)
 
 
-def cnn_trunk(input_shape, cfg: ModelConfig) -> tuple[nn.Sequential, int]:
+def cnn_trunk(input_shape, cfg: ModelConfig) -> tuple[Named, int]:
     channels, height, width = image_shape(input_shape, "cnn")
     rates = per_layer(cfg.dropout, len(cfg.channels))
-    layers: list[nn.Module] = []
+    parts: list[tuple[str, nn.Module]] = []
     if len(input_shape) == 2:
-        layers.append(nn.Unflatten(1, (1, *input_shape)))
-    for out, rate in zip(cfg.channels, rates):
-        layers.append(nn.Conv2d(channels, out, 3, padding=1, bias=not cfg.batch_norm))
-        if cfg.batch_norm:
-            layers.append(nn.BatchNorm2d(out))
-        layers.append(activation(cfg.activation))
+        parts.append(("unflatten", nn.Unflatten(1, (1, *input_shape))))
+    for k, (out, rate) in enumerate(zip(cfg.channels, rates), start=1):
+        pool = None
         if min(height, width) >= 2:  # stop pooling once the map is 1x1
-            layers.append(nn.MaxPool2d(2))
+            pool = nn.MaxPool2d(2)
             height, width = height // 2, width // 2
-        if rate > 0:
-            layers.append(nn.Dropout2d(rate))
+        parts.append((f"stage{k}", part(conv=nn.Conv2d(channels, out, 3, padding=1, bias=not cfg.batch_norm),
+                                        norm=nn.BatchNorm2d(out) if cfg.batch_norm else None, act=activation(cfg.activation),
+                                        pool=pool, drop=nn.Dropout2d(rate) if rate > 0 else None)))
         channels = out
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-    return nn.Sequential(*layers), channels
+    parts += [("pool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten())]
+    return Named(parts, flat_before=True), channels
 
 
 def build_cnn(cfg: ModelConfig, *, input_shape, out_dim: int, **_) -> nn.Module:
     trunk, width = cnn_trunk(input_shape, cfg)
-    return nn.Sequential(*trunk, nn.Linear(width, out_dim))
+    return Named([*trunk.named_children(), ("head", nn.Linear(width, out_dim))], flat_before=True)

@@ -1,4 +1,9 @@
-"""A small residual network for 28x28 / 32x32 images (ResNet basic blocks, with drop path)."""
+"""A small residual network for 28x28 / 32x32 images (ResNet basic blocks, with drop path).
+
+Layers: ``stem`` (conv, norm, act), ``stage<s>.<b>`` (basic block b of stage s: conv1, bn1, act1, conv2,
+bn2, act2, shortcut), ``pool``, ``flatten``, ``drop``, ``head`` -- as in ``stage2.0.conv1``. Older runs
+(``stem.0``, ``blocks.<i>``, ``head.3``) still load (trainwise.models.names).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from torch import nn
 from trainwise.config import ModelConfig
 from trainwise.models.cnn import image_shape
 from trainwise.models.layers import activation, drop_path
+from trainwise.models.names import LegacyNames, Named, part
 
 
 class BasicBlock(nn.Module):
@@ -29,29 +35,37 @@ class BasicBlock(nn.Module):
         return self.act2(self.shortcut(x) + drop_path(branch, self.drop_path_rate, self.training))
 
 
-class ResNet(nn.Module):
+class ResNet(LegacyNames, nn.Module):
     def __init__(self, input_shape, cfg: ModelConfig, out_dim: int):
         super().__init__()
         channels = image_shape(input_shape, "resnet")[0]
         self.unflatten = len(input_shape) == 2
         width = cfg.channels[0]
-        self.stem = nn.Sequential(nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), activation(cfg.activation))
+        self.stem = part(conv=nn.Conv2d(channels, width, 3, padding=1, bias=False), norm=nn.BatchNorm2d(width), act=activation(cfg.activation))
+        self.legacy = {"stem.0": "stem.conv", "stem.1": "stem.norm", "stem.2": "stem.act"}
         total = len(cfg.channels) * cfg.blocks_per_stage
-        blocks, i = [], 0
-        for stage, cout in enumerate(cfg.channels):
+        i = 0
+        for stage, cout in enumerate(cfg.channels, start=1):
+            blocks = []
             for b in range(cfg.blocks_per_stage):
                 # Stochastic depth grows linearly with depth (Huang et al. 2016).
                 rate = cfg.drop_path * i / max(total - 1, 1)
-                blocks.append(BasicBlock(width, cout, 2 if stage > 0 and b == 0 else 1, cfg.activation, rate))
+                blocks.append((str(b), BasicBlock(width, cout, 2 if stage > 1 and b == 0 else 1, cfg.activation, rate)))
+                self.legacy[f"blocks.{i}"] = f"stage{stage}.{b}"
                 width, i = cout, i + 1
-        self.blocks = nn.Sequential(*blocks)
+            self.add_module(f"stage{stage}", Named(blocks))
+        self.stages = len(cfg.channels)
         rate = cfg.dropout if isinstance(cfg.dropout, float) else cfg.dropout[-1]
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(rate), nn.Linear(width, out_dim))
+        self.pool, self.flatten, self.drop, self.head = nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(rate), nn.Linear(width, out_dim)
+        self.legacy |= {"head.0": "pool", "head.1": "flatten", "head.2": "drop", "head.3": "head"}
 
     def forward(self, x):
         if self.unflatten:
             x = x.unsqueeze(1)
-        return self.head(self.blocks(self.stem(x)))
+        x = self.stem(x)
+        for stage in range(1, self.stages + 1):
+            x = getattr(self, f"stage{stage}")(x)
+        return self.head(self.drop(self.flatten(self.pool(x))))
 
 
 def build_resnet(cfg: ModelConfig, *, input_shape, out_dim: int, **_) -> nn.Module:

@@ -19,6 +19,7 @@ from trainwise.rundir import RunDir
 from trainwise.config import EmaConfig
 from trainwise.core import ORDER, Callback, State
 from trainwise.metrics import resolve_mode
+from trainwise.models.names import upgrade_keys
 from trainwise.techniques.registry import Technique, register
 
 
@@ -86,8 +87,8 @@ class EMA(Callback):
     def on_fit_start(self, state: State) -> None:
         if self.weights is None:
             self.weights = copy_state(state.model)
-        else:  # resumed: the checkpoint's copy, loaded on the CPU
-            self.weights = {k: v.to(state.device) for k, v in self.weights.items()}
+        else:  # resumed: the checkpoint's copy, loaded on the CPU (names of an older layout renamed)
+            self.weights = {k: v.to(state.device) for k, v in upgrade_keys(state.model, self.weights).items()}
 
     def on_step_end(self, state: State) -> None:
         update_state(self.weights, state.model, ema_decay(self.cfg.decay, self.updates, self.cfg.warmup))

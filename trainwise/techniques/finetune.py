@@ -1,7 +1,9 @@
 """Fine-tuning: pretrained weights in, frozen parameters, per-parameter learning-rate multipliers out.
 
-Parameters are named as in ``model.named_parameters()`` (``"0.weight"``, ``"blocks.1.conv2.weight"``,
-``"head.3.bias"``) and selected with shell-style patterns (``fnmatch``): ``"blocks.0.*"``, ``"*"``.
+Parameters are named as in ``model.named_parameters()`` (``"hidden1.linear.weight"``, ``"stage2.0.conv1.weight"``,
+``"head.bias"``) and selected with shell-style patterns (``fnmatch``): ``"stage1.*"``, ``"*"``. For the built-in
+models a pattern also matches a parameter's name in the numbered layout of older trainwise versions
+(``"1.*"`` = ``hidden1.linear.*`` of an MLP; trainwise.models.names), so configs written then mean the same.
 
 *Layers* for layer-wise LR decay are counted in parameter order, one per weight matrix or convolution
 kernel; a bias or normalization parameter belongs to the layer before it. The *head* is the last layer
@@ -24,13 +26,15 @@ from trainwise.callbacks.phase import set_phase
 from trainwise.config import Config, FinetuneConfig
 from trainwise.core import ORDER, Callback, State
 from trainwise.errors import UserError
+from trainwise.models.names import legacy_aliases, upgrade_keys
 from trainwise.rundir import RunDir
 from trainwise.techniques.registry import Technique, register
 
 
-def matching(names, patterns) -> list[str]:
-    """The names that match any of the patterns, in the given order."""
-    return [n for n in names if any(fnmatchcase(n, pat) for pat in patterns)]
+def matching(names, patterns, aliases: dict[str, str] | None = None) -> list[str]:
+    """The names that match any of the patterns (by the name or its ``aliases`` entry), in the given order."""
+    aliases = aliases or {}
+    return [n for n in names if any(fnmatchcase(n, pat) or (n in aliases and fnmatchcase(aliases[n], pat)) for pat in patterns)]
 
 
 def layer_index(model: nn.Module) -> dict[str, int]:
@@ -49,7 +53,7 @@ def head_names(model: nn.Module, patterns: list[str] | None = None) -> list[str]
     """Parameters of the head: those matching ``patterns``, or those of the last layer."""
     names = [n for n, _ in model.named_parameters()]
     if patterns:
-        return matching(names, patterns)
+        return matching(names, patterns, legacy_aliases(model))
     index = layer_index(model)
     last = max(index.values(), default=0)
     return [n for n in names if index[n] == last]
@@ -67,7 +71,7 @@ def lr_multipliers(model: nn.Module, head: list[str] | None = None, head_lr_mult
     top = min((index[n] for n in heads), default=max(index.values(), default=0) + 1)
     mults = {n: head_lr_mult if n in heads else layer_decay ** max(top - index[n], 0) for n in index}
     for pattern, mult in (overrides or {}).items():
-        for name in matching(index, [pattern]):
+        for name in matching(index, [pattern], legacy_aliases(model)):
             mults[name] = mult
     return mults
 
@@ -75,7 +79,7 @@ def lr_multipliers(model: nn.Module, head: list[str] | None = None, head_lr_mult
 def frozen_names(model: nn.Module, freeze: list[str], head: list[str] | None = None) -> list[str]:
     """Parameters that ``freeze`` patterns select; the head is never frozen (``["*"]`` trains the head only)."""
     heads = set(head_names(model, head))
-    return [n for n in matching([n for n, _ in model.named_parameters()], freeze) if n not in heads]
+    return [n for n in matching([n for n, _ in model.named_parameters()], freeze, legacy_aliases(model)) if n not in heads]
 
 
 def set_trainable(model: nn.Module, names, trainable: bool) -> None:
@@ -106,6 +110,7 @@ def load_matching(model: nn.Module, weights: dict[str, torch.Tensor], skip=()) -
     is skipped on purpose because the classes are new).
     """
     own = model.state_dict()
+    weights = upgrade_keys(model, weights)  # a file saved from the numbered layout of an older trainwise
     loaded, skipped = [], {}
     for name, tensor in own.items():
         if name in skip:

@@ -18,6 +18,7 @@ from torch import nn
 
 from trainwise.config import SwaConfig
 from trainwise.core import ORDER, Callback, State
+from trainwise.models.names import upgrade_keys
 from trainwise.rundir import RunDir
 from trainwise.techniques.ema import copy_state
 from trainwise.techniques.registry import Technique, register
@@ -74,7 +75,8 @@ class SWA(Callback):
         if self.average is None:
             self.average = copy_state(state.model)
         else:
-            self.average = {k: v.to(state.device) for k, v in self.average.items()}  # resumed: loaded on the CPU
+            # resumed: loaded on the CPU, names of an older layout renamed
+            self.average = {k: v.to(state.device) for k, v in upgrade_keys(state.model, self.average).items()}
             add_to_average(self.average, state.model.state_dict(), self.n)
         self.n += 1
 
