@@ -1,11 +1,12 @@
-"""The run report: one self-contained HTML file (inline SVG plots, no scripts, no network).
+"""The run report: one self-contained HTML file (inline SVG plots, one small inline script, no network).
 
 It reads only what a run leaves on disk (History, summary, config, environment, findings), never the
 Trainer, so it works on old runs and on other tools' logs that the doctor's readers understand.
 
 Sections: findings (with their epochs shaded on the curves), learning curves (loss, accuracy), the
 learning-rate schedule, gradient norms per layer, update-to-weight ratios, activation health, the test
-confusion matrix with per-class metrics, the config and the environment.
+confusion matrix with per-class metrics, the config and the environment. Hovering a plot reads out
+the values under the pointer (trainwise.report_hover); every epoch marker also has an SVG ``<title>``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainwise import atomic
+from trainwise import atomic, report_hover
 from trainwise.rundir import ENV, FIX, REPORT, STEPS, SUMMARY, RunDir
 
 SEVERITY_COLOURS = {"error": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
@@ -88,7 +89,8 @@ def step_plot(steps: list[dict[str, Any]], records, key: str, ylabel: str, log: 
     if not points:
         return None
     fig, ax = _figure()
-    ax.plot([p[0] for p in points], [p[1] for p in points], lw=0.8, label=f"{key} per step")
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    ax.plot(xs, ys, lw=0.8, label=f"{key} per step", gid="tw-step")
     for r in records:
         if isinstance(r.get("step"), int):
             ax.axvline(r["step"], color="0.85", lw=0.6, zorder=0)
@@ -97,7 +99,7 @@ def step_plot(steps: list[dict[str, Any]], records, key: str, ylabel: str, log: 
     ax.set_xlabel("optimizer step (grey lines: epoch ends)")
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
-    return _svg(fig)
+    return _svg(fig, (ax, "step", [(key, xs, ys)]))
 
 
 def _diagnose(path: Path) -> list:
@@ -121,16 +123,18 @@ def _figure(width: float = 6.4, height: float = 3.4):
     return fig, ax
 
 
-def _svg(fig) -> str:
+def _svg(fig, hover: tuple | None = None) -> str:
+    """The figure as inline SVG; ``hover = (ax, x label, [(name, xs, ys), ...])`` adds the hover readout."""
     import matplotlib.pyplot as plt
 
     buf = io.StringIO()
     fig.tight_layout()
+    data = report_hover.hover_data(fig, *hover) if hover else None  # after the layout: it fixes the axes' box
     # No RDF metadata block: it only names matplotlib and a date, and makes reports differ run to run.
     fig.savefig(buf, format="svg", metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.index("<svg"):]  # drop the XML prologue so it embeds in HTML
+    return report_hover.wrap(text[text.index("<svg"):], data)  # without the XML prologue, so it embeds in HTML
 
 
 def _series(records: list[dict], key: str) -> tuple[list[int], list[float]]:
@@ -172,8 +176,7 @@ def curve_plot(records, keys, ylabel, findings, log=False) -> str | None:
     hovers: dict[str, list[str]] = {}
     for i, (k, (xs, ys)) in enumerate(series.items()):
         if ys:
-            line, = ax.plot(xs, ys, marker="o", ms=3, label=k)
-            line.set_gid(f"tw-{i}")
+            ax.plot(xs, ys, marker="o", ms=3, label=k, gid=f"tw-{i}")
             hovers[f"tw-{i}"] = [f"epoch {x}: {k} = {y:.4g}" for x, y in zip(xs, ys)]
     if log:
         ax.set_yscale("log")
@@ -182,7 +185,10 @@ def curve_plot(records, keys, ylabel, findings, log=False) -> str | None:
     _mark_findings(ax, findings)
     _phase_lines(ax, records)
     ax.legend(fontsize=8)
-    svg = _svg(fig)
+    return _with_titles(_svg(fig, (ax, "epoch", [(k, xs, ys) for k, (xs, ys) in series.items() if ys])), hovers)
+
+
+def _with_titles(svg: str, hovers: dict[str, list[str]]) -> str:
     for gid, labels in hovers.items():
         svg = with_hover_titles(svg, gid, labels)
     return svg
@@ -210,16 +216,20 @@ def with_hover_titles(svg: str, gid: str, labels: list[str]) -> str:
 
 
 def per_layer_plot(records, prefix, ylabel, findings, log=True, band: tuple[float, float] | None = None) -> str | None:
-    keys = sorted({k for r in records for k in r if k.startswith(prefix)})
+    keys = list(dict.fromkeys(k for r in records for k in r if k.startswith(prefix)))  # as written: input side first
     if not keys:
         return None
     fig, ax = _figure(6.4, 3.8)
-    for k in keys:
+    drawn, hovers = [], {}
+    for i, k in enumerate(keys):
         xs, ys = _series(records, k)
         if log:
             xs, ys = zip(*[(x, y) for x, y in zip(xs, ys) if y > 0]) if any(y > 0 for y in ys) else ([], [])
         if ys:
-            ax.plot(xs, ys, marker=".", label=k[len(prefix):])
+            layer = k[len(prefix):]
+            ax.plot(xs, ys, marker=".", label=layer, gid=f"tw-{i}")
+            drawn.append((layer, list(xs), list(ys)))
+            hovers[f"tw-{i}"] = [f"epoch {x}: {layer} = {y:.4g}" for x, y in zip(xs, ys)]
     if band:
         ax.axhspan(*band, color="#2ca02c", alpha=0.08, lw=0)
     if log:
@@ -228,7 +238,7 @@ def per_layer_plot(records, prefix, ylabel, findings, log=True, band: tuple[floa
     ax.set_ylabel(ylabel)
     _mark_findings(ax, findings)
     ax.legend(fontsize=7, ncol=2)
-    return _svg(fig)
+    return _with_titles(_svg(fig, (ax, "epoch", drawn)), hovers)
 
 
 def confusion_plot(confusion: list[list[int]], class_names: list[str]) -> str:
@@ -343,7 +353,7 @@ def render_html(data: ReportInput) -> str:
     repairs = repairs_html(data.repairs, s.get("repairs"))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>trainwise report: {_e(data.title)}</title>
-<style>{CSS}</style></head><body>
+<style>{CSS}{report_hover.CSS}</style></head><body>
 <h1>trainwise report: {_e(data.title)}</h1>{headline}
 <h2>Diagnosis</h2>{findings_html(fnd)}
 {f"<h2>Repairs</h2>{repairs}" if repairs else ""}
@@ -351,7 +361,8 @@ def render_html(data: ReportInput) -> str:
 <h2>Test split</h2>{test_html(s)}
 <h2>Config</h2>{f"<pre>{config}</pre>" if config else "<p class='muted'>No config recorded.</p>"}
 <h2>Environment</h2>{f"<pre>{env}</pre>" if env else "<p class='muted'>No environment recorded.</p>"}
-<p class="muted">Self-contained file written by trainwise; it needs no network.</p>
+<p class="muted">Self-contained file written by trainwise; it needs no network. Hover a plot to read its values.</p>
+<script>{report_hover.HOVER_JS}</script>
 </body></html>
 """
 
