@@ -98,3 +98,13 @@ def test_cli_evaluate_of_an_old_run(old_run):
     run = old_run("cnn")
     proc = run_cli("evaluate", str(run))
     assert proc.returncode == 0, proc.stderr
+
+
+def test_an_old_run_killed_mid_epoch_resumes_with_its_monitor_sums_renamed(old_run):
+    run = old_run("mlp_midepoch")  # monitors every step; its checkpoint (step 12) holds epoch 2's partial sums as grad_norm/1 ...
+    expected = json.loads((LEGACY / "mlp_midepoch_resumed_by_writer.json").read_text())["epoch2"]
+    old_layout = {"1": "hidden1.linear", "3": "head"}  # MLP [16] as a flat nn.Sequential: flatten, linear, relu, linear
+    renamed = {(k.split("/")[0] + "/" + old_layout[k.split("/")[1]] if "/" in k else k): v for k, v in expected.items()}
+    last = trainwise.resume(run).history.records[-1]
+    assert {k: last.get(k) for k in renamed} == pytest.approx(renamed, rel=1e-6)
+    assert not any(k.split("/")[-1][0].isdigit() for k in last if "/" in k)  # no old name left in the record

@@ -56,6 +56,7 @@ class ActivationMonitor(EpochMeanMonitor):
         self._handles: list[Any] = []
 
     def on_fit_start(self, state: State) -> None:
+        self.upgrade_restored(state.model)
         self._targets = []
         if state.config.train.compile:
             # Hooks added and removed around a compiled model force recompilation (and break CUDA

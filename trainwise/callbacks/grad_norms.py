@@ -26,6 +26,7 @@ class GradNormMonitor(EpochMeanMonitor):
         self._keys: tuple[str, ...] = ()
 
     def on_fit_start(self, state: State) -> None:
+        self.upgrade_restored(state.model)
         self._index = LayerIndex(state.model)
         self._keys = ("grad_norm", *(f"grad_norm/{name}" for name in self._index.names))
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from trainwise.core import Callback, State
+from trainwise.models.names import legacy_pairs, rename
 
 
 def layer_of(param_name: str) -> str:
@@ -111,6 +112,10 @@ class EpochMeans:
         """Samples behind each key's mean in the current (or last written) epoch."""
         return {k: float(v) for keys, (_, c) in self._groups.items() for k, v in zip(keys, c.tolist())}
 
+    def rename(self, new_name) -> None:
+        """Keys renamed by ``new_name(key)`` (restored sums of a checkpoint that named layers the old way)."""
+        self._groups = {tuple(new_name(k) for k in keys): sums for keys, sums in self._groups.items()}
+
     def state_dict(self) -> dict[str, Any]:
         if self._closed:
             return {"groups": []}
@@ -132,6 +137,13 @@ class EpochMeanMonitor(Callback):
 
     def needs_eager_step(self, state: State) -> bool:
         return is_sampled(state, self.every_n_steps)
+
+    def upgrade_restored(self, model: nn.Module) -> None:
+        """At FIT_START of a resume: sums checkpointed under numbered layer names (``grad_norm/1``, written
+        before the built-in models named their layers) continue under the module paths (``grad_norm/hidden1.linear``)."""
+        pairs = legacy_pairs(model)
+        if pairs:
+            self._means.rename(lambda key: f"{key.partition('/')[0]}/{rename(key.partition('/')[2], pairs)}" if "/" in key else key)
 
     def on_epoch_start(self, state: State) -> None:
         self._means.reset()

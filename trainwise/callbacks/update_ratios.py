@@ -26,6 +26,7 @@ class UpdateRatioMonitor(EpochMeanMonitor):
         self._before_step = -1
 
     def on_fit_start(self, state: State) -> None:
+        self.upgrade_restored(state.model)
         self._index = LayerIndex(state.model)
         self._keys = tuple(f"update_ratio/{name}" for name in self._index.names)
 
