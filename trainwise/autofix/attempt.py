@@ -2,6 +2,11 @@
 
 Attempts are trained without their test split: the chain compares runs on validation only, and the
 test split is scored once, for the run the chain ends with (:meth:`Attempt.test`).
+
+With a model factory (``trainwise.fix(run, model=...)``) the findings are the doctor's as for a
+config-built model. The doctor leaves ``model.*`` fixes out for a model passed in, because it cannot
+tell whether that model's code reads them; the chain can: it builds the factory's network with and
+without each change (applicable.why_not) and skips, with the reason, a key the factory ignores.
 """
 
 from __future__ import annotations
@@ -55,8 +60,15 @@ class Attempt:
         return test
 
 
-def load_attempt(run_dir: Path) -> Attempt:
-    """A finished run directory as the chain's starting point (its findings.json, or a fresh diagnosis)."""
+def factory_findings(records: list[dict[str, Any]], cfg: Config, summary: dict[str, Any]) -> list[Finding]:
+    """The doctor's findings with the model's own ``model.*`` keys in play (see the module docstring)."""
+    return list(diagnose(records, cfg, num_classes=summary.get("num_classes"), task=summary.get("task"),
+                         predictions=(summary.get("test") or {}).get("confusion"), user_model=False))
+
+
+def load_attempt(run_dir: Path, factory: bool = False) -> Attempt:
+    """A finished run directory as the chain's starting point (its findings.json, or a fresh diagnosis;
+    with a model factory, the diagnosis with its model keys in play)."""
     run = RunDir(run_dir)
     records = run.load_history().records
     if not records:
@@ -64,7 +76,9 @@ def load_attempt(run_dir: Path) -> Attempt:
                         fix="train the run first (trainwise train CONFIG --out RUN)")
     cfg = run.load_config()
     summary = run.read_json(SUMMARY)
-    if run.file(FINDINGS).is_file():
+    if factory:
+        findings = factory_findings(records, cfg, summary)
+    elif run.file(FINDINGS).is_file():
         findings = [Finding.from_dict(d) for d in run.read_json(FINDINGS)["findings"]]
     else:
         findings = list(diagnose(run_dir))
@@ -81,5 +95,5 @@ def train_attempt(cfg: Config, sources: Sources, run_dir: Path | None) -> Attemp
     trainer = Trainer(cfg, model=model, data=data, callbacks=callbacks, run_dir=run_dir)
     test_loader = trainer.eval_loaders.pop("test", None)  # untouched until the chain's end
     run = trainer.fit()
-    findings: Diagnosis | list = run.findings
+    findings: Diagnosis | list = run.findings if sources.model is None else factory_findings(run.history.records, run.config, run.summary)
     return Attempt(run.config, list(run.history.records), dict(run.summary), list(findings), run_dir, trainer, test_loader)

@@ -120,7 +120,7 @@ def fix(
     _check_options(rounds, budget_epochs, metric, noise, model)
     out = Path(out) if out is not None else run_dir / "fix"
     sources = Sources(model=model, data=data, callbacks=callbacks)
-    original = load_attempt(run_dir)
+    original = load_attempt(run_dir, factory=model is not None)
     if not any(metric in r for r in original.records):
         keys = sorted({k for r in original.records for k in r if k.startswith("val_") and "/" not in k})
         raise UserError(f"the run has no {metric} to compare on", expected=f"one of {', '.join(keys)}" if keys else "a run with a validation split",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+from trainwise.doctor import signals
 from trainwise.doctor.context import CHANNEL_MODELS, HIDDEN_MODELS, Context
 
 # Decoupled decay (AdamW) is applied as lr * wd per step, so its useful values are ~100x those of L2 decay.
@@ -57,6 +58,14 @@ def lr(ctx: Context, factor: float, fallback: float) -> str | None:
             target = min(target, typical)
         elif factor > 1 and position == "low":
             target = max(target, typical)
+    rng = ctx.lr_range()
+    if rng is not None and position is None:
+        # From inside the usual range a fix stays inside it: SGD at 0.05 that diverges needs 5e-3, not an
+        # LR below the range where it would stall instead; a run already at the edge gets no further move.
+        low, high = rng
+        if (factor < 1 and base <= low) or (factor > 1 and base >= high):
+            return None
+        target = min(max(target, low), high)
     target = nice(target)
     if (factor < 1 and target >= base) or (factor > 1 and target <= base):
         return None  # rounding undid the move
@@ -110,17 +119,136 @@ def more_epochs(ctx: Context, factor: int = 2) -> str:
     return f"train.epochs={int(epochs) * factor}"
 
 
+# A layer this many times narrower than both its neighbours is a bottleneck, not a funnel or a small model.
+BOTTLENECK_RATIO = 4
+
+
+def _widened(hidden: list[int], classes: int | None) -> list[int]:
+    """Each bottleneck lifted to its neighbours' width, else twice the width everywhere.
+
+    A bottleneck is a layer narrower than K (it cannot keep K classes apart) or one with both neighbours
+    at least 4x wider; it becomes as wide as its narrower neighbour (``[64, 1, 64]`` -> ``[64, 64, 64]``,
+    where doubling gives ``[128, 2, 128]``, the same bottleneck), or, with no neighbour, the smallest
+    power of two >= 2K (``[3]`` for 10 classes -> ``[32]``). A funnel (``[512, 128, 32]``) has none.
+    """
+    floor = 2 ** math.ceil(math.log2(2 * classes)) if classes and classes > 1 else 0
+    out = []
+    for i, h in enumerate(hidden):
+        near = [hidden[j] for j in (i - 1, i + 1) if 0 <= j < len(hidden)]
+        pinched = len(near) == 2 and min(near) >= BOTTLENECK_RATIO * h
+        if classes and h < classes:
+            out.append(max(min(near), h) if near else max(floor, 2 * h))
+        else:
+            out.append(min(near) if pinched else h)
+    return out if out != hidden else [2 * h for h in hidden]
+
+
 def wider_model(ctx: Context) -> str | None:
-    """Twice the width, on the key the configured builder reads; None for a model passed in by the user."""
+    """A wider model on the key the configured builder reads (a bottleneck lifted to its neighbours'
+    width, else twice the width); None for a model passed in by the user."""
     name = ctx.cfg("model.name", "mlp")
     if ctx.user_model:
         return None
     if name in CHANNEL_MODELS:
-        return f"model.channels=[{', '.join(str(c * 2) for c in ctx.cfg('model.channels', [32, 64]))}]"
+        return f"model.channels=[{', '.join(str(c) for c in _widened(list(ctx.cfg('model.channels', [32, 64])), None))}]"
     if name in HIDDEN_MODELS:
         hidden = ctx.cfg("model.hidden") or [128, 64]
-        return f"model.hidden=[{', '.join(str(h * 2) for h in hidden)}]"
+        return f"model.hidden=[{', '.join(str(h) for h in _widened(list(hidden), ctx.num_classes))}]"
     return None  # a package.module:factory model: its width is its own business
+
+
+# Builders that add batch norm when model.batch_norm is on (convnet and resnet always have it).
+BATCH_NORM_MODELS = ("mlp", "cnn")
+# Hidden layers from which a network without normalization counts as deep: its activations' scale is
+# the product of that many layers' gains, so a bad init or a large step compounds.
+DEEP = 3
+BATCH_NORM_MIN_BATCH = 8
+
+
+def depth(ctx: Context) -> int:
+    name = ctx.cfg("model.name", "mlp")
+    layers = ctx.cfg("model.hidden") if name in HIDDEN_MODELS else ctx.cfg("model.channels") if name in CHANNEL_MODELS else None
+    return len(layers) if isinstance(layers, list) else 0
+
+
+def batch_norm(ctx: Context) -> str | None:
+    """Batch norm after every hidden layer, where the configured builder adds it and it is off.
+
+    Normalising each layer's pre-activations undoes a bad weight scale (x10 weights, N(0, 0.01)) and a
+    bias shift, keeps gradients from compounding through depth, and tolerates larger steps (Ioffe &
+    Szegedy 2015). Not for batches of fewer than BATCH_NORM_MIN_BATCH samples: their statistics are
+    noise (Wu & He 2018 measure batch norm's error rising steeply below 8), and one sample has none.
+    """
+    if ctx.user_model or ctx.cfg("model.name", "mlp") not in BATCH_NORM_MODELS or ctx.cfg("model.batch_norm", False):
+        return None
+    if int(ctx.cfg("data.batch_size", BATCH_NORM_MIN_BATCH) or BATCH_NORM_MIN_BATCH) < BATCH_NORM_MIN_BATCH:
+        return None
+    return "model.batch_norm=true"
+
+
+def deep_unnormalized(ctx: Context) -> bool:
+    return batch_norm(ctx) is not None and depth(ctx) >= DEEP
+
+
+# The scheme that keeps each layer's activation variance for an activation (He et al. 2015 for the ReLU
+# family, Glorot & Bengio 2010 for the saturating ones); both set biases to zero.
+SOUND_INIT = {"sigmoid": "xavier_normal", "tanh": "xavier_normal", "linear": "xavier_normal"}
+
+
+def reinit(ctx: Context) -> str | None:
+    """A fresh initialisation of every linear and convolution layer with the scheme sound for the
+    activation, biases zero (trainwise.techniques.init), where the run kept the model's own init.
+
+    ``init.scheme`` is applied by the Trainer to any model, one passed in included, after it is built,
+    so it replaces whatever init the model's code left (biases shifted to -5, weights scaled x10). A run
+    that already chose a scheme other than ``zeros`` gets nothing: its init was a decision.
+    """
+    if not ctx.config_known or ctx.cfg("finetune.init_from"):
+        return None  # pretrained weights: a re-initialisation would throw them away
+    scheme = ctx.cfg("init.scheme", "default")
+    if scheme not in ("default", "zeros"):
+        return None
+    return f"init.scheme={SOUND_INIT.get(ctx.cfg('model.activation', 'relu'), 'he_normal')}"
+
+
+def scale_repairs(ctx: Context) -> list[str | None]:
+    """For activations or gradients off their scale (saturated, exploding): standardised inputs where the
+    run's inputs are raw, then batch norm where the model has none (known from its config; for another
+    tool's log it is not known, and batch norm stays among the later fixes)."""
+    return [normalize(ctx), batch_norm(ctx) if ctx.config_known else None]
+
+
+def before_lr(ctx: Context) -> list[str | None]:
+    """What a diverging or unstable run tries before a smaller LR: raw inputs standardised (a feature in
+    the hundreds makes any LR too large for it), and, for a deep net without normalization whose LR is
+    within its optimizer's usual range, batch norm (the LR is then not the likely cause; the compounding
+    scale of many unnormalised layers is)."""
+    unnormalized = deep_unnormalized(ctx) or (batch_norm(ctx) is not None and gradients_grew(ctx))
+    return [normalize(ctx), batch_norm(ctx) if unnormalized and ctx.lr_position() != "high" else None]
+
+
+# The total gradient norm peaking this many times above its first epoch's level: steps that compound.
+GRADIENT_GROWTH = 5.0
+
+
+def gradients_grew(ctx: Context) -> bool:
+    """The gradient norm rose far above its start during the run (gradients piling up, as without
+    ``zero_grad``, or activations growing layer by layer), whatever it did afterwards."""
+    total = ctx.series("grad_norm")
+    finite = signals.finite(total)
+    if len(finite) < 3:
+        return False
+    start = float(finite[0])  # the first epoch: growth within the first few is the case to catch
+    return bool(start > 0 and float(finite.max()) >= GRADIENT_GROWTH * start)
+
+
+def revive(ctx: Context, from_start: bool = True) -> list[str | None]:
+    """Fixes for dead ReLUs. Dead from the first epoch at an LR within its usual range, they were dead at
+    the init (a bias shift, a bad weight scale): re-initialise first, then normalise pre-activations.
+    Units that died later, or under an LR above its range, were killed by the steps, and a fresh init
+    would be killed again: batch norm (the LR fix is the rule's own, ahead of these)."""
+    by_init = from_start and ctx.lr_position() != "high"
+    return [reinit(ctx) if by_init else None, batch_norm(ctx)]
 
 
 def clip() -> str:

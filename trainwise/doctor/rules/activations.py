@@ -49,12 +49,12 @@ def _finding(ctx: Context, code: str, prefix: str, layers: dict[str, float], sym
     ev = {"layers": listing, "worst_layer": worst, "worst_share": sig(layers[worst]), "symptoms": "; ".join(symptoms)}
     if code == "dead_units":
         cause = "Units that never activate get no gradient and stay dead: a too-high LR or a negative bias shift kills them."
-        fx = fixes.keep("model.activation=leaky_relu", fixes.lower_lr(ctx, 0.3) if ctx.lr_position() == "high" else None,
-                        "model.batch_norm=true", fixes.lower_lr(ctx, 0.3))
+        fx = fixes.keep(fixes.lower_lr(ctx, 0.3) if ctx.lr_position() == "high" else None, *fixes.revive(ctx, from_start=first == 0),
+                        "model.activation=leaky_relu", fixes.lower_lr(ctx, 0.3))
         what = "Dead ReLU units (never active on a sampled batch)"
     else:
         cause = "Saturated units pass almost no gradient; large inputs or weights push sigmoid/tanh into their flat tails."
-        fx = fixes.keep(fixes.normalize(ctx), "model.activation=relu", "model.batch_norm=true")
+        fx = fixes.keep(*fixes.scale_repairs(ctx), "model.activation=relu")
         what = "Saturated outputs (within 0.01 of the activation's bounds)"
     return Finding(
         code,

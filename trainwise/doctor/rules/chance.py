@@ -40,15 +40,15 @@ def likely_causes(ctx: Context) -> tuple[list[str], list[str]]:
     dead = layer_extreme(ctx, "dead_frac")
     if dead and dead[1] >= 0.5:
         causes.append(f"{dead[1]:.0%} of the units in {dead[0]} are dead ReLUs (never active)")
-        fx += ["model.activation=leaky_relu", "model.batch_norm=true"]
+        fx += [*fixes.revive(ctx), "model.activation=leaky_relu"]
     sat = layer_extreme(ctx, "saturated_frac")
     if sat and sat[1] >= 0.5:
         causes.append(f"{sat[1]:.0%} of {sat[0]}'s outputs are saturated")
-        fx += [fixes.normalize(ctx), "model.activation=relu", "model.batch_norm=true"]
+        fx += [*fixes.scale_repairs(ctx), "model.activation=relu"]
     ratio = grad_ratio(ctx)
     if ratio is not None and ratio < 1e-3:
         causes.append(f"the first layer's gradient is {ratio:.1e} of the last layer's (vanishing)")
-        fx += ["model.activation=relu", "model.batch_norm=true"]
+        fx += [fixes.batch_norm(ctx), "model.activation=relu"]
     pos = ctx.lr_position()
     if pos == "high":
         causes.append(f"optim.lr={ctx.base_lr:g} is above the usual range for {ctx.optimizer}")
@@ -63,7 +63,7 @@ def likely_causes(ctx: Context) -> tuple[list[str], list[str]]:
         causes.append("the usual causes are an LR far off (try 10x lower and 10x higher), labels that do not "
                       "match the inputs, or inputs on a wildly different scale")
         fx += [fixes.lower_lr(ctx), fixes.higher_lr(ctx), fixes.normalize(ctx)]
-    return causes, fixes.keep(*fx)
+    return causes, fixes.keep(fixes.normalize(ctx), *fx)  # raw inputs first: the cheapest cause to rule out
 
 
 def rule(ctx: Context) -> list[Finding]:

@@ -137,7 +137,7 @@ def _diverged_finding(ctx: Context, first: int, ev: dict, what: str) -> Finding:
         ev,
         f"Training diverged: {what}. {cause}; clipping the gradient norm stops single bad batches from "
         "throwing the weights away.",
-        fixes.keep(fixes.lower_lr(ctx), fixes.clip(), _precision_fix(ctx), fixes.warmup(ctx)),
+        fixes.keep(*fixes.before_lr(ctx), fixes.lower_lr(ctx), fixes.clip(), _precision_fix(ctx), fixes.warmup(ctx), fixes.batch_norm(ctx)),
     )
 
 
@@ -178,7 +178,7 @@ def _degrading(ctx: Context, worse: Degradation) -> list[Finding]:
             f"The run is getting worse: validation loss ended {worse.val_rise:.0%} above its best (epoch "
             f"{ctx.epoch_at(worse.best)}){acc}, while the training loss did not improve either -- not overfitting "
             "but unstable optimisation: too high an LR for this setup, or inputs/activations on a bad scale.",
-            fixes.keep(fixes.lower_lr(ctx, 0.3), fixes.normalize(ctx), fixes.decay_schedule(ctx), fixes.clip()),
+            fixes.keep(*fixes.before_lr(ctx), fixes.lower_lr(ctx, 0.3), fixes.decay_schedule(ctx), fixes.clip()),
         )
     ]
 
@@ -293,6 +293,6 @@ def _too_high_or_unstable(ctx: Context) -> list[Finding]:
             f"The {curve} {shape} ({len(rises)} training and {len(vrises)} validation jumps over {ctx.n} epochs) "
             "rather than falling steadily; noisy steps come from too high an LR for this batch size, "
             "unnormalised inputs, or a few extreme samples.",
-            fixes.keep(fixes.lower_lr(ctx, 0.5), fixes.clip(), fixes.normalize(ctx), fixes.decay_schedule(ctx)),
+            fixes.keep(*fixes.before_lr(ctx), fixes.lower_lr(ctx, 0.5), fixes.clip(), fixes.decay_schedule(ctx)),
         )
     ]

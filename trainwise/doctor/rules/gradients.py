@@ -85,7 +85,7 @@ def _finding(ctx: Context, severity: str, first: int, ev: dict, what: str) -> Fi
         ev,
         f"Exploding gradients: {what}, while {ev['symptoms']}. Clipping bounds each step; normalisation layers and a "
         "smaller LR remove the cause.",
-        fixes.keep(fixes.clip(), fixes.lower_lr(ctx, 0.3), "model.batch_norm=true"),
+        fixes.keep(*fixes.scale_repairs(ctx), fixes.clip(), fixes.lower_lr(ctx, 0.3), fixes.batch_norm(ctx)),
     )
 
 
@@ -106,6 +106,6 @@ def _vanishing(ctx: Context, symptoms: list[str]) -> list[Finding]:
             ev,
             f"Vanishing gradients: {first_layer}'s gradient is {ratio:.1e} of {last_layer}'s{because}, so the early layers "
             f"barely learn, and {'; '.join(symptoms)}.",
-            fixes.keep(_activation_fix(ctx), "model.batch_norm=true", "optim.name=adam" if ctx.optimizer == "sgd" else None),
+            fixes.keep(fixes.batch_norm(ctx), _activation_fix(ctx), "optim.name=adam" if ctx.optimizer == "sgd" else None),
         )
     ]
