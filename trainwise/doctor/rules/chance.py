@@ -1,7 +1,10 @@
 """stuck_at_chance (error): the model predicts no better than the class prior, and is not learning.
 
-Fires when ``common.at_chance`` holds: the final loss (validation, else training; median of the last 3
-epochs) is >= 0.85 ln K (within [0.85, 1.3] ln K when no accuracy is logged) *and* accuracy is within
+Fires when ``common.at_chance`` holds (docs/doctor.md has the whole rule): the final loss (validation,
+else training; median of the last 3 epochs) is >= 0.85 x the largest loss a prior-only model at that
+accuracy can have (``prior_entropy``; ln K at 1/K; [0.85, 1.3] ln K when no accuracy is logged), or the
+loss is near ln K on training and validation while accuracy sits higher, at what the class mix gives;
+*and* accuracy is within
 max(10 points, a fifth of the way to 100 %) of what the prior alone gives -- the majority share when a
 confusion matrix tells it, for binary the share implied by the loss itself (a constant predictor at
 prior p has log loss H(p) and accuracy max(p, 1-p); an assumption the finding states), else 1/K --
@@ -23,7 +26,7 @@ from trainwise.doctor.finding import Finding
 from trainwise.doctor.rules.common import MIN_EPOCHS, at_chance, grad_ratio, layer_extreme, sig, span, with_medians_note
 
 CODES = (
-    Code("stuck_at_chance", "error", "loss near ln K and accuracy near the class prior, and not learning", priority=20,
+    Code("stuck_at_chance", "error", "loss near the prior-only level (ln K, or the class mix's entropy) and accuracy near the class prior, and not learning", priority=20,
          subsumes=frozenset({"underfitting", "plateau", "transient_dip", "val_above_train", "prediction_collapse:warning",
                              "overfitting:warning", "overfitting:info", "unstable_training"})),
 )
@@ -66,9 +69,21 @@ def likely_causes(ctx: Context) -> tuple[list[str], list[str]]:
     return causes, fixes.keep(fixes.normalize(ctx), *fx)  # raw inputs first: the cheapest cause to rule out
 
 
+def _answers_the_majority(ctx: Context) -> bool:
+    """On data where one class is >= 90 % of the labels, a confusion matrix in which that class also takes
+    >= 90 % of the predictions: the prior-only model is a collapse onto the majority, which
+    prediction_collapse reports with the starved classes named -- the more specific finding."""
+    p = ctx.predictions
+    if p is None or p.confusion is None or p.confusion.sum() <= 0 or (ctx.majority_share or 0) < 0.9:
+        return False
+    conf = p.confusion
+    top = int(conf.sum(0).argmax())
+    return top == int(conf.sum(1).argmax()) and float(conf.sum(0)[top] / conf.sum()) >= 0.9
+
+
 def rule(ctx: Context) -> list[Finding]:
     stuck = at_chance(ctx)
-    if stuck is None or stuck.train_fits:
+    if stuck is None or stuck.train_fits or _answers_the_majority(ctx):
         return []
     ev: dict = {"loss": sig(stuck.level), "loss_key": stuck.loss_key, "chance_loss": sig(ctx.chance_loss),
                 "loss_over_chance": sig(stuck.ratio)}

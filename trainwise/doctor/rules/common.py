@@ -179,22 +179,50 @@ def chance_tolerance(chance: float) -> float:
     return max(0.10, 0.2 * (1 - chance))
 
 
-def learning(ctx: Context, loss_key: str, acc_key: str | None) -> bool:
-    """The curve is leaving chance: the loss fell >= 5 % of ln K from its first two epochs (or from ln K,
-    if they were above it) to its last two and still slopes down over its second half, or the accuracy rose >= 3 points and still rises."""
-    chance = ctx.chance_loss or 1.0
+def learning(ctx: Context, loss_key: str, acc_key: str | None, chance: float | None = None) -> bool:
+    """The curve is leaving chance: the loss fell >= 5 % of the chance level from its first two epochs (or
+    from the chance level, if they were above it) to its last two, and it still moves: the loss slopes
+    down over its second half, or the accuracy rose >= 3 points and still rises. Or it has not fallen
+    that far yet but its second half's slope would take it there within as many epochs again, with the
+    accuracy rising.
+
+    ``chance`` is the loss a prior-only model reaches (``prior_entropy``; ln K by default). The loss must
+    have left it: an accuracy that creeps up while the loss stays at chance is the argmax of near-uniform
+    outputs flipping for a few samples (a 47-image validation set moves 2 points per sample), not learning."""
+    chance = chance or ctx.chance_loss or 1.0
     loss = signals.finite(ctx.series(loss_key))
-    if len(loss) >= 3:
-        # From ln K at most: a loss that blew up in its first epoch and came back to ln K has not learnt.
-        drop = (min(signals.head_median(loss, 2), chance) - signals.tail_median(loss, 2)) / chance
-        if drop >= LEARNING_DROP and signals.theil_sen(loss[len(loss) // 2 :]) < 0:
-            return True
+    if len(loss) < 3:
+        return False
+    # From the chance level at most: a loss that blew up in its first epoch and came back has not learnt.
+    drop = (min(signals.head_median(loss, 2), chance) - signals.tail_median(loss, 2)) / chance
+    slope = signals.theil_sen(loss[len(loss) // 2 :])
+    # Or a loss leaving at a pace that clears 5 % within as many epochs again, with accuracy rising: a
+    # binary run at epoch 4 (0.688 -> 0.651, accuracy 0.56 -> 0.66) is slow, not stuck.
+    pace = -slope * len(loss) / chance
+    acc_rises = False
     if acc_key is not None:
         acc = signals.finite(ctx.series(acc_key))
-        if len(acc) >= 3 and signals.tail_median(acc, 2) - signals.head_median(acc, 2) >= LEARNING_ACC \
-                and signals.theil_sen(acc[len(acc) // 2 :]) > 0:
-            return True
-    return False
+        acc_rises = len(acc) >= 3 and signals.tail_median(acc, 2) - signals.head_median(acc, 2) >= LEARNING_ACC \
+            and signals.theil_sen(acc[len(acc) // 2 :]) > 0
+    if drop >= LEARNING_DROP:
+        return slope < 0 or acc_rises
+    return pace >= LEARNING_DROP and (acc_rises or acc_key is None)
+
+
+def prior_entropy(acc: float, k: int) -> float:
+    """The largest loss a model that learnt only the class prior can have while reaching accuracy ``acc``:
+    the entropy of the most spread prior whose majority share is ``acc`` (the rest spread evenly over the
+    other K - 1 classes). H(acc) for binary; ln K at acc = 1/K.
+
+    A model that learnt anything from its inputs has a loss below the entropy of the prior it beats, and
+    an accuracy at least that prior's majority share -- so a loss no lower than this bound says the
+    accuracy, however high, comes from the class mix (an imbalanced 3-class set at 0.59 accuracy and a
+    loss of 1.02, 0.95 being the bound)."""
+    if k < 2:
+        return math.nan
+    a = min(max(acc, 1.0 / k), 1.0 - 1e-12)
+    rest = (1 - a) / (k - 1)
+    return float(-a * math.log(a) - (1 - a) * math.log(rest))
 
 
 @dataclass(frozen=True)
@@ -214,27 +242,41 @@ class AtChance:
 
 def train_fits(ctx: Context) -> bool:
     """Training fits far above chance: accuracy more than halfway from the prior to 100 %, or the training
-    loss below half of ln K (above its floor)."""
+    loss below half of the prior-only level (above its floor): ln K, or the entropy of the class mix
+    when a confusion matrix gives its majority share (a 95 %-majority binary set: 0.2, not 0.69)."""
     if ctx.has("train_acc", 1):
         chance, _ = ctx.chance_accuracy()
         if signals.tail_median(ctx.series("train_acc")) >= chance + 0.5 * (1 - chance):
             return True
     if ctx.chance_loss is not None and ctx.has("train_loss", 1):
-        return signals.tail_median(ctx.series("train_loss")) - ctx.train_loss_floor <= 0.5 * ctx.chance_loss
+        reference = ctx.chance_loss
+        if ctx.majority_share is not None and ctx.num_classes:
+            reference = min(reference, prior_entropy(ctx.majority_share, ctx.num_classes))
+        return signals.tail_median(ctx.series("train_loss")) - ctx.train_loss_floor <= 0.5 * reference
     return False
 
 
 def at_chance(ctx: Context) -> AtChance | None:
     """The run ended at chance and is not leaving it.
 
-    At chance: the loss (validation, else training; last 3 epochs) >= 0.85 ln K -- within [0.85, 1.3] ln K
-    when no accuracy is logged, any higher level when accuracy agrees -- and accuracy within
-    ``chance_tolerance`` of the prior (majority share, the binary share the loss implies, or 1/K).
-    Not leaving: see ``learning``; a slow starter that is leaving ln K is not stuck. Loss alone is not
-    enough (label smoothing and calibration move it) and accuracy alone is not (imbalanced data).
+    At chance, on validation (else training; last 3 epochs), either of:
+
+    * accuracy within ``chance_tolerance`` of the prior (majority share, the binary share the loss
+      implies, or 1/K) and the loss >= 0.85 x the largest loss a prior-only model at that accuracy can
+      have (``prior_entropy``: ln K at 1/K, the prior's entropy H(p) for a binary class mix p -- a loss
+      near the class mix's entropy, not ln K, is what a model that learnt the mix reaches);
+    * accuracy above that (the majority share is unknown: 1/K is only a lower bound) but the loss near
+      ln K (0.85-1.05 ln K: a prior-only model's loss is at most ln K) and, on training *and* validation, no lower than that bound: the accuracy is
+      what the class mix gives.
+      Requiring training too keeps an overconfident overfitting model (high validation loss, low
+      training loss) out.
+
+    Without accuracy, the loss within [0.85, 1.3] ln K. Not leaving: see ``learning``, measured against
+    the prior-only level; a slow starter that is leaving it is not stuck. Loss alone is not enough
+    (label smoothing and calibration move it) and accuracy alone is not (imbalanced data).
     """
     chance = ctx.chance_loss
-    if chance is None or ctx.n < MIN_EPOCHS:
+    if chance is None or ctx.n < MIN_EPOCHS or ctx.task == "regression":
         return None  # after one epoch every run is still near ln K
     loss_key = "val_loss" if ctx.has("val_loss", MIN_EPOCHS) else "train_loss"
     series = ctx.series(loss_key)
@@ -244,23 +286,42 @@ def at_chance(ctx: Context) -> AtChance | None:
     ratio = level / chance
     acc_key = next((k for k in ("val_acc", "train_acc") if ctx.has(k, MIN_EPOCHS) and k.split("_")[0] == loss_key.split("_")[0]), None)
     acc, chance_acc, source = math.nan, math.nan, ""
+    reference = chance
+    k = ctx.num_classes or 2
     if acc_key is not None:
         acc = signals.tail_median(ctx.series(acc_key))
         chance_acc, source = ctx.chance_accuracy(level)
+        # The binary class share implied by the loss itself is circular as a reference: ln 2 then.
+        reference = prior_entropy(acc, k) if ctx.majority_share is not None or k > 2 else chance
         if acc > chance_acc + chance_tolerance(chance_acc):
-            return None
-        if ratio < 0.85:
+            # A prior-only model's loss is at most ln K (the uniform prior); above it the outputs are miscalibrated.
+            if not 0.85 <= ratio <= 1.05 or not _accuracy_from_class_mix(ctx, level, acc, k):
+                return None
+            source = "the class mix (the loss is no lower than a prior-only model's at this accuracy)"
+            chance_acc = acc
+        elif level < 0.85 * reference:
             return None
     elif not 0.85 <= ratio <= 1.3:
         return None
-    if learning(ctx, loss_key, acc_key):
+    if learning(ctx, loss_key, acc_key, reference):
         return None
-    inside = np.isfinite(series) & (series >= 0.85 * chance) & (series <= max(1.3, ratio * 1.05) * chance)
+    low = 0.85 * min(reference, chance)
+    inside = np.isfinite(series) & (series >= low) & (series <= max(1.3, ratio * 1.05) * chance)
     first = ctx.n - 1
     while first > 0 and inside[first - 1]:
         first -= 1
     return AtChance(loss_key, float(level), float(ratio), acc_key, float(acc), float(chance_acc), source, first,
                     loss_key == "val_loss" and train_fits(ctx))
+
+
+def _accuracy_from_class_mix(ctx: Context, level: float, acc: float, k: int) -> bool:
+    """Validation and training losses both at or above ``prior_entropy`` of the accuracy reached (3 %
+    slack): no model that learnt from the inputs sits there."""
+    if not (ctx.has("val_loss", MIN_EPOCHS) and ctx.has("train_loss", MIN_EPOCHS)):
+        return False
+    train = signals.tail_median(ctx.series("train_loss"))
+    train_acc = signals.tail_median(ctx.series("train_acc")) if ctx.has("train_acc", 1) else acc
+    return level >= 0.97 * prior_entropy(acc, k) and train >= 0.97 * prior_entropy(max(train_acc, acc), k)
 
 
 @dataclass(frozen=True)
