@@ -9,15 +9,22 @@ from pathlib import Path
 
 import pytest
 
-from trainwise.doctor import diagnose
+from trainwise.doctor import diagnose, read_history
 
 ROOT = Path(__file__).resolve().parents[2]
 REAL = ROOT / "benchmarks" / "real_logs"
-ENTRIES = {e["file"].split("__")[0]: e for e in tomllib.loads((REAL / "sources.toml").read_text())["log"]}
+LOGS = tomllib.loads((REAL / "sources.toml").read_text())["log"]
+ENTRIES = {e["file"].split("__")[0]: e for e in LOGS}
+
+
+def entry(name: str) -> dict:
+    """The log of this owner (the repository's owner, the file name's first part), or the one whose file
+    name starts with ``name`` where an owner has several."""
+    return ENTRIES.get(name) or next(e for e in LOGS if e["file"].startswith(name))
 
 
 def findings(owner: str):
-    e = ENTRIES[owner]
+    e = entry(owner)
     return diagnose(REAL / "logs" / e["file"], e.get("config"), classes=e.get("classes") or None, task=e.get("task"))
 
 
@@ -46,3 +53,97 @@ def test_a_learnt_model_is_not_at_chance(owner):
     found = findings(owner)
     assert "stuck_at_chance" not in found.codes, [str(f) for f in found]
     assert not any("never left chance" in f.message for f in found), [str(f) for f in found]  # memorised noise
+
+
+# ----------------------------------------------------------------------------- overfitting past the best epoch
+@pytest.mark.parametrize("owner", [
+    "Aitzaz-Saleem",  # 10 classes: validation loss best 0.29 (epoch 19), swings 0.30-0.46 after, training 0.13 -> 0.08
+    "ManuMollon261297",  # 10 classes: best 0.144 (epoch 7), then 0.16-0.22 for 10 epochs while training halves
+    "Dantusaikamal",  # binary, 7 epochs: best 0.457 (epoch 4), then up three epochs in a row while training halves
+])
+def test_validation_sitting_above_its_best_epoch_while_training_falls_is_overfitting(owner):
+    assert verdict(owner)[0] == "overfitting", verdict(owner)
+
+
+@pytest.mark.parametrize("owner", [
+    "Farru049",  # MNIST: validation loss 11 % above its best over the last 3 epochs, as noisy as before it
+    "Cawinchan",  # 100 epochs converged: validation loss wanders a few % around its best
+    "BCbug-tw__Chest-Pneumonia-Classification-ResNet50FT",  # fine-tune: 0.014 -> 0.019, below a tenth of ln 2
+])
+def test_validation_wandering_near_its_best_is_not_overfitting(owner):
+    assert "overfitting" not in verdict(owner), verdict(owner)
+
+
+# ----------------------------------------------------------------------------- lr_too_low needs LR evidence
+@pytest.mark.parametrize("owner", [
+    "Lidbey",  # 4 classes: loss 1.39 -> 1.18 down every epoch, no optimizer or LR recorded
+    "AkshatSharma5",  # lr 1e-4 logged, optimizer unknown: nothing says 1e-4 is low
+])
+def test_a_slow_descent_without_lr_evidence_is_underfitting_not_lr_too_low(owner):
+    codes = verdict(owner)
+    assert codes[0] == "underfitting" and "lr_too_low" not in codes, codes
+
+
+def test_the_same_slow_descent_with_an_lr_below_the_range_is_lr_too_low():
+    e = ENTRIES["Lidbey"]
+    found = diagnose(REAL / "logs" / e["file"], {"optimizer": "adam", "learning_rate": 1e-6}, classes=e["classes"])
+    f = found[0]
+    assert f.code == "lr_too_low" and f.evidence["lr"] == 1e-6, [str(x) for x in found]
+
+
+# ----------------------------------------------------------------------------- plateau vs underfitting
+def test_flat_for_most_of_the_run_at_a_constant_lr_is_a_plateau_first():
+    codes = verdict("Abhiswain97")  # losses ~0.82 and accuracy 0.55 from epoch 8 to 50, no LR drop logged
+    assert codes[0] == "plateau" and "underfitting" in codes, codes
+
+
+def test_flat_through_lr_halvings_is_underfitting_without_a_plateau():
+    codes = verdict("AhmedZ41")  # LR 1e-3 halved three times, loss ~0.45 flat, accuracy 0.78 on both
+    assert codes == ["underfitting"], codes
+
+
+def test_a_loss_down_every_epoch_is_no_plateau():
+    assert "plateau" not in verdict("Lidbey")  # falls < 2 % over the last 5 epochs, but every one of them
+
+
+# ----------------------------------------------------------------------------- growing gap vs swinging validation
+def test_validation_swinging_back_to_training_is_unstable_not_a_growing_gap():
+    codes = verdict("pilot-j")  # validation 0.78 / 0.45 every few epochs, training smooth 0.50 -> 0.82
+    assert codes[0] == "unstable_training" and "overfitting" not in codes, codes
+
+
+def test_a_gap_that_grows_on_a_steady_validation_curve_is_still_overfitting():
+    codes = verdict("tegemenozyurek")  # training 0.9+ while validation stays ~0.6, no swings
+    assert codes[0] == "overfitting", codes
+
+
+# ----------------------------------------------------------------------------- accuracy that is no accuracy
+def test_a_constant_near_zero_accuracy_is_left_out_not_read_as_underfitting():
+    found = findings("FabianoMendonca")  # regression: 'acc' 0.00025 / 0 at every epoch while MSE falls 3.9 -> 1.9
+    assert "underfitting" not in found.codes, [str(f) for f in found]
+    assert any("train_acc" in a and "not a classification accuracy" in a for a in found.assumptions), found.assumptions
+
+
+def test_a_real_accuracy_is_kept():
+    found = findings("Dantusaikamal")
+    assert not any("not a classification accuracy" in a for a in found.assumptions)
+    assert found[0].evidence.get("best_val_loss") and "healthy" not in found.codes
+
+
+# ----------------------------------------------------------------------------- prediction collapse at near-perfect accuracy
+def test_near_perfect_binary_metrics_are_no_collapse():
+    codes = verdict("BhojanapuPavanKumar")  # segmentation: recall 1.0, precision = accuracy = 0.9999
+    assert codes == ["healthy"], codes
+
+
+# ----------------------------------------------------------------------------- validation-only logs
+def test_validation_loss_alone_far_above_a_fit_and_still_falling_is_underfitting():
+    codes = verdict("JulioContrerasH")  # EuroSAT, 10 classes: validation loss 2.27 -> 1.88 in a straight line
+    assert codes == ["underfitting"], codes
+
+
+def test_validation_loss_alone_near_a_fit_is_not_underfitting():
+    e = ENTRIES["Deepender25"]  # MNIST: validation loss down to 0.009; its training columns dropped
+    records, _ = read_history(REAL / "logs" / e["file"])
+    val_only = [{k: v for k, v in r.items() if not k.startswith("train_")} for r in records]
+    assert "underfitting" not in diagnose(val_only, classes=e["classes"]).codes

@@ -94,6 +94,7 @@ class Context:
     assumptions: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self._drop_meaningless_accuracy()
         if self.num_classes is None:
             self.num_classes = self.classes
         if self.num_classes is None:
@@ -103,6 +104,22 @@ class Context:
         self.classes = self.num_classes
         if self.task is None and self.num_classes is not None:
             self.task = "binary" if self.num_classes == 2 else "multiclass"
+
+    def _drop_meaningless_accuracy(self) -> None:
+        """An ``acc`` column that is one value at or below 1 % for the whole run while the loss moves >= 10 %
+        is not a classifier's accuracy: even a constant classifier scores the share of the class it predicts,
+        and a learning one moves. Keras logs ``accuracy`` for regression models too (then ~0). It is left
+        out, and the assumption says so, so that no rule reads it as a model at 0 % accuracy."""
+        for key in ("train_acc", "val_acc"):
+            acc = signals.finite(self.series(key))
+            loss = signals.finite(self.series(key.replace("acc", "loss")))
+            if len(acc) < 4 or len(loss) < 4 or np.ptp(acc) > 1e-9 or float(acc.max()) > 0.01:
+                continue
+            if float(np.ptp(loss)) < 0.10 * float(np.max(np.abs(loss))):
+                continue
+            self.records = [{k: v for k, v in r.items() if k != key} for r in self.records]
+            self.assumptions.append(f"{key} is {float(acc[0]):.3g} at every epoch while the loss moves: not a classification "
+                                    "accuracy (a regression model's metric, typically), so it was left out")
 
     # ------------------------------------------------------------------ records
     @cached_property

@@ -81,6 +81,7 @@ class Fit:
 # old digits-sized 0.8, flagged a 600-image Fashion-MNIST CNN at 0.74 validation accuracy under augmentation.)
 FIT_LOSS = 0.45
 FIT_ACC = 0.6
+VAL_ONLY_SOURCE = "validation loss against ln K (no training metrics logged: assumed to bound the training fit)"
 ACC_SCALE_K = 100  # up to this K, accuracy above chance is comparable across tasks; beyond it, log-scaled
 
 
@@ -97,6 +98,13 @@ def fit_levels(ctx: Context) -> list[Fit]:
     """
     k = ctx.num_classes
     out: list[Fit] = []
+    if k and k >= 2 and not ctx.has("train_loss", 1) and not ctx.has("train_acc", 1) and ctx.has("val_loss", 1):
+        # Only validation is logged (a foreign log's eval rows): its loss is the fit's upper bound -- a
+        # training set is fitted at least as well as held-out data, save for dropout/augmentation.
+        loss = signals.tail_median(ctx.series("val_loss"))
+        if math.isfinite(loss) and ctx.chance_loss:
+            out.append(Fit(1 - loss / ctx.chance_loss, VAL_ONLY_SOURCE, FIT_LOSS, 0.9))
+        return out
     if k and k >= 2 and ctx.has("train_loss", 1):
         loss = signals.tail_median(ctx.series("train_loss"))
         floor, chance = ctx.train_loss_floor, ctx.chance_loss or math.log(k)

@@ -8,8 +8,9 @@ the specific ones (lr_too_low, over_regularized) subsume the generic ones (under
   at its initial pace after many epochs (the last third's slope >= 60 % of the first third's; a healthy
   run decelerates) -- and the LR is implicated: below the optimizer's usual range, or even the fastest
   layer's update ratio < 1e-4 per step (DeepDiagnosis's lower bound on lr*||dW||/||W|| is 1e-5 with
-  a different normalisation; 1e-4 for the ratio is Karpathy's "too low"). Without any LR information the
-  shape alone decides, and the message says so. UMLAUT flags lr < 1e-7 statically; that misses 1e-5.
+  a different normalisation; 1e-4 for the ratio is Karpathy's "too low"). Without LR evidence the shape
+  alone is not enough (a small model or a run stopped early look the same): that is underfitting, whose
+  advice includes a larger LR. UMLAUT flags lr < 1e-7 statically; that misses 1e-5.
 * over_regularized (warning): a strong regulariser in the config (lr*weight_decay >= 3e-4 per step for
   AdamW/SGD, weight_decay >= 1e-2 for Adam/RMSprop/Adagrad L2, dropout >= 0.5 as UMLAUT, drop path >=
   0.3, label smoothing >= 0.3, MixUp/CutMix alpha >= 1, l1 >= 1e-3, l2 >= 1e-2) *and* the training set is not fitted (training
@@ -20,7 +21,12 @@ the specific ones (lr_too_low, over_regularized) subsume the generic ones (under
   separates "cannot fit" from "fits but does not generalise".
 * plateau (warning): training and validation loss both changed < 2 % over the last max(5, n/4) epochs
   while the model is not converged (training accuracy < 0.9, or excess training loss >= 0.1 ln K).
-  SageMaker's LossNotDecreasing uses < 0.1 % per 10 steps, which fires on every converged run.
+  SageMaker's LossNotDecreasing uses < 0.1 % per 10 steps, which fires on every converged run. A training
+  loss that went down in >= 80 % of the window's epochs is a slow descent, not a flat one. It ranks
+  before underfitting: a flat stretch at a constant (or unknown) LR is the optimiser stalling, and decaying
+  the LR is the cheaper lever than a larger model. Flat *through* LR drops (the logged LR ended <= half its
+  peak) on an underfitted model is not reported as a plateau: smaller steps found nothing lower, so the
+  model's capacity is the limit and underfitting says so.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from trainwise.doctor.context import Context
 from trainwise.doctor.finding import Finding
 from trainwise.doctor.rules.common import (
     MIN_EPOCHS,
+    VAL_ONLY_SOURCE,
     at_chance,
     converged,
     fit_levels,
@@ -53,12 +60,13 @@ CODES = (
          subsumes=frozenset({"stuck_at_chance", "underfitting", "plateau", "prediction_collapse:warning"})),
     Code("over_regularized", "warning", "cannot fit the training data and a strong regulariser is configured", priority=60,
          subsumes=frozenset({"underfitting", "plateau", "val_above_train", "prediction_collapse:warning"})),
+    Code("plateau", "warning", "both losses flat for a long stretch at a constant LR while far from converged", priority=135),
     Code("underfitting", "warning", "the training loss stays far from its floor (scale-free: a share of ln K), train ~ validation",
          priority=140, subsumes=frozenset({"prediction_collapse:warning"})),
-    Code("plateau", "warning", "both losses flat for a long stretch while far from converged", priority=150),
 )
 
 LOW_UPDATE_RATIO = 1e-4
+STEADY_CREEP = 0.8  # share of epochs down in the plateau window that makes it a slow descent, not a flat stretch
 
 
 def rule(ctx: Context) -> list[Finding]:
@@ -88,12 +96,14 @@ def _lr_too_low(ctx: Context) -> list[Finding]:
     linear = early < 0 and late <= 0.6 * early  # both negative: late still at >= 60 % of the early pace
     ratios = update_ratios(ctx)
     evidence = ctx.lr_position() == "low" or (ratios is not None and ratios[1] < LOW_UPDATE_RATIO)
-    contrary = (ctx.lr_position() is None and ctx.lr_range() is not None) or (ratios is not None and ratios[1] >= LOW_UPDATE_RATIO)
     slow = prog.removed < 0.3
     # At chance with an LR below the optimizer's range, the steps are too small to move anything: the
     # epoch means wander with the batch order instead of falling steadily, and the LR is still the cause.
     frozen_at_chance = at_chance(ctx) is not None and ctx.lr_position() == "low"
-    if not ((slow and (evidence or not contrary)) or (linear and evidence) or frozen_at_chance):
+    # A slow, steady descent is the LR's signature but not its proof: a small model, a hard task or a run
+    # stopped early look the same. Without an LR record that implicates it, the observation is reported
+    # (underfitting, whose advice includes a larger LR), not a cause the History cannot support.
+    if not (((slow or linear) and evidence) or frozen_at_chance):
         return []
     chance, _ = near_chance(ctx)
     ev = lr_evidence(ctx) | {"loss_removed": sig(prog.removed), "share_epochs_down": sig(prog.steady),
@@ -103,8 +113,6 @@ def _lr_too_low(ctx: Context) -> list[Finding]:
         why.append(f"optim.lr={ctx.base_lr:g} is below the usual range for {ctx.optimizer}")
     if ratios is not None and ratios[1] < LOW_UPDATE_RATIO:
         why.append(f"even the fastest layer moves only {ratios[1]:.1e} of its weights per step (healthy ~1e-3)")
-    if not why:
-        why.append("no LR or update-ratio record confirms it, but the shape is the LR's signature")
     pace = "still falls at its initial pace" if linear else f"removed only {prog.removed:.0%} of its initial excess"
     return [
         Finding(
@@ -242,7 +250,8 @@ def _over_regularized(ctx: Context) -> list[Finding]:
 def _underfitting(ctx: Context) -> list[Finding]:
     if ctx.n < MIN_EPOCHS or not underfits(ctx) or at_chance(ctx) is not None:
         return []
-    keys = {"training loss against ln K": "fit_from_loss", "log-scaled accuracy": "fit_from_log_accuracy"}
+    keys = {"training loss against ln K": "fit_from_loss", "log-scaled accuracy": "fit_from_log_accuracy",
+            VAL_ONLY_SOURCE: "fit_from_val_loss"}
     ev: dict = {keys.get(f.source, "fit_from_accuracy"): sig(f.level) for f in fit_levels(ctx)}
     train = val = math.nan
     if ctx.has("train_acc", 1) and ctx.has("val_acc", 1):
@@ -250,9 +259,12 @@ def _underfitting(ctx: Context) -> list[Finding]:
         if train - val >= 0.1:
             return []  # fits training far better than validation: generalisation, not capacity
         ev |= {"train_acc": sig(train), "val_acc": sig(val)}
-    loss = signals.finite(ctx.series("train_loss"))
+    if not ctx.has("train_loss", 1) and not _val_only_still_learning(ctx, ev):
+        return []
+    loss = signals.finite(ctx.series("train_loss" if ctx.has("train_loss", 1) else "val_loss"))
     quarter = max(2, len(loss) // 4)
     still = len(loss) > quarter and (loss[-quarter - 1] - loss[-1]) / max(loss[0], 1e-12) >= 0.05
+    still = still or not ctx.has("train_loss", 1)  # validation alone: read only while still falling
     if still and unfinished(ctx):
         return []  # mid-run and still learning: judge it when it stops
     if still and ctx.train_handicaps() and math.isfinite(train) and val > train:
@@ -279,6 +291,18 @@ def _underfitting(ctx: Context) -> list[Finding]:
     ]
 
 
+def _val_only_still_learning(ctx: Context, ev: dict) -> bool:
+    """With validation alone, underfitting is read only while its loss is at its best in the last epochs and
+    still sloping down: a run stopped while it was learning, far from a fit. A curve that turned up could
+    be overfitting, which validation alone cannot tell from it."""
+    val = ctx.series("val_loss")
+    best = signals.argbest(val, "min")
+    if best < ctx.n - 2 or signals.theil_sen(val[ctx.n // 2 :]) >= 0:
+        return False
+    ev["assumption"] = "no training metrics logged: the validation loss is taken as an upper bound on the training fit"
+    return True
+
+
 def _fit_text(ctx: Context, train: float, val: float) -> str:
     parts = [f"{f.source} at {f.level:.2f} of the way from chance to a perfect fit" for f in fit_levels(ctx)]
     acc = f"Training accuracy is only {train:.3f} and validation {val:.3f}" if math.isfinite(train) else "The training set is far from fitted"
@@ -303,8 +327,14 @@ def _plateau(ctx: Context) -> list[Finding]:
     val_gain = _relative_change(ctx.series("val_loss"), window) if ctx.has("val_loss", window + 1) else 0.0
     if not (abs(train_gain) < 0.02 and -0.05 < val_gain < 0.02):
         return []
+    if signals.share_decreasing(ctx.series("train_loss")[-window - 1 :]) >= STEADY_CREEP:
+        return []  # down nearly every epoch, however slowly: a slow descent (underfitting, lr_too_low), not a flat one
     lr = signals.finite(ctx.series("lr"))
     decayed = len(lr) >= 2 and lr[-1] <= 0.5 * lr.max()
+    if decayed and _underfitting(ctx):
+        # Flat through LR drops: the optimiser was given smaller steps and still found nothing lower, so
+        # the flat stretch is the model's limit -- underfitting's finding, whose first fix is a larger model.
+        return []
     ev = {"window_epochs": window, "train_loss_change": sig(-train_gain), "val_loss_change": sig(-val_gain), "lr_decayed": int(decayed)}
     if ctx.has("train_acc", 1):
         ev["train_acc"] = sig(signals.tail_median(ctx.series("train_acc")))

@@ -34,7 +34,7 @@ from trainwise.doctor import fixes, signals
 from trainwise.doctor.codes import EVENT, Code
 from trainwise.doctor.context import Context
 from trainwise.doctor.finding import Finding
-from trainwise.doctor.rules.common import at_chance, chance_tolerance, loss_scale_floor, sig, span, unfinished, with_medians_note
+from trainwise.doctor.rules.common import UNSTABLE_SHARE, at_chance, chance_tolerance, loss_scale_floor, sig, span, unfinished, with_medians_note
 
 CODES = (
     Code("overfitting", "warning (error when validation never left chance; info under early stopping with restore_best, or when mild)",
@@ -61,7 +61,9 @@ GAP_GROWTH = 0.05  # ... that widened this much since the first third of the run
 MIN_EPOCHS_NOISE = 4
 TRAIN_SPIKE = 0.5  # the training loss collapsing: up by half in one epoch (a quarter flagged MixUp's noise)
 VAL_ONLY_DROP = 0.05  # without training metrics, a larger fall before it counts
-SHORT_RISE, SHORT_DROP = 0.25, 0.30  # runs of 3-5 epochs: validation loss up a quarter, training down 30 %
+SHORT_RISE, SHORT_DROP = 0.25, 0.30
+PAST_BEST_RISE = 0.15  # median validation loss after its best epoch, over that best
+PAST_BEST_TRAIN_DROP = 0.30  # the training loss still fitting: down 30 % since the best validation epoch  # runs of 3-5 epochs: validation loss up a quarter, training down 30 %
 
 
 def rule(ctx: Context) -> list[Finding]:
@@ -181,6 +183,9 @@ def _growing_gap(ctx: Context) -> list[Finding]:
     early, late, end = float(np.nanmedian(gap[:third])), float(np.nanmedian(gap[-third - 1 : -third + 1])), signals.tail_median(gap)
     if not (end >= GAP_LARGE and end - early >= GAP_GROWTH and end > late):
         return []
+    envelope = _swinging_validation_gap(ctx, third)
+    if envelope is not None and envelope < GAP_LARGE:
+        return []  # validation keeps coming back up to training: its low epochs are swings, not a gap
     wide = np.flatnonzero(np.nan_to_num(gap) >= min(GAP_LARGE, early + GAP_GROWTH))
     first = int(wide[0]) if len(wide) else third
     ev = {"gap_early": sig(early), "gap_end": sig(end), "train_acc": sig(signals.tail_median(ctx.series("train_acc"))),
@@ -191,6 +196,20 @@ def _growing_gap(ctx: Context) -> list[Finding]:
         f"(training {ev['train_acc']:.3f}, validation {ev['val_acc']:.3f}) -- the model fits what validation does not share.",
         memorised=True,
     )
+
+
+def _swinging_validation_gap(ctx: Context, window: int) -> float | None:
+    """For a validation accuracy that swings (drops of >= 3 points in >= 15 % of epochs, at least 3): the gap
+    between training accuracy and validation's best epoch over the last ``window`` epochs. A curve that jumps
+    between 0.78 and 0.45 every few epochs has a gap of 30 points on its low epochs and none on its high
+    ones; the high ones show what the weights can do, the low ones are instability (unstable_training's
+    finding). None when validation does not swing."""
+    val = ctx.series("val_acc")
+    drops = -np.diff(signals.finite(val))
+    if int((drops >= DIP_ACC).sum()) < max(3, UNSTABLE_SHARE * ctx.n):
+        return None
+    recent = signals.finite(val[-window:])
+    return signals.tail_median(ctx.series("train_acc")) - float(recent.max()) if len(recent) else None
 
 
 def _memorised(ctx: Context) -> list[Finding]:
@@ -243,13 +262,14 @@ def _after_onset(ctx: Context, metric: str, mode: str):
 
 
 def _overfitting_loss(ctx: Context) -> list[Finding]:
+    if ctx.chance_loss is not None and at_chance(ctx) is not None \
+            and float(np.nanmin(ctx.series("val_loss"))) > 0.9 * ctx.chance_loss:
+        return []  # validation never learned: stuck_at_chance's (or memorised noise's) business
     found = _after_onset(ctx, "loss", "min")
     if found is None:
-        return []
+        return _past_best_epoch(ctx)
     val, train, smooth_val, onset, post = found
     best = float(smooth_val[onset])
-    if ctx.chance_loss is not None and best > 0.9 * ctx.chance_loss and at_chance(ctx) is not None:
-        return []  # validation never learned: stuck_at_chance's (or memorised noise's) business
     end_val, end_train = signals.tail_median(val), signals.tail_median(train)
     floor = ctx.train_loss_floor
     # The training level at the onset, from the onset forward: a first epoch that started far off
@@ -279,7 +299,52 @@ def _overfitting_loss(ctx: Context) -> list[Finding]:
             f"while training loss kept falling ({train_at_onset:.3g} -> {end_train:.3g}); the gap grew from "
             f"{gap_onset:.3g} to {gap_end:.3g}.",
         )
-    return _stalled(ctx, onset, train_drop, gap_onset, gap_end, ev)
+    return _past_best_epoch(ctx) or _stalled(ctx, onset, train_drop, gap_onset, gap_end, ev)
+
+
+def _past_best_epoch(ctx: Context) -> list[Finding]:
+    """Overfitting read from the best validation epoch itself, for curves the smoothed onset misses:
+
+    * *sustained*: the validation loss after its best epoch sits, as a median over all later epochs, >= 15 %
+      above that best -- and above it by more than the curve's own typical epoch-to-epoch change before
+      the best (so a lucky epoch on a noisy curve does not make a trend) -- with >= 60 % of the later epochs
+      above it and the last 3 epochs still >= 10 % above (not coming back down); or
+    * *climbing*: every one of the last >= 3 epochs since the best rose, ending >= 10 % above it (a
+      patience-3 early stop would have ended the run there);
+
+    while the training loss fell >= 30 % further (Theil-Sen slope down since the best). Changes are taken
+    relative to max(best, a tenth of ln K): a fine-tune at 0.015 that wanders to 0.02 has not turned.
+    """
+    val, train = ctx.series("val_loss"), ctx.series("train_loss")
+    best = signals.argbest(val, "min")
+    post = signals.finite(val[best + 1 :]) if best >= 0 else np.zeros(0)
+    if best < 1 or len(post) < MIN_AFTER_ONSET or not np.isfinite(val[best + 1 :]).all():
+        return []
+    floor = max(float(val[best]), loss_scale_floor(ctx))
+    level = float(np.median(post))
+    rise = (level - val[best]) / floor
+    noise = float(np.median(np.abs(signals.relative_steps(val[: best + 1], loss_scale_floor(ctx))))) if best >= 2 else 0.0
+    end_rise = (signals.tail_median(val) - val[best]) / floor
+    sustained = rise >= max(PAST_BEST_RISE, noise) and end_rise >= RISE and float((post > val[best] * 1.03).mean()) >= SUSTAINED
+    climb = bool(np.all(np.diff(val[best:]) > 0)) and (val[-1] - val[best]) / floor >= RISE
+    train_at_best = float(np.median(signals.finite(train[max(0, best - 1) : best + 2])))
+    end_train = signals.tail_median(train)
+    drop = 1 - end_train / train_at_best if train_at_best > 0 else 0.0
+    if not (sustained or climb) or drop < PAST_BEST_TRAIN_DROP or signals.theil_sen(train[best:]) >= 0:
+        return []
+    ev = {"best_val_epoch": ctx.epoch_at(best), "best_val_loss": sig(float(val[best])), "val_loss_after_best_median": sig(level),
+          "end_val_loss": sig(float(val[-1])), "val_rise_over_best": sig(float(rise)), "val_epoch_noise": sig(noise),
+          "train_loss_at_best": sig(train_at_best), "end_train_loss": sig(end_train), "train_loss_drop": sig(float(drop)),
+          "reading": "climbing every epoch since the best" if climb and not sustained else "sustained above the best"}
+    how = (f"has risen in each of the {ctx.n - 1 - best} epochs since, to {val[-1]:.3g}" if climb and not sustained else
+           f"has sat {rise:.0%} above it since (median {level:.3g} over {len(post)} epochs, more than its usual "
+           f"epoch-to-epoch change of {noise:.0%})")
+    return _overfit(
+        ctx, best, ev,
+        f"Validation loss was best at epoch {ctx.epoch_at(best)} ({val[best]:.3g}) and {how}, while the training loss fell "
+        f"another {drop:.0%} ({train_at_best:.3g} -> {end_train:.3g}): the model fits its training set past the point "
+        "where validation gains.",
+    )
 
 
 def _stalled(ctx: Context, onset: int, train_drop: float, gap_onset: float, gap_end: float, ev: dict) -> list[Finding]:

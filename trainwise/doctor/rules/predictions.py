@@ -11,7 +11,8 @@ Sources, best first:
   certain, i.e. almost never -- the model has collapsed onto the other classes).
 * the History of a binary run (``val_precision``/``val_recall`` of the positive class, last 3 epochs):
   recall <= 5 % (positive never predicted), or recall >= 99 % with precision equal to accuracy
-  (every sample predicted positive: then precision = accuracy = positive share).
+  (every sample predicted positive: then precision = accuracy = positive share), where accuracy is
+  <= 95 % (above it every good model has precision ~ accuracy, and the test cannot tell).
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ def _from_history(ctx: Context) -> list[Finding]:
     ev: dict = {"source": "validation history", "val_recall": sig(recall), "val_precision": sig(precision)}
     if recall <= STARVED_RECALL:
         what = f"never predicts the positive class (recall {recall:.2f})"
-    elif recall >= 0.99 and np.isfinite(acc) and abs(precision - acc) <= 0.01:
+    elif recall >= 0.99 and np.isfinite(acc) and _all_positive(precision, acc):
         ev["val_acc"] = sig(float(acc))
         what = f"predicts the positive class for every sample (recall {recall:.2f}, precision = accuracy = {acc:.3f})"
     else:
@@ -171,4 +172,14 @@ def _from_history(ctx: Context) -> list[Finding]:
 def _collapsed_each(ctx: Context) -> np.ndarray:
     recall, precision, acc = ctx.series("val_recall"), ctx.series("val_precision"), ctx.series("val_acc")
     with np.errstate(invalid="ignore"):
-        return (recall <= STARVED_RECALL) | ((recall >= 0.99) & (np.abs(precision - acc) <= 0.01))
+        return (recall <= STARVED_RECALL) | ((recall >= 0.99) & _all_positive(precision, acc))
+
+
+SHARE_TOLERANCE = 0.01
+
+
+def _all_positive(precision, acc):
+    """Precision equal to accuracy (within a point): what predicting every sample positive gives (both are
+    then the positive share). The test tells that apart from a good model only where the negatives are a
+    share several times the tolerance (>= 5 %): at 99.99 % accuracy every model has precision = accuracy."""
+    return (np.abs(precision - acc) <= SHARE_TOLERANCE) & (1 - acc >= 5 * SHARE_TOLERANCE)
