@@ -9,7 +9,9 @@ the same chain as ``trainwise fix`` (trainwise.autofix.chain: one change per re-
 data, kept only when validation accuracy improves by more than the noise), with the same number of
 re-runs; only the choice of the change differs:
 
-* (a) ``trainwise``: the doctor's fixes, in the order ``trainwise fix`` tries them;
+* (a) ``trainwise``: ``trainwise fix`` as a user gets it: the doctor's fixes in its order, an LR fix's
+  value from an LR range test on the run's model and data, a kept change that leaves the run healthy
+  followed a step further while it helps (docs/autofix.md);
 * (b) ``random``: a random applicable change from the same vocabulary (every fix the doctor's fix
   functions can write for this config, trainwise.doctor.fixes), seeded per case and seed;
 * (c) ``lr/10``: always lower the LR 10x;

@@ -296,6 +296,9 @@ def fix_run(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Where the attempts and fix.json go (default: RUN/fix).")] = None,
     metric: Annotated[str, typer.Option("--metric", "-m", help="Validation key to compare on (losses are minimised).")] = "val_acc",
     noise: Annotated[str, typer.Option("--noise", help="spread (epoch-to-epoch, free) | repeat (one more run on the next seed)")] = "spread",
+    lr_test: Annotated[bool, typer.Option("--lr-test/--no-lr-test", help="Take an LR fix's value from an LR range test on the run's model and data.")] = True,
+    follow_through: Annotated[bool, typer.Option("--follow-through/--no-follow-through",
+                                                 help="After a kept change leaves the run healthy, try a step further while it helps.")] = True,
 ) -> None:
     """Re-run with the doctor's fixes; keep those that help.
 
@@ -305,7 +308,7 @@ def fix_run(
     from trainwise.autofix import fix as fix_chain
 
     chain = fix_chain(run_dir, rounds=rounds, budget_epochs=budget_epochs, out=out, metric=metric, noise=noise,
-                      say=lambda line: print(line, file=sys.stderr, flush=True))
+                      lr_test=lr_test, follow_through=follow_through, say=lambda line: print(line, file=sys.stderr, flush=True))
     print(chain.to_text(), end="")
     print(f"chain: {Path(chain.out) / 'fix.json'}")
 

@@ -5,9 +5,13 @@ applies and was not tried yet (a fix that cannot apply is skipped with the reaso
 config with that one change, same seed and data; keep the change only if the validation metric improved
 by more than the noise (trainwise.autofix.score). A kept change becomes the current run, and its own
 findings are read next; a rejected one leaves the current run as it was and the next finding is tried
-(its first fix, then the second fixes, and so on). The chain stops when the current run is healthy,
-after ``rounds`` re-runs, when ``budget_epochs`` would be exceeded, or when no applicable fix is left.
-A healthy run is left alone: no re-run. The test split is scored once, at the end, for the final run.
+(its first fix, then the second fixes, and so on). A fix of the LR for a finding about the LR takes
+its value from an LR range test on the run's model and data (trainwise.autofix.lr_test). When a kept
+change leaves the run healthy, the chain follows it through: one step further along the same line while
+each step helps (trainwise.autofix.follow_through). The chain stops after ``rounds`` re-runs, when
+``budget_epochs`` would be exceeded, when no applicable fix is left, or when a step of the follow-through
+does not help. A healthy run is left alone: no re-run. The test split is scored once, at the end, for
+the final run.
 """
 
 from __future__ import annotations
@@ -20,9 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from trainwise import atomic
+from trainwise.autofix import follow_through as follow_up
+from trainwise.autofix import lr_test as lr_testing
 from trainwise.autofix import score as scoring
 from trainwise.autofix.applicable import Sources, apply_fix, why_not
 from trainwise.autofix.attempt import Attempt, load_attempt, train_attempt
+from trainwise.autofix.report_section import lr_test_text
 from trainwise.doctor import Finding
 from trainwise.errors import UserError
 from trainwise.interrupt import TrainingInterrupted
@@ -71,6 +78,10 @@ class FixChain:
         for s in self.skipped:
             lines.append(f"  skipped {s['finding']}: {s['change']} -- {s['reason']}")
         for r in self.rounds:
+            if r.get("lr_test"):
+                lines.append(f"  round {r['round']}: {lr_test_text(r['lr_test'])}")
+            if r.get("follow_through"):
+                lines.append(f"  round {r['round']}: the run is healthy; a step further along {r['finding']}")
             if r.get("failed"):
                 lines.append(f"  round {r['round']}: {r['finding']} -> {r['change']}: the run failed ({r['failed']}); rejected")
                 continue
@@ -101,6 +112,8 @@ def fix(
     propose: Proposer = doctor_fixes,
     say: Callable[[str], None] | None = None,
     only_if_findings: bool = True,
+    lr_test: bool = True,
+    follow_through: bool = True,
 ) -> FixChain:
     """Repair a finished run by re-running it with the doctor's fixes, one change per round; returns the chain.
 
@@ -113,6 +126,8 @@ def fix(
     line as each attempt starts and ends. ``propose`` replaces the doctor as the source of changes, and
     ``only_if_findings=False`` lets it act on a run the doctor calls healthy and go on after a healthy
     attempt (benchmarks/autofix.py compares strategies that do not read the doctor this way).
+    ``lr_test=False`` takes the doctor's LR values as they are (no LR range test); ``follow_through=False``
+    stops as soon as a kept change leaves the run healthy.
     """
     from trainwise.api import check_run_dir
 
@@ -150,12 +165,29 @@ def fix(
     current, tried = original, set()
     data_cache: dict[str, Any] = {}
     stop = f"used all {rounds} rounds"
+    follow: tuple | None = None  # (finding, kept change, config before, config after, LR test) while following through
     for number in range(1, rounds + 1):
-        picked = _next_fix(current, propose, tried, sources, data_cache, chain)
-        if picked is None:
-            stop = "no applicable fix left to try"
-            break
+        if follow is not None:
+            picked = _next_fix(current, lambda _: follow_up.further(*follow), tried, sources, data_cache, chain)
+            if picked is None:
+                stop = f"healthy after round {number - 1}; no further step along {follow[0].code} to try"
+                break
+        else:
+            picked = _next_fix(current, propose, tried, sources, data_cache, chain)
+            if picked is None:
+                stop = "no applicable fix left to try"
+                break
         finding, change = picked
+        lr_info = None
+        if lr_test and follow is None:
+            tested, lr_info = lr_testing.range_tested(finding, change, current.config, sources, data_cache[repr(current.config.data)])
+            if say and lr_info:
+                say(f"round {number}: {lr_test_text(lr_info)}")
+            if tested != change and tested in tried:
+                lr_info |= {"used": False, "why": f"its suggestion {tested} was tried already"}
+            else:
+                tried.add(tested)
+                change = tested
         cfg = apply_fix(current.config, change)
         if budget_epochs is not None and chain.extra_epochs + cfg.train.epochs > budget_epochs:
             stop = f"the next attempt ({cfg.train.epochs} epochs) would exceed --budget-epochs {budget_epochs} ({chain.extra_epochs} used)"
@@ -173,9 +205,13 @@ def fix(
                                  "finding_epochs": list(finding.epochs) if finding else None, "why": finding.message if finding else "",
                                  "change": change, "run_dir": str(out / f"round-{number}-{code}"), "before": current.score(metric),
                                  "after": None, "gain": None, "threshold": None, "kept": False, "epochs": 0,
-                                 "findings_after": [], "failed": f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"})
+                                 "findings_after": [], "failed": f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}",
+                                 **_extras(follow, lr_info)})
             if say:
                 say(f"round {number}: the run failed with this change ({type(err).__name__}): rejected")
+            if follow is not None:
+                stop = f"round {number}, a step further along {follow[0].code}, failed; stopped there"
+                break
             continue
         chain.extra_runs += 1
         chain.extra_epochs += attempt.epochs
@@ -189,21 +225,38 @@ def fix(
         chain.rounds.append({"round": number, "finding": code, "severity": finding.severity if finding else None,
                              "finding_epochs": list(finding.epochs) if finding else None, "why": finding.message if finding else "",
                              "change": change, "run_dir": str(attempt.run_dir), "before": before, "after": after, "gain": gain,
-                             "threshold": threshold, "kept": kept, "epochs": attempt.epochs, "findings_after": _codes(attempt)})
+                             "threshold": threshold, "kept": kept, "epochs": attempt.epochs, "findings_after": _codes(attempt),
+                             **_extras(follow, lr_info)})
+        if lr_info and attempt.run_dir is not None and lr_info.get("result") is not None:
+            lr_info["result"].save(attempt.run_dir)  # the curve beside the attempt it chose the LR for
         if kept:
             _release(current)
-            current = attempt
-            if not current.problems and only_if_findings:
+            before_cfg, current = current.config, attempt
+            if current.problems or not only_if_findings:
+                follow = None
+            elif not follow_through or finding is None:
                 stop = f"healthy after round {number}"
                 break
+            else:  # healthy now: one step further along the line that helped (follow_through.py)
+                follow = (finding, change, before_cfg, current.config, lr_info or (follow[4] if follow else None))
         else:
             _release(attempt)
+            if follow is not None:
+                stop = f"round {number}, a step further along {follow[0].code}, did not help; stopped there"
+                break
     chain.stop_reason = stop
     test = current.test()
     chain.final = {"run_dir": str(current.run_dir), "val": current.score(metric), "test": test and _short(test),
                    "findings": _codes(current), "config_changes": chain.changes}
     _write(chain, out, run_dir)
     return chain
+
+
+def _extras(follow: tuple | None, lr_info: dict[str, Any] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"follow_through": follow is not None}
+    if lr_info:
+        out["lr_test"] = lr_testing.summary(lr_info)
+    return out
 
 
 def _next_fix(current: Attempt, propose: Proposer, tried: set[str], sources: Sources, data_cache: dict, chain: FixChain):

@@ -18,6 +18,27 @@ def _n(v: Any) -> str:
     return f"{v:.4f}" if isinstance(v, float) and math.isfinite(v) else _e(v)
 
 
+def lr_test_text(info: dict[str, Any]) -> str:
+    """One line on a round's LR range test (trainwise.autofix.lr_test), for the printed chain and the report."""
+    if "valley" not in info:
+        return f"LR range test: {info.get('why', '')}; the doctor's {info['doctor_change']} is used"
+    said = (f"LR range test ({info['steps']} steps, {info['stop_reason']}): valley {_lr(info['valley'])}, steepest "
+            f"{_lr(info['steepest'])}, loss lowest at {_lr(info['loss_min_lr'])}")
+    if info["used"]:
+        return f"{said}; its suggestion {_lr(info['suggestion'])} is used (the doctor's fix: {info['doctor_change']})"
+    return f"{said}; {info.get('why', '')}, so the doctor's {info['doctor_change']} is used"
+
+
+def _lr(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, (int, float)) else "none"
+
+
+def _notes(r: dict[str, Any]) -> str:
+    notes = (["a step further after the run turned healthy (follow-through)"] if r.get("follow_through") else []) + \
+            ([lr_test_text(r["lr_test"])] if r.get("lr_test") else [])
+    return "".join(f"<br><small>{_e(n)}</small>" for n in notes)
+
+
 def chain_html(chain: dict[str, Any]) -> str:
     """finding -> change -> before/after, one row per round, then the skipped fixes and the outcome."""
     metric = chain.get("metric", "val_acc")
@@ -25,7 +46,7 @@ def chain_html(chain: dict[str, Any]) -> str:
     head = (f"<p><code>trainwise fix</code> on {metric}; noise from the {_e(noise.get('source'))} "
             f"({_n(noise.get('value'))}): {_e(noise.get('how', ''))}. Stopped: {_e(chain.get('stop_reason', ''))}.</p>")
     rows = "".join(
-        f"<tr><td>{r['round']}</td><td>{_e(r['finding'])}</td><td><code>{_e(r['change'])}</code></td><td>{_n(r['before'])}</td>"
+        f"<tr><td>{r['round']}</td><td>{_e(r['finding'])}</td><td><code>{_e(r['change'])}</code>{_notes(r)}</td><td>{_n(r['before'])}</td>"
         f"<td>{_n(r['after'])}</td><td>{_n(r['threshold'])}</td><td>{'kept' if r['kept'] else 'failed: ' + _e(r['failed']) if r.get('failed') else 'rejected'}</td>"
         f"<td>{_e(', '.join(r.get('findings_after', [])))}</td><td>{_e(r['run_dir'])}</td></tr>"
         for r in chain.get("rounds", []))
