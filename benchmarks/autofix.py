@@ -127,7 +127,7 @@ def vocabulary(current: Attempt) -> list[str]:
     ctx = Context(records=current.records, config=_config_dict(current.config))
     out = [fx.lower_lr(ctx, 0.1), fx.lower_lr(ctx, 0.3), fx.higher_lr(ctx, 10.0), fx.higher_lr(ctx, 3.0), fx.clip(),
            fx.more_weight_decay(ctx), fx.less_weight_decay(ctx), fx.more_dropout(ctx), "model.dropout=0.1", fx.mixup(ctx),
-           fx.early_stopping(ctx), fx.more_epochs(ctx), fx.wider_model(ctx), fx.normalize(ctx) or "data.normalize=true",
+           fx.early_stopping(ctx), fx.more_epochs(ctx), fx.more_data(ctx), fx.wider_model(ctx), fx.normalize(ctx) or "data.normalize=true",
            fx.decay_schedule(ctx), "schedule.name=plateau", "schedule.name=onecycle", "schedule.warmup_epochs=1",
            "model.activation=relu", "model.activation=leaky_relu", "model.batch_norm=true", "regularization.label_smoothing=0.1",
            "optim.name=adam"]

@@ -9,6 +9,7 @@ import trainwise
 from tests.tools.cli import invoke
 from trainwise.autofix.lr_test import range_tested
 from trainwise.autofix.applicable import Sources
+from trainwise.autofix.score import still_improving
 from trainwise.doctor.finding import Finding
 from trainwise.doctor.fixes import fmt
 
@@ -58,7 +59,11 @@ def test_a_kept_change_that_leaves_the_run_healthy_is_followed_through(crawling,
     chain = trainwise.fix(crawling, rounds=3, out=tmp_path / "c")
     lr = _lr_rounds(chain)
     healthy_at = next(i for i, r in enumerate(chain.rounds) if r["kept"] and r["findings_after"] == ["healthy"])
-    follow = chain.rounds[healthy_at + 1]  # the run turned healthy with rounds left: one step further
+    records = [json.loads(line) for line in (tmp_path / chain.rounds[healthy_at]["run_dir"] / "history.jsonl").read_text().splitlines()]
+    if not still_improving([r for r in records if "val_acc" in r], "val_acc"):  # levelled off: nothing to follow
+        assert "levelled off" in chain.stop_reason and healthy_at == len(chain.rounds) - 1
+        return
+    follow = chain.rounds[healthy_at + 1]  # the run turned healthy with rounds left, still improving: one step further
     assert follow["follow_through"] and not chain.rounds[healthy_at]["follow_through"]
     assert follow["finding"] == chain.rounds[healthy_at]["finding"]
     if follow in lr:  # the LR half a decade further, the way the kept change moved it
@@ -68,6 +73,16 @@ def test_a_kept_change_that_leaves_the_run_healthy_is_followed_through(crawling,
         assert "did not help" in chain.stop_reason and follow is chain.rounds[-1]
     assert chain.final["val"] == max([chain.original["val"]] + [r["after"] for r in chain.rounds if r["kept"]])
     assert "a step further" in chain.to_text()
+
+
+def test_still_improving_reads_the_trend_of_the_last_epochs_against_their_noise(crawling, tmp_path):
+    flat = [json.loads(line) for line in (crawling / "history.jsonl").read_text().splitlines()]
+    assert not still_improving([r for r in flat if "val_acc" in r], "val_acc")  # at chance, not moving
+    slow = trainwise.fit(out=tmp_path / "slow", **(SMALL | {"optim__lr": 1e-4}))  # AdamW at 1e-4: still climbing at epoch 8
+    climbing = slow.history.records
+    assert climbing[-1]["val_acc"] - climbing[-5]["val_acc"] > 0.02 and still_improving(climbing, "val_acc")
+    assert still_improving(climbing, "val_loss")  # losses fall
+    assert not still_improving(climbing, "val_acc", restored_epoch=climbing[-1]["epoch"])  # early stopping stopped it
 
 
 def test_no_follow_through_stops_at_healthy(crawling, tmp_path):

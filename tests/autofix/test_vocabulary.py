@@ -109,3 +109,41 @@ def test_lr_fixes_from_inside_the_range_stay_inside_it():
     assert fixes.higher_lr(ctx("adamw", 5e-3)) == "optim.lr=0.01"
     assert fixes.higher_lr(ctx("adamw", 1e-2)) is None
     assert fixes.lower_lr(ctx("sgd", 2.0)) == "optim.lr=0.05"  # from above the range: the usual start
+
+
+def test_a_training_set_the_config_cuts_short_gets_more_of_it_first_and_the_chain_follows_it_through(tmp_path):
+    """30 digits (3 per class) learnt by heart: more of the withheld data is the fix, and more again while it helps."""
+    run = trainwise.fit(out=tmp_path / "tiny", data__train_subset=30, model__hidden=[256], **(SMALL | {"train__epochs": 30}))
+    memorised = next(f for f in run.findings if f.code == "overfitting")
+    assert memorised.fixes[0] == "data.train_subset=120"
+    chain = trainwise.fix(tmp_path / "tiny", rounds=2, out=tmp_path / "fix")
+    first = chain.rounds[0]
+    assert first["change"] == "data.train_subset=120" and first["kept"] and first["after"] > first["before"] + 0.05
+    if first["findings_after"] == ["healthy"]:  # then the same line once more: x4 again
+        assert chain.rounds[1]["follow_through"] and chain.rounds[1]["change"] == "data.train_subset=480"
+    # the validation split is the same for every subset: the scores compare
+    assert chain.final["val"] >= first["after"]
+
+
+def test_more_data_only_where_the_config_holds_it_back():
+    assert fixes.more_data(Context(records=[], config={"data": {"train_subset": 600}})) == "data.train_subset=2400"
+    assert fixes.more_data(Context(records=[], config={"data": {"train_subset": None}})) is None
+    assert fixes.more_data(Context(records=[], config={})) is None
+
+
+def test_a_run_stuck_at_chance_behind_a_layer_narrower_than_the_classes_gets_a_wider_model(tmp_path):
+    """A 2-channel CNN on 600 Fashion-MNIST images: after global pooling the head sees 2 features for 10 classes."""
+    run = trainwise.fit(out=tmp_path / "pinched", data__name="fashion_mnist", data__val_fraction=0.005, data__train_subset=600,
+                        data__batch_size=32, model__name="cnn", model__channels=[2, 2, 2], model__batch_norm=True, optim__lr=3e-3,
+                        train__epochs=10, train__seed=51, train__progress="none", train__threads=1, train__report=False)
+    stuck = next(f for f in run.findings if f.code == "stuck_at_chance")
+    assert "model.channels=[4, 4, 4]" in stuck.fixes and "fewer than the 10 classes" in stuck.message
+    assert stuck.fixes.index("model.channels=[4, 4, 4]") < next(i for i, f in enumerate(stuck.fixes) if f.startswith("optim.lr="))
+
+
+def test_pinch_is_a_width_below_the_number_of_classes():
+    ctx = lambda model: Context(records=[], config={"model": model}, num_classes=10)  # noqa: E731
+    assert fixes.pinch(ctx({"name": "mlp", "hidden": [64, 3, 64]}))[0] == 3
+    assert fixes.pinch(ctx({"name": "cnn", "channels": [2, 4, 8]}))[0] == 8
+    assert fixes.pinch(ctx({"name": "cnn", "channels": [2, 4, 16]})) is None  # a narrow stem is not all the head sees
+    assert fixes.pinch(ctx({"name": "mlp", "hidden": [64]})) is None

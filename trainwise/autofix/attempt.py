@@ -44,6 +44,9 @@ class Attempt:
     def score(self, metric: str) -> float:
         return scoring.score(self.records, metric, self.summary.get("restored_epoch"))
 
+    def improving(self, metric: str) -> bool:
+        return scoring.still_improving(self.records, metric, self.summary.get("restored_epoch"))
+
     def noise(self, metric: str) -> float:
         return scoring.spread(self.records, metric, self.summary.get("restored_epoch"))
 

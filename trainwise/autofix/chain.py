@@ -237,6 +237,9 @@ def fix(
             elif not follow_through or finding is None:
                 stop = f"healthy after round {number}"
                 break
+            elif not current.improving(metric):
+                stop = f"healthy after round {number}, and {metric} had levelled off: nothing to follow further"
+                break
             else:  # healthy now: one step further along the line that helped (follow_through.py)
                 follow = (finding, change, before_cfg, current.config, lr_info or (follow[4] if follow else None))
         else:

@@ -4,13 +4,16 @@ The doctor falls silent once a run looks healthy, and healthy is not as good as 
 takes AdamW from 1e-6 to 1e-3 ends ``lr_too_low``, yet a 10-epoch run may want 3e-3; a 2-channel CNN
 widened twice is no longer underfitting by the doctor's measure and still gains from a third doubling.
 A kept change confirmed its finding's diagnosis with a gain above the noise, and a careful practitioner
-then tries one step further along the same line before stopping. So does the chain, while rounds and
-budget remain:
+then tries one step further along the same line before stopping, unless the run has levelled off (a
+validation curve still climbing at the last epoch has not shown what the change can give; a flat one
+has: trainwise.autofix.score.still_improving). So does the chain, while rounds and budget remain:
 
 1. the kept key one step further the same way: the LR by half a decade (x3 or /3, the grid step of LR
-   searches, rounded to the 1-2-3-5 grid), within the optimizer's usual range and, after an LR range
-   test, never past the LR at which the test's loss was lowest (beyond it the loss rises); a width
-   (``model.hidden``, ``model.channels``) widened again by the doctor's own rule;
+   searches, rounded to the 1-2-3-5 grid), within the optimizer's usual range; after an LR range test
+   upwards, whichever way the fix moved, since the test's valley is the cautious end of the window in
+   which the loss falls, and never past the LR at which the test's loss was lowest; a width
+   (``model.hidden``, ``model.channels``) widened again by the doctor's own rule; more of the training
+   data the config holds back (``data.train_subset`` x4 again);
 2. then the finding's other fixes not tried yet, in the doctor's order (an over-regularised run whose
    dropout fix helped tries the smaller label smoothing next).
 
@@ -38,7 +41,8 @@ WIDTH_KEYS = ("model.hidden", "model.channels")
 def further(finding: Finding, kept: str, before: Config, after: Config, lr_info: dict[str, Any] | None) -> Iterator[tuple[Finding, str]]:
     """The follow-through candidates after ``kept`` (a change from ``finding``) turned ``before`` into ``after``."""
     key, _ = parse_override(kept)
-    step = _lr_step(key, before, after, lr_info) if key in LR_KEYS else _wider(after) if key in WIDTH_KEYS else None
+    step = (_lr_step(key, before, after, lr_info) if key in LR_KEYS else _wider(after) if key in WIDTH_KEYS
+            else _more_data(after) if key == "data.train_subset" else None)
     if step:
         yield finding, step
     for change in finding.fixes:
@@ -50,12 +54,15 @@ def _lr_step(key: str, before: Config, after: Config, lr_info: dict[str, Any] | 
     old, new = (flatten_dotted(c.to_dict()).get(key) for c in (before, after))
     if not isinstance(old, (int, float)) or not isinstance(new, (int, float)) or old == new:
         return None
-    up = new > old
+    # After a range test, the line runs up its window: the valley it suggested sits at the window's cautious
+    # end (on the descent, before the steepest fall), and the loss keeps falling up to loss_min_lr.
+    tested = bool(lr_info and lr_info.get("used") and lr_info.get("loss_min_lr"))
+    up = tested or new > old
     target = fx.nice(new * LR_STEP if up else new / LR_STEP)
     rng = lr_range(after)
     if rng is not None:
         target = min(max(target, rng[0]), rng[1])
-    if up and lr_info and lr_info.get("loss_min_lr"):
+    if tested:
         target = min(target, fx.nice(lr_info["loss_min_lr"]))
     if (up and target <= new) or (not up and target >= new):
         return None  # at the edge of the range, or of the range test's curve
@@ -64,3 +71,7 @@ def _lr_step(key: str, before: Config, after: Config, lr_info: dict[str, Any] | 
 
 def _wider(after: Config) -> str | None:
     return fx.wider_model(Context(records=[], config=after.to_dict()))
+
+
+def _more_data(after: Config) -> str | None:
+    return fx.more_data(Context(records=[], config=after.to_dict()))

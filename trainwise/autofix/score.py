@@ -15,6 +15,9 @@ Noise, two ways:
   a repair.
 * ``repeat`` (one more run): the original config trained again with the next seed; the threshold is
   the absolute difference between the two seeds' scores, the seed-to-seed variation itself.
+
+Whether a run was still improving when it ended (``still_improving``) decides whether a repair that
+left it healthy is worth following further (trainwise.autofix.follow_through).
 """
 
 from __future__ import annotations
@@ -82,3 +85,26 @@ def floor(threshold: float, before: float, metric: str) -> float:
     """The threshold, but at least the smallest difference worth keeping (see the module docstring)."""
     least = 0.005 if mode_of(metric) == "max" else 0.005 * abs(before) if math.isfinite(before) else 0.0
     return max(threshold, least)
+
+
+def still_improving(records: list[dict[str, Any]], metric: str, restored_epoch: int | None = None) -> bool:
+    """Was the metric still getting better at the run's end, by more than its noise?
+
+    The trend over the last WINDOW epochs up to the scored one (a Theil-Sen slope, which one odd epoch
+    cannot tilt, times the window's length) against twice the spread of those epochs (floored as
+    above). A run whose early stopping restored its best weights had stopped improving by definition.
+    """
+    import numpy as np  # here only: the score itself stays plain Python
+
+    from trainwise.doctor.signals import theil_sen
+
+    if restored_epoch is not None:
+        return False
+    end = scored_index(records, restored_epoch) + 1
+    values = [_value(r.get(metric)) for r in records[max(0, end - WINDOW):end]]
+    values = [v for v in values if math.isfinite(v)]
+    if len(values) < 3:
+        return False
+    slope = theil_sen(np.asarray(values))
+    trend = (slope if mode_of(metric) == "max" else -slope) * (len(values) - 1)
+    return trend > floor(2 * spread(records, metric, restored_epoch), values[-1], metric)

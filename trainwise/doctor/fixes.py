@@ -114,6 +114,21 @@ def early_stopping(ctx: Context) -> str | None:
     return None if ctx.cfg("early_stopping.enabled") else "early_stopping.enabled=true"
 
 
+# Learning curves fall roughly as a power of the training set's size; a factor of 4 is a step that shows
+# on them (twice halves the gap to the next point), at 4x the epoch time.
+MORE_DATA = 4
+
+
+def more_data(ctx: Context) -> str | None:
+    """More of the training data the config itself holds back (``data.train_subset``): the first remedy for
+    variance when the data is there (a subset past the data's size takes it all). None when the run
+    already trains on everything it has."""
+    subset = ctx.cfg("data.train_subset")
+    if not isinstance(subset, int) or isinstance(subset, bool) or subset <= 0:
+        return None
+    return f"data.train_subset={subset * MORE_DATA}"
+
+
 def more_epochs(ctx: Context, factor: int = 2) -> str:
     epochs = ctx.cfg("train.epochs") or (int(ctx.epochs[-1]) if ctx.n else 20)
     return f"train.epochs={int(epochs) * factor}"
@@ -141,6 +156,25 @@ def _widened(hidden: list[int], classes: int | None) -> list[int]:
         else:
             out.append(min(near) if pinched else h)
     return out if out != hidden else [2 * h for h in hidden]
+
+
+def pinch(ctx: Context) -> tuple[int, str] | None:
+    """The narrowest width features pass through on the way to the head, and where, when it is narrower
+    than the number of classes: fewer units than classes cannot keep them all apart (an MLP's hidden
+    layer; a CNN's last stage, whose channels are all the head sees after global pooling). None for a
+    model passed in, or with K unknown."""
+    name, classes = ctx.cfg("model.name", "mlp"), ctx.num_classes
+    if ctx.user_model or not classes or classes < 3:
+        return None
+    if name in HIDDEN_MODELS and ctx.cfg("model.hidden"):
+        hidden = list(ctx.cfg("model.hidden"))
+        width, where = min(hidden), f"hidden layer {hidden.index(min(hidden)) + 1} of model.hidden={hidden}"
+    elif name in CHANNEL_MODELS and ctx.cfg("model.channels"):
+        channels = list(ctx.cfg("model.channels"))
+        width, where = channels[-1], f"the last stage of model.channels={channels} (all the head sees after pooling)"
+    else:
+        return None
+    return (int(width), where) if width < classes else None
 
 
 def wider_model(ctx: Context) -> str | None:

@@ -62,9 +62,14 @@ def likely_causes(ctx: Context) -> tuple[list[str], list[str]]:
     if ctx.cfg("data.normalize") is False:
         causes.append("inputs are not normalised (data.normalize=false)")
         fx.append(fixes.normalize(ctx))
-    if not causes:
-        causes.append("the usual causes are an LR far off (try 10x lower and 10x higher), labels that do not "
-                      "match the inputs, or inputs on a wildly different scale")
+    narrow = fixes.pinch(ctx)
+    if narrow:
+        causes.append(f"{narrow[1]} has {narrow[0]} units, fewer than the {ctx.num_classes} classes it must keep apart")
+        fx.append(fixes.wider_model(ctx))
+    if len(causes) == bool(narrow):  # nothing else found: the usual suspects, after any width fix
+        if not causes:
+            causes.append("the usual causes are an LR far off (try 10x lower and 10x higher), labels that do not "
+                          "match the inputs, or inputs on a wildly different scale")
         fx += [fixes.lower_lr(ctx), fixes.higher_lr(ctx), fixes.normalize(ctx)]
     return causes, fixes.keep(fixes.normalize(ctx), *fx)  # raw inputs first: the cheapest cause to rule out
 

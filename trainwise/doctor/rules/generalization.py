@@ -161,14 +161,18 @@ def _memorised_noise(ctx: Context) -> list[Finding]:
         ev |= {"first_val_loss": sig(float(val_loss[0]))}
         rising = f", validation loss {val_loss[0]:.3g} -> {stuck.level:.3g} against ln {ctx.num_classes} = {ctx.chance_loss:.3g}"
     acc = f" (accuracy {stuck.acc:.3f}, chance {stuck.chance_acc:.3f}{rising})" if stuck.acc_key else f" ({rising.lstrip(', ')})"
+    # A training set the config cut to a few samples per class looks the same from the curves: its one fix to try.
+    more = fixes.more_data(ctx)
+    withheld = (f" Unless the training set is too small to generalise from: the config keeps only data.train_subset="
+                f"{ctx.cfg('data.train_subset')} samples; {more} tests that.") if more else ""
     return [Finding(
         "overfitting", "error", span(ctx, 0), ev,
         f"Validation never left chance{acc} while the model fits its training set ({', '.join(fit)}): it memorises "
         "training labels that do not follow from the inputs. Usual causes: labels shuffled or misaligned with their "
         "inputs (a broken join or sort), or a validation set labelled differently from the training set. No training "
-        "setting fixes this; check how labels reach the model.",
-        [], ["check that each training label belongs to its input (shuffled or misaligned labels)",
-             "check that validation labels use the same class ids as training"],
+        "setting fixes this; check how labels reach the model." + withheld,
+        fixes.keep(more), ["check that each training label belongs to its input (shuffled or misaligned labels)",
+                           "check that validation labels use the same class ids as training"],
     )]
 
 
@@ -246,7 +250,10 @@ def _overfit(ctx: Context, onset: int, ev: dict, text: str, memorised: bool = Fa
     neither excuses it (severity stays warning) nor fixes it (regularisers come first)."""
     severity, note = ("warning", "") if memorised else _severity_and_note(ctx)
     regularise = (fixes.more_weight_decay(ctx), fixes.more_dropout(ctx), fixes.mixup(ctx))
-    fx = fixes.keep(*regularise, fixes.early_stopping(ctx)) if memorised else fixes.keep(fixes.early_stopping(ctx), *regularise)
+    # More of the data the config holds back: first for a memorised training set (a few samples per class
+    # are learnt by heart whatever the regulariser), after early stopping for a gap that opened late.
+    fx = (fixes.keep(fixes.more_data(ctx), *regularise, fixes.early_stopping(ctx)) if memorised
+          else fixes.keep(fixes.early_stopping(ctx), fixes.more_data(ctx), *regularise))
     return [Finding("overfitting", severity, span(ctx, onset), ev, with_medians_note(text) + note, fx)]
 
 
