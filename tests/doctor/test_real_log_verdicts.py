@@ -147,3 +147,47 @@ def test_validation_loss_alone_near_a_fit_is_not_underfitting():
     records, _ = read_history(REAL / "logs" / e["file"])
     val_only = [{k: v for k, v in r.items() if not k.startswith("train_")} for r in records]
     assert "underfitting" not in diagnose(val_only, classes=e["classes"]).codes
+
+
+# ----------------------------------------------------------------------------- swings that stopped
+def test_swings_that_stopped_with_validation_at_its_best_are_information():
+    found = findings("BCbug-tw__Chest-Pneumonia-Classification-ResNet50FT")  # bumps at epochs 6 and 12, calm 14-20, 0.993
+    assert verdict("BCbug-tw__Chest-Pneumonia-Classification-ResNet50FT") == ["healthy"], [str(f) for f in found]
+    f = next(f for f in found if f.code == "unstable_training")
+    assert f.severity == "info" and f.evidence["calm_last_epochs"] >= 4
+
+
+@pytest.mark.parametrize("owner", [
+    "AbijithT",  # validation accuracy 0.59 -> 0.39 -> 0.80 -> 0.66 -> 0.93 -> 0.87 to the end
+    "pilot-j",  # validation 0.78 / 0.45 every few epochs to the last one
+])
+def test_swings_to_the_end_stay_a_warning(owner):
+    assert verdict(owner)[0] == "unstable_training", verdict(owner)
+
+
+def test_a_validation_rise_well_above_a_tenth_of_ln_k_is_still_overfitting():
+    assert verdict("GalexyBrain__Plant")[0] == "overfitting"  # 0.136 -> 0.19-0.22 while training falls
+
+
+# ----------------------------------------------------------------------------- one finding per code
+@pytest.mark.parametrize("owner", ["AdityaT-19", "Sh-Vacle"])
+def test_one_instability_read_by_two_rules_is_reported_once(owner):
+    found = findings(owner)  # swings over the run, and a spike in both curves inside them
+    unstable = [f for f in found if f.code == "unstable_training"]
+    assert len(unstable) == 1 and unstable[0].epochs[0] == min(f.epochs[0] for f in unstable), [str(f) for f in found]
+
+
+def test_different_codes_over_the_same_epochs_are_both_kept():
+    assert verdict("Abhiswain97") == ["plateau", "underfitting"]
+
+
+# ----------------------------------------------------------------------------- validation-only divergence
+@pytest.mark.parametrize("classes", [2, 5, 1000])  # the repository does not say K; 2e7 is far above ln K for any
+def test_a_validation_loss_astronomically_above_ln_k_is_diverged(classes):
+    e = entry("ML-Ops-Burnsides-Bitches-Group-51")  # validation loss only: 7.9e12 after one epoch, 2e7-7e7 after ten
+    found = diagnose(REAL / "logs" / e["file"], classes=classes)
+    assert found[0].code == "diverged" and found[0].severity == "error", [str(f) for f in found]
+
+
+def test_a_validation_loss_near_ln_k_is_not_diverged():
+    assert "diverged" not in verdict("JulioContrerasH")  # 2.27 -> 1.88 against ln 10 = 2.30

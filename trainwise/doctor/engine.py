@@ -8,7 +8,8 @@ phase_regression, overfitting) remove a finding only when it begins inside their
 before); "state" subsumers remove any finding whose span overlaps. ``"code:severity"`` entries explain
 only that severity (a partial prediction_collapse, not a full one).
 
-Ranking: error, warning, info; within a severity, root causes before symptoms (the declared
+Two findings of one code and severity over overlapping epochs are one finding: the first in rank is
+kept. Ranking: error, warning, info; within a severity, root causes before symptoms (the declared
 priorities), then by first epoch. ``healthy`` is added, first, exactly when no warning or error
 remains; info findings (val_above_train, transient_dip, mild overfitting under early stopping) may
 accompany it because they explain a curve rather than report a problem.
@@ -91,8 +92,19 @@ def healthy(ctx: Context) -> Finding:
     )
 
 
+def one_per_code(findings: list[Finding]) -> list[Finding]:
+    """Of two ranked findings with the same code and severity over overlapping epochs, the first: two rules
+    that read one instability (swings, and a spike in both curves) say one thing, once."""
+    kept: list[Finding] = []
+    for f in findings:
+        if not any(k.code == f.code and k.severity == f.severity and f.epochs[0] <= k.epochs[1] and k.epochs[0] <= f.epochs[1]
+                   for k in kept):
+            kept.append(f)
+    return kept
+
+
 def diagnose_context(ctx: Context) -> list[Finding]:
-    findings = rank(deduplicate(run_rules(ctx)))
+    findings = one_per_code(rank(deduplicate(run_rules(ctx))))
     if not any(f.severity in ("warning", "error") for f in findings):
         findings = rank([healthy(ctx), *findings])
     return findings

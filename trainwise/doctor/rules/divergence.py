@@ -1,7 +1,8 @@
 """Optimisation that runs away or swings: diverged, lr_too_high, unstable_training.
 
 * diverged (error): a NaN/Inf loss, or a training loss that ends at >= 3x the level a fresh classifier
-  starts at (ln K, or the first epoch when K is unknown). A first epoch that starts high and then
+  starts at (ln K, or the first epoch when K is unknown); with only validation logged and K known, a
+  validation loss that ends >= 3x ln K and never came down to ln K. A first epoch that starts high and then
   recovers is not divergence. NaN/Inf steps that a NaN guard skipped or rolled back, with finite epoch
   losses, are reported as a warning: the run survived but sits at the edge of stability.
 * lr_too_high (warning): the training loss oscillates (>= 2 rises and falls of >= 10 %, rises in >= 20 %
@@ -18,7 +19,10 @@
   validation does not feel are noise. The cause may be the
   batch size, the data order, or missing normalisation. Also a run that is getting worse without overfitting:
   validation loss ending >= 20 % above its best and accuracy >= 3 points below while the training loss
-  did not improve since (lr_too_high when the LR is above its range).
+  did not improve since (lr_too_high when the LR is above its range). Swings without LR evidence that
+  stopped -- the last third of the run (>= 4 epochs, runs of >= 12) calm on both curves and validation
+  ending at its best (loss within 10 % of its minimum, accuracy within a point of its maximum) -- are info:
+  the final model is unharmed.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ CODES = (
     Code("lr_too_high", "warning",
          "loss oscillating or rising early, or a fit crippled by dead units or large steps, with the LR implicated",
          priority=40, subsumes=frozenset({"unstable_training", "underfitting", "plateau"})),
-    Code("unstable_training", "warning",
+    Code("unstable_training", "warning (info when the swings stopped and validation ended at its best)",
          "large swings (or a spike in both curves) without LR evidence, or a run getting worse without overfitting", priority=130),
 )
 
@@ -94,6 +98,8 @@ def _diverged(ctx: Context) -> list[Finding]:
         if first < first_nan:
             what = f"the loss blew up from epoch {ctx.epoch_at(first)} ({loss[first]:.3g}) and became NaN/Inf at epoch {ctx.epoch_at(first_nan)}"
         return [_diverged_finding(ctx, first, ev, what)]
+    if not len(finite_loss):
+        return _validation_blown_up(ctx) or _guarded_steps(ctx)
     if not math.isfinite(ref) or ref <= 0 or len(finite_loss) < 2:
         return _guarded_steps(ctx)
     end = signals.tail_median(loss, 2)
@@ -105,6 +111,25 @@ def _diverged(ctx: Context) -> list[Finding]:
         what = f"the training loss grew from {ref:.3g} to {end:.3g} ({end / ref:.3g}x)"
         return [_diverged_finding(ctx, first, ev, what)]
     return _guarded_steps(ctx)
+
+
+def _validation_blown_up(ctx: Context) -> list[Finding]:
+    """Only validation is logged (a foreign log's eval rows) and K is known: a cross-entropy that ends >= 3x
+    ln K and never came down to ln K is what blown-up outputs give -- a uniform guess scores ln K, so no
+    training run that works sits there. (A public classifier's validation loss: 7.9e12 after one epoch,
+    still 2e7 after ten.) Falling from astronomical to huge is not learning."""
+    chance = ctx.chance_loss
+    val = signals.finite(ctx.series("val_loss"))
+    if chance is None or ctx.task == "regression" or len(val) < 2:
+        return []
+    end = signals.tail_median(val, 2)
+    if end < BLOWUP * chance or float(val.min()) <= chance:
+        return []
+    ev = lr_evidence(ctx) | {"end_val_loss": sig(end), "min_val_loss": sig(float(val.min())), "chance_loss": sig(chance),
+                             "growth_over_chance": sig(end / chance), "assumption": "no training loss logged: judged on validation"}
+    what = (f"the validation loss ends at {end:.3g}, {end / chance:.3g}x ln {ctx.num_classes} (a uniform guess scores "
+            f"{chance:.3g}), and never came below it (lowest {val.min():.3g}); only validation is logged")
+    return [_diverged_finding(ctx, 0, ev, what)]
 
 
 def validation_improves(ctx: Context, since: int) -> bool:
@@ -284,15 +309,49 @@ def _too_high_or_unstable(ctx: Context) -> list[Finding]:
     if not (val_swings or _accuracy_swings(ctx) or val_jumpy):
         # Training-loss wiggles that validation does not feel (a deep SGD net near convergence) are noise.
         return [] if worse is None else _degrading(ctx, worse)
+    calm = settled(ctx)
+    note = ""
+    if calm:
+        ev["calm_last_epochs"] = calm
+        note = (f" The swings stopped: the last {calm} epochs are calm on both curves and validation ended at its best, "
+                "so the final model is unharmed; reported so that the earlier jumps are explained.")
     return [
         Finding(
             "unstable_training",
-            "warning",
+            "info" if calm else "warning",
             span(ctx, first),
             ev,
             f"The {curve} {shape} ({len(rises)} training and {len(vrises)} validation jumps over {ctx.n} epochs) "
             "rather than falling steadily; noisy steps come from too high an LR for this batch size, "
-            "unnormalised inputs, or a few extreme samples.",
+            "unnormalised inputs, or a few extreme samples." + note,
             fixes.keep(*fixes.before_lr(ctx), fixes.lower_lr(ctx, 0.5), fixes.clip(), fixes.decay_schedule(ctx)),
         )
     ]
+
+
+SETTLED_MIN_EPOCHS = 12
+
+
+def settled(ctx: Context) -> int:
+    """The number of calm final epochs (0: not settled) after swings: the last third of the run (>= 4 epochs)
+    has no training-loss rise >= 10 %, no validation-loss rise >= 25 % (both floored at a tenth of ln K) and
+    no validation-accuracy drop >= 3 points, and validation ends at its best -- loss (last 3) within 10 %
+    of its minimum, accuracy within a point of its maximum. A fine-tune that bumped twice mid-run and ended
+    at its best accuracy is not unstable now."""
+    if ctx.n < SETTLED_MIN_EPOCHS or not ctx.has("val_loss", SETTLED_MIN_EPOCHS):
+        return 0
+    window = max(4, ctx.n // 3)
+    floor = loss_scale_floor(ctx)
+    train_steps = signals.relative_steps(ctx.series("train_loss")[-window - 1 :], floor)
+    val_steps = signals.relative_steps(ctx.series("val_loss")[-window - 1 :], floor)
+    if (train_steps >= BIG_STEP).any() or (val_steps >= VAL_SWING).any():
+        return 0
+    val = ctx.series("val_loss")
+    best = float(np.nanmin(val))
+    if (signals.tail_median(val) - best) / max(best, floor) > 0.10:
+        return 0
+    if ctx.has("val_acc", SETTLED_MIN_EPOCHS):
+        acc = ctx.series("val_acc")
+        if (-np.diff(signals.finite(acc[-window - 1 :])) >= 0.03).any() or signals.tail_median(acc) < float(np.nanmax(acc)) - 0.01:
+            return 0
+    return window
