@@ -31,6 +31,7 @@ from trainwise.data.loader import loader_options, make_loader
 from trainwise.errors import UserError
 from trainwise.history import History
 from trainwise.interrupt import SignalCatcher
+from trainwise.losses import loss_function
 from trainwise.metrics import MetricAccumulator
 from trainwise.models import build_model
 from trainwise.optim import LearningRate, build_optimizer, param_groups, scaled_lr
@@ -129,6 +130,7 @@ def build_run(trainer: Trainer, config: Config, model: torch.nn.Module | None = 
     trainer.optimizer = build_optimizer(groups, cfg.optim, lr)
     steps_per_epoch = len(trainer.train_loader)
     trainer.lr = LearningRate(trainer.optimizer, cfg.schedule, steps_per_epoch, cfg.train.epochs)  # the one owner of the LR
+    trainer.loss_fn = loss_function(trainer.task, cfg.regularization.label_smoothing)  # (logits, targets) -> the training loss
     trainer.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.train.precision]
     trainer.scaler = torch.amp.GradScaler(trainer.device.type, enabled=cfg.train.precision == "fp16")
 

@@ -185,7 +185,9 @@ class GraphedStep:
         trainer, state = self.trainer, self.trainer.state
         state.outputs, state.loss = captured.outputs, captured.loss
         state.step += 1
-        trainer.train_metrics.update_from_logits(captured.loss, captured.outputs, hard_labels(captured.targets, trainer.task), trainer.task)
+        # Copies: the metrics keep their tensors until the epoch is read, and the next replay overwrites the graph's.
+        trainer.train_metrics.update_from_logits(captured.loss.clone(), captured.outputs.clone(),
+                                                 hard_labels(captured.targets, trainer.task).clone(), trainer.task)
 
     def describe(self) -> dict[str, Any]:
         return {"graphs": self.captures, "replayed_steps": self.replays}

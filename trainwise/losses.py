@@ -7,6 +7,9 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -18,6 +21,14 @@ def task_loss(logits: torch.Tensor, targets: torch.Tensor, task: str, label_smoo
             target = target * (1 - label_smoothing) + label_smoothing / 2
         return F.binary_cross_entropy_with_logits(logits.reshape(-1), target)
     return F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
+
+
+def loss_function(task: str, label_smoothing: float = 0.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``task_loss`` with the task and smoothing fixed: (logits, targets) -> loss. The plain multiclass case is
+    F.cross_entropy itself, as a hand-written loop calls it (no wrapper on the training step's path)."""
+    if task != "binary" and not label_smoothing:
+        return F.cross_entropy
+    return functools.partial(task_loss, task=task, label_smoothing=label_smoothing)
 
 
 def predictions(logits: torch.Tensor, task: str) -> torch.Tensor:

@@ -12,6 +12,7 @@ classes (a class never predicted has precision 0), so f1 == macro_f1.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 # Every key a trainwise History holds, by its base name (see ``base_key``): "max" where larger is better,
@@ -57,83 +58,70 @@ def resolve_mode(monitor: str, mode: str = "auto") -> str:
 class MetricAccumulator:
     """The loss sum and confusion matrix of an epoch's training (or an evaluation), kept on the device.
 
-    ``update`` does the least per step: it writes the batch's mean loss and its predicted and true class
-    ids into preallocated device buffers (three small copies; no float64 arithmetic, no scatter, no host
-    sync). ``loss_sum`` and ``confusion`` are made from the buffers when they are read (``fold``): once
-    per epoch, checkpoint or evaluation. On small CPU models a step's metrics cost about half of what
-    summing into a float64 loss and a scatter into the confusion matrix at every step cost.
+    ``update`` does the least per step: it keeps (detached) references to the batch's mean loss, its
+    logits or predicted ids and its true ids, and nothing else (no kernel, no host sync). ``loss_sum`` and
+    ``confusion`` are made from them when they are read (``fold``: one concatenation, one argmax, one
+    scatter): once per epoch, checkpoint or evaluation, or when the kept logits reach ``FOLD_ELEMENTS``
+    (so an epoch of a large model holds a few MB at most). On the small CPU MLPs of
+    benchmarks/overhead_cpu.py the three per-step copies into buffers that this replaces took 25-35 us of
+    a 0.85 ms step. The tensors passed in must not be changed in place afterwards: an eager step makes
+    new ones every step; a replayed CUDA graph passes copies.
     """
+
+    FOLD_ELEMENTS = 1 << 22  # kept logits (elements) that trigger a fold: 16 MB of float32
 
     def __init__(self, num_classes: int, device: torch.device):
         self.k = num_classes
         self.device = device
-        self._loss_buf = torch.zeros(0, device=device)
-        self._pred_buf = torch.zeros(0, device=device, dtype=torch.long)
-        self._true_buf = torch.zeros(0, device=device, dtype=torch.long)
+        self._fold_at = max(self.FOLD_ELEMENTS // max(num_classes, 1), 1)  # kept samples
         self.reset()
 
     def reset(self) -> None:
         self._loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
         self._confusion = torch.zeros(self.k * self.k, device=self.device, dtype=torch.long)
         self.count = 0
+        self._kind = "multiclass"  # what the kept scores are: "multiclass" or "binary" logits, or "ids"
         self._clear_pending()
 
     def _clear_pending(self) -> None:
-        self._steps, self._samples, self._sizes = 0, 0, []
+        # New lists, not clear(): a shallow copy (a data-parallel total) that folds leaves the original's intact.
+        self._losses, self._scores, self._targets, self._sizes = [], [], [], []
+        self._samples = 0
 
     def update(self, loss: torch.Tensor, preds: torch.Tensor, targets: torch.Tensor) -> None:
         """``loss`` is the batch mean (weighted by the batch size when folded, so the epoch mean is exact);
         ``preds`` and ``targets`` are class ids."""
-        lo, hi = self._reserve(targets.shape[0])
-        self._pred_buf[lo:hi].copy_(preds)
-        self._record(loss, targets, lo, hi)
+        self.update_from_logits(loss, preds, targets, "ids")
 
     def update_from_logits(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, task: str) -> None:
-        """As ``update``, with the predicted ids taken from ``logits`` straight into the buffer (one kernel)."""
-        lo, hi = self._reserve(targets.shape[0])
-        if task == "binary":
-            self._pred_buf[lo:hi].copy_(logits.reshape(-1) > 0)
-        else:
-            torch.argmax(logits.detach(), dim=1, out=self._pred_buf[lo:hi])
-        self._record(loss, targets, lo, hi)
-
-    def _reserve(self, n: int) -> tuple[int, int]:
-        lo, hi = self._samples, self._samples + n
-        if self._steps >= self._loss_buf.shape[0] or hi > self._pred_buf.shape[0]:
-            self._grow(self._steps + 1, hi)
-        return lo, hi
-
-    def _record(self, loss: torch.Tensor, targets: torch.Tensor, lo: int, hi: int) -> None:
-        self._loss_buf[self._steps].copy_(loss.detach())
-        self._true_buf[lo:hi].copy_(targets)
-        self._sizes.append(hi - lo)
-        self._steps += 1
-        self._samples = hi
-        self.count += hi - lo
-
-    def _grow(self, steps: int, samples: int) -> None:
-        """Double the buffers (an epoch of a few hundred steps allocates a handful of times, then never)."""
-        def grown(buf: torch.Tensor, need: int) -> torch.Tensor:
-            if need <= buf.shape[0]:
-                return buf
-            new = torch.zeros(max(need, 2 * buf.shape[0], 256), device=self.device, dtype=buf.dtype)
-            new[: buf.shape[0]] = buf
-            return new
-
-        self._loss_buf = grown(self._loss_buf, steps)
-        self._pred_buf, self._true_buf = grown(self._pred_buf, samples), grown(self._true_buf, samples)
+        """As ``update``, with the predicted ids taken from ``logits`` (argmax, binary: logit > 0) when folded
+        (``task = "ids"``: ``logits`` are the ids already)."""
+        if task != self._kind:
+            self.fold()  # one kind per fold, so that the kept scores concatenate
+            self._kind = task
+        n = targets.shape[0]
+        self._losses.append(loss.detach())
+        self._scores.append(logits.detach())
+        self._targets.append(targets)
+        self._sizes.append(n)
+        self.count += n
+        self._samples += n
+        if self._samples >= self._fold_at:
+            self.fold()
 
     def fold(self) -> None:
-        """Add the steps recorded since the last fold to the loss sum and the confusion matrix.
+        """Add the steps kept since the last fold to the loss sum and the confusion matrix.
 
         Out of place, so a shallow copy (a data-parallel total) folds without touching the original."""
-        if not self._steps:
+        if not self._sizes:
             return
-        s, m = self._steps, self._samples
         sizes = torch.tensor(self._sizes, dtype=torch.float64).to(self.device, non_blocking=True)
-        self._loss_sum = self._loss_sum + (self._loss_buf[:s].double() * sizes).sum()
+        losses = torch.stack(self._losses).reshape(-1).double()  # one element per step (0-d or (1,))
+        self._loss_sum = self._loss_sum + (losses * sizes).sum()
+        scores = torch.cat(self._scores)
+        preds = scores.argmax(dim=1) if self._kind == "multiclass" else (scores.reshape(-1) > 0) if self._kind == "binary" else scores
         # scatter_add into a fixed-size tensor: bincount on CUDA reads the maximum back to the host.
-        index = torch.add(self._pred_buf[:m], self._true_buf[:m], alpha=self.k)  # targets * k + preds
+        index = torch.add(preds.long(), torch.cat(self._targets).long(), alpha=self.k)  # targets * k + preds
         self._confusion = self._confusion.scatter_add(0, index, torch.ones_like(index))
         self._clear_pending()
 
@@ -159,18 +147,18 @@ class MetricAccumulator:
 
     def compute_loss_acc(self, task: str = "multiclass") -> dict:
         """The training metrics of an epoch: mean loss, accuracy, precision, recall and F1 (as ``compute``
-        defines them), computed on the device from the confusion matrix and read in one host transfer."""
-        c = self.confusion.view(self.k, self.k).double()
+        defines them), from the loss sum and the confusion matrix read in one host transfer."""
+        packed = torch.cat([self.loss_sum.view(1), self.confusion.double()]).cpu().numpy()
+        c = packed[1:].reshape(self.k, self.k)
         precision, recall, f1 = _precision_recall_f1(c)
         pick = (lambda t: t[1]) if task == "binary" else (lambda t: t.mean())  # noqa: E731
-        loss_sum, correct, total, p, r, f = torch.stack([self.loss_sum, c.diag().sum(), c.sum(), pick(precision), pick(recall),
-                                                         pick(f1)]).tolist()
-        return {"loss": loss_sum / max(self.count, 1), "acc": correct / max(total, 1), "precision": p, "recall": r, "f1": f}
+        return {"loss": float(packed[0]) / max(self.count, 1), "acc": float(np.trace(c) / max(c.sum(), 1)),
+                "precision": float(pick(precision)), "recall": float(pick(recall)), "f1": float(pick(f1))}
 
     def compute(self, task: str) -> dict:
         """One host transfer; returns plain floats and the confusion matrix as nested lists."""
-        loss_sum, confusion = self.loss_sum.item(), self.confusion.view(self.k, self.k).cpu()
-        return metrics_from_confusion(confusion, task) | {"loss": loss_sum / max(self.count, 1)}
+        packed = torch.cat([self.loss_sum.view(1), self.confusion.double()]).cpu().numpy()
+        return metrics_from_confusion(packed[1:].reshape(self.k, self.k), task) | {"loss": float(packed[0]) / max(self.count, 1)}
 
     def all_reduce_(self, group=None) -> MetricAccumulator:
         """Replace the sums with their totals over the processes of a data-parallel run (one collective).
@@ -188,32 +176,27 @@ class MetricAccumulator:
         return self
 
 
-def _precision_recall_f1(c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-class precision, recall and F1 of a (K, K) float confusion matrix (rows: true class), where it lives."""
-    tp = c.diag()
-    predicted = c.sum(0)
-    actual = c.sum(1)
-    precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), torch.zeros_like(tp))
-    recall = torch.where(actual > 0, tp / actual.clamp(min=1), torch.zeros_like(tp))
-    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall).clamp(min=1e-12), torch.zeros_like(tp))
+def _precision_recall_f1(c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class precision, recall and F1 of a (K, K) float64 confusion matrix (rows: true class); 0 where undefined."""
+    tp = np.diag(c)
+    predicted, actual = c.sum(0), c.sum(1)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
+    both = precision + recall
+    f1 = np.divide(2 * precision * recall, both, out=np.zeros_like(tp), where=both > 0)
     return precision, recall, f1
 
 
-def metrics_from_confusion(confusion: torch.Tensor, task: str) -> dict:
-    c = confusion.double()
-    total = c.sum().clamp(min=1)
-    tp = c.diag()
+def metrics_from_confusion(confusion: torch.Tensor | np.ndarray, task: str) -> dict:
+    c = np.asarray(confusion.cpu() if isinstance(confusion, torch.Tensor) else confusion, dtype=np.float64)
     precision, recall, f1 = _precision_recall_f1(c)
     out = {
-        "acc": (tp.sum() / total).item(),
-        "macro_f1": f1.mean().item(),
+        "acc": float(np.trace(c) / max(c.sum(), 1)),
+        "macro_f1": float(f1.mean()),
         "per_class_precision": precision.tolist(),
         "per_class_recall": recall.tolist(),
         "per_class_f1": f1.tolist(),
-        "confusion": confusion.long().tolist(),
+        "confusion": c.astype(np.int64).tolist(),
     }
-    if task == "binary":
-        out |= {"precision": precision[1].item(), "recall": recall[1].item(), "f1": f1[1].item()}
-    else:
-        out |= {"precision": precision.mean().item(), "recall": recall.mean().item(), "f1": f1.mean().item()}
-    return out
+    pick = (lambda t: t[1]) if task == "binary" else (lambda t: t.mean())  # noqa: E731
+    return out | {"precision": float(pick(precision)), "recall": float(pick(recall)), "f1": float(pick(f1))}

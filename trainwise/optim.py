@@ -85,6 +85,10 @@ def onecycle_factor(step: int, total_steps: int, pct_start: float, div_factor: f
     return _cos_anneal(1.0, final, min((step - peak) / max(total_steps - 1 - peak, 1e-12), 1.0))
 
 
+def _constant(step: int) -> float:
+    return 1.0
+
+
 def lr_factor_fn(cfg: ScheduleConfig, steps_per_epoch: int, total_steps: int) -> Callable[[int], float]:
     """lr(step) / base_lr for every schedule; ``step`` counts optimizer steps from 0.
 
@@ -97,6 +101,9 @@ def lr_factor_fn(cfg: ScheduleConfig, steps_per_epoch: int, total_steps: int) ->
     warmup = round(cfg.warmup_epochs * steps_per_epoch)
     if cfg.name == "onecycle":
         return lambda step: onecycle_factor(step, total_steps, cfg.pct_start, cfg.div_factor, cfg.final_div_factor)
+
+    if not warmup and cfg.name in ("none", "plateau"):
+        return _constant  # the trainer asks every step: the cheapest answer
 
     def after_warmup(step: int) -> float:
         epoch = step // steps_per_epoch

@@ -199,10 +199,10 @@ class Trainer:
         (SAM's second forward). ``autocast_cache=False`` inside a CUDA-graph capture (trainwise.cuda_graphs)."""
         if self.autocast_dtype is None:  # fp32: entering a disabled autocast still costs microseconds per step
             outputs = self.forward(*inputs)
-            return outputs, task_loss(outputs.float(), targets, self.task, self.config.regularization.label_smoothing)
+            return outputs, self.loss_fn(outputs if outputs.dtype is torch.float32 else outputs.float(), targets)
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, cache_enabled=autocast_cache):
             outputs = self.forward(*inputs)
-            return outputs, task_loss(outputs.float(), targets, self.task, self.config.regularization.label_smoothing)
+            return outputs, self.loss_fn(outputs.float(), targets)
 
     def train_step(self, events: bool = True) -> None:
         """Forward, loss, backward, clip, step: one optimizer step on ``state.inputs``/``state.targets``.
