@@ -35,8 +35,10 @@ def dead_fraction(out: torch.Tensor, channel_dim: int) -> torch.Tensor:
     """Share of units never positive over the batch (and positions)."""
     if out.dim() < 2:
         return (out.max() <= 0).float()
-    alive = (out > 0).movedim(channel_dim, -1).reshape(-1, out.shape[channel_dim]).any(0)
-    return 1.0 - alive.float().mean()
+    positive = out > 0
+    if out.dim() > 2 or channel_dim not in (-1, 1):
+        positive = positive.movedim(channel_dim, -1).reshape(-1, out.shape[channel_dim])
+    return 1.0 - positive.any(0).float().mean()
 
 
 def saturated_fraction(out: torch.Tensor, module: nn.Module) -> torch.Tensor:
@@ -85,7 +87,7 @@ class ActivationMonitor(EpochMeanMonitor):
                 return
             with torch.no_grad():
                 value = dead_fraction(out, dim) if kind == "dead_frac" else saturated_fraction(out, module)
-                self._means.add((key,), value.reshape(1), torch.ones(1, device=value.device))
+                self._means.add_samples((key,), value.reshape(1))
 
         return hook
 

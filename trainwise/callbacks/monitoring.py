@@ -47,12 +47,17 @@ class LayerIndex:
             self._index_cache[key] = torch.tensor(slots, dtype=torch.long, device=device)
         return self._index_cache[key]
 
-    def per_layer_sq(self, tensors: list[torch.Tensor], slots: tuple[int, ...]) -> torch.Tensor:
-        """Sum of squared L2 norms of ``tensors`` per layer (float32, on the tensors' device)."""
+    def per_layer_sq(self, tensors: list[torch.Tensor], slots: tuple[int, ...], groups: int = 1) -> torch.Tensor:
+        """Sum of squared L2 norms of ``tensors`` per layer (float32, on the tensors' device).
+
+        ``groups`` > 1: ``tensors`` are that many lists of the same parameters one after the other (their
+        ``slots`` given once); the result holds each group's per-layer sums in turn, from one pass."""
         device = tensors[0].device
-        norms = torch.stack([n.float() for n in torch._foreach_norm(tensors)])
-        out = torch.zeros(len(self.names), device=device, dtype=torch.float32)
-        return out.index_add_(0, self._index(slots, device), norms * norms)
+        norms = torch.stack(torch._foreach_norm(tensors)).float()  # stack promotes mixed dtypes itself
+        layers = len(self.names)
+        index = tuple(s + g * layers for g in range(groups) for s in slots) if groups > 1 else slots
+        out = torch.zeros(groups * layers, device=device, dtype=torch.float32)
+        return out.index_add_(0, self._index(index, device), norms * norms)
 
     def grads(self) -> tuple[list[torch.Tensor], tuple[int, ...]]:
         """Gradients that exist (frozen or unused parameters have none) and their layer slots."""
@@ -81,12 +86,20 @@ class EpochMeans:
         self._closed = False
 
     def add(self, keys: tuple[str, ...], values: torch.Tensor, weights: torch.Tensor) -> None:
-        values = torch.where(weights > 0, values, torch.zeros_like(values))  # a NaN times 0 is still NaN
+        values = torch.where(weights > 0, values, 0.0)  # a NaN times 0 is still NaN
         if keys in self._groups:
             s, c = self._groups[keys]
             self._groups[keys] = (s.to(values.device) + values * weights, c.to(values.device) + weights)
         else:
             self._groups[keys] = (values * weights, weights.clone())
+
+    def add_samples(self, keys: tuple[str, ...], values: torch.Tensor) -> None:
+        """``add`` with every weight 1 (two kernels instead of six): the activation monitor's per-call values."""
+        if keys in self._groups:
+            s, c = self._groups[keys]
+            self._groups[keys] = (s.to(values.device) + values, c.to(values.device) + 1)
+        else:
+            self._groups[keys] = (values, torch.ones_like(values))
 
     def reset(self) -> None:
         self._closed = False

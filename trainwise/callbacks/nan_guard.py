@@ -35,15 +35,14 @@ POLICIES = ("stop", "skip", "rollback")
 
 def nonfinite_flag(loss: torch.Tensor | None, model: torch.nn.Module, grads: bool = True) -> torch.Tensor:
     """A 0-d bool tensor on the device: is the loss or any gradient NaN/Inf? (No host sync.)"""
-    grads = [p.grad for p in model.parameters() if p.grad is not None] if grads else []
-    checks = []
+    values = [p.grad for p in model.parameters() if p.grad is not None] if grads else []
+    if values:
+        values = [torch.stack(torch._foreach_norm(values))]  # a NaN/Inf entry makes its gradient's norm NaN/Inf
     if loss is not None:
-        checks.append(~torch.isfinite(loss.detach().float()).all())
-    if grads:
-        checks.append(~torch.isfinite(torch.stack([n.float() for n in torch._foreach_norm(grads)]).sum()))
-    if not checks:
+        values.append(loss.detach().reshape(-1))
+    if not values:
         return torch.zeros((), dtype=torch.bool)
-    return torch.stack(checks).any()
+    return ~torch.cat(values).isfinite().all()  # cat promotes the norms' and the loss's dtypes
 
 
 class NanGuard(Callback):

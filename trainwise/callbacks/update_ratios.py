@@ -48,9 +48,9 @@ class UpdateRatioMonitor(EpochMeanMonitor):
             return
         with torch.no_grad():
             after = [p.detach() for p in self._index.params]
-            slots = tuple(self._index.slot)
-            delta_sq = self._index.per_layer_sq(torch._foreach_sub(after, before), slots)
-            weight_sq = self._index.per_layer_sq(before, slots)
+            # the squared norms of the updates and of the weights before them, in one pass
+            both = self._index.per_layer_sq([*torch._foreach_sub(after, before), *before], tuple(self._index.slot), groups=2)
+            delta_sq, weight_sq = both.chunk(2)
             ratio = (delta_sq / weight_sq.clamp_min(1e-30)).sqrt()
             valid = ((weight_sq > 0) & torch.isfinite(ratio)).float()
             self._means.add(self._keys, ratio, valid)
