@@ -14,6 +14,10 @@ were not run while the rules were tuned; it is scored once, at the end.
     python benchmarks/doctor_zoo/v2.py --half dev          # tune on this
     python benchmarks/doctor_zoo/v2.py --half held-out     # score once
     python benchmarks/doctor_zoo/v2.py --case v2_mixup_stack --seeds 0 --verbose
+    python benchmarks/doctor_zoo/v2.py --half held-out --seeds 11 12   # every case on fresh seeds, for a re-score
+
+``--seeds`` replaces the half's seeds; with ``--half held-out`` it scores every case (``DEV + HELD_OUT``) on
+them, so seeds never used before give a fresh held-out score once the original seeds 7 and 8 have been seen.
 
 Scoring, the AUTOTRAINER baseline and the manifestation checks are the first zoo's (run.py, manifest.py);
 the goals on the held-out half: false alarms on healthy twins <= 5 %, ``healthy`` on a broken run <= 2 %,
