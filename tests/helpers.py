@@ -51,3 +51,19 @@ def interrupted_then_resumed(config, run_dir: Path, epoch: int):
     with pytest.raises(KeyboardInterrupt):
         trainwise.fit(config, out=run_dir, callbacks=[StopAt()])
     return trainwise.resume(run_dir)
+
+
+def stopped_mid_epoch_then_resumed(config, run_dir: Path, step: int):
+    """Fit ``config`` into ``run_dir``, interrupted (KeyboardInterrupt) after optimizer step ``step``, then resume it."""
+    import pytest
+
+    import trainwise
+
+    class StopMidEpoch(trainwise.Callback):
+        def on_step_end(self, state):
+            if state.step == step:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        trainwise.fit(config, out=run_dir, callbacks=[StopMidEpoch()])
+    return trainwise.resume(run_dir)

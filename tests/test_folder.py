@@ -127,3 +127,82 @@ def test_folder_mistakes_are_user_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="holds no images"):
         prepare_data(DataConfig(name="folder", path=str(tmp_path)))
+
+
+def test_batched_fetch_gives_the_per_sample_batches_in_the_same_order(digits_folder):
+    """Workers decode whole batches into uint8 arrays, finished in the workers (CPU training) or on the
+    training device (raw uint8 batches, as for a GPU): either way the batches are those of one
+    ``dataset[i]`` per sample, collated, bit for bit, in the documented order."""
+    from torch.utils.data import default_collate
+
+    from trainwise.data.folder import DecodedBatch
+    from trainwise.data.loader import epoch_order, loader_options, make_loader
+
+    d = prepare_data(DataConfig(name="folder", path=str(digits_folder)))
+    ds = d.train.dataset
+    assert d.normalization["input"]["std"][0][0][0] != 1.0  # standardized: the device step does it too
+    ds.raw_batches = True
+    raw = ds.__getitems__([0, 5, 9])
+    assert isinstance(raw, DecodedBatch) and raw.pixels.dtype == torch.uint8 and raw.pixels.shape == (3, 8, 8)
+    cpu = torch.device("cpu")
+    for workers in (0, 2):
+        for raw_batches in (False, True):
+            loader = make_loader(d.train, 64, cpu, shuffle=True, seed=3, options=loader_options(workers, cpu))
+            assert ds.raw_batches is False  # the loader's choice on a CPU: finished in the workers
+            ds.raw_batches = raw_batches  # (before the workers start: they copy the dataset)
+            order = epoch_order(len(ds), 3, 2)
+            got = list(loader.batches(epoch=2))
+            assert len(got) == len(loader) == -(-len(ds) // 64)
+            for b, ((x,), y) in enumerate(got):
+                want_x, want_y = default_collate([ds[i] for i in order[b * 64:(b + 1) * 64].tolist()])
+                assert x.dtype == torch.float32 and torch.equal(x, want_x) and torch.equal(y, want_y)
+            # a resumed epoch starts at its batch: the same batches from there on
+            later = list(loader.batches(epoch=2, start=7))
+            assert all(torch.equal(a[0][0], b[0][0]) and torch.equal(a[1], b[1]) for a, b in zip(later, got[7:], strict=True))
+            # a progressive-resizing phase's height: the per-sample decode at that height
+            (small,), ys = next(iter(loader.batches(epoch=1, height=4)))
+            want_x, want_y = default_collate([ds[(i, 4)] for i in epoch_order(len(ds), 3, 1)[:64].tolist()])
+            assert small.shape == (64, 1, 4, 4) and torch.equal(small, want_x) and torch.equal(ys, want_y)
+            # what the DataLoader hands over: one DecodedBatch per batch (whole-batch fetches), uint8 when raw
+            loader.plan.batches = [[0, 1, 2]]
+            fetched = next(iter(loader.loader))
+            assert isinstance(fetched, DecodedBatch) and (fetched.pixels.dtype == torch.uint8) == raw_batches
+
+
+def test_rgb_folder_batches_match_the_samples(digits_folder, tmp_path):
+    """Three channels: the workers' (N, H, W, 3) pixels become (N, 3, H, W) on the device, as one sample does."""
+    from PIL import Image
+    from torch.utils.data import default_collate
+
+    from trainwise.data.loader import make_loader
+
+    for k, path in enumerate(sorted(digits_folder.rglob("*.png"))[::9]):
+        gray = np.asarray(Image.open(path))
+        rgb = np.stack([gray, 255 - gray, np.roll(gray, 1, axis=1)], axis=-1)  # three different channels
+        (tmp_path / path.parent.name).mkdir(exist_ok=True)
+        Image.fromarray(rgb, mode="RGB").save(tmp_path / path.parent.name / f"{k:04d}.png")
+    d = prepare_data(DataConfig(name="folder", path=str(tmp_path), image_size=(10, 6)))
+    ds = d.train.dataset
+    assert d.input_shape == (3, 10, 6) and ds.channels == 3
+    want_x, want_y = default_collate([ds[i] for i in range(32)])
+    for raw_batches in (False, True):
+        loader = make_loader(d.train, 32, torch.device("cpu"), shuffle=False, num_workers=0)
+        ds.raw_batches = raw_batches
+        (x,), y = next(iter(loader.batches()))
+        assert x.shape == (32, 3, 10, 6) and x.is_contiguous() and torch.equal(x, want_x) and torch.equal(y, want_y)
+    assert not torch.equal(x[:, 0], x[:, 1])  # the channels kept apart
+
+
+def test_folder_resume_mid_epoch_is_bit_identical(digits_folder, tmp_path):
+    """Batches decoded whole, dropout in the model: a run stopped after a mid-epoch checkpoint and resumed
+    trains to the weights and history of one uninterrupted run. (In the training process: the test above
+    shows that workers give the same batches.)"""
+    from tests.helpers import same_weights, stopped_mid_epoch_then_resumed, without_times
+
+    cfg = Config().replace({**TRAIN, "train.epochs": 2, "data.name": "folder", "data.path": str(digits_folder), "data.num_workers": 0,
+                            "data.batch_size": 64, "model.hidden": [32], "model.dropout": 0.1, "checkpoint.every_n_steps": 5,
+                            "train.deterministic": True})
+    straight = trainwise.fit(cfg, out=tmp_path / "a")
+    resumed = stopped_mid_epoch_then_resumed(cfg, tmp_path / "b", 13)  # after the checkpoint at step 10, inside epoch 1 (19 steps)
+    assert same_weights(straight.model.state_dict(), resumed.model.state_dict())
+    assert without_times(straight.history.records) == without_times(resumed.history.records)

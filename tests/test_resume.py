@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import trainwise
-from tests.helpers import run_cli, same_weights, without_times
+from tests.helpers import run_cli, same_weights, stopped_mid_epoch_then_resumed, without_times
 from trainwise.checkpointing import load_weights
 from trainwise.config import Config
 from trainwise.errors import UserError
@@ -35,15 +35,7 @@ def test_resume_equals_uninterrupted(tmp_path, quiet):
 def test_mid_epoch_checkpoint_resume(tmp_path, quiet):
     cfg = small(quiet, **{"train.epochs": 2, "checkpoint.every_n_steps": 5, "data.batch_size": 32})
     straight = trainwise.fit(cfg, out=tmp_path / "a")
-
-    class StopMidEpoch(trainwise.Callback):
-        def on_step_end(self, state):
-            if state.step == 23:  # after the checkpoint at step 20, inside epoch 1 (41 steps/epoch)
-                raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        trainwise.fit(cfg, out=tmp_path / "b", callbacks=[StopMidEpoch()])
-    resumed = trainwise.resume(tmp_path / "b")
+    resumed = stopped_mid_epoch_then_resumed(cfg, tmp_path / "b", 23)  # after the checkpoint at step 20, inside epoch 1 (41 steps/epoch)
     assert same_weights(straight.model.state_dict(), resumed.model.state_dict())
     assert without_times(straight.history.records) == without_times(resumed.history.records)
 

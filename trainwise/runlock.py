@@ -57,7 +57,11 @@ class RunLock:
         entry[1] -= 1
         if entry[1] == 0:
             del _held[self.key]
-            entry[0].close()  # closing the file drops the flock
+            if fcntl is not None:
+                # unlock before closing: forked children (DataLoader workers still alive) share the open file,
+                # and closing it here alone would leave the lock held until they exit
+                fcntl.flock(entry[0].fileno(), fcntl.LOCK_UN)
+            entry[0].close()
 
     def __enter__(self) -> RunLock:
         return self.acquire()

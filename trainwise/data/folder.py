@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -70,51 +71,102 @@ def find_images(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
 
 
 def open_image(path: str, channels: int | None = None):
+    """The decoded image at ``path`` (as Pillow reads it, or converted to ``channels``); CorruptImage if it cannot be read."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
             im.load()
-            if channels is None:
-                return im
-            return im.convert("L" if channels == 1 else "RGB")
+            mode = None if channels is None else ("L" if channels == 1 else "RGB")
+            return im if mode is None or im.mode == mode else im.convert(mode)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-        detail = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}" if str(err).strip() else type(err).__name__
-        raise CorruptImage(str(UserError(f"cannot decode image {path}", expected="an image file Pillow can read", received=detail,
-                                         fix="replace or delete the file, or set data.skip_corrupt=true to leave such files out"))) from None
+        raise _corrupt(path, err) from None
+
+
+def _corrupt(path: str, err: Exception) -> CorruptImage:
+    detail = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}" if str(err).strip() else type(err).__name__
+    return CorruptImage(str(UserError(f"cannot decode image {path}", expected="an image file Pillow can read", received=detail,
+                                      fix="replace or delete the file, or set data.skip_corrupt=true to leave such files out")))
+
+
+def decode_pixels(path: str, size: tuple[int, int], channels: int) -> np.ndarray:
+    """One image as uint8 pixels, (H, W) for one channel or (H, W, 3), resized to ``size`` = (H, W) (Pillow's
+    bilinear filter, antialiased when shrinking).
+
+    Few Python calls per image, as small files make them the cost: ``tobytes`` loads and copies out in one
+    call (cheaper than ``load`` then ``numpy.asarray``), and an image already in the wanted mode is not
+    converted.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    mode = "L" if channels == 1 else "RGB"
+    try:
+        with Image.open(path) as im:
+            if im.mode != mode:
+                im = im.convert(mode)
+            if im.size != (size[1], size[0]):
+                im = im.resize((size[1], size[0]), Image.BILINEAR)
+            raw = im.tobytes()
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        raise _corrupt(path, err) from None
+    return np.frombuffer(raw, dtype=np.uint8).reshape(size if channels == 1 else (*size, 3))
 
 
 def decode(path: str, size: tuple[int, int], channels: int) -> torch.Tensor:
-    """One image as a float32 tensor (C, H, W) in [0, 1], resized to ``size`` = (H, W) (Pillow's bilinear, antialiased)."""
-    from PIL import Image
+    """One image as a float32 tensor (C, H, W) in [0, 1] (see :func:`decode_pixels`)."""
+    return pixels_to_float(torch.from_numpy(decode_pixels(path, size, channels).copy())[None], channels)[0]
 
-    im = open_image(path, channels)
-    if im.size != (size[1], size[0]):
-        im = im.resize((size[1], size[0]), Image.BILINEAR)
-    arr = np.asarray(im, dtype=np.uint8)
-    t = torch.from_numpy(arr.copy()).float().div_(255.0)
-    return t[None] if channels == 1 else t.permute(2, 0, 1).contiguous()
+
+def pixels_to_float(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """uint8 pixels (N, H, W, C), or (N, H, W) for one channel, as float32 (N, C, H, W) in [0, 1].
+
+    The one conversion both paths use (the training batches on the device, single samples and the
+    normalization statistics on the host), so that they agree bit for bit.
+    """
+    x = x[:, None] if channels == 1 else x.permute(0, 3, 1, 2)
+    return x.to(torch.float32, memory_format=torch.contiguous_format).div_(255.0)
+
+
+class DecodedBatch(NamedTuple):
+    """A batch as the workers decode it: uint8 pixels (N, H, W[, 3]) and int64 class ids, or, for training
+    on the CPU, the finished float32 inputs (N, C, H, W)."""
+
+    pixels: torch.Tensor
+    targets: torch.Tensor
 
 
 class FolderDataset(Dataset):
     """Samples ``(image, class id)`` of some files of an image folder, decoded when read.
+
+    The DataLoader fetches whole batches (``__getitems__``, which torch's map-style fetcher calls when a
+    dataset defines it): a worker decodes a batch's files straight into one preallocated uint8 array, with
+    no per-sample tensors and no per-sample collation. With ``raw_batches`` (set by the loader when it
+    trains on a GPU) the uint8 batch crosses to the device as it is, a quarter of float32's bytes, and the
+    loader converts and normalizes it there (``finish_batch``); otherwise the worker does that itself (on
+    the CPU the worker processes are where the spare cores are). ``dataset[i]`` gives one sample as a float
+    tensor, the same values bit for bit.
 
     An index may come as ``(i, height)``: the image is then decoded at that height (the width keeps the
     aspect ratio of ``size``), as progressive resizing asks.
     """
 
     decodes_at_height = True  # the DatasetLoader may pass (index, height) pairs
+    raw_batches = False  # True: __getitems__ leaves the pixels uint8, for finish_batch on the training device
 
     def __init__(self, samples: list[tuple[str, int]], classes: list[str], size: tuple[int, int], channels: int,
                  mean: list[float] | None = None, std: list[float] | None = None, skip_corrupt: bool = False):
         self.files = [f for f, _ in samples]
         self.targets = np.asarray([c for _, c in samples], dtype=np.int64)
         self.classes, self.size, self.channels, self.skip_corrupt = classes, size, channels, skip_corrupt
-        self.mean = None if mean is None else torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
-        self.std = None if std is None else torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
+        self.mean = None if mean is None else torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = None if std is None else torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        self._stats_on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_stats_on": {}}  # workers get the host statistics, not device copies
 
     def size_at(self, height: int | None) -> tuple[int, int]:
         h, w = self.size
@@ -123,24 +175,59 @@ class FolderDataset(Dataset):
     def __getitem__(self, item):
         i, height = item if isinstance(item, tuple) else (item, None)
         try:
-            x = decode(self.files[i], self.size_at(height), self.channels)
+            pixels = decode_pixels(self.files[i], self.size_at(height), self.channels)
         except CorruptImage:
             if self.skip_corrupt:
-                return None  # dropped by skip_none_collate; the loader counts it
+                return None  # dropped by folder_collate; the loader counts it
             raise
-        if self.mean is not None:
-            x = (x - self.mean) / self.std
+        x = self.finish_batch((torch.from_numpy(pixels.copy())[None],))[0][0]
         return x, int(self.targets[i])
 
+    def __getitems__(self, items: list) -> DecodedBatch | None:
+        """The samples ``items`` (indices, or ``(index, height)`` pairs of one height) as one DecodedBatch;
+        corrupt files are left out with ``data.skip_corrupt`` (None when all of them are)."""
+        heights = {item[1] for item in items if isinstance(item, tuple)}
+        size = self.size_at(heights.pop() if heights else None)
+        index = [item[0] if isinstance(item, tuple) else item for item in items]
+        pixels = np.empty((len(index), *size) if self.channels == 1 else (len(index), *size, 3), dtype=np.uint8)
+        kept = []
+        for i in index:
+            try:
+                pixels[len(kept)] = decode_pixels(self.files[i], size, self.channels)
+            except CorruptImage:
+                if not self.skip_corrupt:
+                    raise
+                continue
+            kept.append(i)
+        if not kept:
+            return None
+        x = torch.from_numpy(pixels[:len(kept)])
+        return DecodedBatch(x if self.raw_batches else self.finish_batch((x,))[0], torch.from_numpy(self.targets[kept]))
 
-def skip_none_collate(samples: list):
-    """torch's default collation of the samples that are not None (corrupt files left out)."""
+    def finish_batch(self, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """uint8 pixels as float32 (N, C, H, W), scaled to [0, 1] and standardized, on the pixels' device
+        (inputs that are floats already pass through)."""
+        x = inputs[0]
+        if x.dtype != torch.uint8:
+            return inputs
+        x = pixels_to_float(x, self.channels)
+        if self.mean is not None:
+            if x.device not in self._stats_on:
+                self._stats_on[x.device] = (self.mean.to(x.device), self.std.to(x.device))
+            mean, std = self._stats_on[x.device]
+            x = x.sub_(mean).div_(std)
+        return (x, *inputs[1:])
+
+
+def folder_collate(batch):
+    """A DecodedBatch as it is; a list of single samples (``dataset[i]``) through torch's default collation,
+    without those that are None (corrupt files left out)."""
     from torch.utils.data import default_collate
 
-    kept = [s for s in samples if s is not None]
-    if not kept:
-        return None
-    return default_collate(kept)
+    if batch is None or isinstance(batch, DecodedBatch):
+        return batch
+    kept = [s for s in batch if s is not None]
+    return default_collate(kept) if kept else None
 
 
 def _image_size(cfg: DataConfig, first: str) -> tuple[int, int]:
@@ -210,7 +297,7 @@ def folder_splits(cfg: DataConfig):
 
     from trainwise.data.datasets import DatasetData
 
-    collate = {"collate_fn": skip_none_collate} if cfg.skip_corrupt else {}
+    collate = {"collate_fn": folder_collate}
     wrap = lambda split, name: None if split not in parts else DatasetData(dataset(split), name=name, options=collate)  # noqa: E731
     return DataSplits(train=wrap("train", "training"), val=wrap("val", "validation"), test=wrap("test", "test"),
                       num_classes=len(classes), task="binary" if len(classes) == 2 else "multiclass",
@@ -244,7 +331,7 @@ def channel_stats(samples: list[tuple[str, int]], size: tuple[int, int], channel
     count = 0
     for i in sorted(pick):
         try:
-            x = decode(samples[i][0], size, channels).double()
+            x = decode(samples[i][0], size, channels).double()  # the conversion the batches get
         except CorruptImage:
             continue  # the training loop reports it (or skips it) when it gets there
         total += x.sum(dim=(1, 2))

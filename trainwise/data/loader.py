@@ -7,7 +7,9 @@ cut into consecutive batches. The loaders below follow it (a user's DataLoader w
 - :class:`DeviceLoader`: the split lives on the training device; a batch is one indexing operation.
   For datasets of this size it is most of the speed: no per-sample collation, no host-to-device copies.
 - :class:`DatasetLoader`: one torch DataLoader, built once, reads the samples of a Dataset (or of a split
-  too large for the device) in workers; trainwise's batch sampler hands it each epoch's batches.
+  too large for the device) in workers; trainwise's batch sampler hands it each epoch's batches. A
+  Dataset with a ``finish_batch(inputs)`` method gets each batch's inputs back on the training device to
+  finish there (an image folder sends uint8 pixels to a GPU and converts them to floats on it).
 - :class:`GivenLoader`: a user's DataLoader with a sampler of its own, used as given.
 
 Data-parallel runs keep the contract: ``batch_size`` is the global batch, and after
@@ -137,6 +139,8 @@ class DatasetLoader(DeviceLoader):
         self.batch_size, self.device, self.shuffle, self.seed, self.drop_last = batch_size, device, shuffle, seed, drop_last
         self.indices: torch.Tensor | None = None  # keep_range: the samples served (None: all)
         self.plan, self.generator = _EpochBatches(), torch.Generator()
+        if hasattr(dataset, "raw_batches"):  # before the workers copy the dataset: raw uint8 batches where the device finishes them
+            dataset.raw_batches = device.type == "cuda"
         self.loader = DataLoader(dataset, batch_sampler=self.plan, generator=self.generator, **(options or {}))
         self.name = getattr(data, "name", "training")
 
@@ -160,6 +164,7 @@ class DatasetLoader(DeviceLoader):
         self.plan.batches = plan
         self.generator.manual_seed(self.seed * 1_000_003 + epoch)
         non_blocking = self.device.type == "cuda"
+        finish = getattr(self.dataset, "finish_batch", None)
         skipped = 0
         for planned, batch in zip(plan, self.loader):
             if batch is None:  # every sample of the batch was a corrupt file (data.skip_corrupt)
@@ -167,7 +172,10 @@ class DatasetLoader(DeviceLoader):
                 continue
             inputs, targets = split_batch(batch, self.name)
             skipped += len(planned) - len(targets)
-            yield tuple(t.to(self.device, non_blocking=non_blocking) for t in inputs), targets.to(self.device, non_blocking=non_blocking)
+            inputs = tuple(t.to(self.device, non_blocking=non_blocking) for t in inputs)
+            if finish is not None:  # raw batches (an image folder's uint8 pixels) become model inputs on the device
+                inputs = finish(inputs)
+            yield inputs, targets.to(self.device, non_blocking=non_blocking)
         if skipped:
             log.warning(f"warning: left out {skipped} corrupt image(s) of the {self.name} data in epoch {epoch} (data.skip_corrupt = true)")
         self.skipped = skipped
