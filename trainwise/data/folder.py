@@ -6,10 +6,12 @@
 
 Class names are the folder names, sorted (class id = position). Without ``train/``, the files are split into
 train/validation/test with the seeded stratified split every source uses (``data.split_seed``,
-``data.val_fraction``, ``data.test_fraction``). Only the list of files is held in memory: each sample is
-opened, decoded, converted to ``data.channels`` channels and resized to ``data.image_size`` when it is
-read, in DataLoader workers. A progressive-resizing phase changes the decode size itself (the loader
-passes the phase's height with each index), so small phases cost small decodes.
+``data.val_fraction``, ``data.test_fraction``). Only the list of files is held in memory: DataLoader workers
+fetch whole batches, opening, decoding, converting (to ``data.channels`` channels) and resizing (to
+``data.image_size``) each file into one uint8 array per batch; a GPU gets that array and finishes it
+(floats, normalization) on the device (:class:`FolderDataset`). A progressive-resizing phase changes the
+decode size itself (the loader passes the phase's height with each index), so small phases cost small
+decodes.
 
 With ``data.normalize`` the inputs are standardized per channel with the mean and standard deviation of up
 to 256 training images (a seeded sample), decoded at the full size.
@@ -114,17 +116,25 @@ def decode_pixels(path: str, size: tuple[int, int], channels: int) -> np.ndarray
 
 def decode(path: str, size: tuple[int, int], channels: int) -> torch.Tensor:
     """One image as a float32 tensor (C, H, W) in [0, 1] (see :func:`decode_pixels`)."""
-    return pixels_to_float(torch.from_numpy(decode_pixels(path, size, channels).copy())[None], channels)[0]
+    return host_floats(decode_pixels(path, size, channels)[None], channels)[0]
 
 
-def pixels_to_float(x: torch.Tensor, channels: int) -> torch.Tensor:
-    """uint8 pixels (N, H, W, C), or (N, H, W) for one channel, as float32 (N, C, H, W) in [0, 1].
+def host_floats(pixels: np.ndarray, channels: int, mean: np.ndarray | None = None, std: np.ndarray | None = None) -> torch.Tensor:
+    """uint8 pixels (N, H, W, 3), or (N, H, W) for one channel, as float32 (N, C, H, W) in [0, 1], then
+    ``(x - mean) / std`` when given ((1, C, 1, 1) float32 arrays).
 
-    The one conversion both paths use (the training batches on the device, single samples and the
-    normalization statistics on the host), so that they agree bit for bit.
+    In numpy, on one thread: in a worker, or in a training process whose torch threads are busy with the
+    model, a batch this small gains nothing from torch's thread pool and can wait on it. Every step is one
+    IEEE float32 operation, the same that :meth:`FolderDataset.finish_batch` makes with torch on a CPU, so
+    both give the same values bit for bit.
     """
-    x = x[:, None] if channels == 1 else x.permute(0, 3, 1, 2)
-    return x.to(torch.float32, memory_format=torch.contiguous_format).div_(255.0)
+    x = pixels[:, None] if channels == 1 else pixels.transpose(0, 3, 1, 2)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    x /= np.float32(255.0)
+    if mean is not None:
+        x -= mean
+        x /= std
+    return torch.from_numpy(x)
 
 
 class DecodedBatch(NamedTuple):
@@ -158,8 +168,9 @@ class FolderDataset(Dataset):
         self.files = [f for f, _ in samples]
         self.targets = np.asarray([c for _, c in samples], dtype=np.int64)
         self.classes, self.size, self.channels, self.skip_corrupt = classes, size, channels, skip_corrupt
-        self.mean = None if mean is None else torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-        self.std = None if std is None else torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        # (1, C, 1, 1) float32 statistics for the host (numpy) and, copied once per device, for finish_batch
+        self.mean = None if mean is None else np.asarray(mean, dtype=np.float32).reshape(1, -1, 1, 1)
+        self.std = None if std is None else np.asarray(std, dtype=np.float32).reshape(1, -1, 1, 1)
         self._stats_on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __len__(self) -> int:
@@ -180,8 +191,7 @@ class FolderDataset(Dataset):
             if self.skip_corrupt:
                 return None  # dropped by folder_collate; the loader counts it
             raise
-        x = self.finish_batch((torch.from_numpy(pixels.copy())[None],))[0][0]
-        return x, int(self.targets[i])
+        return host_floats(pixels[None], self.channels, self.mean, self.std)[0], int(self.targets[i])
 
     def __getitems__(self, items: list) -> DecodedBatch | None:
         """The samples ``items`` (indices, or ``(index, height)`` pairs of one height) as one DecodedBatch;
@@ -201,19 +211,23 @@ class FolderDataset(Dataset):
             kept.append(i)
         if not kept:
             return None
-        x = torch.from_numpy(pixels[:len(kept)])
-        return DecodedBatch(x if self.raw_batches else self.finish_batch((x,))[0], torch.from_numpy(self.targets[kept]))
+        pixels = pixels[:len(kept)]
+        x = torch.from_numpy(pixels) if self.raw_batches else host_floats(pixels, self.channels, self.mean, self.std)
+        return DecodedBatch(x, torch.from_numpy(self.targets[kept]))
 
     def finish_batch(self, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-        """uint8 pixels as float32 (N, C, H, W), scaled to [0, 1] and standardized, on the pixels' device
-        (inputs that are floats already pass through)."""
+        """uint8 pixels (a raw batch, already on the training device) as float32 (N, C, H, W), scaled to
+        [0, 1] and standardized there, in the steps of :func:`host_floats`; float inputs (batches the
+        workers finished) pass through. (On a GPU, torch divides by a number as a multiplication by its
+        inverse, so the values can differ from the host's in the last bit.)"""
         x = inputs[0]
         if x.dtype != torch.uint8:
             return inputs
-        x = pixels_to_float(x, self.channels)
+        x = x[:, None] if self.channels == 1 else x.permute(0, 3, 1, 2)
+        x = x.to(torch.float32, memory_format=torch.contiguous_format).div_(255.0)
         if self.mean is not None:
             if x.device not in self._stats_on:
-                self._stats_on[x.device] = (self.mean.to(x.device), self.std.to(x.device))
+                self._stats_on[x.device] = (torch.from_numpy(self.mean).to(x.device), torch.from_numpy(self.std).to(x.device))
             mean, std = self._stats_on[x.device]
             x = x.sub_(mean).div_(std)
         return (x, *inputs[1:])
