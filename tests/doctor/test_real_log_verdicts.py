@@ -191,3 +191,16 @@ def test_a_validation_loss_astronomically_above_ln_k_is_diverged(classes):
 
 def test_a_validation_loss_near_ln_k_is_not_diverged():
     assert "diverged" not in verdict("JulioContrerasH")  # 2.27 -> 1.88 against ln 10 = 2.30
+
+
+# ----------------------------------------------------------------------------- a run that ended inside its warm-up
+def test_a_run_that_ended_inside_its_warmup_near_ln_k_is_lr_too_low():
+    found = findings("MohamedYoussef06")  # 3 evaluations, LR 3.6e-6 -> 1.16e-5 still rising, loss ~ ln 3
+    assert found[0].code == "lr_too_low" and "warm-up" in found[0].message, [str(f) for f in found]
+
+
+def test_a_warmup_whose_loss_already_left_ln_k_is_not():
+    e = entry("tanmayai23")  # OneCycle: LR rising over epochs 1-4 while validation loss 2.91 -> 1.18 (ln 43 = 3.76)
+    records, _ = read_history(REAL / "logs" / e["file"])
+    for prefix in (records[:4], records):
+        assert "lr_too_low" not in diagnose(prefix, classes=e["classes"]).codes

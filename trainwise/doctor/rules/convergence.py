@@ -11,6 +11,8 @@ the specific ones (lr_too_low, over_regularized) subsume the generic ones (under
   a different normalisation; 1e-4 for the ratio is Karpathy's "too low"). Without LR evidence the shape
   alone is not enough (a small model or a run stopped early look the same): that is underfitting, whose
   advice includes a larger LR. UMLAUT flags lr < 1e-7 statically; that misses 1e-5.
+  Also a run that ended inside its LR warm-up: the logged LR rising at every one of its >= 3 epochs to the
+  last, the run finished, and the loss still within 10 % of ln K.
 * over_regularized (warning): a strong regulariser in the config (lr*weight_decay >= 3e-4 per step for
   AdamW/SGD, weight_decay >= 1e-2 for Adam/RMSprop/Adagrad L2, dropout >= 0.5 as UMLAUT, drop path >=
   0.3, label smoothing >= 0.3, MixUp/CutMix alpha >= 1, l1 >= 1e-3, l2 >= 1e-2) *and* the training set is not fitted (training
@@ -70,7 +72,7 @@ STEADY_CREEP = 0.8  # share of epochs down in the plateau window that makes it a
 
 
 def rule(ctx: Context) -> list[Finding]:
-    return _lr_too_low(ctx) + _over_regularized(ctx) + _underfitting(ctx) + _plateau(ctx)
+    return (_lr_too_low(ctx) or _inside_warmup(ctx)) + _over_regularized(ctx) + _underfitting(ctx) + _plateau(ctx)
 
 
 def _slope_thirds(loss: np.ndarray) -> tuple[float, float]:
@@ -125,6 +127,38 @@ def _lr_too_low(ctx: Context) -> list[Finding]:
             fixes.keep(fixes.higher_lr(ctx, 10.0 if (ratios and ratios[1] < 1e-5) or slow else 3.0), fixes.schedule(ctx, "onecycle")),
         )
     ]
+
+
+# ----------------------------------------------------------------------------- ended inside its warm-up
+WARMUP_MIN_EPOCHS = 3
+
+
+def _inside_warmup(ctx: Context) -> list[Finding]:
+    """The run ended inside its LR warm-up: the logged LR rose at every one of its >= 3 epochs to the last
+    (a ramp that never reached its peak, let alone a plateau or a decay), the run is finished, and the loss
+    (validation, else training) is still within 10 % of ln K -- it barely trained, and never at the LR its
+    schedule was built for. Judged from the History's LR series, not from a configured LR. (A public
+    fine-tune: 3 evaluations, LR 3.6e-6 -> 7.6e-6 -> 1.16e-5, loss 1.09 -> 1.00 against ln 3 = 1.10.)"""
+    lr = ctx.series("lr")
+    chance = ctx.chance_loss
+    if ctx.n < WARMUP_MIN_EPOCHS or unfinished(ctx) or chance is None or not np.isfinite(lr).all():
+        return []
+    if not np.all(np.diff(lr) > 0):
+        return []
+    key = "val_loss" if ctx.has("val_loss", ctx.n) else "train_loss"
+    level = signals.tail_median(ctx.series(key), 1)
+    if not math.isfinite(level) or level < 0.9 * chance:
+        return []
+    ev = {"first_lr": sig(float(lr[0])), "last_lr": sig(float(lr[-1])), "loss": sig(level), "loss_key": key,
+          "chance_loss": sig(chance), "epochs": ctx.n}
+    return [Finding(
+        "lr_too_low", "warning", span(ctx, 0), ev,
+        f"The run ended inside its LR warm-up: the LR rose at every epoch ({lr[0]:.2g} -> {lr[-1]:.2g}) and never reached "
+        f"the peak its schedule ramps to, and the {key.replace('_', ' ')} is still {level:.3g} against ln "
+        f"{ctx.num_classes} = {chance:.3g}: the model trained only at a fraction of its LR. Train long enough for the "
+        "warm-up to finish (or shorten the warm-up).",
+        fixes.keep(fixes.more_epochs(ctx, 10)),
+    )]
 
 
 # ----------------------------------------------------------------------------- over_regularized
