@@ -129,44 +129,48 @@ def test_folder_mistakes_are_user_errors(tmp_path):
         prepare_data(DataConfig(name="folder", path=str(tmp_path)))
 
 
-def test_batched_fetch_gives_the_per_sample_batches_in_the_same_order(digits_folder):
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("shared_memory", [False, True])
+def test_batched_fetch_gives_the_per_sample_batches_in_the_same_order(digits_folder, monkeypatch, workers, shared_memory):
     """Workers decode whole batches into uint8 arrays, finished in the workers (CPU training) or on the
-    training device (raw uint8 batches, as for a GPU): either way the batches are those of one
-    ``dataset[i]`` per sample, collated, bit for bit, in the documented order."""
+    training device (raw uint8 batches, as for a GPU), sent by value (small batches) or in shared memory:
+    either way the batches are those of one ``dataset[i]`` per sample, collated, bit for bit, in the
+    documented order."""
     from torch.utils.data import default_collate
 
-    from trainwise.data.folder import DecodedBatch
+    from trainwise.data import folder
     from trainwise.data.loader import epoch_order, loader_options, make_loader
 
+    if shared_memory:
+        monkeypatch.setattr(folder, "BY_VALUE_BYTES", 0)  # (before the workers start: they copy the module)
     d = prepare_data(DataConfig(name="folder", path=str(digits_folder)))
     ds = d.train.dataset
     assert d.normalization["input"]["std"][0][0][0] != 1.0  # standardized: the device step does it too
-    ds.raw_batches = True
-    raw = ds.__getitems__([0, 5, 9])
-    assert isinstance(raw, DecodedBatch) and raw.pixels.dtype == torch.uint8 and raw.pixels.shape == (3, 8, 8)
     cpu = torch.device("cpu")
-    for workers in (0, 2):
-        for raw_batches in (False, True):
-            loader = make_loader(d.train, 64, cpu, shuffle=True, seed=3, options=loader_options(workers, cpu))
-            assert ds.raw_batches is False  # the loader's choice on a CPU: finished in the workers
-            ds.raw_batches = raw_batches  # (before the workers start: they copy the dataset)
-            order = epoch_order(len(ds), 3, 2)
-            got = list(loader.batches(epoch=2))
-            assert len(got) == len(loader) == -(-len(ds) // 64)
-            for b, ((x,), y) in enumerate(got):
-                want_x, want_y = default_collate([ds[i] for i in order[b * 64:(b + 1) * 64].tolist()])
-                assert x.dtype == torch.float32 and torch.equal(x, want_x) and torch.equal(y, want_y)
-            # a resumed epoch starts at its batch: the same batches from there on
-            later = list(loader.batches(epoch=2, start=7))
-            assert all(torch.equal(a[0][0], b[0][0]) and torch.equal(a[1], b[1]) for a, b in zip(later, got[7:], strict=True))
-            # a progressive-resizing phase's height: the per-sample decode at that height
-            (small,), ys = next(iter(loader.batches(epoch=1, height=4)))
-            want_x, want_y = default_collate([ds[(i, 4)] for i in epoch_order(len(ds), 3, 1)[:64].tolist()])
-            assert small.shape == (64, 1, 4, 4) and torch.equal(small, want_x) and torch.equal(ys, want_y)
-            # what the DataLoader hands over: one DecodedBatch per batch (whole-batch fetches), uint8 when raw
-            loader.plan.batches = [[0, 1, 2]]
-            fetched = next(iter(loader.loader))
-            assert isinstance(fetched, DecodedBatch) and (fetched.pixels.dtype == torch.uint8) == raw_batches
+    for raw_batches in (False, True):
+        loader = make_loader(d.train, 64, cpu, shuffle=True, seed=3, options=loader_options(workers, cpu))
+        assert ds.raw_batches is False  # the loader's choice on a CPU: finished in the workers
+        ds.raw_batches = raw_batches  # (before the workers start: they copy the dataset)
+        order = epoch_order(len(ds), 3, 2)
+        got = list(loader.batches(epoch=2))
+        assert len(got) == len(loader) == -(-len(ds) // 64)
+        for b, ((x,), y) in enumerate(got):
+            want_x, want_y = default_collate([ds[i] for i in order[b * 64:(b + 1) * 64].tolist()])
+            assert x.dtype == torch.float32 and torch.equal(x, want_x) and torch.equal(y, want_y)
+        # a resumed epoch starts at its batch: the same batches from there on
+        later = list(loader.batches(epoch=2, start=7))
+        assert all(torch.equal(a[0][0], b[0][0]) and torch.equal(a[1], b[1]) for a, b in zip(later, got[7:], strict=True))
+        # a progressive-resizing phase's height: the per-sample decode at that height
+        (small,), ys = next(iter(loader.batches(epoch=1, height=4)))
+        want_x, want_y = default_collate([ds[(i, 4)] for i in epoch_order(len(ds), 3, 1)[:64].tolist()])
+        assert small.shape == (64, 1, 4, 4) and torch.equal(small, want_x) and torch.equal(ys, want_y)
+        # what the DataLoader hands over: one DecodedBatch per batch (whole-batch fetches), uint8 when raw,
+        # numpy arrays (by value) or tensors (shared memory)
+        loader.plan.batches = [[0, 1, 2]]
+        fetched = next(iter(loader.loader))
+        assert isinstance(fetched, folder.DecodedBatch) and fetched.pixels.shape[0] == 3
+        assert isinstance(fetched.pixels, torch.Tensor) == shared_memory
+        assert (fetched.pixels.dtype in (np.uint8, torch.uint8)) == raw_batches
 
 
 def test_rgb_folder_batches_match_the_samples(digits_folder, tmp_path):

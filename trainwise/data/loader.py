@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -164,13 +165,14 @@ class DatasetLoader(DeviceLoader):
         self.plan.batches = plan
         self.generator.manual_seed(self.seed * 1_000_003 + epoch)
         non_blocking = self.device.type == "cuda"
+        pin = non_blocking and self.loader.pin_memory
         finish = getattr(self.dataset, "finish_batch", None)
         skipped = 0
         for planned, batch in zip(plan, self.loader):
             if batch is None:  # every sample of the batch was a corrupt file (data.skip_corrupt)
                 skipped += len(planned)
                 continue
-            inputs, targets = split_batch(batch, self.name)
+            inputs, targets = split_batch(arrays_as_tensors(batch, pin), self.name)
             skipped += len(planned) - len(targets)
             inputs = tuple(t.to(self.device, non_blocking=non_blocking) for t in inputs)
             if finish is not None:  # raw batches (an image folder's uint8 pixels) become model inputs on the device
@@ -179,6 +181,16 @@ class DatasetLoader(DeviceLoader):
         if skipped:
             log.warning(f"warning: left out {skipped} corrupt image(s) of the {self.name} data in epoch {epoch} (data.skip_corrupt = true)")
         self.skipped = skipped
+
+
+def arrays_as_tensors(batch, pin: bool = False):
+    """A batch whose numpy arrays (a Dataset's ``__getitems__`` may send small batches by value: cheaper
+    than shared memory) become tensors, pinned for an asynchronous copy when ``pin`` (the DataLoader's pin
+    thread pins tensors only: a copy from pageable memory may wait for the device)."""
+    if not isinstance(batch, tuple) or not any(isinstance(t, np.ndarray) for t in batch):
+        return batch
+    parts = [t if not isinstance(t, np.ndarray) else torch.from_numpy(t).pin_memory() if pin else torch.from_numpy(t) for t in batch]
+    return type(batch)(*parts) if hasattr(batch, "_fields") else tuple(parts)
 
 
 class GivenLoader(DeviceLoader):
