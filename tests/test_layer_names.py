@@ -47,8 +47,15 @@ def test_an_old_run_resumes_as_the_version_that_wrote_it_would(old_run):
     expected = json.loads((LEGACY / "mlp_resumed_by_writer.json").read_text())
     resumed = trainwise.resume(run, epochs=3)
     last = resumed.history.records[-1]
-    assert {k: last[k] for k in expected["epoch3"]} == expected["epoch3"]
-    assert {k: resumed.summary["test"][k] for k in expected["test"]} == expected["test"]
+    # The writer's figures were recorded on another CPU: vectorised kernels differ in the last bits, which moves
+    # losses by ~1e-4 and can flip one near-tied prediction of this near-chance model. Weights loaded under the
+    # wrong names (or not at all) move the losses by several hundredths, so 1e-3 still tells them apart.
+    for key, value in {**expected["epoch3"], **{f"test_{k}": v for k, v in expected["test"].items()}}.items():
+        got = resumed.summary["test"][key[5:]] if key.startswith("test_") else last[key]
+        if "acc" in key:
+            assert got == pytest.approx(value, abs=0.015), key  # at most two of the 144 validation images
+        else:
+            assert got == pytest.approx(value, rel=1e-3), key
     assert resumed.summary["swa"]["epochs_averaged"] == expected["swa"]["epochs_averaged"]
 
 
