@@ -24,9 +24,11 @@ Verdicts:
 
 A second set, benchmarks/real_logs_2 (same schema, none of these repositories), was collected after the
 first had been scored and is held out as a whole: ``--set 2`` scores all of it once (``--split`` does not
-apply to it).
+apply to it). A third set, benchmarks/real_logs_3 (none of the repositories of the first two), was collected
+after the second had been scored and is held out as a whole in the same way: ``--set 3``.
 
     python benchmarks/real_logs/score.py --set 2
+    python benchmarks/real_logs/score.py --set 3
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from datetime import date
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SETS = {1: HERE, 2: HERE.parent / "real_logs_2"}
+SETS = {1: HERE, 2: HERE.parent / "real_logs_2", 3: HERE.parent / "real_logs_3"}
 sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE.parents[0] / "doctor_zoo"))
 
@@ -134,15 +136,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=["dev", "heldout", "all"], default="dev")
     parser.add_argument("--set", type=int, choices=sorted(SETS), default=1,
-                        help="1: benchmarks/real_logs (split by source); 2: benchmarks/real_logs_2, all held out")
+                        help="1: benchmarks/real_logs (split by source); 2: benchmarks/real_logs_2 and 3: benchmarks/real_logs_3, "
+                             "each all held out")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     root = SETS[args.set]
     entries = tomllib.loads((root / "sources.toml").read_text())["log"]
     print(f"# real logs, set {args.set}: {len(entries)} in {root.name}/sources.toml; {date.today()} on {platform.node()} "
           f"({platform.machine()}, Python {platform.python_version()})")
-    if args.set == 2:  # collected after set 1 was scored; nothing in it was tuned on, so all of it is held out
-        report("set 2, held out", [run_one(e, root) for e in entries], args.verbose)
+    if args.set != 1:  # each collected after the one before was scored; nothing in it was tuned on: all held out
+        report(f"set {args.set}, held out", [run_one(e, root) for e in entries], args.verbose)
         return
     groups = {"dev": [], "heldout": []}
     for e in entries:
