@@ -109,8 +109,12 @@ def test_skip_corrupt_leaves_the_file_out_and_counts_it(digits_folder, tmp_path,
     trainer = trainwise.Trainer(cfg)
     in_split = lambda split: sum(f in {str(p) for p in broken} for f in split.dataset.files)  # noqa: E731
     assert in_split(trainer.data.train) > 0
+    import multiprocessing
+
+    before = set(multiprocessing.active_children())
     with caplog.at_level("WARNING", logger="trainwise"):
         run = trainer.fit()
+    assert not set(multiprocessing.active_children()) - before  # the run's DataLoader workers ended with it
     assert trainer.train_loader.skipped == in_split(trainer.data.train)
     assert f"left out {in_split(trainer.data.train)} corrupt image(s) of the training data in epoch 1" in caplog.text
     assert sum(map(sum, run.summary["test"]["confusion"])) == len(trainer.data.test) - in_split(trainer.data.test)

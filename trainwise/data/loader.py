@@ -182,6 +182,13 @@ class DatasetLoader(DeviceLoader):
             log.warning(f"warning: left out {skipped} corrupt image(s) of the {self.name} data in epoch {epoch} (data.skip_corrupt = true)")
         self.skipped = skipped
 
+    def stop_workers(self) -> None:
+        """Shut the DataLoader's persistent workers down now (a later epoch would start new ones)."""
+        iterator, self.loader._iterator = getattr(self.loader, "_iterator", None), None
+        shutdown = getattr(iterator, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
+
 
 def arrays_as_tensors(batch, pin: bool = False):
     """A batch whose numpy arrays (a Dataset's ``__getitems__`` may send small batches by value: cheaper
