@@ -72,7 +72,8 @@ def test_val_above_train_with_dropout_is_explained_information():
     n = 12
     rec = records(train_acc=[0.5 + 0.03 * i for i in range(n)], val_acc=[0.6 + 0.03 * i + 0.06 for i in range(n)],
                   train_loss=decaying(2.0, 0.5, n), val_loss=decaying(1.8, 0.3, n))
-    rec_flat = [dict(r, train_acc=0.8, val_acc=0.88) for r in rec]
+    # Flat but not bit-identical: an accuracy at one value at every epoch is a constant answer (prediction_collapse).
+    rec_flat = [dict(r, train_acc=0.8 + 0.004 * (i % 2), val_acc=0.88 - 0.004 * (i % 2)) for i, r in enumerate(rec)]
     found = diagnose(rec_flat, DIGITS | {"model": {"dropout": 0.3}})
     f = next(f for f in found if f.code == "val_above_train")
     assert f.severity == "info" and "dropout 0.3" in f.message and codes(found)[0] == "healthy"
@@ -106,7 +107,8 @@ def test_binary_at_chance_with_imbalanced_prior_inferred_from_the_loss():
 
 def test_binary_near_ln2_but_accurate_is_not_stuck():
     n = 10
-    rec = records(train_loss=decaying(0.69, 0.60, n), val_loss=decaying(0.69, 0.6, n), val_acc=[0.9] * n, train_acc=[0.9] * n)
+    wobble = [0.9 + 0.004 * (i % 2) for i in range(n)]  # not bit-identical: that would be a constant answer
+    rec = records(train_loss=decaying(0.69, 0.60, n), val_loss=decaying(0.69, 0.6, n), val_acc=wobble, train_acc=wobble)
     assert "stuck_at_chance" not in codes(diagnose(rec, num_classes=2))
 
 

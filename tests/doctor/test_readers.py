@@ -133,7 +133,7 @@ def test_keras_csv_diagnoses_without_a_config(tmp_path):
     for e in range(15):
         train = 2.0 * 0.8**e
         val = 1.0 + 0.05 * (e - 4) ** 2 / 4 if e > 4 else 2.0 * 0.8**e + 0.1
-        rows.append(f"{e},{train:.4f},{min(0.99, 0.5 + 0.04 * e):.3f},{val:.4f},0.8")
+        rows.append(f"{e},{train:.4f},{min(0.99, 0.5 + 0.04 * e):.3f},{val:.4f},{0.8 + 0.004 * (e % 2):.3f}")
     found = diagnose(write(tmp_path, "log.csv", "\n".join(rows) + "\n"))
     assert found.codes[0] == "overfitting" and found[0].evidence["onset_epoch"] == 5
 

@@ -1,6 +1,7 @@
-"""Verdicts on stored real training logs (benchmarks/real_logs, labelled by hand before the doctor read
-them): each rule change has a log it must fire on and one it must not. The number of classes and the task
-are passed as the benchmark passes them (sources.toml)."""
+"""Verdicts on stored real training logs (benchmarks/real_logs and benchmarks/real_logs_2, labelled by hand
+before the doctor read them): each rule change has a log it must fire on and one it must not. The number of
+classes and the task are passed as the benchmark passes them (sources.toml). Owners of the second set are
+looked up with ``set2=True``."""
 
 from __future__ import annotations
 
@@ -14,23 +15,29 @@ from trainwise.doctor import diagnose, read_history
 ROOT = Path(__file__).resolve().parents[2]
 REAL = ROOT / "benchmarks" / "real_logs"
 LOGS = tomllib.loads((REAL / "sources.toml").read_text())["log"]
+
+
 ENTRIES = {e["file"].split("__")[0]: e for e in LOGS}
+REAL_2 = ROOT / "benchmarks" / "real_logs_2"
+LOGS_2 = tomllib.loads((REAL_2 / "sources.toml").read_text())["log"]
 
 
-def entry(name: str) -> dict:
+def entry(name: str, set2: bool = False) -> dict:
     """The log of this owner (the repository's owner, the file name's first part), or the one whose file
     name starts with ``name`` where an owner has several."""
-    return ENTRIES.get(name) or next(e for e in LOGS if e["file"].startswith(name))
+    logs = LOGS_2 if set2 else LOGS
+    return {e["file"].split("__")[0]: e for e in logs}.get(name) or next(e for e in logs if e["file"].startswith(name))
 
 
-def findings(owner: str):
-    e = entry(owner)
-    return diagnose(REAL / "logs" / e["file"], e.get("config"), classes=e.get("classes") or None, task=e.get("task"))
+def findings(owner: str, set2: bool = False):
+    e = entry(owner, set2)
+    root = REAL_2 if set2 else REAL
+    return diagnose(root / "logs" / e["file"], e.get("config"), classes=e.get("classes") or None, task=e.get("task"))
 
 
-def verdict(owner: str) -> list[str]:
+def verdict(owner: str, set2: bool = False) -> list[str]:
     """The warning/error codes, most serious first (``["healthy"]`` when none)."""
-    return [f.code for f in findings(owner) if f.severity != "info"] or ["healthy"]
+    return [f.code for f in findings(owner, set2) if f.severity != "info"] or ["healthy"]
 
 
 # ----------------------------------------------------------------------------- stuck_at_chance
@@ -204,3 +211,34 @@ def test_a_warmup_whose_loss_already_left_ln_k_is_not():
     records, _ = read_history(REAL / "logs" / e["file"])
     for prefix in (records[:4], records):
         assert "lr_too_low" not in diagnose(prefix, classes=e["classes"]).codes
+
+
+# ----------------------------------------------------------------------------- a constant answer (frozen validation accuracy)
+def test_an_accuracy_frozen_from_the_first_epoch_at_the_prior_loss_is_stuck_at_chance():
+    codes = verdict("ChanchalTaye", set2=True)  # 7 classes: 0.6698 at all 9 epochs, loss 1.22 -> 1.12 ~ the prior's entropy
+    assert codes[0] == "stuck_at_chance", codes
+
+
+def test_an_accuracy_frozen_from_the_first_epoch_below_the_prior_loss_is_a_collapse():
+    found = findings("ArjunPesaru", set2=True)  # pixel accuracy 0.98660713 (+-6e-8) for 35 epochs, loss 0.79 -> 0.057
+    codes = [f.code for f in found if f.severity != "info"]
+    assert codes[:1] == ["prediction_collapse"] and "stuck_at_chance" not in codes, codes
+    assert found[0].evidence["epochs_frozen"] == 35
+
+
+def test_an_accuracy_frozen_below_one_over_k_is_a_collapse_onto_a_minority_class():
+    codes = verdict("ADITHYADEV2005", set2=True)  # 3 classes: 0.2000 at every epoch, below 1/3
+    assert codes[0] == "prediction_collapse" and "stuck_at_chance" not in codes, codes
+
+
+def test_an_accuracy_frozen_late_at_ln_k_stays_stuck_at_chance():
+    codes = verdict("DarkEmbers", set2=True)  # 4 classes: 0.3167 over the last 10 of 20 epochs, loss ~ ln 4
+    assert codes[0] == "stuck_at_chance", codes
+
+
+@pytest.mark.parametrize("owner", [
+    "BCbug-tw__Chest",  # binary fine-tune: 0.9926 at the last 5 of 20 epochs, loss near 0
+    "Deepender25",  # 10 classes: 0.9957 at 3 epochs running
+])
+def test_a_converged_model_repeating_its_accuracy_is_no_collapse(owner):
+    assert verdict(owner) == ["healthy"], verdict(owner)

@@ -33,6 +33,8 @@ FINETUNE_RANGE_SCALE = (1e-2, 1e-1)
 FINETUNE_TYPICAL_SCALE = 0.05
 # Schedules that ignore schedule.warmup_epochs (OneCycle has its own ramp, pct_start).
 WARMUP_IGNORED_BY = ("onecycle",)
+CONSTANT_EPOCHS = 4  # a validation accuracy this many epochs at one value, the loss moving: a constant answer
+SAME_ACCURACY = 1e-6  # "one value": equal to float32 precision
 # Models whose width model.hidden sets; cnn/convnet/resnet/fusion image branches take model.channels.
 HIDDEN_MODELS = ("mlp",)
 CHANNEL_MODELS = ("cnn", "convnet", "resnet", "fusion")
@@ -291,9 +293,43 @@ class Context:
         (an assumption); else 1/K."""
         if self.majority_share is not None:
             return self.majority_share, "majority share of the confusion matrix"
+        frozen = self.constant_from_start()
+        if frozen is not None and self.num_classes and frozen >= 1.0 / self.num_classes - SAME_ACCURACY:
+            # A constant answer at or above 1/K can be the majority class: its accuracy is that class's share.
+            return frozen, "the validation accuracy, one value at every epoch (a constant answer scores its class's share)"
         if self.num_classes == 2 and loss_level is not None and math.isfinite(loss_level):
             return signals.prior_from_binary_loss(loss_level), "class share implied by the binary log loss (assumed: a prior-only model)"
         return 1.0 / (self.num_classes or 2), f"1/K for K = {self.num_classes}"
+
+    @cached_property
+    def constant_answer(self) -> tuple[float, int] | None:
+        """(accuracy, first index) of a validation accuracy that is one value -- to float32 precision -- over
+        its last >= 4 epochs while the validation loss moves: the predictions do not change at all, which is
+        what a model answering one class for every input does; its accuracy is then that class's share.
+        None otherwise. Keras sums its metrics in float32, so identical predictions can differ in the 8th
+        digit (0.9866071939 and 0.9866071343); 1e-6 is below one sample of any validation set under a million."""
+        acc, loss = signals.finite(self.series("val_acc")), signals.finite(self.series("val_loss"))
+        if len(acc) < CONSTANT_EPOCHS or len(loss) < CONSTANT_EPOCHS:
+            return None
+        level = float(acc[-1])
+        if np.ptp(acc[-CONSTANT_EPOCHS:]) > SAME_ACCURACY or level >= 1 - SAME_ACCURACY:
+            return None
+        if float(np.ptp(loss[-CONSTANT_EPOCHS:])) <= 1e-4 * max(abs(float(loss[-1])), 1e-12):
+            return None  # nothing moves at all: a stopped (or tiny-LR) run, not a constant answer
+        first = len(acc) - 1
+        while first > 0 and abs(acc[first - 1] - level) <= SAME_ACCURACY:
+            first -= 1
+        return level, first
+
+    def constant_from_start(self) -> float | None:
+        """The constant answer's accuracy when validation accuracy has had that one value since the first
+        epoch while the validation loss moved by >= 5 % of its level: the outputs changed, the answers never
+        did. None otherwise."""
+        frozen = self.constant_answer
+        if frozen is None or frozen[1] != 0:
+            return None
+        loss = signals.finite(self.series("val_loss"))
+        return frozen[0] if float(np.ptp(loss)) >= 0.05 * float(np.min(np.abs(loss))) else None
 
     @cached_property
     def majority_share(self) -> float | None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from trainwise.doctor import fixes, signals
 from trainwise.doctor.codes import Code
-from trainwise.doctor.context import Context
+from trainwise.doctor.context import SAME_ACCURACY, Context
 from trainwise.doctor.finding import Finding
 from trainwise.doctor.rules.common import MIN_EPOCHS, at_chance, grad_ratio, layer_extreme, sig, span, with_medians_note
 
@@ -86,9 +86,17 @@ def _answers_the_majority(ctx: Context) -> bool:
     return top == int(conf.sum(1).argmax()) and float(conf.sum(0)[top] / conf.sum()) >= 0.9
 
 
+def _answers_a_minority(ctx: Context) -> bool:
+    """Validation accuracy frozen at one value below 1/K: a constant answer, and not the majority class's
+    (whose share is at least 1/K). A prior-only model answers the majority; this one collapsed onto a
+    minority class, which prediction_collapse reports."""
+    frozen = ctx.constant_answer
+    return frozen is not None and bool(ctx.num_classes) and frozen[0] < 1.0 / ctx.num_classes - SAME_ACCURACY
+
+
 def rule(ctx: Context) -> list[Finding]:
     stuck = at_chance(ctx)
-    if stuck is None or stuck.train_fits or _answers_the_majority(ctx):
+    if stuck is None or stuck.train_fits or _answers_the_majority(ctx) or _answers_a_minority(ctx):
         return []
     ev: dict = {"loss": sig(stuck.level), "loss_key": stuck.loss_key, "chance_loss": sig(ctx.chance_loss),
                 "loss_over_chance": sig(stuck.ratio)}

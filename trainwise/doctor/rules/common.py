@@ -201,6 +201,8 @@ def learning(ctx: Context, loss_key: str, acc_key: str | None, chance: float | N
     loss = signals.finite(ctx.series(loss_key))
     if len(loss) < 3:
         return False
+    if acc_key == "val_acc" and ctx.constant_from_start() is not None:
+        return False  # the same answers at every epoch: a falling loss is the outputs fitting the class mix
     # From the chance level at most: a loss that blew up in its first epoch and came back has not learnt.
     drop = (min(signals.head_median(loss, 2), chance) - signals.tail_median(loss, 2)) / chance
     slope = signals.theil_sen(loss[len(loss) // 2 :])

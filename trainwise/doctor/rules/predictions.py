@@ -54,36 +54,35 @@ def rule(ctx: Context) -> list[Finding]:
     return found or _frozen_accuracy(ctx)
 
 
-FROZEN_EPOCHS = 4
-
-
 def _frozen_accuracy(ctx: Context) -> list[Finding]:
-    """Validation accuracy identical to the last digit over the last 4+ epochs while the loss moves: the
-    predictions do not change at all, which a constant predictor does -- its accuracy is then the share of
-    the class it predicts. Counted only where that share is plausible (at most the majority share when
-    known; for K >= 3 at most 2/K; for binary any) and where the loss is no lower than a constant predictor
-    can reach (the labels' entropy, at least H(share)), so a converged model repeating 0.965 is left alone."""
-    if not ctx.has("val_acc", FROZEN_EPOCHS) or not ctx.has("val_loss", FROZEN_EPOCHS):
+    """Validation accuracy identical (to float32 precision) over the last 4+ epochs while the loss moves
+    (``Context.constant_answer``): the predictions do not change at all, which a constant predictor does --
+    its accuracy is then the share of the class it predicts. Counted only where that share is plausible
+    (at most the majority share when known; for K >= 3 at most 2/K; for binary any) and where the loss is
+    no lower than a constant predictor can reach (the labels' entropy, at least H(share)), so a converged
+    model repeating 0.965 is left alone -- unless the accuracy has had that value since the first epoch
+    while the validation loss moved >= 5 % (and is at most the majority share, when known): then the answers
+    never changed whatever the outputs learnt (a segmentation model at the background's pixel share for 35 epochs while its loss fell 0.79 -> 0.057)."""
+    frozen = ctx.constant_answer
+    if frozen is None:
         return []
-    acc, loss = signals.finite(ctx.series("val_acc")), signals.finite(ctx.series("val_loss"))
-    last, level = acc[-FROZEN_EPOCHS:], float(acc[-1])
-    moving = float(np.ptp(loss[-FROZEN_EPOCHS:])) > 1e-4 * max(abs(float(loss[-1])), 1e-12)
-    if np.ptp(last) > 1e-9 or not moving:
-        return []
-    run = 1
-    while run < len(acc) and abs(acc[-run - 1] - level) <= 1e-9:
-        run += 1
+    level, first = frozen
+    loss = signals.finite(ctx.series("val_loss"))
+    run = ctx.n - first
     share = ctx.majority_share
     plausible = level <= share + 0.005 if share is not None else (ctx.num_classes == 2 or (ctx.num_classes and level <= 2 / ctx.num_classes))
     # A constant predictor cannot beat the entropy of the labels, which is at least H(share of its class).
-    if not plausible or float(loss[-1]) < 0.9 * signals.binary_entropy(level):
+    constant = plausible and float(loss[-1]) >= 0.9 * signals.binary_entropy(level)
+    # From the first epoch, whatever the loss: but a constant answer never beats the majority share, when known.
+    from_start = ctx.constant_from_start() is not None and (share is None or level <= share + 0.005)
+    if not (constant or from_start):
         return []
     ev = {"val_acc": sig(level), "epochs_frozen": run, "source": "validation history"}
     if share is not None:
         ev["majority_share"] = sig(share)
     where = f", the majority share ({share:.3f})" if share is not None and abs(level - share) <= 0.005 else ""
     return [Finding(
-        "prediction_collapse", "error", span(ctx, len(acc) - run), ev,
+        "prediction_collapse", "error", span(ctx, first), ev,
         f"Validation accuracy is exactly {level:.4f} at each of the last {run} epochs while the validation loss moves: the "
         f"predictions never change, as when the model answers the same class for every input; {level:.4f} is then that "
         f"class's share{where}.",
