@@ -242,3 +242,34 @@ def test_an_accuracy_frozen_late_at_ln_k_stays_stuck_at_chance():
 ])
 def test_a_converged_model_repeating_its_accuracy_is_no_collapse(owner):
     assert verdict(owner) == ["healthy"], verdict(owner)
+
+
+# ----------------------------------------------------------------------------- overfitting: stalled with a large gap
+def test_validation_stalled_with_a_large_accuracy_gap_is_overfitting():
+    found = findings("Coderamrish", set2=True)  # val flat since epoch 5 of 12, training loss halves, accuracy 0.98 vs 0.79
+    first = next(f for f in found if f.severity != "info")
+    assert first.code == "overfitting" and first.evidence["accuracy_gap_end"] >= 0.15, [str(f) for f in found]
+
+
+def test_a_stalled_validation_with_a_small_accuracy_gap_stays_mild():
+    found = findings("be3013", set2=True)  # stalled since epoch 4 with accuracy 1.00 vs 0.97: the stall alone is information
+    assert not any("accuracy_gap_end" in f.evidence for f in found if f.code == "overfitting"), [str(f) for f in found]
+
+
+# ----------------------------------------------------------------------------- overfitting past a best epoch reached early
+def test_a_rise_past_an_early_best_is_judged_against_the_whole_curves_noise():
+    # Transfer learning: best 0.079 at epoch 3 (after a one-epoch dip at 2), 0.091-0.105 for 7 epochs while the
+    # training loss falls 0.014 -> 0.0007: the two steps before the best are no measure of the curve's noise.
+    found = findings("be3013", set2=True)
+    first = next(f for f in found if f.severity != "info")
+    assert first.code == "overfitting" and first.evidence["best_val_epoch"] == 3, [str(f) for f in found]
+
+
+# ----------------------------------------------------------------------------- more than 100 classes
+def test_beyond_100_classes_a_training_loss_near_ln_k_is_underfitting():
+    found = findings("neelreddyrebala", set2=True)  # Tiny-ImageNet: 19 % (0.69 on the log scale), loss 4.72 of ln 200 = 5.30
+    assert [f.code for f in found if f.severity != "info"][:1] == ["underfitting"], [str(f) for f in found]
+
+
+def test_beyond_100_classes_a_fitted_loss_is_not_underfitting():
+    assert verdict("Pedrov-b", set2=True) == ["healthy"]  # 120 dog breeds, a fine-tune far below ln 120

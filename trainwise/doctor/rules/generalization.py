@@ -8,7 +8,7 @@
   a validation loss, the same on accuracy: >= 2 points below the best while training accuracy rises.
   With early stopping restoring the best weights the final model is unharmed: severity info. A milder
   form, validation loss *and* accuracy flat for >= max(5, 25 % of the run) epochs while the training
-  loss halves, is info. And a memorised training set, with no upturn needed: training accuracy >= 0.99
+  loss halves, is info (a warning with training accuracy >= 15 points above validation at the end). And a memorised training set, with no upturn needed: training accuracy >= 0.99
   and validation >= 10 points below it (a tiny training set with a big model; fixes lead with
   regularisation, since early stopping cannot close that gap). Reference: SageMaker's Overfit rule
   fires at (val - train) / train > 0.1 on a single step and UMLAUT on "val loss up while train loss
@@ -316,7 +316,8 @@ def _past_best_epoch(ctx: Context) -> list[Finding]:
 
     * *sustained*: the validation loss after its best epoch sits, as a median over all later epochs, >= 15 %
       above that best -- and above it by more than the curve's own typical epoch-to-epoch change before
-      the best (so a lucky epoch on a noisy curve does not make a trend) -- with >= 60 % of the later epochs
+      the best (the whole curve's with fewer than 3 steps before it; so a lucky epoch on a noisy curve
+      does not make a trend) -- with >= 60 % of the later epochs
       above it and the last 3 epochs still >= 10 % above (not coming back down); or
     * *climbing*: every one of the last >= 3 epochs since the best rose, ending >= 10 % above it (a
       patience-3 early stop would have ended the run there);
@@ -332,7 +333,10 @@ def _past_best_epoch(ctx: Context) -> list[Finding]:
     floor = max(float(val[best]), loss_scale_floor(ctx))
     level = float(np.median(post))
     rise = (level - val[best]) / floor
-    noise = float(np.median(np.abs(signals.relative_steps(val[: best + 1], loss_scale_floor(ctx))))) if best >= 2 else 0.0
+    # The curve's typical step before its best; with fewer than 3 steps there (a fine-tune at its best by epoch 3,
+    # one of whose 2 steps is a dip) that is no estimate, and the whole curve's median step is used.
+    before = val[: best + 1] if best >= MIN_AFTER_ONSET else val
+    noise = float(np.median(np.abs(signals.relative_steps(before, loss_scale_floor(ctx)))))
     end_rise = (signals.tail_median(val) - val[best]) / floor
     sustained = rise >= max(PAST_BEST_RISE, noise) and end_rise >= RISE and float((post > val[best] * 1.03).mean()) >= SUSTAINED
     climb = bool(np.all(np.diff(val[best:]) > 0)) and (val[-1] - val[best]) / floor >= RISE
@@ -363,17 +367,24 @@ def _stalled(ctx: Context, onset: int, train_drop: float, gap_onset: float, gap_
     if since < max(5, ctx.n // 4) or train_drop < 0.5 or gap_end <= gap_onset:
         return []
     first = max(onset, acc_best)
-    return [
-        Finding(
-            "overfitting",
-            "info",
-            span(ctx, first),
-            ev | {"epochs_without_val_gain": since},
-            f"Validation loss and accuracy have not improved since epoch {ctx.epoch_at(first)} ({since} epochs) while "
-            f"training loss fell by another {train_drop:.0%}: the model now mostly memorises the training set.",
-            fixes.keep(fixes.early_stopping(ctx), fixes.more_weight_decay(ctx)),
-        )
-    ]
+    ev = ev | {"epochs_without_val_gain": since}
+    text = (f"Validation loss and accuracy have not improved since epoch {ctx.epoch_at(first)} ({since} epochs) while "
+            f"training loss fell by another {train_drop:.0%}: the model now mostly memorises the training set.")
+    acc_gap = _accuracy_gap(ctx)
+    if acc_gap is not None and acc_gap >= GAP_LARGE:
+        # Stalled with training accuracy far above validation: the gap is large and still growing (in loss), not mild.
+        return _overfit(ctx, first, ev | {"accuracy_gap_end": sig(acc_gap)},
+                        f"{text[:-1]}, {acc_gap * 100:.0f} points of accuracy above validation.")
+    return [Finding("overfitting", "info", span(ctx, first), ev, text,
+                    fixes.keep(fixes.early_stopping(ctx), fixes.more_weight_decay(ctx)))]
+
+
+def _accuracy_gap(ctx: Context) -> float | None:
+    """Training minus validation accuracy over the last 3 epochs (medians); None without both."""
+    if not (ctx.has("train_acc", MIN_EPOCHS_OVERFIT) and ctx.has("val_acc", MIN_EPOCHS_OVERFIT)):
+        return None
+    gap = signals.tail_median(ctx.series("train_acc") - ctx.series("val_acc"))
+    return gap if math.isfinite(gap) else None
 
 
 def _overfitting_acc(ctx: Context) -> list[Finding]:
