@@ -309,10 +309,11 @@ class Context:
         None otherwise. Keras sums its metrics in float32, so identical predictions can differ in the 8th
         digit (0.9866071939 and 0.9866071343); 1e-6 is below one sample of any validation set under a million."""
         acc, loss = signals.finite(self.series("val_acc")), signals.finite(self.series("val_loss"))
-        if len(acc) < CONSTANT_EPOCHS or len(loss) < CONSTANT_EPOCHS:
+        if len(acc) < CONSTANT_EPOCHS or len(loss) < CONSTANT_EPOCHS or self.task == "regression":
             return None
         level = float(acc[-1])
-        if np.ptp(acc[-CONSTANT_EPOCHS:]) > SAME_ACCURACY or level >= 1 - SAME_ACCURACY:
+        # 0 and 1 are no class's share to read: an accuracy column of a regression model, a solved validation set.
+        if np.ptp(acc[-CONSTANT_EPOCHS:]) > SAME_ACCURACY or not SAME_ACCURACY < level < 1 - SAME_ACCURACY:
             return None
         if float(np.ptp(loss[-CONSTANT_EPOCHS:])) <= 1e-4 * max(abs(float(loss[-1])), 1e-12):
             return None  # nothing moves at all: a stopped (or tiny-LR) run, not a constant answer
