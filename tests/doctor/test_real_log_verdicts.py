@@ -226,6 +226,16 @@ def test_an_accuracy_frozen_from_the_first_epoch_below_the_prior_loss_is_a_colla
     assert found[0].evidence["epochs_frozen"] == 35
 
 
+def test_a_frozen_validation_accuracy_with_a_training_set_fitted_apart_from_it_is_no_collapse():
+    # The 7-class log with training accuracy put at 0.95: a model that fits its training set far above the
+    # share validation repeats answers it differently -- a small validation set's repeats, not a constant answer.
+    e = entry("ChanchalTaye", set2=True)
+    records, _ = read_history(REAL_2 / "logs" / e["file"])
+    fitted = [dict(r, train_acc=0.95) for r in records]
+    codes = diagnose(fitted, classes=e["classes"]).codes
+    assert "prediction_collapse" not in codes and "stuck_at_chance" not in codes, codes
+
+
 def test_an_accuracy_frozen_below_one_over_k_is_a_collapse_onto_a_minority_class():
     codes = verdict("ADITHYADEV2005", set2=True)  # 3 classes: 0.2000 at every epoch, below 1/3
     assert codes[0] == "prediction_collapse" and "stuck_at_chance" not in codes, codes

@@ -35,6 +35,7 @@ FINETUNE_TYPICAL_SCALE = 0.05
 WARMUP_IGNORED_BY = ("onecycle",)
 CONSTANT_EPOCHS = 4  # a validation accuracy this many epochs at one value, the loss moving: a constant answer
 SAME_ACCURACY = 1e-6  # "one value": equal to float32 precision
+CONSTANT_TRAIN_GAP = 0.02  # a constant answer scores the same share on the training set, within this
 # Models whose width model.hidden sets; cnn/convnet/resnet/fusion image branches take model.channels.
 HIDDEN_MODELS = ("mlp",)
 CHANNEL_MODELS = ("cnn", "convnet", "resnet", "fusion")
@@ -324,10 +325,15 @@ class Context:
 
     def constant_from_start(self) -> float | None:
         """The constant answer's accuracy when validation accuracy has had that one value since the first
-        epoch while the validation loss moved by >= 5 % of its level: the outputs changed, the answers never
-        did. None otherwise."""
+        epoch while the validation loss moved by >= 5 % of its level -- the outputs changed, the answers never
+        did -- and the training set is answered the same way: training accuracy (last 3 epochs) within 2
+        points of that share (the splits' class mixes differ a little). A small validation set repeats its
+        accuracy too (19 of 20 at every epoch of a fine-tune), but its model fits the training set apart
+        from it. None otherwise, and without a training accuracy."""
         frozen = self.constant_answer
-        if frozen is None or frozen[1] != 0:
+        if frozen is None or frozen[1] != 0 or not self.has("train_acc", 1):
+            return None
+        if abs(signals.tail_median(self.series("train_acc")) - frozen[0]) > CONSTANT_TRAIN_GAP:
             return None
         loss = signals.finite(self.series("val_loss"))
         return frozen[0] if float(np.ptp(loss)) >= 0.05 * float(np.min(np.abs(loss))) else None

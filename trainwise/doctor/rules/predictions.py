@@ -61,7 +61,8 @@ def _frozen_accuracy(ctx: Context) -> list[Finding]:
     (at most the majority share when known; for K >= 3 at most 2/K; for binary any) and where the loss is
     no lower than a constant predictor can reach (the labels' entropy, at least H(share)), so a converged
     model repeating 0.965 is left alone -- unless the accuracy has had that value since the first epoch
-    while the validation loss moved >= 5 % (and is at most the majority share, when known): then the answers
+    while the validation loss moved >= 5 % and training accuracy sits at that share too (and it is at most
+    the majority share, when known; ``Context.constant_from_start``): then the answers
     never changed whatever the outputs learnt (a segmentation model at the background's pixel share for 35 epochs while its loss fell 0.79 -> 0.057)."""
     frozen = ctx.constant_answer
     if frozen is None:
