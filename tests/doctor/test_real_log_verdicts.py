@@ -283,3 +283,20 @@ def test_beyond_100_classes_a_training_loss_near_ln_k_is_underfitting():
 
 def test_beyond_100_classes_a_fitted_loss_is_not_underfitting():
     assert verdict("Pedrov-b", set2=True) == ["healthy"]  # 120 dog breeds, a fine-tune far below ln 120
+
+
+# ----------------------------------------------------------------------------- a gap larger than the training error
+def test_a_growing_gap_larger_than_the_training_error_is_overfitting():
+    # 100 epochs, 5 classes: validation loss flat from epoch 30 while training accuracy climbs to 0.89 and
+    # validation stays at 0.75-0.76: a 13.5-point gap (under the 15-point threshold) above an 11 % training error.
+    codes = verdict("BurakErguvn", set2=True)
+    assert codes[0] == "overfitting", codes
+
+
+def test_a_growing_gap_smaller_than_the_training_error_is_not():
+    # The same curves with both accuracies 9 points lower: the same 13.5-point gap under a 20 % training
+    # error is a model still short of its fit, not variance.
+    e = entry("BurakErguvn", set2=True)
+    records, _ = read_history(REAL_2 / "logs" / e["file"])
+    lower = [dict(r, train_acc=r["train_acc"] - 0.09, val_acc=r["val_acc"] - 0.09) for r in records]
+    assert "overfitting" not in diagnose(lower, classes=e["classes"]).codes
