@@ -25,7 +25,8 @@ Verdicts:
 A second set, benchmarks/real_logs_2 (same schema, none of these repositories), was collected after the
 first had been scored and is held out as a whole: ``--set 2`` scores all of it once (``--split`` does not
 apply to it). A third set, benchmarks/real_logs_3 (none of the repositories of the first two), was collected
-after the second had been scored and is held out as a whole in the same way: ``--set 3``.
+after the second had been scored and is held out as a whole in the same way: ``--set 3``. Each was scored
+once, on 2026-12-02 (docs/benchmarks.md); set 2 has been development data since its scoring.
 
     python benchmarks/real_logs/score.py --set 2
     python benchmarks/real_logs/score.py --set 3
@@ -137,15 +138,16 @@ def main() -> None:
     parser.add_argument("--split", choices=["dev", "heldout", "all"], default="dev")
     parser.add_argument("--set", type=int, choices=sorted(SETS), default=1,
                         help="1: benchmarks/real_logs (split by source); 2: benchmarks/real_logs_2 and 3: benchmarks/real_logs_3, "
-                             "each all held out")
+                             "each scored whole (set 2 is development data since its scoring)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     root = SETS[args.set]
     entries = tomllib.loads((root / "sources.toml").read_text())["log"]
     print(f"# real logs, set {args.set}: {len(entries)} in {root.name}/sources.toml; {date.today()} on {platform.node()} "
           f"({platform.machine()}, Python {platform.python_version()})")
-    if args.set != 1:  # each collected after the one before was scored; nothing in it was tuned on: all held out
-        report(f"set {args.set}, held out", [run_one(e, root) for e in entries], args.verbose)
+    if args.set != 1:  # each collected after the one before was scored, and scored whole
+        role = {2: "scored once, development since", 3: "held out"}[args.set]
+        report(f"set {args.set}, {role}", [run_one(e, root) for e in entries], args.verbose)
         return
     groups = {"dev": [], "heldout": []}
     for e in entries:
