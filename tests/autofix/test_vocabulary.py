@@ -147,3 +147,20 @@ def test_pinch_is_a_width_below_the_number_of_classes():
     assert fixes.pinch(ctx({"name": "cnn", "channels": [2, 4, 8]}))[0] == 8
     assert fixes.pinch(ctx({"name": "cnn", "channels": [2, 4, 16]})) is None  # a narrow stem is not all the head sees
     assert fixes.pinch(ctx({"name": "mlp", "hidden": [64]})) is None
+
+
+def test_a_net_the_lr_killed_gets_the_lr_fix_first_and_a_net_its_init_killed_does_not(tmp_path):
+    # SGD at 5 (the usual range tops out at 0.1-1): epoch 1's training loss explodes, every ReLU dies and the
+    # run sits at chance. Dead units and a vanishing gradient are then the LR's doing, so lowering it comes first.
+    hot = trainwise.fit(out=tmp_path / "hot", optim__name="sgd", optim__lr=5.0, **SMALL)
+    assert hot.history.records[-1]["val_acc"] < 0.2, "the planted fault did not show"
+    stuck = next(f for f in hot.findings if f.code == "stuck_at_chance")
+    assert stuck.fixes[0].startswith("optim.lr=") and float(stuck.fixes[0].split("=")[1]) < 1.0
+    assert "optim.lr=5 is above the usual range" in stuck.message.split("Likely: ")[1].split(";")[0]
+    cooled = trainwise.fit(out=tmp_path / "cooled", optim__name="sgd", optim__lr=float(stuck.fixes[0].split("=")[1]), **SMALL)
+    assert cooled.history.records[-1]["val_acc"] > 0.9
+    # ReLU biases at -5 at AdamW's usual LR: the LR is not the cause and is not the first fix.
+    cfg = build_config({"model": {"hidden": [64, 64]}})
+    dead = trainwise.fit(model=_digits_mlp(cfg, biases=-5.0), out=tmp_path / "dead", model__hidden=[64, 64], **SMALL)
+    first = [f.fixes[0] for f in dead.findings if f.code in ("stuck_at_chance", "dead_units") and f.fixes]
+    assert first and not any(f.startswith("optim.lr=") for f in first)

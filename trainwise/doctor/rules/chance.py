@@ -36,13 +36,21 @@ def likely_causes(ctx: Context) -> tuple[list[str], list[str]]:
     """Causes in order of the evidence for them, and the fixes that go with them."""
     causes: list[str] = []
     fx: list[str | None] = []
+    pos = ctx.lr_position()
+    if pos == "high":
+        # A step far too large is the one cause that explains the others: it kills ReLUs and, with them, the
+        # gradient below them. Lowering it comes first; re-initialising or normalising a network the LR will
+        # kill again does not help.
+        causes.append(f"optim.lr={ctx.base_lr:g} is above the usual range for {ctx.optimizer}")
+        fx.append(fixes.lower_lr(ctx))
     train, val = ctx.series("train_loss"), ctx.series("val_loss")
     if ctx.has("val_loss", MIN_EPOCHS) and signals.theil_sen(train) < 0 <= signals.theil_sen(val):
         causes.append("training loss falls while validation loss does not: the labels may not follow from the "
                       "inputs (shuffled or misaligned)")
     dead = layer_extreme(ctx, "dead_frac")
     if dead and dead[1] >= 0.5:
-        causes.append(f"{dead[1]:.0%} of the units in {dead[0]} are dead ReLUs (never active)")
+        killed = " (a too-high LR kills them)" if pos == "high" else ""
+        causes.append(f"{dead[1]:.0%} of the units in {dead[0]} are dead ReLUs (never active){killed}")
         fx += [*fixes.revive(ctx), "model.activation=leaky_relu"]
     sat = layer_extreme(ctx, "saturated_frac")
     if sat and sat[1] >= 0.5:
@@ -52,11 +60,7 @@ def likely_causes(ctx: Context) -> tuple[list[str], list[str]]:
     if ratio is not None and ratio < 1e-3:
         causes.append(f"the first layer's gradient is {ratio:.1e} of the last layer's (vanishing)")
         fx += [fixes.batch_norm(ctx), "model.activation=relu"]
-    pos = ctx.lr_position()
-    if pos == "high":
-        causes.append(f"optim.lr={ctx.base_lr:g} is above the usual range for {ctx.optimizer}")
-        fx.append(fixes.lower_lr(ctx))
-    elif pos == "low":
+    if pos == "low":
         causes.append(f"optim.lr={ctx.base_lr:g} is below the usual range for {ctx.optimizer}")
         fx.append(fixes.higher_lr(ctx))
     if ctx.cfg("data.normalize") is False:
