@@ -15,6 +15,9 @@ import html
 import io
 import json
 import math
+import os
+import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -281,6 +284,38 @@ def confusion_plot(confusion: list[list[int]], class_names: list[str]) -> str:
     return _svg(fig, tight=True)
 
 
+def _draw(job: tuple) -> str | None:
+    function, args = job
+    return function(*args)
+
+
+def draw_plots(jobs: list[tuple], workers: int | None = None) -> list[str | None]:
+    """Each ``(plot function, arguments)``'s SVG, in order. The plots are independent and each costs
+    0.05-0.2 s of CPU, so with several cores they are drawn in forked worker processes: the report sits
+    at the end of a training run, on the user's wall clock. The sequential path stays the reference:
+    with one core, off Linux, for a report without a history, or on any failure of the pool, this process draws
+    them, and the SVGs are the same either way (tests/test_report_parallel.py)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    workers = min(len(jobs), cores) if workers is None else min(workers, len(jobs))
+    # Fork only on Linux (it is unsafe on macOS), so workers start in milliseconds with matplotlib
+    # already imported. The training process may hold a CUDA context: the workers get plain lists and
+    # dicts, draw with matplotlib alone and return text, so they never touch torch or the GPU.
+    if workers >= 2 and sys.platform.startswith("linux"):
+        import multiprocessing
+
+        # One small plot drawn here first: matplotlib's import and its first-use caches (fonts, log ticks,
+        # markers, the SVG writer) are paid once and shared by every worker, not once per worker.
+        curve_plot([{"epoch": 1, "x": 1.0}, {"epoch": 2, "x": 0.1}], ["x"], "x", [], log=True)
+        try:
+            with warnings.catch_warnings():  # Python 3.12 warns that fork in a threaded process may deadlock:
+                warnings.simplefilter("ignore", DeprecationWarning)  # the timeout below answers that
+                with multiprocessing.get_context("fork").Pool(workers) as pool:  # leaving it kills the workers
+                    return pool.map_async(_draw, jobs, chunksize=1).get(timeout=120)
+        except Exception:  # a worker killed, hung or failing: draw here, never lose the report
+            pass
+    return [_draw(job) for job in jobs]
+
+
 # -------------------------------------------------------------------------------------------- HTML
 
 CSS = """
@@ -326,7 +361,8 @@ def findings_html(findings: list[dict]) -> str:
     return "\n".join(parts)
 
 
-def test_html(summary: dict) -> str:
+def test_html(summary: dict, plot: str | None = None) -> str:
+    """``plot``: the confusion matrix's SVG when it was drawn already (default: drawn here)."""
     test = summary.get("test")
     if not test:
         return "<p class='muted'>No test split in this run.</p>"
@@ -338,26 +374,35 @@ def test_html(summary: dict) -> str:
                                    test.get("per_class_f1", []), test.get("confusion", []))
     )
     table = f"<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>{rows}</table>"
-    plot = confusion_plot(test["confusion"], names) if test.get("confusion") else ""
+    if plot is None:
+        plot = confusion_plot(test["confusion"], names) if test.get("confusion") else ""
     return f"<p>{head}</p><div class='grid'><div class='card'>{plot}</div><div>{table}</div></div>"
 
 
-def render_html(data: ReportInput) -> str:
+def render_html(data: ReportInput, workers: int | None = None) -> str:
+    """``workers``: processes drawing the plots (default: one per core, up to one per plot; 1: this process)."""
     r, fnd = data.records, data.findings
-    plots = [
-        ("Loss", curve_plot(r, ["train_loss", "val_loss", "val_loss_ema"], "loss", fnd)),
-        ("Accuracy", curve_plot(r, ["train_acc", "val_acc", "val_acc_ema"], "accuracy", fnd)),
-        ("F1", curve_plot(r, ["train_f1", "val_f1"], "F1", fnd)),
-        ("Loss per step", step_plot(data.steps, r, "loss", "training batch loss", log=True)),
-        ("Learning rate per step", step_plot(data.steps, r, "lr", "learning rate")),
-        ("Learning rate", curve_plot(r, ["lr"], "learning rate", [], log=True)),
-        ("Time per epoch", curve_plot(r, ["time_s"], "seconds (training)", [])),
-        ("Gradient norm per layer", per_layer_plot(r, "grad_norm/", "||grad||", fnd)),
-        ("Update-to-weight ratio per layer", per_layer_plot(r, "update_ratio/", "||Δw|| / ||w||", fnd, band=(1e-4, 1e-2))),
-        ("Dead units per layer", per_layer_plot(r, "dead_frac/", "fraction dead", fnd, log=False)),
-        ("Saturated units per layer", per_layer_plot(r, "saturated_frac/", "fraction saturated", fnd, log=False)),
+    test = data.summary.get("test") or {}
+    names = data.summary.get("class_names") or [str(i) for i in range(len(test.get("confusion", [])))]
+    jobs = [  # (title, plot function, its arguments): plain lists and dicts, so a worker process can draw it
+        ("Loss", curve_plot, (r, ["train_loss", "val_loss", "val_loss_ema"], "loss", fnd)),
+        ("Accuracy", curve_plot, (r, ["train_acc", "val_acc", "val_acc_ema"], "accuracy", fnd)),
+        ("F1", curve_plot, (r, ["train_f1", "val_f1"], "F1", fnd)),
+        ("Loss per step", step_plot, (data.steps, r, "loss", "training batch loss", True)),
+        ("Learning rate per step", step_plot, (data.steps, r, "lr", "learning rate")),
+        ("Learning rate", curve_plot, (r, ["lr"], "learning rate", [], True)),
+        ("Time per epoch", curve_plot, (r, ["time_s"], "seconds (training)", [])),
+        ("Gradient norm per layer", per_layer_plot, (r, "grad_norm/", "||grad||", fnd)),
+        ("Update-to-weight ratio per layer", per_layer_plot, (r, "update_ratio/", "||Δw|| / ||w||", fnd, True, (1e-4, 1e-2))),
+        ("Dead units per layer", per_layer_plot, (r, "dead_frac/", "fraction dead", fnd, False)),
+        ("Saturated units per layer", per_layer_plot, (r, "saturated_frac/", "fraction saturated", fnd, False)),
     ]
-    cards = "".join(f"<div class='card'><h3>{_e(t)}</h3>{svg}</div>" for t, svg in plots if svg)
+    if test.get("confusion"):
+        jobs.append(("confusion", confusion_plot, (test["confusion"], names)))
+    workers = workers if r else 1  # no history: at most the confusion matrix, not worth a pool
+    svgs = dict(zip([t for t, _, _ in jobs], draw_plots([(f, a) for _, f, a in jobs], workers)))
+    confusion = svgs.pop("confusion", "")
+    cards = "".join(f"<div class='card'><h3>{_e(t)}</h3>{svg}</div>" for t, svg in svgs.items() if svg)
     s = data.summary
     headline = ""
     if s:
@@ -377,7 +422,7 @@ def render_html(data: ReportInput) -> str:
 <h2>Diagnosis</h2>{findings_html(fnd)}
 {f"<h2>Repairs</h2>{repairs}" if repairs else ""}
 <h2>Training curves</h2><div class="grid">{cards or "<p class='muted'>No history.</p>"}</div>
-<h2>Test split</h2>{test_html(s)}
+<h2>Test split</h2>{test_html(s, confusion)}
 <h2>Config</h2>{f"<pre>{config}</pre>" if config else "<p class='muted'>No config recorded.</p>"}
 <h2>Environment</h2>{f"<pre>{env}</pre>" if env else "<p class='muted'>No environment recorded.</p>"}
 <p class="muted">Self-contained file written by trainwise; it needs no network. Hover a plot to read its values.</p>
@@ -396,13 +441,14 @@ def _toml(config: dict) -> str:
 
 
 def render_report(path: str | Path, out: str | Path | None = None, findings: list | None = None,
-                  repairs: dict | None = None) -> Path:
+                  repairs: dict | None = None, workers: int | None = None) -> Path:
     """Write the report for a run directory (default ``RUN/report.html``) or a history file.
 
-    ``repairs``: a fix chain to show (default: ``RUN/fix/fix.json`` when there is one).
+    ``repairs``: a fix chain to show (default: ``RUN/fix/fix.json`` when there is one); ``workers``:
+    processes drawing the plots (default: one per core; 1 draws them in this process).
     """
     path = Path(path)
     data = load_report_input(path, findings, repairs)
     target = Path(out) if out else (path / REPORT if path.is_dir() else path.with_suffix(".report.html"))
-    atomic.write_text(target, render_html(data))
+    atomic.write_text(target, render_html(data, workers))
     return target

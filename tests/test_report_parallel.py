@@ -1,0 +1,50 @@
+"""The report's plots drawn in worker processes give the same page, byte for byte (hover data included),
+as drawn in the training process; a pool that fails falls back to drawing them here."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+
+import matplotlib
+import pytest
+
+import trainwise
+from trainwise import report
+from trainwise.config import Config
+
+SETTINGS = {"train.epochs": 4, "model.hidden": [32, 16], "train.progress": "none", "train.threads": 1,
+            "monitors.every_n_steps": 5, "train.report": False}
+
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the workers are forked on Linux only")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("parallel") / "run"
+    trainwise.fit(Config().replace(SETTINGS), out=out)  # digits
+    return report.load_report_input(out)
+
+
+def test_workers_draw_the_same_page_as_one_process(data):
+    # matplotlib salts the SVG ids with a random value per render; fixed here, the pages can be compared
+    with matplotlib.rc_context({"svg.hashsalt": "compare"}):
+        sequential = report.render_html(data, workers=1)
+        parallel = report.render_html(data, workers=2)
+    assert parallel == sequential
+    assert sequential.count("<svg") >= 10 and sequential.count("data-hover=") >= 9  # curves, steps, layers, confusion
+
+
+def test_a_failing_pool_still_gives_the_report(data, monkeypatch):
+    calls = []
+
+    def broken_pool(self, *args, **kwargs):
+        calls.append(args)
+        raise OSError("no processes left")
+
+    monkeypatch.setattr(type(multiprocessing.get_context("fork")), "Pool", broken_pool)
+    with matplotlib.rc_context({"svg.hashsalt": "compare"}):
+        fallback = report.render_html(data, workers=2)
+        sequential = report.render_html(data, workers=1)
+    assert calls and fallback == sequential
