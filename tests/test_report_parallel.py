@@ -4,7 +4,9 @@ as drawn in the training process; a pool that fails falls back to drawing them h
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
+import time
 
 import matplotlib
 import pytest
@@ -48,3 +50,25 @@ def test_a_failing_pool_still_gives_the_report(data, monkeypatch):
         fallback = report.render_html(data, workers=2)
         sequential = report.render_html(data, workers=1)
     assert calls and fallback == sequential
+
+
+
+def _hangs_in_a_worker(parent: int, text: str) -> str:
+    if os.getpid() != parent:
+        time.sleep(3600)
+    return text
+
+
+def test_a_hung_worker_is_ended_and_the_plots_drawn_here(monkeypatch):
+    # under the training loop's SignalCatcher, which records SIGTERM and carries on: the pool's
+    # terminate() (SIGTERM, then a wait) must still end a worker stuck in its plot
+    from trainwise.interrupt import SignalCatcher
+
+    monkeypatch.setattr(report, "POOL_TIMEOUT_S", 2)
+    jobs = [(_hangs_in_a_worker, (os.getpid(), text)) for text in ("a", "b", "c")]
+    catcher = SignalCatcher().install()
+    try:
+        assert report.draw_plots(jobs, workers=2) == ["a", "b", "c"]
+    finally:
+        catcher.restore()
+    assert catcher.received is None

@@ -284,9 +284,20 @@ def confusion_plot(confusion: list[list[int]], class_names: list[str]) -> str:
     return _svg(fig, tight=True)
 
 
+POOL_TIMEOUT_S = 120  # a worker that has not answered by then is taken for hung: the plots are drawn here
+
+
 def _draw(job: tuple) -> str | None:
     function, args = job
     return function(*args)
+
+
+def _worker_start() -> None:
+    import signal
+
+    # A SIGTERM handler inherited from the caller (one that records the signal and carries on) would let
+    # a worker outlive the pool's terminate(), which sends SIGTERM and then waits for it.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def draw_plots(jobs: list[tuple], workers: int | None = None) -> list[str | None]:
@@ -308,9 +319,9 @@ def draw_plots(jobs: list[tuple], workers: int | None = None) -> list[str | None
         curve_plot([{"epoch": 1, "x": 1.0}, {"epoch": 2, "x": 0.1}], ["x"], "x", [], log=True)
         try:
             with warnings.catch_warnings():  # Python 3.12 warns that fork in a threaded process may deadlock:
-                warnings.simplefilter("ignore", DeprecationWarning)  # the timeout below answers that
-                with multiprocessing.get_context("fork").Pool(workers) as pool:  # leaving it kills the workers
-                    return pool.map_async(_draw, jobs, chunksize=1).get(timeout=120)
+                warnings.simplefilter("ignore", DeprecationWarning)  # POOL_TIMEOUT_S answers that
+                with multiprocessing.get_context("fork").Pool(workers, _worker_start) as pool:  # leaving it kills the workers
+                    return pool.map_async(_draw, jobs, chunksize=1).get(timeout=POOL_TIMEOUT_S)
         except Exception:  # a worker killed, hung or failing: draw here, never lose the report
             pass
     return [_draw(job) for job in jobs]
