@@ -284,7 +284,7 @@ def confusion_plot(confusion: list[list[int]], class_names: list[str]) -> str:
     return _svg(fig, tight=True)
 
 
-POOL_TIMEOUT_S = 120  # a worker that has not answered by then is taken for hung: the plots are drawn here
+POOL_TIMEOUT_S = 30  # ~1 s is usual; a worker that has not answered by then is taken for hung: the plots are drawn here
 
 
 def _draw(job: tuple) -> str | None:
