@@ -147,13 +147,9 @@ class MetricAccumulator:
 
     def compute_loss_acc(self, task: str = "multiclass") -> dict:
         """The training metrics of an epoch: mean loss, accuracy, precision, recall and F1 (as ``compute``
-        defines them), from the loss sum and the confusion matrix read in one host transfer."""
-        packed = torch.cat([self.loss_sum.view(1), self.confusion.double()]).cpu().numpy()
-        c = packed[1:].reshape(self.k, self.k)
-        precision, recall, f1 = _precision_recall_f1(c)
-        pick = (lambda t: t[1]) if task == "binary" else (lambda t: t.mean())  # noqa: E731
-        return {"loss": float(packed[0]) / max(self.count, 1), "acc": float(np.trace(c) / max(c.sum(), 1)),
-                "precision": float(pick(precision)), "recall": float(pick(recall)), "f1": float(pick(f1))}
+        defines them), from the same one host transfer."""
+        metrics = self.compute(task)
+        return {key: metrics[key] for key in ("loss", "acc", "precision", "recall", "f1")}
 
     def compute(self, task: str) -> dict:
         """One host transfer; returns plain floats and the confusion matrix as nested lists."""

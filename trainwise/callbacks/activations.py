@@ -87,7 +87,7 @@ class ActivationMonitor(EpochMeanMonitor):
                 return
             with torch.no_grad():
                 value = dead_fraction(out, dim) if kind == "dead_frac" else saturated_fraction(out, module)
-                self._means.add_samples((key,), value.reshape(1))
+                self._means.add((key,), value.reshape(1))
 
         return hook
 

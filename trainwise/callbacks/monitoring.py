@@ -85,21 +85,19 @@ class EpochMeans:
         self._restored = False
         self._closed = False
 
-    def add(self, keys: tuple[str, ...], values: torch.Tensor, weights: torch.Tensor) -> None:
-        values = torch.where(weights > 0, values, 0.0)  # a NaN times 0 is still NaN
+    def add(self, keys: tuple[str, ...], values: torch.Tensor, weights: torch.Tensor | None = None) -> None:
+        """Add weighted ``values`` to the epoch's sums; ``weights=None``: each value counts once (two kernels, not
+        six: the activation monitor's per-call values)."""
+        if weights is None:
+            weighted, counts = values, torch.ones_like(values)
+        else:
+            values = torch.where(weights > 0, values, 0.0)  # a NaN times 0 is still NaN
+            weighted, counts = values * weights, weights
         if keys in self._groups:
             s, c = self._groups[keys]
-            self._groups[keys] = (s.to(values.device) + values * weights, c.to(values.device) + weights)
+            self._groups[keys] = (s.to(values.device) + weighted, c.to(values.device) + counts)
         else:
-            self._groups[keys] = (values * weights, weights.clone())
-
-    def add_samples(self, keys: tuple[str, ...], values: torch.Tensor) -> None:
-        """``add`` with every weight 1 (two kernels instead of six): the activation monitor's per-call values."""
-        if keys in self._groups:
-            s, c = self._groups[keys]
-            self._groups[keys] = (s.to(values.device) + values, c.to(values.device) + 1)
-        else:
-            self._groups[keys] = (values, torch.ones_like(values))
+            self._groups[keys] = (weighted, counts.clone() if weights is not None else counts)
 
     def reset(self) -> None:
         self._closed = False

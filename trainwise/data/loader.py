@@ -84,15 +84,8 @@ class DeviceLoader:
         n = len(self.data)
         order = epoch_order(n, self.seed, epoch).to(self.device) if self.shuffle else None
         inputs, targets = self.data.inputs, self.data.targets
-        if self.world_size == 1 and len(inputs) == 1 and order is not None:
-            # The usual case, as lean as a hand-written loop: one process, one input tensor, shuffled.
-            (x,), bs = inputs, self.batch_size
-            for lo in range(start * bs, len(self) * bs, bs):
-                idx = order[lo : lo + bs]
-                yield (x[idx],), targets[idx]
-            return
-        for b in range(start, len(self)):
-            lo, hi = self.rank_part(b)
+        # This rank's positions of every batch, worked out once per epoch rather than at each step.
+        for lo, hi in [self.rank_part(b) for b in range(start, len(self))]:
             if order is None:
                 yield tuple(t[lo:hi] for t in inputs), targets[lo:hi]
             else:
