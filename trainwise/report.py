@@ -372,12 +372,18 @@ def findings_html(findings: list[dict]) -> str:
     return "\n".join(parts)
 
 
-def test_html(summary: dict, plot: str | None = None) -> str:
-    """``plot``: the confusion matrix's SVG when it was drawn already (default: drawn here)."""
+def summary_class_names(summary: dict) -> list[str]:
+    """The run's class names, else the class ids of its test confusion matrix."""
+    test = summary.get("test") or {}
+    return summary.get("class_names") or [str(i) for i in range(len(test.get("confusion", [])))]
+
+
+def test_html(summary: dict, plot: str) -> str:
+    """The test split's metrics and per-class table beside ``plot``, its confusion matrix's SVG (drawn with the other plots)."""
     test = summary.get("test")
     if not test:
         return "<p class='muted'>No test split in this run.</p>"
-    names = summary.get("class_names") or [str(i) for i in range(len(test.get("confusion", [])))]
+    names = summary_class_names(summary)
     head = " ".join(f"<b>{k}</b> {_fmt(test[k])}" for k in ("acc", "loss", "precision", "recall", "f1", "macro_f1") if k in test)
     rows = "".join(
         f"<tr><td>{_e(n)}</td><td>{_fmt(p)}</td><td>{_fmt(r)}</td><td>{_fmt(f)}</td><td>{sum(row)}</td></tr>"
@@ -385,8 +391,6 @@ def test_html(summary: dict, plot: str | None = None) -> str:
                                    test.get("per_class_f1", []), test.get("confusion", []))
     )
     table = f"<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>{rows}</table>"
-    if plot is None:
-        plot = confusion_plot(test["confusion"], names) if test.get("confusion") else ""
     return f"<p>{head}</p><div class='grid'><div class='card'>{plot}</div><div>{table}</div></div>"
 
 
@@ -394,7 +398,6 @@ def render_html(data: ReportInput, workers: int | None = None) -> str:
     """``workers``: processes drawing the plots (default: one per core, up to one per plot; 1: this process)."""
     r, fnd = data.records, data.findings
     test = data.summary.get("test") or {}
-    names = data.summary.get("class_names") or [str(i) for i in range(len(test.get("confusion", [])))]
     jobs = [  # (title, plot function, its arguments): plain lists and dicts, so a worker process can draw it
         ("Loss", curve_plot, (r, ["train_loss", "val_loss", "val_loss_ema"], "loss", fnd)),
         ("Accuracy", curve_plot, (r, ["train_acc", "val_acc", "val_acc_ema"], "accuracy", fnd)),
@@ -409,7 +412,7 @@ def render_html(data: ReportInput, workers: int | None = None) -> str:
         ("Saturated units per layer", per_layer_plot, (r, "saturated_frac/", "fraction saturated", fnd, False)),
     ]
     if test.get("confusion"):
-        jobs.append(("confusion", confusion_plot, (test["confusion"], names)))
+        jobs.append(("confusion", confusion_plot, (test["confusion"], summary_class_names(data.summary))))
     workers = workers if r else 1  # no history: at most the confusion matrix, not worth a pool
     svgs = dict(zip([t for t, _, _ in jobs], draw_plots([(f, a) for _, f, a in jobs], workers)))
     confusion = svgs.pop("confusion", "")
