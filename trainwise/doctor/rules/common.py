@@ -150,6 +150,15 @@ def big_rises(ctx: Context, key: str, rise: float = BIG_STEP) -> tuple[int, int,
     return int((steps >= rise).sum()), int((steps <= -rise).sum()), len(steps)
 
 
+ACC_DROP = 0.03  # a validation accuracy drop of 3 points in one epoch
+
+
+def val_acc_drops(ctx: Context) -> int:
+    """Epochs whose validation accuracy fell >= 3 points from the epoch before (0 without accuracy)."""
+    drops = -np.diff(signals.finite(ctx.series("val_acc")))
+    return int((drops >= ACC_DROP).sum())
+
+
 def is_oscillating(ctx: Context, key: str, rise: float) -> bool:
     """Several large rises that come back down: swinging, not a steady climb (overfitting) or descent."""
     ups, downs, n = big_rises(ctx, key, rise)

@@ -48,6 +48,7 @@ from trainwise.doctor.rules.common import (
     sig,
     span,
     update_ratios,
+    val_acc_drops,
 )
 
 CODES = (
@@ -248,8 +249,7 @@ def _accuracy_swings(ctx: Context) -> bool:
     epochs); alone they are often a confident model's loss on a few hundred samples."""
     if not ctx.has("val_acc", MIN_EPOCHS):
         return True
-    drops = -np.diff(signals.finite(ctx.series("val_acc")))
-    return int((drops >= 0.03).sum()) >= max(2, 0.15 * ctx.n)
+    return val_acc_drops(ctx) >= max(2, UNSTABLE_SHARE * ctx.n)
 
 
 def _early_rise(ctx: Context) -> int | None:

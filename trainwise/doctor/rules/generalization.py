@@ -34,7 +34,8 @@ from trainwise.doctor import fixes, signals
 from trainwise.doctor.codes import EVENT, Code
 from trainwise.doctor.context import Context
 from trainwise.doctor.finding import Finding
-from trainwise.doctor.rules.common import UNSTABLE_SHARE, at_chance, chance_tolerance, loss_scale_floor, sig, span, unfinished, with_medians_note
+from trainwise.doctor.rules.common import (ACC_DROP, UNSTABLE_SHARE, at_chance, chance_tolerance, loss_scale_floor, sig, span, unfinished,
+                                           val_acc_drops, with_medians_note)
 
 CODES = (
     Code("overfitting", "warning (error when validation never left chance; info under early stopping with restore_best, or when mild)",
@@ -50,7 +51,7 @@ RISE = 0.10
 SUSTAINED = 0.60
 ACC_DROP = 0.02
 DIP_RISE = 0.15
-DIP_ACC = 0.03
+DIP_ACC = ACC_DROP
 RECOVER_WITHIN = 5
 ABOVE_GAP = 0.01
 ABOVE_GAP_UNEXPLAINED = 0.05
@@ -61,9 +62,9 @@ GAP_GROWTH = 0.05  # ... that widened this much since the first third of the run
 MIN_EPOCHS_NOISE = 4
 TRAIN_SPIKE = 0.5  # the training loss collapsing: up by half in one epoch (a quarter flagged MixUp's noise)
 VAL_ONLY_DROP = 0.05  # without training metrics, a larger fall before it counts
-SHORT_RISE, SHORT_DROP = 0.25, 0.30
+SHORT_RISE, SHORT_DROP = 0.25, 0.30  # runs of 3-5 epochs: validation loss up a quarter, training down 30 %
 PAST_BEST_RISE = 0.15  # median validation loss after its best epoch, over that best
-PAST_BEST_TRAIN_DROP = 0.30  # the training loss still fitting: down 30 % since the best validation epoch  # runs of 3-5 epochs: validation loss up a quarter, training down 30 %
+PAST_BEST_TRAIN_DROP = 0.30  # the training loss still fitting: down 30 % since the best validation epoch
 
 
 def rule(ctx: Context) -> list[Finding]:
@@ -213,10 +214,9 @@ def _swinging_validation_gap(ctx: Context, window: int) -> float | None:
     between 0.78 and 0.45 every few epochs has a gap of 30 points on its low epochs and none on its high
     ones; the high ones show what the weights can do, the low ones are instability (unstable_training's
     finding). None when validation does not swing."""
-    val = ctx.series("val_acc")
-    drops = -np.diff(signals.finite(val))
-    if int((drops >= DIP_ACC).sum()) < max(3, UNSTABLE_SHARE * ctx.n):
+    if val_acc_drops(ctx) < max(3, UNSTABLE_SHARE * ctx.n):
         return None
+    val = ctx.series("val_acc")
     recent = signals.finite(val[-window:])
     return signals.tail_median(ctx.series("train_acc")) - float(recent.max()) if len(recent) else None
 
