@@ -211,7 +211,7 @@ class Trainer:
         (SAM's second forward). ``autocast_cache=False`` inside a CUDA-graph capture (trainwise.cuda_graphs)."""
         if self.autocast_dtype is None:  # fp32: entering a disabled autocast still costs microseconds per step
             outputs = self.forward(*inputs)
-            return outputs, self.loss_fn(outputs if outputs.dtype is torch.float32 else outputs.float(), targets)
+            return outputs, self.loss_fn(outputs.float(), targets)  # .float() of float32 outputs is the tensor itself
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, cache_enabled=autocast_cache):
             outputs = self.forward(*inputs)
             return outputs, self.loss_fn(outputs.float(), targets)
