@@ -72,26 +72,32 @@ def test_two_search_commands_on_one_storage_stop_at_the_total(tmp_path):
 def test_a_killed_search_leaves_no_orphans_and_the_rerun_fills_the_total(tmp_path):
     (tmp_path / "space.toml").write_text(SPACE)
     out = tmp_path / "search"
-    main = subprocess.Popen(search_cmd(out, 4, "--workers", "2", "--set", "train.epochs=20"), stdout=subprocess.PIPE,
+    # A total the command cannot reach before its spawned worker has started (on a loaded 2-core machine
+    # that takes many seconds): the kill must find both processes inside a trial.
+    main = subprocess.Popen(search_cmd(out, 1000, "--workers", "2", "--set", "train.epochs=20"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
     study_db = out / "study.db"
-    workers = _wait_for_running_trials(study_db, out.name, 2, timeout=300)
+    workers = _wait_for_running_trials(study_db, out.name, 2, timeout=300, command=main)
     os.kill(main.pid, signal.SIGKILL)  # the command dies; its spawned worker must follow
     main.wait()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and any(_alive(pid) for pid in workers - {main.pid}):
         time.sleep(0.5)
     assert not any(_alive(pid) for pid in workers - {main.pid}), "a worker outlived the command"
-    rerun = subprocess.run(search_cmd(out, 4, "--set", "train.epochs=20"), capture_output=True, text=True, env=ENV, timeout=900)
+    study = optuna.load_study(study_name=out.name, storage=open_storage(f"sqlite:///{study_db}"))
+    total = sum(counts_as_done(t) for t in study.get_trials()) + 2  # the rerun owes the two trials that died
+    rerun = subprocess.run(search_cmd(out, total, "--set", "train.epochs=20"), capture_output=True, text=True, env=ENV, timeout=900)
     assert rerun.returncode == 0, rerun.stderr
     assert "marked" in rerun.stderr and "whose process died" in rerun.stderr
     states = [r["state"] for r in rows(out)]
-    assert states.count("COMPLETE") == 4 and "RUNNING" not in states and "DIED" in states, states
+    assert states.count("COMPLETE") == total and "RUNNING" not in states and states.count("DIED") == 2, states
 
 
-def _wait_for_running_trials(db, name, n, timeout):
+def _wait_for_running_trials(db, name, n, timeout, command):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if command.poll() is not None:
+            pytest.fail(f"the search ended (exit {command.returncode}) before {n} processes ran trials: {command.stderr.read()[-2000:]}")
         if db.exists():
             try:
                 study = optuna.load_study(study_name=name, storage=open_storage(f"sqlite:///{db}"))

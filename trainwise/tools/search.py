@@ -215,6 +215,11 @@ def storage_url(storage: str | None, search_dir: Path) -> str:
     return storage
 
 
+# What the loser of two commands creating one new database sees: a table or the schema's version row
+# that the winner has just written.
+CREATION_RACE = ("already exists", "alembic_version")  # sqlite: UNIQUE constraint failed; postgres: duplicate key
+
+
 def open_storage(url: str):
     import optuna
 
@@ -232,8 +237,8 @@ def open_storage(url: str):
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats are marked experimental
                     return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
                                                       heartbeat_stale_trial_callback=_report_stale)
-            except Exception as err:  # two commands creating one new database race for its tables: the loser retries
-                if "already exists" not in str(err) or attempt == 4:
+            except Exception as err:  # two commands creating one new database race for its tables and version row: the loser retries
+                if not any(sign in str(err) for sign in CREATION_RACE) or attempt == 4:
                     raise
                 time.sleep(0.5 + attempt)
     except ImportError as err:
