@@ -2,7 +2,7 @@
 
     python benchmarks/data_pipeline.py write /tmp/fmnist-png          # once: train/<class>/*.png, test/<class>/*.png
     python benchmarks/data_pipeline.py cpu /tmp/fmnist-png --workers 0 2 4 --images 6000 [--baseline DIR]
-    python benchmarks/data_pipeline.py gpu /tmp/fmnist-png --workers 4 8 12 --epochs 4
+    python benchmarks/data_pipeline.py gpu /tmp/fmnist-png --workers 4 8 12 --epochs 4 [--groups 1 8]
 
 ``write`` reads Fashion-MNIST's IDX files ($TRAINWISE_DATA, else Debian's dataset-fashion-mnist) and
 writes one PNG per image, in ``--jobs`` processes. ``cpu``: images/s of a training epoch read through
@@ -79,6 +79,10 @@ def measure(settings: dict) -> dict:
     from trainwise.config import Config
 
     torch.set_num_threads(settings.pop("threads"))
+    if "group" in settings:  # --groups: batches per DataLoader fetch, at most (the workers copy the module's value)
+        from trainwise.data import folder
+
+        folder.MAX_GROUP = settings.pop("group")
     run = trainwise.fit(Config().replace(settings))
     times = [r["time_s"] for r in run.history.records]
     steady = times[1:] or times
@@ -156,6 +160,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch threads of the training process")
     p.add_argument("--baseline", type=Path, default=None, help="cpu: a checkout of trainwise to measure beside this one")
     p.add_argument("--device", default="cuda", help="gpu: the training device (cpu: check the script on a small --images)")
+    p.add_argument("--groups", type=int, nargs="+", default=None, help="gpu: rows with at most these batches per fetch (MAX_GROUP)")
     p.add_argument("--jobs", type=int, default=os.cpu_count(), help="write: processes writing the files")
     p.add_argument("--repeat", type=int, default=3, help="cpu: measurements of the loader alone per row (the best counts)")
     p.add_argument("--code", type=Path, default=None, help=argparse.SUPPRESS)  # one/read: import trainwise from this checkout
@@ -202,7 +207,10 @@ def main(argv=None) -> int:
     resident = run_one({**MODEL, **QUIET, **subset, "data.name": "fashion_mnist", "train.device": device, "train.epochs": epochs, "threads": threads})
     print(row("resident (fashion_mnist on device)", resident), flush=True)
     for w in args.workers or [4, 8, 12]:
-        print(row(f"folder, {w} workers", run_one(folder(root, w, device, epochs, images, threads)), resident["epoch_s"]), flush=True)
+        for g in args.groups or [None]:
+            settings = folder(root, w, device, epochs, images, threads) | ({} if g is None else {"group": g})
+            label = f"folder, {w} workers" + ("" if g is None else f", groups of <= {g}")
+            print(row(label, run_one(settings), resident["epoch_s"]), flush=True)
     w, sixth = max(args.workers or [4, 8, 12]), (images or 60000) // 6
     print(row(f"folder, {w} workers, {sixth} images", run_one(folder(root, w, device, epochs, sixth, threads))), flush=True)
     return 0

@@ -134,12 +134,12 @@ def test_folder_mistakes_are_user_errors(tmp_path):
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-@pytest.mark.parametrize("shared_memory", [False, True])
-def test_batched_fetch_gives_the_per_sample_batches_in_the_same_order(digits_folder, monkeypatch, workers, shared_memory):
+@pytest.mark.parametrize("shared_memory,grouped", [(False, True), (False, False), (True, False)])  # groups go by value
+def test_batched_fetch_gives_the_per_sample_batches_in_the_same_order(digits_folder, monkeypatch, workers, shared_memory, grouped):
     """Workers decode whole batches into uint8 arrays, finished in the workers (CPU training) or on the
-    training device (raw uint8 batches, as for a GPU), sent by value (small batches) or in shared memory:
-    either way the batches are those of one ``dataset[i]`` per sample, collated, bit for bit, in the
-    documented order."""
+    training device (raw uint8 batches, as for a GPU), sent by value (small batches) or in shared memory,
+    several small batches to a fetch or one: either way the batches are those of one ``dataset[i]`` per
+    sample, collated, bit for bit, in the documented order."""
     from torch.utils.data import default_collate
 
     from trainwise.data import folder
@@ -147,6 +147,9 @@ def test_batched_fetch_gives_the_per_sample_batches_in_the_same_order(digits_fol
 
     if shared_memory:
         monkeypatch.setattr(folder, "BY_VALUE_BYTES", 0)  # (before the workers start: they copy the module)
+    if not grouped:
+        monkeypatch.setattr(folder, "MAX_GROUP", 1)
+    assert grouped == (not shared_memory and folder.MAX_GROUP > 1)
     d = prepare_data(DataConfig(name="folder", path=str(digits_folder)))
     ds = d.train.dataset
     assert d.normalization["input"]["std"][0][0][0] != 1.0  # standardized: the device step does it too
@@ -158,6 +161,9 @@ def test_batched_fetch_gives_the_per_sample_batches_in_the_same_order(digits_fol
         order = epoch_order(len(ds), 3, 2)
         got = list(loader.batches(epoch=2))
         assert len(got) == len(loader) == -(-len(ds) // 64)
+        # 8x8 digits: 64 floats make 16 KiB, so up to MAX_GROUP batches travel in one fetch
+        assert len(loader.plan) == (-(-len(loader) // folder.MAX_GROUP) if grouped else len(loader))
+        assert ds.fetch_group(64) == (folder.MAX_GROUP if grouped else 1)
         for b, ((x,), y) in enumerate(got):
             want_x, want_y = default_collate([ds[i] for i in order[b * 64:(b + 1) * 64].tolist()])
             assert x.dtype == torch.float32 and torch.equal(x, want_x) and torch.equal(y, want_y)
@@ -175,6 +181,9 @@ def test_batched_fetch_gives_the_per_sample_batches_in_the_same_order(digits_fol
         assert isinstance(fetched, folder.DecodedBatch) and fetched.pixels.shape[0] == 3
         assert isinstance(fetched.pixels, torch.Tensor) == shared_memory
         assert (fetched.pixels.dtype in (np.uint8, torch.uint8)) == raw_batches
+        loader.plan.batches = [[[0, 1], [2]]]  # a group: one array, and the batches' sizes
+        fetched = next(iter(loader.loader))
+        assert isinstance(fetched, folder.BatchGroup) and fetched.counts == (2, 1) and fetched.batch.pixels.shape[0] == 3
 
 
 def test_rgb_folder_batches_match_the_samples(digits_folder, tmp_path):

@@ -72,3 +72,41 @@ def test_a_hung_worker_is_ended_and_the_plots_drawn_here(monkeypatch):
     finally:
         catcher.restore()
     assert catcher.received is None
+
+
+def test_a_plot_server_started_before_training_draws_the_same_page(data, monkeypatch):
+    """The server forked when fit starts (warm by the end of training) draws what this process would."""
+    from trainwise import report_server
+
+    monkeypatch.setattr(report_server, "MIN_CORES", 1)
+    with matplotlib.rc_context({"svg.hashsalt": "compare"}):  # (before the fork: the server copies the settings)
+        server = report_server.start()
+        assert server is not None and server._proc.is_alive()
+        served = report.render_html(data)  # takes the server: its answer, not a pool of this process
+        assert report_server.take() is None and not server._proc.is_alive()
+        sequential = report.render_html(data, workers=1)
+    assert served == sequential
+
+
+def test_a_dead_plot_server_leaves_the_report_to_this_process(data, monkeypatch):
+    from trainwise import report_server
+
+    monkeypatch.setattr(report_server, "MIN_CORES", 1)
+    server = report_server.start()
+    server._proc.kill()
+    server._proc.join()
+    with matplotlib.rc_context({"svg.hashsalt": "compare"}):
+        assert report.render_html(data) == report.render_html(data, workers=1)
+
+
+def test_fit_stops_a_plot_server_that_no_report_took(tmp_path, monkeypatch):
+    from trainwise import report_server
+
+    monkeypatch.setattr(report_server, "MIN_CORES", 1)
+    before = set(multiprocessing.active_children())
+    run = trainwise.fit(Config().replace({**SETTINGS, "train.epochs": 1, "train.report": True}), out=tmp_path / "run")
+    assert (tmp_path / "run" / "report.html").is_file() and run.summary["report"]
+    assert report_server.take() is None and not set(multiprocessing.active_children()) - before
+    with pytest.raises(Exception):
+        trainwise.fit(Config().replace({**SETTINGS, "train.epochs": 1, "train.report": True, "data.name": "nothere"}), out=tmp_path / "bad")
+    assert report_server.take() is None and not set(multiprocessing.active_children()) - before

@@ -300,13 +300,33 @@ def _worker_start() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def draw_plots(jobs: list[tuple], workers: int | None = None) -> list[str | None]:
+_warmed = False
+
+
+def warm_up() -> None:
+    """One small plot: matplotlib's import and its first-use caches (fonts, log ticks, markers, the SVG
+    writer) paid once, before workers are forked, so that every worker shares them."""
+    global _warmed
+    if not _warmed:
+        curve_plot([{"epoch": 1, "x": 1.0}, {"epoch": 2, "x": 0.1}], ["x"], "x", [], log=True)
+        _warmed = True
+
+
+def draw_plots(jobs: list[tuple], workers: int | None = None, server: bool = True) -> list[str | None]:
     """Each ``(plot function, arguments)``'s SVG, in order. The plots are independent and each costs
     0.05-0.2 s of CPU, so with several cores they are drawn in forked worker processes: the report sits
-    at the end of a training run, on the user's wall clock. The sequential path stays the reference:
-    with one core, off Linux, for a report without a history, or on any failure of the pool, this process draws
-    them, and the SVGs are the same either way (tests/test_report_parallel.py)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    at the end of a training run, on the user's wall clock. A plot server that got ready while the run
+    trained (trainwise.report_server) draws them when there is one (``server``). The sequential path stays
+    the reference: with one core, off Linux, for a report without a history, or on any failure of the pool,
+    this process draws them, and the SVGs are the same either way (tests/test_report_parallel.py)."""
+    from trainwise import report_server
+
+    plot_server = report_server.take() if server and workers != 1 else None
+    if plot_server is not None:
+        drawn = plot_server.draw(jobs, workers)
+        if drawn is not None:
+            return drawn
+    cores = report_server.cores()
     workers = min(len(jobs), cores) if workers is None else min(workers, len(jobs))
     # Fork only on Linux (it is unsafe on macOS), so workers start in milliseconds with matplotlib
     # already imported. The training process may hold a CUDA context: the workers get plain lists and
@@ -314,9 +334,7 @@ def draw_plots(jobs: list[tuple], workers: int | None = None) -> list[str | None
     if workers >= 2 and sys.platform.startswith("linux"):
         import multiprocessing
 
-        # One small plot drawn here first: matplotlib's import and its first-use caches (fonts, log ticks,
-        # markers, the SVG writer) are paid once and shared by every worker, not once per worker.
-        curve_plot([{"epoch": 1, "x": 1.0}, {"epoch": 2, "x": 0.1}], ["x"], "x", [], log=True)
+        warm_up()
         try:
             with warnings.catch_warnings():  # Python 3.12 warns that fork in a threaded process may deadlock:
                 warnings.simplefilter("ignore", DeprecationWarning)  # POOL_TIMEOUT_S answers that

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from trainwise import checkpointing, integrity, profiling
+from trainwise import checkpointing, integrity, profiling, report_server
 from trainwise.callbacks.best_checkpoint import BestCheckpoint
 from trainwise.callbacks.early_stopping import EarlyStopping
 from trainwise.callbacks.monitor_base import metric_value
@@ -118,9 +118,12 @@ class Trainer:
         try:
             if self.run_dir is None or not self.dist.is_main:
                 return self._fit()
+            if self.config.train.report:  # the report's plot server gets ready while the model trains
+                report_server.start()
             with RunLock(self.run_dir):  # one writer per run directory
                 return self._fit()
         finally:
+            report_server.stop()  # one the report did not take (a failed run)
             self.stop_workers()
 
     def stop_workers(self) -> None:

@@ -19,7 +19,7 @@ with an integer class id ``y``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -66,6 +66,14 @@ class DatasetData:
         collate = self.options.get("collate_fn") or default_collate
         samples = [self.dataset[i] for i in range(min(n, len(self.dataset)))]
         return split_batch(collate(samples), self.name)
+
+
+class BatchGroup(NamedTuple):
+    """Consecutive batches that one DataLoader fetch carried (a Dataset with ``fetch_group``, see
+    trainwise.data.loader): their samples collated as one batch, and how many samples each batch kept."""
+
+    batch: Any
+    counts: tuple[int, ...]
 
 
 def split_batch(batch: Any, name: str = "training") -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:

@@ -32,6 +32,7 @@ import torch
 from torch.utils.data import Dataset
 
 from trainwise.config import DataConfig
+from trainwise.data.datasets import BatchGroup
 from trainwise.errors import UserError
 
 log = logging.getLogger("trainwise")
@@ -44,6 +45,11 @@ NORM_SAMPLE = 256
 # batch): 0.1 MiB 0.1 ms by value against 0.7 ms shared (a file descriptor per tensor, passed over a socket);
 # 1 MiB about 1.3 ms either way; 8 MiB 8-11 ms by value against 3.4 ms shared.
 BY_VALUE_BYTES = 2**20
+# Small batches travel several to a DataLoader fetch (FolderDataset.fetch_group), up to BY_VALUE_BYTES of
+# pixels and at most this many batches: each fetch's fixed cost in the training process (the DataLoader's
+# queues and pipe, pinning, the copy to the device, finish_batch's kernels) is paid once for the group, on
+# the thread that also launches the model's kernels.
+MAX_GROUP = 8
 
 
 class CorruptImage(UserError):
@@ -199,30 +205,45 @@ class FolderDataset(Dataset):
             raise
         return host_floats(pixels[None], self.channels, self.mean, self.std)[0], int(self.targets[i])
 
-    def __getitems__(self, items: list) -> DecodedBatch | None:
+    def fetch_group(self, batch_size: int) -> int:
+        """How many consecutive batches one fetch carries (see MAX_GROUP), from the full-size pixels' bytes."""
+        h, w = self.size
+        nbytes = batch_size * h * w * (1 if self.channels == 1 else 3) * (1 if self.raw_batches else 4)
+        return max(1, min(MAX_GROUP, BY_VALUE_BYTES // max(1, nbytes)))
+
+    def __getitems__(self, items: list) -> DecodedBatch | BatchGroup | None:
         """The samples ``items`` (indices, or ``(index, height)`` pairs of one height) as one DecodedBatch;
-        corrupt files are left out with ``data.skip_corrupt`` (None when all of them are)."""
-        heights = {item[1] for item in items if isinstance(item, tuple)}
+        a list of such batches (a group, see :meth:`fetch_group`) as one BatchGroup. Corrupt files are left
+        out with ``data.skip_corrupt`` (None when all of them are)."""
+        grouped = bool(items) and isinstance(items[0], list)
+        batches = items if grouped else [items]
+        heights = {item[1] for batch in batches for item in batch if isinstance(item, tuple)}
         size = self.size_at(heights.pop() if heights else None)
-        index = [item[0] if isinstance(item, tuple) else item for item in items]
-        pixels = np.empty((len(index), *size) if self.channels == 1 else (len(index), *size, 3), dtype=np.uint8)
-        kept = []
-        for i in index:
-            try:
-                pixels[len(kept)] = decode_pixels(self.files[i], size, self.channels)
-            except CorruptImage:
-                if not self.skip_corrupt:
-                    raise
-                continue
-            kept.append(i)
+        total = sum(len(batch) for batch in batches)
+        pixels = np.empty((total, *size) if self.channels == 1 else (total, *size, 3), dtype=np.uint8)
+        kept, counts = [], []
+        for batch in batches:
+            before = len(kept)
+            for item in batch:
+                i = item[0] if isinstance(item, tuple) else item
+                try:
+                    pixels[len(kept)] = decode_pixels(self.files[i], size, self.channels)
+                except CorruptImage:
+                    if not self.skip_corrupt:
+                        raise
+                    continue
+                kept.append(i)
+            counts.append(len(kept) - before)
         if not kept:
             return None
         pixels = pixels[:len(kept)]
         x = pixels if self.raw_batches else host_floats(pixels, self.channels, self.mean, self.std).numpy()
         targets = self.targets[kept]
         if x.nbytes > BY_VALUE_BYTES:  # large batches cross to the training process in shared memory
-            return DecodedBatch(torch.from_numpy(x), torch.from_numpy(targets))
-        return DecodedBatch(x, targets)
+            decoded = DecodedBatch(torch.from_numpy(x), torch.from_numpy(targets))
+        else:
+            decoded = DecodedBatch(x, targets)
+        return BatchGroup(decoded, tuple(counts)) if grouped else decoded
 
     def finish_batch(self, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         """uint8 pixels (a raw batch, already on the training device) as float32 (N, C, H, W), scaled to
@@ -243,11 +264,11 @@ class FolderDataset(Dataset):
 
 
 def folder_collate(batch):
-    """A DecodedBatch as it is; a list of single samples (``dataset[i]``) through torch's default collation,
+    """A DecodedBatch or BatchGroup as it is; a list of single samples (``dataset[i]``) through torch's default collation,
     without those that are None (corrupt files left out)."""
     from torch.utils.data import default_collate
 
-    if batch is None or isinstance(batch, DecodedBatch):
+    if batch is None or isinstance(batch, (DecodedBatch, BatchGroup)):
         return batch
     kept = [s for s in batch if s is not None]
     return default_collate(kept) if kept else None

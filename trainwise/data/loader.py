@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from trainwise.data import TensorData
-from trainwise.data.datasets import DatasetData, split_batch
+from trainwise.data.datasets import BatchGroup, DatasetData, split_batch
 from trainwise.errors import UserError
 
 Batch = tuple[tuple[torch.Tensor, ...], torch.Tensor]
@@ -155,22 +155,32 @@ class DatasetLoader(DeviceLoader):
         plan = [order[slice(*self.rank_part(b))].tolist() for b in range(start, len(self))]
         if height is not None and getattr(self.dataset, "decodes_at_height", False):
             plan = [[(i, height) for i in batch] for batch in plan]
-        self.plan.batches = plan
+        # A Dataset with fetch_group(batch_size) takes k consecutive batches per fetch and answers with a
+        # BatchGroup; the batches are cut from it on the device (views: no copies, no kernels).
+        k = self.dataset.fetch_group(self.batch_size) if callable(getattr(self.dataset, "fetch_group", None)) else 1
+        fetches = [plan[i:i + k] for i in range(0, len(plan), k)] if k > 1 else [[batch] for batch in plan]
+        self.plan.batches = fetches if k > 1 else plan
         self.generator.manual_seed(self.seed * 1_000_003 + epoch)
         non_blocking = self.device.type == "cuda"
         pin = non_blocking and self.loader.pin_memory
         finish = getattr(self.dataset, "finish_batch", None)
         skipped = 0
-        for planned, batch in zip(plan, self.loader):
-            if batch is None:  # every sample of the batch was a corrupt file (data.skip_corrupt)
-                skipped += len(planned)
+        for planned, fetched in zip(fetches, self.loader):
+            if fetched is None:  # every sample of the fetch was a corrupt file (data.skip_corrupt)
+                skipped += sum(len(batch) for batch in planned)
                 continue
+            batch, counts = (fetched.batch, fetched.counts) if isinstance(fetched, BatchGroup) else (fetched, None)
             inputs, targets = split_batch(arrays_as_tensors(batch, pin), self.name)
-            skipped += len(planned) - len(targets)
             inputs = tuple(t.to(self.device, non_blocking=non_blocking) for t in inputs)
             if finish is not None:  # raw batches (an image folder's uint8 pixels) become model inputs on the device
                 inputs = finish(inputs)
-            yield inputs, targets.to(self.device, non_blocking=non_blocking)
+            targets = targets.to(self.device, non_blocking=non_blocking)
+            lo = 0
+            for want, n in zip(planned, counts or (len(targets),)):
+                skipped += len(want) - n
+                if n:
+                    yield tuple(t[lo:lo + n] for t in inputs), targets[lo:lo + n]
+                lo += n
         if skipped:
             log.warning(f"warning: left out {skipped} corrupt image(s) of the {self.name} data in epoch {epoch} (data.skip_corrupt = true)")
         self.skipped = skipped
