@@ -28,7 +28,8 @@ def cold_run(code: Path, recipe: Path, cache: Path, overrides: list[str]) -> dic
     out = Path(tempfile.mkdtemp(prefix="cold-")) / "run"
     cmd = [sys.executable, "-m", "trainwise", "train", str(recipe), "--out", str(out), "--profile-startup",
            "--set", "train.progress=none", *[a for o in overrides for a in ("--set", o)]]
-    env = {**os.environ, "PYTHONPATH": str(code), "TRAINWISE_CACHE": str(cache)}
+    path = os.pathsep.join(p for p in (str(code), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "TRAINWISE_CACHE": str(cache)}
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=code, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
