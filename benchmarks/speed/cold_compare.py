@@ -37,7 +37,7 @@ def cold_run(code: Path, recipe: Path, cache: Path, overrides: list[str]) -> dic
         raise SystemExit(f"{code}: {done.stderr.strip()[-2000:]}")
     phases = {p["name"]: p["seconds"] for p in json.loads((out / "startup_profile.json").read_text())["phases"]}
     training = sum(v for k, v in phases.items() if k.startswith("training"))
-    return {"wall": wall, "training": training, "over": wall - training, "report": phases.get("report", float("nan"))}
+    return {"wall": wall, "training": training, "over": wall - training, "report": phases.get("report", float("nan")), "phases": phases}
 
 
 def main(argv=None) -> int:
@@ -57,6 +57,10 @@ def main(argv=None) -> int:
             r = cold_run(code, args.recipe.resolve(), cache, args.overrides)
             rows[name].append(r)
             print(f"| {i + 1} | {name} | {r['wall']:.2f} | {r['training']:.2f} | {r['over']:.2f} | {r['report']:.2f} |", flush=True)
+    names = list(dict.fromkeys(k for rs in rows.values() for r in rs for k in r["phases"]))
+    print("\nphase medians (s)\n| phase | " + " | ".join(rows) + " |\n|---|" + "---|" * len(rows))
+    for phase in names:
+        print(f"| {phase} | " + " | ".join(f"{statistics.median(r['phases'].get(phase, 0.0) for r in rs):.3f}" for rs in rows.values()) + " |")
     for name, rs in rows.items():
         med = {k: statistics.median(r[k] for r in rs) for k in ("wall", "training", "over", "report")}
         print(f"median {name}: wall {med['wall']:.2f} s, training {med['training']:.2f} s, wall - training {med['over']:.2f} s, "
