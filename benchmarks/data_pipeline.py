@@ -161,6 +161,7 @@ def main(argv=None) -> int:
     p.add_argument("--baseline", type=Path, default=None, help="cpu: a checkout of trainwise to measure beside this one")
     p.add_argument("--device", default="cuda", help="gpu: the training device (cpu: check the script on a small --images)")
     p.add_argument("--groups", type=int, nargs="+", default=None, help="gpu: rows with at most these batches per fetch (MAX_GROUP)")
+    p.add_argument("--variants", default=None, help='gpu: JSON {"name": {config overrides}} of folder rows to run beside each other')
     p.add_argument("--jobs", type=int, default=os.cpu_count(), help="write: processes writing the files")
     p.add_argument("--repeat", type=int, default=3, help="cpu: measurements of the loader alone per row (the best counts)")
     p.add_argument("--code", type=Path, default=None, help=argparse.SUPPRESS)  # one/read: import trainwise from this checkout
@@ -206,11 +207,13 @@ def main(argv=None) -> int:
     print(HEADER)
     resident = run_one({**MODEL, **QUIET, **subset, "data.name": "fashion_mnist", "train.device": device, "train.epochs": epochs, "threads": threads})
     print(row("resident (fashion_mnist on device)", resident), flush=True)
+    variants = json.loads(args.variants) if args.variants else {"": {}}
     for w in args.workers or [4, 8, 12]:
         for g in args.groups or [None]:
-            settings = folder(root, w, device, epochs, images, threads) | ({} if g is None else {"group": g})
-            label = f"folder, {w} workers" + ("" if g is None else f", groups of <= {g}")
-            print(row(label, run_one(settings), resident["epoch_s"]), flush=True)
+            for name, extra in variants.items():
+                settings = folder(root, w, device, epochs, images, threads) | ({} if g is None else {"group": g}) | extra
+                label = f"folder, {w} workers" + ("" if g is None else f", groups of <= {g}") + (f", {name}" if name else "")
+                print(row(label, run_one(settings), resident["epoch_s"]), flush=True)
     w, sixth = max(args.workers or [4, 8, 12]), (images or 60000) // 6
     print(row(f"folder, {w} workers, {sixth} images", run_one(folder(root, w, device, epochs, sixth, threads))), flush=True)
     return 0
