@@ -73,6 +73,8 @@ CASES = {
     "value out of range": (["train", "--set", "optim.lr=-0.1"], "greater than 0"),
     "infinite value": (["train", "--set", "optim.lr=inf"], "invalid value for 'optim.lr'"),
     "layer size zero": (["train", "--set", "model.hidden=[64, 0]"], "layer sizes > 0"),
+    "keys that do not fit together": (["train", "--set", "schedule.name=onecycle", "--set", "schedule.warmup_epochs=2"],
+                                      "the keys of [schedule] do not fit together; expected onecycle rises by itself"),
     "one class selected": (["train", "--set", "data.classes=[3]"], "at least two distinct class ids"),
     "--set without =": (["train", "--set", "optim.lr"], "bad --set override"),
     "missing dataset file": (arrays("none.npz"), "not found"),

@@ -438,6 +438,13 @@ def _format_validation_error(err: ValidationError, source: str, overridden: tupl
             fix=f"remove or rename {key!r} (see docs/config.md)",
         )
     msg = first["msg"].removeprefix("Value error, ") or kind
+    if isinstance(received, dict) and kind == "value_error":  # a check across a table's keys: name the table and what it held
+        inside = [k for k in overridden if k.startswith(key + ".")]
+        source = source if given is not None or not inside else f"{source} with --set {', '.join(inside)}"
+        held = ", ".join(f"{k}={v!r}" for k, v in received.items())
+        return UserError(f"{source}: the keys of [{key}] do not fit together", expected=msg[0].lower() + msg[1:],
+                         received=held if len(held) <= 200 else held[:197] + "...",
+                         fix=f"change one of them, in the config file or with --set {key}.KEY=VALUE")
     whole = key.rsplit(".", 1)[0] if key.rsplit(".", 1)[-1].isdigit() else key  # optim.betas.0: set optim.betas
     return UserError(
         f"{source}: invalid value for {key!r}",
