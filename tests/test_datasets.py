@@ -164,6 +164,17 @@ def test_bad_datasets_are_user_errors(quiet):
 
     with pytest.raises(UserError, match="not class ids"):
         trainwise.fit(Config().replace(quiet), train=Negative(x, y))
+    # digits 0-9 shifted to 20-29: not K = 30 with twenty empty classes
+    with pytest.raises(UserError, match=r"not the class ids 0..K-1; expected each of 0..29.*received 10 distinct values: 20, 21"):
+        trainwise.fit(Config().replace(quiet), train=Digits(x, y + 20))
+    with pytest.raises(UserError, match="validation labels hold classes that the training labels lack.*received 9"):
+        trainwise.fit(Config().replace(quiet), train=Digits(x[y < 9], y[y < 9]), val=Digits(x, y))
+    from trainwise.data import from_arrays
+
+    # classes meant to be 0..9 where the training split lacks one: say K, and it trains
+    data = from_arrays(Digits(x[y != 4], y[y != 4]), num_classes=10)
+    run = trainwise.fit(Config().replace({**quiet, "train.epochs": 1}), data=data)
+    assert data.num_classes == 10 and run.model(torch.zeros(1, 1, 8, 8)).shape == (1, 10)
 
 
 @pytest.mark.parametrize("kind", ["tensor", "dataset", "workers"])

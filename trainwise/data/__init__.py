@@ -318,7 +318,12 @@ def _from_datasets(train, val, test, *, num_classes: int | None, task: str | Non
 
     tr, va, te = pack(train, "training"), pack(val, "validation"), pack(test, "test")
     names = class_names or getattr(getattr(tr, "dataset", None), "classes", None)
-    k = num_classes or (len(names) if names else None) or max(_largest_label(s) for s in (tr, va, te) if s is not None) + 1
+    if num_classes or names:
+        k = num_classes or len(names)
+    else:  # the ids themselves say K: they must be 0..K-1, all of them in the training labels (labels.py, rules 2, 4, 5)
+        splits = {"training": tr, "validation": va, "test": te}
+        present = {name: np.unique(_class_ids(s, name)) for name, s in splits.items() if s is not None}
+        k = _check_dense_ids(present, "training")
     task = task or ("binary" if k == 2 else "multiclass")
     inputs, _ = tr.head(2)
     return DataSplits(
@@ -329,12 +334,30 @@ def _from_datasets(train, val, test, *, num_classes: int | None, task: str | Non
     )
 
 
-def _largest_label(split: TensorData | DatasetData) -> int:
-    """The largest class id of a split, checking that every label is a class id (>= 0, whole)."""
+def _class_ids(split: TensorData | DatasetData, name: str) -> np.ndarray:
+    """The labels of a split, checking that every one is a class id (>= 0, whole)."""
     labels = split.targets.numpy() if isinstance(split, TensorData) else dataset_labels(split)
-    name = getattr(split, "name", "training")
     if labels.dtype.kind not in "iub" or (len(labels) and labels.min() < 0):
         bad = labels[0] if labels.dtype.kind not in "iub" else labels.min()
         raise UserError(f"the {name} labels are not class ids", expected="integers 0..K-1", received=f"label {bad!r} ({labels.dtype})",
                         fix="make the Dataset's labels integer class ids")
-    return int(labels.max()) if len(labels) else 0
+    return labels
+
+
+def _check_dense_ids(present: dict[str, np.ndarray], train: str) -> int:
+    """K from class ids that must be exactly 0..K-1 in the training split, and only those elsewhere: a gap
+    ({20..29}, {0, 7}) is most often an offset or the wrong field, and would train K - k empty classes."""
+    ids = present[train]
+    k = int(ids.max()) + 1 if len(ids) else 0
+    if len(ids) != k:
+        shown = ", ".join(str(v) for v in ids[:8]) + (", ..." if len(ids) > 8 else "")
+        raise UserError(f"the {train} labels are not the class ids 0..K-1", expected=f"each of 0..{k - 1} in the {train} labels",
+                        received=f"{len(ids)} distinct values: {shown}",
+                        fix="make the Dataset return ids 0..K-1 (e.g. a lookup from its values), or give it a `classes` list of "
+                            "K names (or from_arrays(..., num_classes=K)) when classes 0..K-1 are meant and some have no training samples")
+    for name, other in present.items():
+        unseen = sorted(set(other.tolist()) - set(ids.tolist()))
+        if unseen:
+            raise UserError(f"the {name} labels hold classes that the {train} labels lack", expected=f"class ids 0..{k - 1}",
+                            received=", ".join(str(v) for v in unseen[:8]), fix=f"check the {name} Dataset's labels against the {train} one's")
+    return k
