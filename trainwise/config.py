@@ -439,8 +439,9 @@ def _format_validation_error(err: ValidationError, source: str, overridden: tupl
         )
     msg = first["msg"].removeprefix("Value error, ") or kind
     if isinstance(received, dict) and kind == "value_error":  # a check across a table's keys: name the table and what it held
-        inside = [k for k in overridden if k.startswith(key + ".")]
-        source = source if given is not None or not inside else f"{source} with --set {', '.join(inside)}"
+        inside = [k for k in overridden if k.startswith(key + ".")]  # the --set keys within the table
+        if inside and given is None:
+            source = f"{source} with --set {', '.join(inside)}"
         held = ", ".join(f"{k}={v!r}" for k, v in received.items())
         return UserError(f"{source}: the keys of [{key}] do not fit together", expected=msg[0].lower() + msg[1:],
                          received=held if len(held) <= 200 else held[:197] + "...",

@@ -13,7 +13,7 @@ import torch
 
 from trainwise.config import DataConfig
 from trainwise.data.datasets import DatasetData, as_split, dataset_labels
-from trainwise.data.labels import check_seen_in_training, encode_labels, read_labels
+from trainwise.data.labels import check_seen_in_training, dataset_class_count, encode_labels, read_labels
 from trainwise.data.sources import RawData, load_raw
 from trainwise.errors import UserError
 
@@ -320,10 +320,10 @@ def _from_datasets(train, val, test, *, num_classes: int | None, task: str | Non
     names = class_names or getattr(getattr(tr, "dataset", None), "classes", None)
     if num_classes or names:
         k = num_classes or len(names)
-    else:  # the ids themselves say K: they must be 0..K-1, all of them in the training labels (labels.py, rules 2, 4, 5)
+    else:  # the ids themselves say K (labels.py: dataset_class_count)
         splits = {"training": tr, "validation": va, "test": te}
         present = {name: np.unique(_class_ids(s, name)) for name, s in splits.items() if s is not None}
-        k = _check_dense_ids(present, "training")
+        k = dataset_class_count(present, "training")
     task = task or ("binary" if k == 2 else "multiclass")
     inputs, _ = tr.head(2)
     return DataSplits(
@@ -342,22 +342,3 @@ def _class_ids(split: TensorData | DatasetData, name: str) -> np.ndarray:
         raise UserError(f"the {name} labels are not class ids", expected="integers 0..K-1", received=f"label {bad!r} ({labels.dtype})",
                         fix="make the Dataset's labels integer class ids")
     return labels
-
-
-def _check_dense_ids(present: dict[str, np.ndarray], train: str) -> int:
-    """K from class ids that must be exactly 0..K-1 in the training split, and only those elsewhere: a gap
-    ({20..29}, {0, 7}) is most often an offset or the wrong field, and would train K - k empty classes."""
-    ids = present[train]
-    k = int(ids.max()) + 1 if len(ids) else 0
-    if len(ids) != k:
-        shown = ", ".join(str(v) for v in ids[:8]) + (", ..." if len(ids) > 8 else "")
-        raise UserError(f"the {train} labels are not the class ids 0..K-1", expected=f"each of 0..{k - 1} in the {train} labels",
-                        received=f"{len(ids)} distinct values: {shown}",
-                        fix="make the Dataset return ids 0..K-1 (e.g. a lookup from its values), or give it a `classes` list of "
-                            "K names (or from_arrays(..., num_classes=K)) when classes 0..K-1 are meant and some have no training samples")
-    for name, other in present.items():
-        unseen = sorted(set(other.tolist()) - set(ids.tolist()))
-        if unseen:
-            raise UserError(f"the {name} labels hold classes that the {train} labels lack", expected=f"class ids 0..{k - 1}",
-                            received=", ".join(str(v) for v in unseen[:8]), fix=f"check the {name} Dataset's labels against the {train} one's")
-    return k

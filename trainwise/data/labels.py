@@ -12,6 +12,9 @@
    class names keep the values). A listed value that no training label has is an error. For text
    labels, data.classes lists their sorted-order ids.
 5. Every class of the validation and test labels must occur in the training labels.
+
+A torch Dataset's labels are read as they are (no renumbering): :func:`dataset_class_count` applies rules
+2, 4 and 5 to them.
 """
 
 from __future__ import annotations
@@ -127,6 +130,28 @@ def check_seen_in_training(train_ids: np.ndarray, others: dict[str, np.ndarray |
             raise UserError(f"the {name} split holds class {label!r}, which the training split lacks", expected="every class in the training split",
                             received=f"{int((y == unseen[0]).sum())} {name} sample(s) of it and none for training",
                             fix="give that class more samples, or leave it out with data.classes")
+
+
+def dataset_class_count(present: dict[str, np.ndarray], train_name: str) -> int:
+    """Rules 2, 4 and 5 for a torch Dataset's labels, which trainwise does not renumber (so data.classes
+    cannot be the fix): ``present`` holds each split's distinct class ids, and K comes from the training
+    ones, which must be exactly 0..K-1. A gap ({20..29}, {0, 7}) is most often an offset or the wrong
+    field, and would train K - k empty classes."""
+    ids = present[train_name]
+    k = int(ids.max()) + 1 if len(ids) else 0
+    if len(ids) != k:
+        shown = ", ".join(str(v) for v in ids[:8]) + (", ..." if len(ids) > 8 else "")
+        raise UserError(f"the {train_name} labels are not the class ids 0..K-1", expected=f"each of 0..{k - 1} in the {train_name} labels",
+                        received=f"{len(ids)} distinct values: {shown}",
+                        fix="make the Dataset return ids 0..K-1 (e.g. a lookup from its values), or give it a `classes` list of "
+                            "K names (or from_arrays(..., num_classes=K)) when classes 0..K-1 are meant and some have no training samples")
+    for name, other in present.items():
+        unseen = np.setdiff1d(other, ids)
+        if unseen.size:
+            raise UserError(f"the {name} labels hold classes that the {train_name} labels lack", expected=f"class ids 0..{k - 1}",
+                            received=", ".join(str(v) for v in unseen[:8].tolist()),
+                            fix=f"check the {name} Dataset's labels against the {train_name} one's")
+    return k
 
 
 def _text_ids(y: np.ndarray, values: np.ndarray, name: str, train_name: str) -> np.ndarray:
