@@ -13,7 +13,7 @@ import csv
 from pathlib import Path
 
 from trainwise.doctor.readers_names import canonical
-from trainwise.doctor.readers_rows import KNOWN_METRICS, Table
+from trainwise.doctor.readers_rows import KNOWN_METRICS, Table, split_of
 from trainwise.errors import UserError
 
 SEPARATORS = (",", ";", "\t")
@@ -50,6 +50,20 @@ def fastai_renames(header: list[str]) -> tuple[dict[str, str], list[str]]:
         elif low != "error_rate" or "accuracy" in (x.strip().lower() for x in header):
             renames[h] = f"val_{low}"
     return renames, said
+
+
+def bare_accuracy_is_validation(header: list[str]) -> str | None:
+    """The accuracy column to read as validation accuracy, if the header is a hand-written script's
+    ``epoch,train_loss,val_loss,acc,...``: both losses name their split, one accuracy column names none,
+    and no column is a validation or training accuracy. Keras, whose bare ``accuracy`` is the training
+    one, writes a bare ``loss`` beside it; that header keeps the Keras reading."""
+    keys = {h: canonical(h)[0] for h in header}
+    named = {h for h in header if split_of(h) is not None}
+    losses = {keys[h] for h in named}
+    if not {"train_loss", "val_loss"} <= losses or any(keys[h] in ("val_acc", "train_acc") for h in named):
+        return None
+    bare = [h for h in header if h not in named and keys[h] == "train_acc"]
+    return bare[0] if len(bare) == 1 else None
 
 
 def read_table(path: Path, text: str | None = None) -> Table:
@@ -94,10 +108,17 @@ def read_table(path: Path, text: str | None = None) -> Table:
             texts.append(text_cells)
     fmt = _format(header, fastai, sep)
     renames, said = fastai_renames(header) if fastai else ({}, [])
+    bare = None if fastai else bare_accuracy_is_validation(header)
+    if bare:
+        renames[bare] = "val_acc"
     if error_col and not any(h.lower() == "accuracy" for h in header):
         renames["val_acc_from_error_rate"] = "val_acc"
         said.append("val_acc is 1 - error_rate")
     assumptions = [f"fastai CSVLogger: its metrics are computed on the validation set ({'; '.join(said)})"] if said else []
+    if bare:
+        assumptions.append(f"'{bare}' has no split in its name while the losses say theirs (train_, val_) and no validation "
+                           "accuracy is logged: read as validation accuracy, as scripts that compute it in their evaluation "
+                           "loop write it; pass --column to say otherwise")
     if not rows:
         raise UserError(f"cannot read a training history from {str(path)!r}", expected="numeric rows under the header",
                         received=f"columns {', '.join(header[:10])} and no numbers", fix="check that the file holds per-epoch or per-step values")

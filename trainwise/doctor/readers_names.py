@@ -32,7 +32,8 @@ Level = str | None  # "step", "epoch" or None (not said)
 
 
 def words(name: str) -> list[str]:
-    low = name.strip().lower()
+    # CamelCase names are words too: TrainLoss, ValAcc, learningRate.
+    low = re.sub(r"(?<=[a-z0-9])(?=[A-Z][a-z])", " ", name.strip()).lower()
     for phrase, short in PHRASES:
         low = low.replace(phrase, short)
     return [w for w in re.split(r"[/_\-.\s:()\[\]#%]+", low) if w]

@@ -6,7 +6,12 @@ A line's metrics are its ``name: value`` / ``name=value`` pairs (``Train Loss: 0
 ``Epoch 3/10`` on a line of its own). A line that begins with a split word (``Test set: Average loss:
 ...``, ``Validation - loss: ...``) lends it to names that do not say their own. Within an epoch, a line
 with held-out values is its summary: its training values win; otherwise the training values of the
-epoch's lines are averaged (per-batch prints). Lines without any known metric are skipped.
+epoch's lines are averaged (per-batch prints). Lines without any known metric are skipped. An epoch's
+lines are the consecutive lines under one epoch number: when the counter steps back (a run resumed from a
+checkpoint, another run appended), the repeated epochs become rows of their own in file order, so the
+rows' reader resumes or splits them as it does for CSVs -- two runs' values are never averaged. A
+held-out line that names an earlier epoch than the current one (``Checkpoint loaded (epoch=20,
+val_loss=1.05)``) restates that epoch: it is left out and does not move the epoch counter.
 """
 
 from __future__ import annotations
@@ -35,15 +40,16 @@ def _name(raw: str) -> str:
 def read_table(path: Path, text: str | None = None) -> Table:
     text = path.read_text(errors="replace") if text is None else text
     epoch: int | None = None
-    per_epoch: dict[int | None, list[tuple[dict[str, float], bool]]] = {}
-    order: list[int | None] = []
+    groups: list[tuple[int | None, list[tuple[dict[str, float], bool]]]] = []  # (epoch, its consecutive lines)
     lines: list[int] = []
+    seen: set[int] = set()
+    restated = 0
     for n, line in enumerate(re.split(r"\r\n|\r|\n", text.replace("\x08", "")), start=1):
         m = EPOCH.search(line)
-        if m:
-            epoch = int(m.group(1))
         pairs = list(PAIR.finditer(line))
+        named = int(m.group(1)) if m else None
         if not pairs:
+            epoch = named if named is not None else epoch
             continue
         prefix = words(line[: pairs[0].start()])
         split = next((SPLIT_WORDS[w] for w in prefix if w in SPLIT_WORDS), None)
@@ -61,27 +67,36 @@ def read_table(path: Path, text: str | None = None) -> Table:
             key = canonical(name)[0]
             values[key] = value
         if not any(k.startswith(("train_", "val_", "test_")) or k == "lr" for k in values):
+            epoch = named if named is not None else epoch
             continue
+        if named is not None and named in seen and named != epoch and not any(split_of(k) == "train" for k in values):
+            restated += 1  # "checkpoint loaded (epoch=20, val_loss=1.05)": an earlier epoch restated, not a new one
+            continue
+        epoch = named if named is not None else epoch
+        if epoch is not None:
+            seen.add(epoch)
         summary = any(split_of(k) in ("val", "test") for k in values)
-        if epoch not in per_epoch:
-            per_epoch[epoch] = []
-            order.append(epoch)
+        if not groups or groups[-1][0] != epoch:
+            groups.append((epoch, []))
             lines.append(n)
-        per_epoch[epoch].append((values, summary))
-    if not per_epoch:
+        groups[-1][1].append((values, summary))
+    if not groups:
         raise UserError(f"cannot read a training history from {str(path)!r}",
                         expected="lines with name: value pairs such as 'Epoch 3 - loss: 0.41 - val_loss: 0.52'",
                         received="no line with a loss or accuracy", fix="pass a CSV/JSON log, or map the columns of a CSV with --column")
     rows = []
-    for e in order:
-        row = _epoch_row(per_epoch[e])
+    for e, entries in groups:
+        row = _epoch_row(entries)
         if e is not None:
             row["epoch"] = float(e)
         rows.append(row)
-    if None in per_epoch and len(per_epoch) > 1:
-        rows.pop(order.index(None))  # metric lines before the first epoch marker (a sanity check, a summary)
-        lines.pop(order.index(None))
+    if groups[0][0] is None and len(groups) > 1:
+        rows.pop(0)  # metric lines before the first epoch marker (a sanity check, a summary)
+        lines.pop(0)
     assumptions = ["plain-text log: metrics read from 'name: value' pairs"]
+    if restated:
+        assumptions.append(f"{restated} held-out line(s) naming an epoch already logged (a checkpoint message) "
+                           "restate that epoch and are left out")
     return Table(rows=rows, fmt="text_log", lines=lines, assumptions=assumptions, position_word="line")
 
 

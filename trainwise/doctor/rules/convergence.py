@@ -282,8 +282,10 @@ def _over_regularized(ctx: Context) -> list[Finding]:
 
 # ----------------------------------------------------------------------------- underfitting
 def _underfitting(ctx: Context) -> list[Finding]:
-    if ctx.n < MIN_EPOCHS or not underfits(ctx) or at_chance(ctx) is not None:
+    if ctx.n < MIN_EPOCHS or at_chance(ctx) is not None:
         return []
+    if not underfits(ctx):
+        return _stopped_while_learning(ctx)
     keys = {"training loss against ln K": "fit_from_loss", "log-scaled accuracy": "fit_from_log_accuracy",
             VAL_ONLY_SOURCE: "fit_from_val_loss"}
     ev: dict = {keys.get(f.source, "fit_from_accuracy"): sig(f.level) for f in fit_levels(ctx)}
@@ -323,6 +325,63 @@ def _underfitting(ctx: Context) -> list[Finding]:
             fx,
         )
     ]
+
+
+STILL_LEARNING_FIT = 0.8  # below this share of the way from chance to a perfect fit, a run still improving has not finished
+STILL_LEARNING_MIN_EPOCHS = 8
+STILL_LEARNING_GAP = 0.05  # train - validation accuracy: larger is generalisation's business
+
+
+def _stopped_while_learning(ctx: Context) -> list[Finding]:
+    """The run ended while it was still learning, well short of a fit: the monitored curve (validation loss,
+    else validation accuracy, else training loss) at its best at the last epoch and still improving over
+    the last quarter (Theil-Sen), the training loss still falling in >= 60 % of those epochs, training and
+    validation accuracy within 5 points (no generalisation gap), and training accuracy less than 80 % of
+    the way from chance to 1 (0.74 on 10 classes, 0.86 on 2; up to 100 classes). Not a capacity limit -- the
+    curve has not flattened -- and not healthy either: the run was stopped before it converged. (A small
+    ViT on CIFAR-10 at 74 % / 71 % still rising at epoch 50; a cats-vs-dogs CNN at 0.86 / 0.85 still
+    improving at its last epoch.) Runs the config plans to continue are judged when they stop; a run that
+    fits better is left to the other rules (a converged model still gaining a little is healthy)."""
+    if ctx.n < STILL_LEARNING_MIN_EPOCHS or unfinished(ctx):
+        return []
+    # On the accuracy scale only: a loss's share of ln K removed is not comparable to it at this level.
+    primary = [f for f in fit_levels(ctx) if f.source == "accuracy above chance"]
+    if not ctx.has("train_acc", ctx.n // 2) or not primary or primary[0].level >= STILL_LEARNING_FIT:
+        return []
+    train, val = signals.tail_median(ctx.series("train_acc")), math.nan
+    if ctx.has("val_acc", 1):
+        val = signals.tail_median(ctx.series("val_acc"))
+        if abs(train - val) >= STILL_LEARNING_GAP:
+            return []
+        if ctx.train_handicaps() and val > train:
+            return []  # augmentation or dropout holds training down by design: not read from these numbers
+    key = next((k for k in ("val_loss", "val_acc", "train_loss") if ctx.has(k, ctx.n // 2)), None)
+    if key is None:
+        return []
+    mode = "max" if key.endswith("acc") else "min"
+    y = ctx.series(key)
+    quarter = max(3, ctx.n // 4)
+    slope = signals.theil_sen(y[-quarter - 1 :])
+    if signals.argbest(y, mode) < ctx.n - 1 or not (slope > 0 if mode == "max" else slope < 0):
+        return []
+    if ctx.has("train_loss", ctx.n // 2) and signals.share_decreasing(ctx.series("train_loss")[-quarter - 1 :]) < 0.6:
+        return []
+    start, end = float(np.nanmedian(y[-quarter - 2 : -quarter + 1])), signals.tail_median(y, 2)
+    ev: dict = {"fit_level": sig(primary[0].level), "curve": key, "curve_start_of_last_quarter": sig(start), "curve_end": sig(end),
+                "last_quarter_epochs": quarter, "still_improving": 1}
+    ev["train_acc"] = sig(train)
+    if math.isfinite(val):
+        ev["val_acc"] = sig(val)
+    name = key.replace("_", " ")
+    agree = "Training and validation agree, so this is not overfitting: the model" if math.isfinite(val) else "The model"
+    return [Finding(
+        "underfitting", "warning", span(ctx, ctx.n - 1 - quarter), ev,
+        f"Training accuracy is only {train:.3f}{f' and validation {val:.3f}' if math.isfinite(val) else ''} "
+        f"({primary[0].level:.2f} of the way from chance to a perfect fit), and the run stopped while still improving: the {name} went {start:.3g} -> {end:.3g} over "
+        f"the last {quarter} epochs and was at its best at the last epoch. {agree}"
+        " has not finished fitting. Train longer (or with a larger LR) before judging its capacity.",
+        fixes.keep(fixes.more_epochs(ctx), fixes.higher_lr(ctx, 3.0)),
+    )]
 
 
 def _val_only_still_learning(ctx: Context, ev: dict) -> bool:

@@ -71,7 +71,7 @@ VAL_SWING = 0.25  # validation loss is noisier than training loss (a few hundred
 
 def rule(ctx: Context) -> list[Finding]:
     out = _diverged(ctx)
-    out += _too_high_or_unstable(ctx) or _crippled_by_lr(ctx)
+    out += _too_high_or_unstable(ctx) or _crippled_by_lr(ctx) or _validation_accuracy_swings(ctx)
     return out
 
 
@@ -106,7 +106,7 @@ def _diverged(ctx: Context) -> list[Finding]:
     end = signals.tail_median(loss, 2)
     if end >= BLOWUP * ref:
         first = int(np.argmax(np.nan_to_num(loss, nan=0.0) >= BLOWUP * ref))
-        if validation_improves(ctx, first):
+        if validation_improves(ctx, first) or validation_holds(ctx, first):
             return _guarded_steps(ctx)  # the objective changed (a ramped loss term), the model did not break
         ev |= {"start_loss": sig(ref), "end_loss": sig(end), "growth": sig(end / ref)}
         what = f"the training loss grew from {ref:.3g} to {end:.3g} ({end / ref:.3g}x)"
@@ -147,6 +147,25 @@ def validation_improves(ctx: Context, since: int) -> bool:
         before = signals.finite(val[: since + 1])
         if len(before) and signals.tail_median(val) < float(before.min()) * 0.98 and signals.theil_sen(val[since:]) < 0:
             return True
+    return False
+
+
+def validation_holds(ctx: Context, since: int) -> bool:
+    """Validation is no worse after ``since`` than before it, and ends near its best: accuracy (validation,
+    else training: an accuracy that holds while the loss grew is the same sign) within half a point of its level before and 2 points of its best, else the loss no more than 10 % above
+    its level before. A model whose training loss tripled because its weights broke is worse on validation
+    too; one whose training objective gained a term (a domain-adversarial loss switched on at epoch 5:
+    training 0.02 -> 0.70 while validation accuracy stays at 0.99) is not."""
+    for key in ("val_acc", "train_acc"):  # training accuracy that holds while its loss grew says the same
+        if ctx.has(key, 3):
+            acc = ctx.series(key)
+            before = signals.finite(acc[: since + 1])
+            end = signals.tail_median(acc)
+            return bool(len(before)) and end >= float(np.median(before[-2:])) - 0.005 and end >= float(np.nanmax(acc)) - 0.02
+    if ctx.has("val_loss", 3):
+        val = ctx.series("val_loss")
+        before = signals.finite(val[: since + 1])
+        return bool(len(before)) and signals.tail_median(val) <= float(np.median(before[-2:])) * 1.10
     return False
 
 
@@ -330,6 +349,48 @@ def _too_high_or_unstable(ctx: Context) -> list[Finding]:
 
 
 SETTLED_MIN_EPOCHS = 12
+SWING_MIN_EPOCHS = 20  # a second half of >= 10 epochs: fewer moves say nothing about their median
+SWING_JUMP = 0.02  # median epoch-to-epoch move of validation accuracy over the second half, points / 100
+SWING_OVER_TRAIN = 3.0  # ... this many times training accuracy's own median move
+SWING_DROP, SWING_DROP_SHARE = 0.05, 0.10  # drops of >= 5 points in >= 10 % of epochs
+
+
+def _validation_accuracy_swings(ctx: Context) -> list[Finding]:
+    """Validation accuracy that jumps from epoch to epoch while training moves smoothly: over the second half
+    of the run its median move is >= 2 points and >= 3x training accuracy's, with drops of >= 5 points in
+    >= 10 % of the epochs (a CIFAR-10 run whose test accuracy goes 84.6 -> 80.4, 85.3 -> 78.6 to its last
+    epoch while the training loss falls smoothly). Late in a run the weights change little from one epoch
+    to the next, so evaluation on the same samples should too; when it does not, the model's outputs are
+    unstable -- too high an LR for the batch size, batch-norm statistics that swing, or too few validation
+    samples to judge a checkpoint by. Caught by neither loss rule when no validation loss is logged or its
+    swings stay under 25 %."""
+    if ctx.n < SWING_MIN_EPOCHS or not ctx.has("val_acc", SWING_MIN_EPOCHS):
+        return []
+    acc = signals.finite(ctx.series("val_acc"))
+    half = acc[len(acc) // 2 :]
+    jump = float(np.median(np.abs(np.diff(half)))) if len(half) > 2 else 0.0
+    train_jump = 0.0
+    if ctx.has("train_acc", SWING_MIN_EPOCHS):
+        train = signals.finite(ctx.series("train_acc"))
+        train_jump = float(np.median(np.abs(np.diff(train[len(train) // 2 :]))))
+    drops = -np.diff(acc)
+    share = float((drops >= SWING_DROP).mean()) if len(drops) else 0.0
+    if jump < SWING_JUMP or jump < SWING_OVER_TRAIN * train_jump or share < SWING_DROP_SHARE:
+        return []
+    worst = int(np.argmax(drops)) + 1
+    ev = {"val_acc_median_move": sig(jump), "train_acc_median_move": sig(train_jump), "drops_of_5_points": int((drops >= SWING_DROP).sum()),
+          "epochs_judged": ctx.n, "largest_drop": sig(float(drops.max())), "largest_drop_epoch": ctx.epoch_at(worst)}
+    smooth = "training accuracy moves" if ctx.has("train_acc", SWING_MIN_EPOCHS) else "training moves smoothly"
+    train_part = f"{smooth} {train_jump * 100:.1f} points" if ctx.has("train_acc", SWING_MIN_EPOCHS) else smooth
+    return [Finding(
+        "unstable_training", "warning", span(ctx, len(acc) // 2), ev,
+        f"Validation accuracy swings from epoch to epoch: over the second half it moves a median {jump * 100:.1f} points per "
+        f"epoch while {train_part}, and it dropped by >= 5 points in {ev['drops_of_5_points']} of {ctx.n} epochs (the largest, "
+        f"{drops.max() * 100:.1f} points at epoch {ctx.epoch_at(worst)}). Late in a run the weights change little per epoch, so "
+        "their predictions on the same samples should too: the steps are too large for this batch size, or batch-norm "
+        "statistics swing. Pick checkpoints by a smoothed curve, not one epoch.",
+        fixes.keep(fixes.lower_lr(ctx, 0.5), fixes.decay_schedule(ctx), fixes.clip()),
+    )]
 
 
 def settled(ctx: Context) -> int:

@@ -333,7 +333,8 @@ def _past_best_epoch(ctx: Context) -> list[Finding]:
     val, train = ctx.series("val_loss"), ctx.series("train_loss")
     best = signals.argbest(val, "min")
     post = signals.finite(val[best + 1 :]) if best >= 0 else np.zeros(0)
-    if best < 1 or len(post) < MIN_AFTER_ONSET or not np.isfinite(val[best + 1 :]).all():
+    # A best first epoch counts too: a fine-tune or a big model on a small set is often best after one epoch.
+    if best < 0 or len(post) < MIN_AFTER_ONSET or not np.isfinite(val[best + 1 :]).all():
         return []
     floor = max(float(val[best]), loss_scale_floor(ctx))
     level = float(np.median(post))

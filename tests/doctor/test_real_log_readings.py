@@ -1,0 +1,121 @@
+"""Verdicts and readings on the third and fourth sets of stored real logs (benchmarks/real_logs_3 and _4,
+labelled by hand before the doctor read them, scored once, development data since): each reading has a
+log it must fire on and one it must not."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from trainwise.doctor import diagnose, read_history
+
+ROOT = Path(__file__).resolve().parents[2]
+SETS = {1: ROOT / "benchmarks" / "real_logs", 2: ROOT / "benchmarks" / "real_logs_2",
+        3: ROOT / "benchmarks" / "real_logs_3", 4: ROOT / "benchmarks" / "real_logs_4"}
+
+
+def entry(set_no: int, owner: str) -> tuple[Path, dict]:
+    root = SETS[set_no]
+    logs = tomllib.loads((root / "sources.toml").read_text())["log"]
+    e = next(e for e in logs if e["file"].startswith(owner if "__" in owner else owner + "__"))
+    return root / "logs" / e["file"], e
+
+
+def findings(set_no: int, owner: str):
+    path, e = entry(set_no, owner)
+    return diagnose(path, e.get("config"), classes=e.get("classes") or None, task=e.get("task"))
+
+
+def verdict(set_no: int, owner: str) -> list[str]:
+    return [f.code for f in findings(set_no, owner) if f.severity != "info"] or ["healthy"]
+
+
+# ----------------------------------------------------------------------------- overfitting from a best first epoch
+def test_validation_best_at_the_first_epoch_then_rising_is_overfitting():
+    # Sentiment, 150 epochs: validation loss best at epoch 0 (0.111), 0.66 at the end; training loss 0.169 -> 0.003.
+    found = findings(3, "HoaiHanVu")
+    assert found[0].code == "overfitting" and found[0].severity == "warning", [str(f) for f in found]
+    path, _ = entry(3, "HoaiHanVu")
+    assert found[0].evidence["best_val_epoch"] == read_history(path)[0][0]["epoch"]
+
+
+# ----------------------------------------------------------------------------- stopped while still learning
+@pytest.mark.parametrize("set_no, owner", [
+    (2, "QianQing26"),  # a small ViT on CIFAR-10: 74 % / 71 %, validation loss at its best at epoch 50 of 50
+    (2, "AntoineDW"),  # cats vs dogs: 0.86 / 0.85, both losses still falling at the last epoch
+])
+def test_a_run_stopped_while_still_learning_far_from_a_fit_is_underfitting(set_no, owner):
+    found = [f for f in findings(set_no, owner) if f.severity != "info"]
+    assert found and found[0].code == "underfitting", [str(f) for f in found]
+    assert found[0].evidence["still_improving"] == 1
+    assert any("number of epochs" in a for a in found[0].advice), found[0].advice  # a foreign log: the change in words
+
+
+@pytest.mark.parametrize("set_no, owner", [
+    (2, "AayushThapliyalEXE"),  # 38 plant diseases, still improving at 0.92 validation: close to a fit
+    (2, "Arifoo00"),  # pneumonia, 0.96 validation: close to a fit
+    (3, "1Yangone1"),  # CIFAR-10 at 93 % / 89 %, best at the last epoch: converged enough
+])
+def test_a_run_still_improving_near_its_fit_is_healthy(set_no, owner):
+    assert verdict(set_no, owner) == ["healthy"]
+
+
+# ----------------------------------------------------------------------------- validation accuracy that swings
+@pytest.mark.parametrize("set_no, owner", [
+    (2, "Venus315"),  # CIFAR-10 test accuracy 84.6 -> 80.4, 85.3 -> 78.6 ... to epoch 101, training loss smooth
+    (3, "Jannik-m12"),  # 27 species: validation accuracy 0.43 -> 0.18 -> 0.32, 0.61 -> 0.41 -> 0.64
+])
+def test_validation_accuracy_swinging_under_smooth_training_is_unstable(set_no, owner):
+    assert verdict(set_no, owner)[0] == "unstable_training"
+
+
+@pytest.mark.parametrize("set_no, owner", [
+    (3, "JosephHuang913"),  # 132 epochs, single-epoch dips of a few points around 0.96-0.99
+    (1, "GalexyBrain__CNN"),  # blood groups: small validation set, a few 3-point moves
+])
+def test_a_few_validation_dips_are_not_swings(set_no, owner):
+    assert "unstable_training" not in verdict(set_no, owner)
+
+
+# ----------------------------------------------------------------------------- a loss that gained a term
+def test_a_training_loss_that_jumps_while_accuracy_holds_is_not_divergence():
+    # Domain-adversarial training switched on at epoch 5: training loss 0.022 -> 0.70, accuracy stays 0.99.
+    assert verdict(4, "Rishiatweb") == ["healthy"]
+
+
+def test_a_tiny_regression_loss_wandering_is_not_a_run_getting_worse():
+    # MSE 0.072 -> 0.001, validation 0.0005 -> 0.0008 at the end: +60 % of nothing.
+    assert verdict(4, "AmmarRashed") == ["healthy"]
+
+
+# ----------------------------------------------------------------------------- readers
+def test_a_text_log_resumed_from_a_checkpoint_keeps_the_later_epochs():
+    # Epochs 1-25, then a resume from the epoch-20 checkpoint (epochs 21-30), checkpoint lines naming epoch=20.
+    path, _ = entry(4, "Akash05-kr")
+    records, meta = read_history(path)
+    assert [r["epoch"] for r in records] == list(range(1, 31))
+    assert records[20]["train_loss"] == pytest.approx(0.7671)  # the resumed run's epoch 21, not the first run's 0.9320
+    assert records[19]["train_loss"] == pytest.approx(0.9302)
+    said = " ".join(meta["assumptions"])
+    assert "resumed run" in said and "restate that epoch" in said
+
+
+def test_camel_case_names_are_read(tmp_path):
+    log = tmp_path / "train_log.csv"
+    log.write_text("Epoch,TrainLoss,ValLoss,TrainAcc,ValAcc\n" + "".join(
+        f"{e},{1.0 / e:.3f},{1.1 / e:.3f},{0.5 + e / 40:.3f},{0.5 + e / 45:.3f}\n" for e in range(1, 9)))
+    records, _ = read_history(log)
+    assert {"train_loss", "val_loss", "train_acc", "val_acc"} <= set(records[0])
+
+
+def test_a_bare_accuracy_beside_named_losses_is_validation_accuracy(tmp_path):
+    path, _ = entry(4, "Rishiatweb")  # epoch,train_loss,val_loss,EER,AUC,F1,Acc,...
+    records, meta = read_history(path)
+    assert "val_acc" in records[0] and "train_acc" not in records[0]
+    assert any("'Acc'" in a for a in meta["assumptions"])
+    keras = tmp_path / "history.csv"  # Keras: a bare loss beside the bare accuracy, which is the training one
+    keras.write_text("epoch,accuracy,loss,val_accuracy,val_loss\n0,0.5,1.0,0.55,0.9\n1,0.6,0.8,0.62,0.8\n")
+    records, _ = read_history(keras)
+    assert records[0]["train_acc"] == 0.5 and records[0]["val_acc"] == 0.55
