@@ -1,8 +1,8 @@
 """Hovering the report's plots shows values: every plot (epoch curves, the per-step loss and LR, the
 per-layer monitors) carries its data and one small inline script reads out the values nearest the
 pointer; epoch markers also have SVG <title>s. The readout is checked against what matplotlib drew (the
-SVG path's vertices and markers) by running the script's pure part under node, and the page renders in
-headless Chromium."""
+SVG path's vertices and markers) by running the script's pure part under node, and in headless Chromium
+the page renders and a pointer moved over each plot shows the recorded values."""
 
 from __future__ import annotations
 
@@ -143,3 +143,52 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     with Image.open(shot) as im:
         colors = im.convert("RGB").resize((60, 120)).getcolors(maxcolors=10_000)
     assert im.size == (1200, 2400) and colors is not None and len(colors) > 20  # drawn: curves and text, not a blank page
+
+
+# Run after the report's own script: move the pointer (a real MouseEvent, through the browser's layout and
+# the SVG's screen transform) to the middle of every plot and write what the tooltip then shows into the page.
+PROBE_JS = r"""
+const shown = [];
+document.querySelectorAll(".tw-plot").forEach(fig => {
+  const svg = fig.querySelector("svg"), d = JSON.parse(fig.dataset.hover), p = svg.createSVGPoint();
+  p.x = d.box[0] + d.box[2] / 2; p.y = d.box[1] + d.box[3] / 2;
+  const c = p.matrixTransform(svg.getScreenCTM());
+  svg.dispatchEvent(new MouseEvent("mousemove", {clientX: c.x, clientY: c.y, bubbles: true}));
+  const tip = document.querySelector(".tw-tip");
+  shown.push({title: fig.previousElementSibling.textContent, display: tip.style.display, lines: [...tip.children].map(e => e.textContent)});
+});
+const out = document.createElement("pre"); out.id = "tw-probe"; out.textContent = JSON.stringify(shown); document.body.appendChild(out);
+"""
+LAYER_PLOTS = {"Gradient norm per layer": "grad_norm/", "Update-to-weight ratio per layer": "update_ratio/",
+               "Dead units per layer": "dead_frac/", "Saturated units per layer": "saturated_frac/"}
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+def test_hover_in_headless_chromium_reads_out_the_step_and_layer_plots(report, tmp_path):
+    path, run = report
+    page = path.read_text()
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.replace("</body>", f"<script>{PROBE_JS}</script></body>"))
+    dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,2400", "--dump-dom",
+                          probed.as_uri()], capture_output=True, text=True, timeout=120, check=True).stdout
+    shown = {s["title"]: s for s in json.loads(html.unescape(re.search(r'<pre id="tw-probe">(.*?)</pre>', dom, re.S).group(1)))}
+    assert set(shown) == set(figures(page)) and all(s["display"] == "block" for s in shown.values())  # every plot answers
+
+    def values(lines):  # "name = value" rows of the tooltip, after its "step N" / "epoch N" head
+        return {name: float(v) for name, v in (line.split(" = ") for line in lines[1:] if " = " in line)}
+
+    steps = {s["step"]: s for s in map(json.loads, (path.parent / "steps.jsonl").read_text().splitlines())}
+    for title, key in (("Loss per step", "loss"), ("Learning rate per step", "lr")):
+        head, *_ = shown[title]["lines"]
+        step = int(head.removeprefix("step "))
+        assert abs(step - (1 + run.summary["steps"]) / 2) <= 1, title  # the middle of the axes: the middle step
+        assert values(shown[title]["lines"]) == pytest.approx({key: steps[step][key]}, rel=1e-3)  # shown to 4 digits
+    layer_plots = [t for t in LAYER_PLOTS if t in shown]
+    assert len(layer_plots) >= 3
+    for title in layer_plots:
+        lines = shown[title]["lines"]
+        assert lines[0] == "epoch 2", title  # 3 epochs: the middle one
+        record, prefix = run.history.records[1], LAYER_PLOTS[title]
+        expected = {k[len(prefix):]: v for k, v in record.items() if k.startswith(prefix)}
+        assert set(values(lines)) == {"hidden1.linear", "hidden2.linear"} | ({"head"} & set(expected))  # layers by module path
+        assert values(lines) == pytest.approx({k: expected[k] for k in values(lines)}, rel=1e-3, abs=1e-12)
