@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from trainwise.config import ModelConfig, OptimConfig
+import trainwise
+from trainwise.config import Config, ModelConfig, OptimConfig
 from trainwise.errors import UserError
 from trainwise.models.cnn import build_cnn
 from trainwise.optim import build_optimizer, param_groups
@@ -77,6 +78,18 @@ def test_layers_head_and_multipliers_of_a_cnn():
     # a pattern written against the numbered layout of older versions means the same layer
     assert FT.lr_multipliers(model, head_lr_mult=10.0, layer_decay=0.5, overrides={"1.*": 3.0}) == mults
     assert FT.head_names(model, ["10.*"]) == FT.head_names(model, ["head.*"]) == ["head.weight", "head.bias"]
+
+
+def test_a_pattern_that_names_no_layer_is_an_error_listing_the_layers():
+    model = cnn()  # 11 layers in the old numbering (0-10): "11.*" and another model's names select nothing
+    for call, key in ((lambda: FT.frozen_names(model, ["stage1.*", "hidden1.*"]), "finetune.freeze"),
+                      (lambda: FT.lr_multipliers(model, overrides={"11.*": 2.0}), "finetune.lr_mult"),
+                      (lambda: FT.head_names(model, ["classifier.*"]), "finetune.head")):
+        with pytest.raises(UserError, match=rf"{key} pattern .* matches no parameter.*layers stage1.conv, stage1.norm, stage2.conv, stage2.norm, head"):
+            call()
+    with pytest.raises(UserError, match="finetune.freeze pattern 'blocks.0.*' matches no parameter"):  # through the config too, before training
+        trainwise.fit(Config().replace({"train.progress": "none", "train.threads": 1, "train.report": False, "train.epochs": 1,
+                                        "data.train_subset": 200, "finetune.freeze": ["blocks.0.*"]}))
 
 
 def test_layer_multipliers_land_in_the_optimizer_param_groups():

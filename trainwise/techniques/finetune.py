@@ -31,10 +31,25 @@ from trainwise.rundir import RunDir
 from trainwise.techniques.registry import Technique, register
 
 
-def matching(names, patterns, aliases: dict[str, str] | None = None) -> list[str]:
-    """The names that match any of the patterns (by the name or its ``aliases`` entry), in the given order."""
+def matching(names, patterns, aliases: dict[str, str] | None = None, key: str | None = None) -> list[str]:
+    """The names that match any of the patterns (by the name or its ``aliases`` entry), in the given order.
+
+    ``key``: the config key the patterns come from; a pattern that matches nothing is then an error naming
+    the model's layers (a misspelt or foreign layer name would otherwise freeze or rescale nothing, silently).
+    """
     aliases = aliases or {}
-    return [n for n in names if any(fnmatchcase(n, pat) or (n in aliases and fnmatchcase(aliases[n], pat)) for pat in patterns)]
+    names = list(names)
+    chosen: set[str] = set()
+    for pat in patterns:
+        found = {n for n in names if fnmatchcase(n, pat) or (n in aliases and fnmatchcase(aliases[n], pat))}
+        if not found and key is not None:
+            layers = list(dict.fromkeys(n.rpartition(".")[0] or n for n in names))
+            shown = ", ".join(layers[:12]) + (f", ... ({len(layers)} layers)" if len(layers) > 12 else "")
+            raise UserError(f"{key} pattern {pat!r} matches no parameter of the model",
+                            expected="shell-style patterns over model.named_parameters() names, layers by module path",
+                            received=f"a model with layers {shown}", fix=f"name one of these layers, e.g. {layers[0] + '.*' if layers else '*'!r}")
+        chosen |= found
+    return [n for n in names if n in chosen]
 
 
 def layer_index(model: nn.Module) -> dict[str, int]:
@@ -53,7 +68,7 @@ def head_names(model: nn.Module, patterns: list[str] | None = None) -> list[str]
     """Parameters of the head: those matching ``patterns``, or those of the last layer."""
     names = [n for n, _ in model.named_parameters()]
     if patterns:
-        return matching(names, patterns, legacy_aliases(model))
+        return matching(names, patterns, legacy_aliases(model), key="finetune.head")
     index = layer_index(model)
     last = max(index.values(), default=0)
     return [n for n in names if index[n] == last]
@@ -71,7 +86,7 @@ def lr_multipliers(model: nn.Module, head: list[str] | None = None, head_lr_mult
     top = min((index[n] for n in heads), default=max(index.values(), default=0) + 1)
     mults = {n: head_lr_mult if n in heads else layer_decay ** max(top - index[n], 0) for n in index}
     for pattern, mult in (overrides or {}).items():
-        for name in matching(index, [pattern], legacy_aliases(model)):
+        for name in matching(index, [pattern], legacy_aliases(model), key="finetune.lr_mult"):
             mults[name] = mult
     return mults
 
@@ -79,7 +94,7 @@ def lr_multipliers(model: nn.Module, head: list[str] | None = None, head_lr_mult
 def frozen_names(model: nn.Module, freeze: list[str], head: list[str] | None = None) -> list[str]:
     """Parameters that ``freeze`` patterns select; the head is never frozen (``["*"]`` trains the head only)."""
     heads = set(head_names(model, head))
-    return [n for n in matching([n for n, _ in model.named_parameters()], freeze, legacy_aliases(model)) if n not in heads]
+    return [n for n in matching([n for n, _ in model.named_parameters()], freeze, legacy_aliases(model), "finetune.freeze") if n not in heads]
 
 
 def set_trainable(model: nn.Module, names, trainable: bool) -> None:
