@@ -119,3 +119,18 @@ def test_a_bare_accuracy_beside_named_losses_is_validation_accuracy(tmp_path):
     keras.write_text("epoch,accuracy,loss,val_accuracy,val_loss\n0,0.5,1.0,0.55,0.9\n1,0.6,0.8,0.62,0.8\n")
     records, _ = read_history(keras)
     assert records[0]["train_acc"] == 0.5 and records[0]["val_acc"] == 0.55
+
+
+# ----------------------------------------------------------------------------- a mild, sustained turn
+def test_a_mild_sustained_rise_beyond_the_curves_own_noise_is_overfitting():
+    # Mask R-CNN fine-tune: validation loss best 0.154 at epoch 9, 0.161 at the end (+4 %, its usual step 2 %)
+    # while training loss keeps falling 0.14 -> 0.12.
+    found = [f for f in findings(2, "Deeprockz22") if f.severity != "info"]
+    assert found and found[0].code == "overfitting", [str(f) for f in found]
+    assert found[0].evidence["val_loss_rise"] < 0.10 < found[0].evidence["val_loss_rise"] + 0.10
+    assert found[0].evidence["val_loss_rise"] > found[0].evidence["val_epoch_noise"]
+
+
+def test_a_mild_rise_within_the_curves_own_noise_is_not_overfitting():
+    # Brain-tumour classifier: validation loss 7 % above its best at the end, but it steps ~10 % an epoch.
+    assert verdict(4, "Kushagra-SethG") == ["healthy"]

@@ -65,6 +65,7 @@ VAL_ONLY_DROP = 0.05  # without training metrics, a larger fall before it counts
 SHORT_RISE, SHORT_DROP = 0.25, 0.30  # runs of 3-5 epochs: validation loss up a quarter, training down 30 %
 PAST_BEST_RISE = 0.15  # median validation loss after its best epoch, over that best
 PAST_BEST_TRAIN_DROP = 0.30  # the training loss still fitting: down 30 % since the best validation epoch
+MILD_RISE = 0.03  # a milder turn: validation loss up >= 3 % (and more than its own epoch-to-epoch step)
 
 
 def rule(ctx: Context) -> list[Finding]:
@@ -306,9 +307,15 @@ def _overfitting_loss(ctx: Context) -> list[Finding]:
     }
     if ctx.has("val_acc"):
         ev["best_val_acc"] = sig(float(np.nanmax(ctx.series("val_acc"))))
-    if rise >= RISE and above >= SUSTAINED and train_drop >= 0.10 and train_steady >= 0.6 and gap_end > gap_onset:
+    # Below a 10 % rise the turn must stand out from the curve's own epoch-to-epoch step before its best,
+    # validation must sit above training at the end (a validation loss below training is not a gap to close),
+    # and validation accuracy, when logged, must have left its best (else a confident model's loss wanders).
+    noise = _epoch_noise(ctx, val, onset)
+    acc_held = ctx.has("val_acc") and signals.tail_median(ctx.series("val_acc")) >= float(np.nanmax(ctx.series("val_acc"))) - 0.01
+    turned = rise >= RISE or (rise >= max(MILD_RISE, noise) and gap_end > 0 and not acc_held)
+    if turned and above >= SUSTAINED and train_drop >= 0.10 and train_steady >= 0.6 and gap_end > gap_onset:
         return _overfit(
-            ctx, onset, ev,
+            ctx, onset, ev | {"val_epoch_noise": sig(noise)},
             f"Validation loss stopped improving at epoch {ctx.epoch_at(onset)} ({best:.3g}) and ended {rise:.0%} higher "
             f"while training loss kept falling ({train_at_onset:.3g} -> {end_train:.3g}); the gap grew from "
             f"{gap_onset:.3g} to {gap_end:.3g}.",
@@ -339,10 +346,7 @@ def _past_best_epoch(ctx: Context) -> list[Finding]:
     floor = max(float(val[best]), loss_scale_floor(ctx))
     level = float(np.median(post))
     rise = (level - val[best]) / floor
-    # The curve's typical step before its best; with fewer than 3 steps there (a fine-tune at its best by epoch 3,
-    # one of whose 2 steps is a dip) that is no estimate, and the whole curve's median step is used.
-    before = val[: best + 1] if best >= MIN_AFTER_ONSET else val
-    noise = float(np.median(np.abs(signals.relative_steps(before, loss_scale_floor(ctx)))))
+    noise = _epoch_noise(ctx, val, best)
     end_rise = (signals.tail_median(val) - val[best]) / floor
     sustained = rise >= max(PAST_BEST_RISE, noise) and end_rise >= RISE and float((post > val[best] * 1.03).mean()) >= SUSTAINED
     climb = bool(np.all(np.diff(val[best:]) > 0)) and (val[-1] - val[best]) / floor >= RISE
@@ -364,6 +368,14 @@ def _past_best_epoch(ctx: Context) -> list[Finding]:
         f"another {drop:.0%} ({train_at_best:.3g} -> {end_train:.3g}): the model fits its training set past the point "
         "where validation gains.",
     )
+
+
+def _epoch_noise(ctx: Context, val: np.ndarray, best: int) -> float:
+    """The validation curve's typical relative step before its best epoch; with fewer than 3 steps there (a
+    fine-tune at its best by epoch 3, one of whose 2 steps is a dip) that is no estimate, and the whole
+    curve's median step is used."""
+    before = val[: best + 1] if best >= MIN_AFTER_ONSET else val
+    return float(np.median(np.abs(signals.relative_steps(before, loss_scale_floor(ctx)))))
 
 
 def _stalled(ctx: Context, onset: int, train_drop: float, gap_onset: float, gap_end: float, ev: dict) -> list[Finding]:
