@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +70,9 @@ def stopped_mid_epoch_then_resumed(config, run_dir: Path, step: int):
     with pytest.raises(KeyboardInterrupt):
         trainwise.fit(config, out=run_dir, callbacks=[StopMidEpoch()])
     return trainwise.resume(run_dir)
+
+
+def report_figures(page: str) -> dict[str, tuple[dict, str]]:
+    """Card title -> (hover data, SVG) of every plot of a report page that has a hover readout."""
+    found = re.findall(r"<h3>([^<]*)</h3><figure class='tw-plot' data-hover='([^']*)'>(.*?)</figure>", page, re.S)
+    return {html.unescape(title): (json.loads(html.unescape(data)), svg) for title, data, svg in found}

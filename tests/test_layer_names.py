@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 import trainwise
-from tests.helpers import run_cli
+from tests.helpers import report_figures, run_cli
 from trainwise.config import Config, ModelConfig
 from trainwise.models import build_model
 from trainwise.models.names import legacy_aliases, upgrade_keys
@@ -90,13 +90,30 @@ def test_new_runs_record_layers_by_module_path(tmp_path):
     assert {"hidden1.linear.weight", "hidden2.linear.bias", "head.weight"} <= set(saved) and not any(k[0].isdigit() for k in saved)
 
 
+def test_a_resnet_run_names_its_layers_by_module_path_in_the_history_and_the_report(tmp_path):
+    cfg = Config().replace({"train.progress": "none", "train.threads": 1, "model.name": "resnet", "model.channels": [8, 16],
+                            "model.blocks_per_stage": 1, "train.epochs": 1, "monitors.every_n_steps": 1})
+    run = trainwise.fit(cfg, out=tmp_path / "r")
+    layers = [k.split("/", 1)[1] for k in run.history.records[0] if k.startswith("grad_norm/")]
+    assert layers == ["stem.conv", "stem.norm", "stage1.0.conv1", "stage1.0.bn1", "stage1.0.conv2", "stage1.0.bn2", "stage2.0.conv1",
+                      "stage2.0.bn1", "stage2.0.conv2", "stage2.0.bn2", "stage2.0.shortcut.conv", "stage2.0.shortcut.norm", "head"]
+    plots = report_figures((tmp_path / "r" / "report.html").read_text())
+    assert [s["name"] for s in plots["Gradient norm per layer"][0]["series"]] == layers  # the hover readout names them so too
+    assert "stage2.0.shortcut.conv" in [s["name"] for s in plots["Update-to-weight ratio per layer"][0]["series"]]
+
+
 def test_resnet_blocks_are_named_by_stage_and_user_models_keep_their_names():
     model = build_model(ModelConfig(name="resnet", channels=[4, 8], blocks_per_stage=2), (1, 8, 8), 0, 3)
     names = [n for n, _ in model.named_parameters()]
-    assert names[0] == "stem.conv.weight" and "stage2.0.conv1.weight" in names and "stage2.0.shortcut.0.weight" in names
+    assert names[0] == "stem.conv.weight" and "stage2.0.conv1.weight" in names and "stage2.0.shortcut.conv.weight" in names
     assert names[-2:] == ["head.weight", "head.bias"]
     assert legacy_aliases(model)["stage2.1.conv2.weight"] == "blocks.3.conv2.weight"
     assert legacy_aliases(model)["head.weight"] == "head.3.weight"
+    assert legacy_aliases(model)["stage2.0.shortcut.norm.bias"] == "blocks.2.shortcut.1.bias"  # two renames: block, then its shortcut
+    between = {k.replace("shortcut.conv", "shortcut.0").replace("shortcut.norm", "shortcut.1"): v for k, v in model.state_dict().items()}
+    again = build_model(ModelConfig(name="resnet", channels=[4, 8], blocks_per_stage=2), (1, 8, 8), 0, 3)
+    again.load_state_dict(between)  # strict: a run saved with numbered shortcuts (stage2.0.shortcut.0) loads too
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in model.state_dict().items())
     user = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
     assert legacy_aliases(user) == {} and list(upgrade_keys(user, user.state_dict())) == ["0.weight", "0.bias", "2.weight", "2.bias"]
 

@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 import trainwise
+from tests.helpers import report_figures as figures
 from trainwise.config import Config
 from trainwise.report_hover import HOVER_JS
 
@@ -28,12 +29,6 @@ def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("hover") / "run"
     run = trainwise.fit(Config().replace(SETTINGS), out=out)
     return out / "report.html", run
-
-
-def figures(page: str) -> dict[str, tuple[dict, str]]:
-    """Card title -> (hover data, SVG) of every plot with a readout."""
-    found = re.findall(r"<h3>([^<]*)</h3><figure class='tw-plot' data-hover='([^']*)'>(.*?)</figure>", page, re.S)
-    return {html.unescape(title): (json.loads(html.unescape(data)), svg) for title, data, svg in found}
 
 
 def readouts(cases: list[tuple[dict, float, float]], tmp_path) -> list[dict | None]:

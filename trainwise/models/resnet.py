@@ -1,8 +1,9 @@
 """A small residual network for 28x28 / 32x32 images (ResNet basic blocks, with drop path).
 
 Layers: ``stem`` (conv, norm, act), ``stage<s>.<b>`` (basic block b of stage s: conv1, bn1, act1, conv2,
-bn2, act2, shortcut), ``pool``, ``flatten``, ``drop``, ``head`` -- as in ``stage2.0.conv1``. Older runs
-(``stem.0``, ``blocks.<i>``, ``head.3``) still load (trainwise.models.names).
+bn2, act2, and where the shape changes ``shortcut`` = conv, norm), ``pool``, ``flatten``, ``drop``, ``head`` -- as in
+``stage2.0.conv1``, ``stage2.0.shortcut.conv``. Older runs (``stem.0``, ``blocks.<i>``, ``shortcut.0``, ``head.3``)
+still load (trainwise.models.names).
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(cout)
         self.act2 = activation(act)
         self.drop_path_rate = drop_path_rate
-        self.shortcut = (
+        self.shortcut = (  # a projection where the shape changes: shortcut.conv, shortcut.norm (numbered 0, 1 before)
             nn.Identity() if stride == 1 and cin == cout
-            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+            else Named([("conv", nn.Conv2d(cin, cout, 1, stride=stride, bias=False)), ("norm", nn.BatchNorm2d(cout))], flat_before=True)
         )
 
     def forward(self, x):
