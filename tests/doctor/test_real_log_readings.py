@@ -134,3 +134,18 @@ def test_a_mild_sustained_rise_beyond_the_curves_own_noise_is_overfitting():
 def test_a_mild_rise_within_the_curves_own_noise_is_not_overfitting():
     # Brain-tumour classifier: validation loss 7 % above its best at the end, but it steps ~10 % an epoch.
     assert verdict(4, "Kushagra-SethG") == ["healthy"]
+
+
+# ----------------------------------------------------------------------------- swings that died down
+def test_swings_that_died_down_to_recovered_dips_are_not_a_warning():
+    # Animal sounds, 100 epochs: 16 validation jumps in the first 67 epochs, two dips in the last 33 that are
+    # back within 5 epochs, validation accuracy ending at 0.97 (its best 0.98).
+    found = findings(4, "AbyssDrn")
+    unstable = [f for f in found if f.code == "unstable_training"]
+    assert unstable and unstable[0].severity == "info" and unstable[0].evidence["calm_last_epochs"] >= 30, [str(f) for f in found]
+    assert verdict(4, "AbyssDrn") == ["healthy"]
+
+
+def test_validation_that_keeps_jumping_to_the_end_is_unstable():
+    # A fine-tune whose validation loss jumps >= 25 % six times in its last 16 of 50 epochs: not died down.
+    assert verdict(1, "pilot-j")[0] == "unstable_training"

@@ -12,6 +12,7 @@ from trainwise.doctor.context import Context
 
 MIN_EPOCHS = 4  # below this a curve has no trend worth judging (live diagnosis starts here)
 BIG_STEP = 0.10  # an epoch-to-epoch rise of the training loss by 10 % is unusual in a healthy run
+RECOVER_WITHIN = 5  # a worse epoch back within this many is a transient dip, not a trend
 UNSTABLE_SHARE = 0.15  # rises in >= 15 % of epochs (AUTOTRAINER: accuracy swings in >= 20 %); 3 in 20 epochs
 
 

@@ -34,7 +34,7 @@ from trainwise.doctor import fixes, signals
 from trainwise.doctor.codes import EVENT, Code
 from trainwise.doctor.context import Context
 from trainwise.doctor.finding import Finding
-from trainwise.doctor.rules.common import (ACC_DROP, UNSTABLE_SHARE, at_chance, chance_tolerance, loss_scale_floor, sig, span, unfinished,
+from trainwise.doctor.rules.common import (ACC_DROP, RECOVER_WITHIN, UNSTABLE_SHARE, at_chance, chance_tolerance, loss_scale_floor, sig, span, unfinished,
                                            val_acc_drops, with_medians_note)
 
 CODES = (
@@ -52,7 +52,6 @@ SUSTAINED = 0.60
 ACC_DROP = 0.02
 DIP_RISE = 0.15
 DIP_ACC = ACC_DROP
-RECOVER_WITHIN = 5
 ABOVE_GAP = 0.01
 ABOVE_GAP_UNEXPLAINED = 0.05
 MEMORISED_ACC = 0.99  # training accuracy of a memorised training set
