@@ -1,6 +1,7 @@
 """Layers are named by module path (``hidden1.linear``, ``stage2.0.conv1``); runs saved with the old numbered
 names (tests/data/legacy_layout, written by trainwise before the rename: flat nn.Sequential keys ``1.weight``,
-resnet's ``blocks.<i>``) still evaluate, resume and fine-tune, and old finetune patterns mean the same."""
+resnet's ``blocks.<i>``) still evaluate, predict (as the numbered network itself would), resume and fine-tune, and old
+finetune patterns mean the same."""
 
 from __future__ import annotations
 
@@ -8,15 +9,18 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from sklearn.datasets import load_digits
 
 import trainwise
 from tests.helpers import report_figures, run_cli
 from trainwise.config import Config, ModelConfig
 from trainwise.models import build_model
 from trainwise.models.names import legacy_aliases, upgrade_keys
+from trainwise.saved_model import Preprocessed, load_saved
 
 LEGACY = Path(__file__).parent / "data" / "legacy_layout"
 QUIET = {"train.progress": "none", "train.threads": 1, "train.report": False}
@@ -40,6 +44,22 @@ def test_an_old_run_evaluates_to_its_recorded_test_scores(old_run, name):
     model = build_model(trainwise.load_config(run / "config.toml").model, (1, 8, 8), 0, 10)
     model.load_state_dict(old)  # strict: every old key found its new place
     assert not any(k[0].isdigit() or k.startswith("blocks.") for k in model.state_dict())
+
+
+def test_an_old_run_predicts_as_the_numbered_network_that_wrote_it(old_run):
+    run = old_run("mlp")  # hidden [16], batch norm, dropout 0.1: once a flat nn.Sequential
+    nn = torch.nn
+    numbered = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 10))
+    numbered.load_state_dict(load_file(run / "checkpoints" / "final.safetensors"))  # strict: the old keys as written
+    saved = load_saved(run)
+    reference = Preprocessed(numbered, saved.info).eval()
+    x = torch.as_tensor(load_digits().images[:200], dtype=torch.float32).reshape(-1, 1, 8, 8)
+    with torch.no_grad():
+        expected = torch.softmax(reference(x), dim=1).numpy()
+        normalized = (x - saved.model.input_mean) / saved.model.input_std
+        assert torch.equal(trainwise.Trainer.from_run(run).model.cpu().eval()(normalized), numbered(normalized))
+    classes, probs = trainwise.predict(run, x.numpy())
+    assert np.array_equal(probs, expected) and classes == [str(i) for i in expected.argmax(1)]
 
 
 def test_an_old_run_resumes_as_the_version_that_wrote_it_would(old_run):
