@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 
 from trainwise.doctor import diagnose, read_history
+from trainwise.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
 SETS = {1: ROOT / "benchmarks" / "real_logs", 2: ROOT / "benchmarks" / "real_logs_2",
-        3: ROOT / "benchmarks" / "real_logs_3", 4: ROOT / "benchmarks" / "real_logs_4"}
+        3: ROOT / "benchmarks" / "real_logs_3", 4: ROOT / "benchmarks" / "real_logs_4",
+        5: ROOT / "benchmarks" / "real_logs_5"}
 
 
 def entry(set_no: int, owner: str) -> tuple[Path, dict]:
@@ -108,6 +110,25 @@ def test_camel_case_names_are_read(tmp_path):
         f"{e},{1.0 / e:.3f},{1.1 / e:.3f},{0.5 + e / 40:.3f},{0.5 + e / 45:.3f}\n" for e in range(1, 9)))
     records, _ = read_history(log)
     assert {"train_loss", "val_loss", "train_acc", "val_acc"} <= set(records[0])
+
+
+def test_logging_lines_with_values_in_brackets_are_read(tmp_path):
+    # "Epoch: [0][300/320]\t Loss [ 0.69090915] Avg Loss [ 0.6879074] Accuracy 0.587"
+    path, _ = entry(5, "Haisu7025")
+    records, _ = read_history(path)
+    assert [r["epoch"] for r in records] == list(range(1, 61))  # counted from 0 in the log
+    assert records[0]["train_loss"] == pytest.approx(0.6879074)  # the epoch's average, said after the batch's
+    assert records[0]["train_acc"] == pytest.approx(0.587)
+    # a line with name: value pairs keeps that reading: "7ms/step 12" is no value of "step"
+    keras = tmp_path / "train.log"
+    keras.write_text("Epoch 1/2\n12/12 - 3s 7ms/step - loss: 0.9 - accuracy: 0.6 - val_loss: 1.0 - val_accuracy: 0.5\n"
+                     "Epoch 2/2\n12/12 - 3s 7ms/step - loss: 0.7 - accuracy: 0.7 - val_loss: 0.9 - val_accuracy: 0.6\n")
+    records, _ = read_history(keras)
+    assert [(r["train_loss"], r["val_acc"]) for r in records] == [(0.9, 0.5), (0.7, 0.6)]
+    no_metric = tmp_path / "notes.log"
+    no_metric.write_text("Saving model 3 of 10\nbest 0.93\n")
+    with pytest.raises(UserError, match="no line with a loss or accuracy"):
+        read_history(no_metric)
 
 
 def test_a_bare_accuracy_beside_named_losses_is_validation_accuracy(tmp_path):

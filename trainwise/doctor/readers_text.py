@@ -1,7 +1,8 @@
 """Plain-text training logs: what ``print`` and Keras' ``verbose`` output leave in a file.
 
 A line's metrics are its ``name: value`` / ``name=value`` pairs (``Train Loss: 0.41``, ``val_acc=0.93``,
-``Accuracy: 9680/10000 (97%)`` = 0.968). The epoch is the number after the word "epoch" on the line
+``Accuracy: 9680/10000 (97%)`` = 0.968); a line with none of them is read for values in brackets or after
+a space (Python logging lines: ``Loss [ 0.69] Avg Loss [ 0.68] Accuracy 0.587``). The epoch is the number after the word "epoch" on the line
 (``Epoch 3/10``, ``Epoch [3/10]``, ``epoch: 3``) or on the latest line that had one (Keras prints
 ``Epoch 3/10`` on a line of its own). A line that begins with a split word (``Test set: Average loss:
 ...``, ``Validation - loss: ...``) lends it to names that do not say their own. Within an epoch, a line
@@ -28,6 +29,9 @@ NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf"
 # "- 3s 7ms/step - loss: 0.41" the name is "loss", not "s 7ms/step - loss".
 NAME = r"[A-Za-z][A-Za-z0-9_./\-]*(?: [A-Za-z][A-Za-z0-9_./\-]*)*"
 PAIR = re.compile(rf"({NAME})\s*[:=]\s*(?:(\d+)\s*/\s*(\d+)(?!\d)|({NUMBER}))\s*(%)?", re.IGNORECASE)
+# Logging-module lines without separators: "Loss [ 0.69] Avg Loss [ 0.68] Accuracy 0.587" (a value in
+# brackets or after a space). Tried only on a line with no name: value pair, so a Keras line keeps its reading.
+BARE_PAIR = re.compile(rf"({NAME})\s*(?:\[\s*({NUMBER})\s*\]|\s({NUMBER})(?![\d/.]))(?=\s|$)", re.IGNORECASE)
 EPOCH = re.compile(r"\bepoch\b\s*[:=#]?\s*\[?\s*(\d+)", re.IGNORECASE)
 FILLER = {"average", "avg", "mean", "total", "set", "running", "epoch"}
 SKIP = {"time", "eta", "elapsed", "step", "steps", "batch", "iter", "iteration", "it", "s", "ms", "sec", "secs"}
@@ -46,22 +50,20 @@ def read_table(path: Path, text: str | None = None) -> Table:
     restated = 0
     for n, line in enumerate(re.split(r"\r\n|\r|\n", text.replace("\x08", "")), start=1):
         m = EPOCH.search(line)
-        pairs = list(PAIR.finditer(line))
+        pairs = [(p.start(), p.group(1), _value(p)) for p in PAIR.finditer(line)]
+        if not pairs:
+            pairs = [(p.start(), p.group(1), float(p.group(2) or p.group(3))) for p in BARE_PAIR.finditer(line)]
         named = int(m.group(1)) if m else None
         if not pairs:
             epoch = named if named is not None else epoch
             continue
-        prefix = words(line[: pairs[0].start()])
+        prefix = words(line[: pairs[0][0]])
         split = next((SPLIT_WORDS[w] for w in prefix if w in SPLIT_WORDS), None)
         values: dict[str, float] = {}
-        for p in pairs:
-            name = _name(p.group(1))
-            if not name or "epoch" in words(p.group(1)) or name in SKIP:
+        for _, raw, value in pairs:
+            name = _name(raw)
+            if not name or "epoch" in words(raw) or name in SKIP:
                 continue
-            if p.group(2) is not None:
-                value = int(p.group(2)) / int(p.group(3)) if int(p.group(3)) else float("nan")
-            else:
-                value = float(p.group(4))
             if split and split_of(name) is None:
                 name = with_split(name, {"val": "validation"}.get(split, split))
             key = canonical(name)[0]
@@ -98,6 +100,13 @@ def read_table(path: Path, text: str | None = None) -> Table:
         assumptions.append(f"{restated} held-out line(s) naming an epoch already logged (a checkpoint message) "
                            "restate that epoch and are left out")
     return Table(rows=rows, fmt="text_log", lines=lines, assumptions=assumptions, position_word="line")
+
+
+def _value(pair: re.Match) -> float:
+    """A pair's number; ``9680/10000`` is a ratio."""
+    if pair.group(2) is not None:
+        return int(pair.group(2)) / int(pair.group(3)) if int(pair.group(3)) else float("nan")
+    return float(pair.group(4))
 
 
 def _epoch_row(entries: list[tuple[dict[str, float], bool]]) -> dict[str, float]:
