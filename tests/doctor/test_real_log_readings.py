@@ -170,3 +170,38 @@ def test_swings_that_died_down_to_recovered_dips_are_not_a_warning():
 def test_validation_that_keeps_jumping_to_the_end_is_unstable():
     # A fine-tune whose validation loss jumps >= 25 % six times in its last 16 of 50 epochs: not died down.
     assert verdict(1, "pilot-j")[0] == "unstable_training"
+
+
+# ----------------------------------------------------------------------------- set 5 (scored once, development data since)
+def test_a_fine_tunes_small_loss_wandering_is_not_overfitting_with_k_unknown():
+    # K unknown, first training loss 0.31: validation loss 0.026 -> 0.030-0.037 at 0.99 accuracy, last epoch its best.
+    assert verdict(5, "DrGenuisCodist7") == ["healthy"]
+    # ... while a K-unknown run whose validation loss turns on its own scale still is overfitting.
+    assert verdict(5, "Navroz-Singh")[0] == "overfitting"
+
+
+def test_k_is_read_from_a_loss_that_barely_moved_in_its_first_epochs():
+    # Training loss 2.07, 1.98, 2.03 (within 5 %) ~ ln 8: K = 8, so accuracy 0.20 is read against 1/8.
+    found = findings(5, "Manjunathvpoojari")
+    assert any("K = 8 classes assumed" in a for a in found.assumptions), found.assumptions
+    assert verdict(5, "Manjunathvpoojari")[0] == "stuck_at_chance"
+    # A loss that fell 0.31 -> 0.07 in its first epochs says nothing about K.
+    assert not any("classes assumed" in a for a in findings(5, "DrGenuisCodist7").assumptions)
+
+
+def test_a_run_at_its_best_near_the_end_and_still_sloping_down_is_stopped_while_learning():
+    # K = 6 from the initial loss; 0.795 / 0.798 after 50 epochs, validation loss best at epoch 47, still falling.
+    found = [f for f in findings(5, "DeeThunder") if f.severity != "info"]
+    assert found and found[0].code == "underfitting" and found[0].evidence["still_improving"] == 1, [str(f) for f in found]
+    assert found[0].evidence["best_epoch"] == 47
+
+
+def test_a_training_loss_that_jumps_while_validation_holds_is_a_new_stage():
+    # Training loss 0.31 -> 0.81 at epoch 16 while validation 0.37 -> 0.40, then 0.43 to the end.
+    found = [f for f in findings(5, "HelanMS") if f.severity != "info"]
+    assert found and found[0].code == "phase_regression", [str(f) for f in found]
+    assert found[0].evidence["change"] == "stage" and found[0].evidence["boundary_epoch"] == 16
+    assert "does not name" in found[0].message
+    # A converged loss wandering 0.006 -> 0.024 is no stage; a jump on both curves is an instability.
+    assert "phase_regression" not in verdict(5, "Lxr-max")
+    assert verdict(5, "SriHarshaBoyina")[0] == "unstable_training"

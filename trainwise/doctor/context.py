@@ -368,7 +368,7 @@ class Context:
         level = None
         if self.n and int(self.epochs[0]) == 0 and math.isfinite(loss[0]):
             level = float(loss[0])
-        elif len(first) == 3 and (first.max() - first.min()) <= 0.02 * abs(float(first[0])):
+        elif len(first) == 3 and (first.max() - first.min()) <= 0.05 * abs(float(first[0])):
             level = float(first[0])
         if level is None or level < 0.5:
             return None

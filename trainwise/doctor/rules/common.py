@@ -36,10 +36,14 @@ def loss_scale_floor(ctx: Context) -> float:
     """Below this a loss change is noise however large in relative terms (0.0005 -> 0.0008 is not +60 %).
 
     A tenth of ln K: near convergence an SGD run's epoch loss wanders by a few hundredths (0.05 -> 0.10
-    in a healthy 8-layer BN net on digits) without anything being wrong.
+    in a healthy 8-layer BN net on digits) without anything being wrong. With K unknown, the first training
+    loss stands in; a classifier (accuracy logged) has at least two classes, so never less than ln 2 -- a
+    fine-tune that starts at 0.3 does not make 0.026 -> 0.033 a turn.
     """
     first = signals.head_median(ctx.series("train_loss"), 1)
     ref = ctx.chance_loss or (first if math.isfinite(first) else 1.0)
+    if ctx.chance_loss is None and ctx.task != "regression" and (ctx.has("val_acc") or ctx.has("train_acc")):
+        ref = max(ref, math.log(2))
     return 0.10 * ref
 
 

@@ -334,8 +334,8 @@ STILL_LEARNING_GAP = 0.05  # train - validation accuracy: larger is generalisati
 
 def _stopped_while_learning(ctx: Context) -> list[Finding]:
     """The run ended while it was still learning, well short of a fit: the monitored curve (validation loss,
-    else validation accuracy, else training loss) at its best at the last epoch and still improving over
-    the last quarter (Theil-Sen), the training loss still falling in >= 60 % of those epochs, training and
+    else validation accuracy, else training loss) at its best within the last tenth of the run and still
+    improving over the last quarter (Theil-Sen), the training loss still falling in >= 60 % of those epochs, training and
     validation accuracy within 5 points (no generalisation gap), and training accuracy less than 80 % of
     the way from chance to 1 (0.74 on 10 classes, 0.86 on 2; up to 100 classes). Not a capacity limit -- the
     curve has not flattened -- and not healthy either: the run was stopped before it converged. (A small
@@ -362,13 +362,15 @@ def _stopped_while_learning(ctx: Context) -> list[Finding]:
     y = ctx.series(key)
     quarter = max(3, ctx.n // 4)
     slope = signals.theil_sen(y[-quarter - 1 :])
-    if signals.argbest(y, mode) < ctx.n - 1 or not (slope > 0 if mode == "max" else slope < 0):
+    # At its best in the last few epochs (a noisy curve's best need not be the very last), still sloping.
+    best = signals.argbest(y, mode)
+    if best < ctx.n - max(1, ctx.n // 10) or not (slope > 0 if mode == "max" else slope < 0):
         return []
     if ctx.has("train_loss", ctx.n // 2) and signals.share_decreasing(ctx.series("train_loss")[-quarter - 1 :]) < 0.6:
         return []
     start, end = float(np.nanmedian(y[-quarter - 2 : -quarter + 1])), signals.tail_median(y, 2)
     ev: dict = {"fit_level": sig(primary[0].level), "curve": key, "curve_start_of_last_quarter": sig(start), "curve_end": sig(end),
-                "last_quarter_epochs": quarter, "still_improving": 1}
+                "last_quarter_epochs": quarter, "best_epoch": ctx.epoch_at(best), "still_improving": 1}
     ev["train_acc"] = sig(train)
     if math.isfinite(val):
         ev["val_acc"] = sig(val)
@@ -378,7 +380,7 @@ def _stopped_while_learning(ctx: Context) -> list[Finding]:
         "underfitting", "warning", span(ctx, ctx.n - 1 - quarter), ev,
         f"Training accuracy is only {train:.3f}{f' and validation {val:.3f}' if math.isfinite(val) else ''} "
         f"({primary[0].level:.2f} of the way from chance to a perfect fit), and the run stopped while still improving: the {name} went {start:.3g} -> {end:.3g} over "
-        f"the last {quarter} epochs and was at its best at the last epoch. {agree}"
+        f"the last {quarter} epochs and was at its best at epoch {ctx.epoch_at(best)} of {ctx.epoch_at(ctx.n - 1)}. {agree}"
         " has not finished fitting. Train longer (or with a larger LR) before judging its capacity.",
         fixes.keep(fixes.more_epochs(ctx), fixes.higher_lr(ctx, 3.0)),
     )]

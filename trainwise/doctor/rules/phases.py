@@ -4,7 +4,11 @@ Boundaries come from every place that records one: the History's ``phase`` label
 restart, resolution or augmentation change, unfreezing, resume); when the records carry none, the
 config's progressive phases (``res224+aug`` -> ``res256-noaug``) and ``finetune.unfreeze_epoch``; and
 an LR that jumps up >= 2x after holding or falling (a restart the labels do not name; a warm-up or
-OneCycle ramp rises from the first epoch and is no boundary).
+OneCycle ramp rises from the first epoch and is no boundary); and, in a log that names no boundary at
+all, a training loss that jumps >= 2x after >= 3 epochs of holding or falling, giving back >= a quarter of
+its progress since the first epoch, while validation loss (the same weights, evaluated) moves < 25 %: the weights were not thrown off, what the training pass does
+changed -- layers unfrozen, augmentation or dropout switched on, a second stage of a script (an
+instability would show in validation too).
 
 At each boundary two judgements:
 
@@ -49,6 +53,9 @@ WINDOW = 5
 GAP_WIDER = 0.05  # the train/validation accuracy gap widening by 5 points at a boundary ...
 VAL_SHARE = 1 / 3  # ... while validation gains less than a third of training's jump
 LR_JUMP = 2.0
+TRAIN_JUMP = 2.0  # a training loss this many times its previous epoch's ...
+VAL_HELD = 0.25  # ... while validation loss moves less than this: the training regime changed, not the weights
+GIVEN_BACK = 0.25  # ... and the jump undoes this share of the training loss's progress since the first epoch
 
 
 def phase_labels(ctx: Context) -> list:
@@ -84,8 +91,29 @@ def lr_restarts(ctx: Context) -> list[int]:
     return out
 
 
+def regime_changes(ctx: Context) -> list[int]:
+    """Indices where the training loss jumps >= 2x its previous epoch after >= 3 epochs of holding or
+    falling, by >= a quarter of its progress since the first epoch, while the validation loss moves < 25 %:
+    a new training stage the log does not name."""
+    if not (ctx.has("train_loss", 4) and ctx.has("val_loss", 4)):
+        return []
+    train, val = ctx.series("train_loss"), ctx.series("val_loss")
+    out = []
+    for i in range(3, ctx.n):
+        a, b, c, v0, v1 = train[i - 2], train[i - 1], train[i], val[i - 1], val[i]
+        if not all(map(math.isfinite, (a, b, c, v0, v1))) or b <= 0 or v0 <= 0:
+            continue
+        # Large on the run's own scale too: it gives back >= a quarter of the progress made since the first
+        # epoch (a converged loss wandering 0.004 -> 0.025 is 6x, and nothing happened).
+        given_back = (c - b) / (train[0] - b) if math.isfinite(train[0]) and train[0] > b else 0.0
+        if c >= TRAIN_JUMP * b and b <= a * 1.05 and abs(v1 / v0 - 1) < VAL_HELD and given_back >= GIVEN_BACK:
+            out.append(i)
+    return out
+
+
 def boundaries(ctx: Context) -> tuple[list[int], list]:
-    """(indices where a new phase starts, per-record labels, with LR restarts labelled ``lr-restart-N``)."""
+    """(indices where a new phase starts, per-record labels, with LR restarts labelled ``lr-restart-N`` and,
+    where nothing else names a boundary, training-regime changes ``stage-N``)."""
     labels = list(phase_labels(ctx))
     cuts = {i for i in range(1, ctx.n) if labels[i] != labels[i - 1] and labels[i - 1] is not None}
     restarts = [i for i in lr_restarts(ctx) if i not in cuts]
@@ -93,6 +121,13 @@ def boundaries(ctx: Context) -> tuple[list[int], list]:
         for j in range(i, ctx.n):  # the restart starts a phase of its own name
             labels[j] = f"{labels[j] or 'run'}+lr-restart-{k + 1}"
         cuts.add(i)
+    if not cuts:
+        stages = regime_changes(ctx)
+        base = labels[0] if labels else None  # one label throughout, or none: nothing else marks a boundary
+        for j in range(ctx.n if stages else 0):
+            k = 1 + sum(i <= j for i in stages)
+            labels[j] = f"{base}+stage-{k}" if base else f"stage-{k}"
+        cuts.update(stages)
     return sorted(cuts), labels
 
 
@@ -145,6 +180,10 @@ def _judge(ctx: Context, start: int, b: int, stop: int, labels: list) -> Finding
     where = f"the phase change {old!r} -> {new!r} at epoch {ctx.epoch_at(b)}"
     found = changes(str(old), str(new), lr_jump)
     kind = found[0]
+    if kind == "stage":
+        tl, vl = ctx.series("train_loss"), ctx.series("val_loss")
+        where = (f"a new training stage at epoch {ctx.epoch_at(b)}, which the log does not name (read from the curves: "
+                 f"training loss {tl[b - 1]:.3g} -> {tl[b]:.3g} while validation loss went {vl[b - 1]:.3g} -> {vl[b]:.3g})")
     ev |= {"change": kind, "changes": ", ".join(found)}
     if worse and still:
         lr_text = f" The LR jumped {lr_jump:.3g}x at the boundary ({lr[b - 1]:.3g} -> {lr[b]:.3g})." if lr_jump >= 2 else ""
@@ -225,7 +264,7 @@ def _gap_jump(ctx: Context, start: int, b: int, stop: int, labels: list) -> Find
 def changes(old: str, new: str, lr_jump: float) -> list[str]:
     """What changed at a boundary, most causal first, from trainwise's labels (``res16+aug|frozen`` ->
     ``res28-noaug|unfrozen``) or free-form ones (``resume``, ``unfrozen``): resume, lr, unfreeze,
-    augment_off, resolution, augment_on -- or ["other"]."""
+    augment_off, resolution, augment_on, stage (a training-regime change read from the curves) -- or ["other"]."""
     o, n = old.lower(), new.lower()
     if "resum" in n:
         return ["resume"]
@@ -241,6 +280,8 @@ def changes(old: str, new: str, lr_jump: float) -> list[str]:
         found.append("resolution")
     if ("aug" in after and "aug" not in before) or ("mix" in n and "mix" not in o):
         found.append("augment_on")
+    if not found and re.findall(r"stage-\d+", n) != re.findall(r"stage-\d+", o):
+        found.append("stage")
     return found or ["other"]
 
 
@@ -256,6 +297,10 @@ ADVICE = {
     "augment_off": "Training augmentation stopped here; without it the model starts fitting the training set itself. "
                    "Keep training augmentation in the final phase (FixRes fine-tunes at the new resolution with it).",
     "augment_on": "The new augmentation is too strong for this model or arrives too abruptly.",
+    "stage": "The training loss jumped here while validation held, so the training pass itself changed (layers "
+             "unfrozen, augmentation or dropout switched on, a second stage of the script), and the new stage "
+             "left validation worse than the first stage's best. Keep the first stage's best weights, or start "
+             "the new stage at a lower LR.",
     "other": "Whatever changed at this boundary hurts the model; change it more gradually or not at all.",
 }
 
@@ -268,6 +313,9 @@ def _words(kind: str) -> list[str]:
         return ["resume from a checkpoint that holds the optimizer and scheduler state"]
     if kind == "unfreeze":
         return ["train unfrozen pretrained layers at a much smaller LR than the head (e.g. a tenth)"]
+    if kind == "stage":
+        return ["keep the best weights of the first stage (checkpoint on validation)",
+                "start the second stage at a lower LR (e.g. a tenth), or leave it out"]
     return []
 
 
@@ -284,6 +332,8 @@ def _fixes(ctx: Context, kind: str) -> list[str]:
         return fixes.keep("finetune.layer_decay=0.7" if ctx.cfg("finetune.layer_decay", 1.0) > 0.7 else None, fixes.lower_lr(ctx, 0.1))
     if kind == "augment_off":
         return fixes.keep(fixes.keep_augmentation(ctx), fixes.early_stopping(ctx), fixes.more_weight_decay(ctx))
+    if kind == "stage":
+        return fixes.keep(fixes.early_stopping(ctx))
     if kind == "augment_on":
         alpha = float(ctx.cfg("mixup.mixup_alpha", 0.0) or 0.0)
         return ["mixup.mixup_alpha=0.2"] if alpha > 0.4 else []
