@@ -205,3 +205,10 @@ def test_a_training_loss_that_jumps_while_validation_holds_is_a_new_stage():
     # A converged loss wandering 0.006 -> 0.024 is no stage; a jump on both curves is an instability.
     assert "phase_regression" not in verdict(5, "Lxr-max")
     assert verdict(5, "SriHarshaBoyina")[0] == "unstable_training"
+
+
+def test_validation_frozen_while_training_wanders_is_a_plateau():
+    # Validation loss 0.512 to 4 digits for 30 epochs, training loss wandering 0.375-0.436 (up 6 % over the window).
+    assert verdict(3, "Lokendra2244")[0] == "plateau"
+    # A loss still creeping down over the same kind of window is no plateau.
+    assert "plateau" not in verdict(5, "DeeThunder")
