@@ -6,7 +6,9 @@
   the epochs since: a training loss that swings is the LR's problem) and the gap widens;
   and the validation loss had learned something (best <= 0.9 ln K), else it is stuck_at_chance. Without
   a validation loss, the same on accuracy: >= 2 points below the best while training accuracy rises.
-  With early stopping restoring the best weights the final model is unharmed: severity info. A milder
+  With early stopping restoring the best weights the final model is unharmed: severity info. So is a turn
+  while validation accuracy keeps climbing (>= 1 point since the loss's best, at its best at the end):
+  calibration drift, and the last weights are the best yet. A milder
   form, validation loss *and* accuracy flat for >= max(5, 25 % of the run) epochs while the training
   loss halves, is info (a warning with training accuracy >= 15 points above validation at the end). And a memorised training set, with no upturn needed: training accuracy >= 0.99
   and validation >= 10 points below it (a tiny training set with a big model; fixes lead with
