@@ -147,7 +147,7 @@ def main() -> None:
     parser.add_argument("--split", choices=["dev", "heldout", "all"], default="dev")
     parser.add_argument("--set", type=int, choices=sorted(SETS), default=1,
                         help="1: benchmarks/real_logs (split by source); 2-6: benchmarks/real_logs_2 to _6, "
-                             "each scored whole (set 2 is development data since its scoring)")
+                             "each scored whole (all but the newest are development data since their scoring)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     root = SETS[args.set]
@@ -155,7 +155,7 @@ def main() -> None:
     print(f"# real logs, set {args.set}: {len(entries)} in {root.name}/sources.toml; {date.today()} on {platform.node()} "
           f"({platform.machine()}, Python {platform.python_version()})")
     if args.set != 1:  # each collected after the one before was scored, and scored whole
-        role = {2: "scored once, development since", 3: "held out", 4: "held out", 5: "held out", 6: "held out"}[args.set]
+        role = "held out" if args.set == max(SETS) else "scored once, development since"
         report(f"set {args.set}, {role}", [run_one(e, root) for e in entries], args.verbose)
         return
     groups = {"dev": [], "heldout": []}
