@@ -5,7 +5,8 @@ large as the overhead itself. Here the hand loop, a Trainer and a Trainer with t
 once and then take turns epoch by epoch (hand epoch 1, trainwise epoch 1, monitors epoch 1, hand epoch
 2, ...) for hundreds of epochs, each timed on the thread's CPU clock; the low percentiles of each
 one's epoch times are the least disturbed epochs, and their ratios the overhead. An epoch of the
-Trainer is ``train_epoch`` plus its training metrics (what the History's ``time_s`` covers).
+Trainer is ``train_epoch`` plus its training metrics (what the History's ``time_s`` covers) plus
+EVAL_END, where the monitors reduce the epoch's samples to the means they record.
 
 Epochs that contain a step the monitors sample (every ``monitors.every_n_steps``) are slower; they are
 kept apart, and the table gives the extra cost of one sampled step and the overhead with the sampled
@@ -72,6 +73,8 @@ class TrainerEpochs:
         tr.fire(Event.EPOCH_START)
         tr.train_epoch(self.epoch)
         tr.train_metrics.compute_loss_acc(tr.task)
+        tr.state.record = {}
+        tr.fire(Event.EVAL_END)  # the monitors' epoch means (nothing else handles it here; no validation split)
         k = self.every
         return bool(k) and (first % k == 0 or first // k != (tr.state.step - 1) // k)
 
