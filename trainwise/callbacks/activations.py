@@ -32,22 +32,23 @@ CONV_KINDS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 def alive_fraction(out: torch.Tensor, channel_dim: int) -> torch.Tensor:
-    """Share of units positive somewhere in the batch (and positions), 0-d float32; the dead share is 1 minus it."""
+    """Share of units positive somewhere in the batch (and positions), float32 of shape (1,); the dead share
+    is 1 minus it."""
     if out.dim() < 2:
-        return (~(out.max() <= 0)).float()  # as the dead test: a NaN maximum is not dead
+        return (~(out.max() <= 0)).float().reshape(1)  # as the dead test: a NaN maximum is not dead
     positive = out > 0
     if out.dim() > 2 or channel_dim not in (-1, 1):
         positive = positive.movedim(channel_dim, -1).reshape(-1, out.shape[channel_dim])
-    return torch.mean(positive.any(0), dtype=torch.float32)  # the mean converts the bools itself
+    return torch.mean(positive.any(0), dim=0, keepdim=True, dtype=torch.float32)  # the mean converts the bools itself
 
 
 def saturated_fraction(out: torch.Tensor, module: nn.Module) -> torch.Tensor:
-    """Share of outputs within SATURATION_MARGIN of a bound, 0-d float32."""
+    """Share of outputs within SATURATION_MARGIN of a bound, float32 of shape (1,)."""
     if isinstance(module, nn.Sigmoid):
         near = (out < SATURATION_MARGIN) | (out > 1 - SATURATION_MARGIN)
     else:
         near = out.abs() > 1 - SATURATION_MARGIN
-    return torch.mean(near, dtype=torch.float32)
+    return torch.mean(near.reshape(1, -1), dim=1, dtype=torch.float32)
 
 
 class ActivationMonitor(EpochMeanMonitor):
@@ -90,7 +91,7 @@ class ActivationMonitor(EpochMeanMonitor):
             if not isinstance(out, torch.Tensor) or out.numel() == 0:
                 return
             out = out.detach()  # cheaper than entering no_grad
-            add(keys, [alive_fraction(out, dim) if kind == "dead_frac" else saturated_fraction(out, module)])
+            add(keys, alive_fraction(out, dim) if kind == "dead_frac" else saturated_fraction(out, module))
 
         return hook
 

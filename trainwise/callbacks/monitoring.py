@@ -12,7 +12,7 @@ sampled step costs a few kernel launches however deep the model is, and nothing 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -42,19 +42,19 @@ class LayerIndex:
             self.params.append(p)
             self.slot.append(self.names.index(layer))
 
-    def grad_norms(self) -> list[torch.Tensor] | None:
-        """Each parameter's gradient norm (0-d tensors, one ``_foreach_norm``) in ``params`` order: 0 for a
-        parameter without a gradient (frozen or unused this step), which adds nothing to its layer; None when
-        no parameter has one."""
+    def grad_norms(self) -> torch.Tensor | None:
+        """Each parameter's gradient norm in ``params`` order, as one row (one ``_foreach_norm`` and a stack):
+        0 for a parameter without a gradient (frozen or unused this step), which adds nothing to its layer;
+        None when no parameter has one."""
         grads = [p.grad for p in self.params]
         if all(g is not None for g in grads):
-            return torch._foreach_norm(grads) if grads else None
+            return torch.stack(torch._foreach_norm(grads)) if grads else None
         present = [g for g in grads if g is not None]
         if not present:
             return None
         norms = iter(torch._foreach_norm(present))
         zero = torch.zeros((), device=present[0].device)
-        return [zero if g is None else next(norms) for g in grads]
+        return torch.stack([zero if g is None else next(norms) for g in grads])  # stack promotes mixed dtypes
 
     def per_layer_sq(self, row: list[float], groups: int = 1) -> list[float]:
         """Per-layer sums of squares of one row of per-parameter norms (``groups`` > 1: that many lists of the
@@ -73,11 +73,11 @@ class LayerIndex:
 GRAD_NORMS = "monitors.grad_norms"  # state.extras: this step's per-parameter gradient norms, for the NaN guard
 
 
-def share_grad_norms(state: State, row: list[torch.Tensor]) -> None:
+def share_grad_norms(state: State, row: torch.Tensor) -> None:
     state.extras[GRAD_NORMS] = (state.epoch, state.batch_index, state.step, row)
 
 
-def shared_grad_norms(state: State) -> list[torch.Tensor] | None:
+def shared_grad_norms(state: State) -> torch.Tensor | None:
     """The gradient norms the gradient-norm monitor took at this very step, if it did (else None)."""
     entry = state.extras.get(GRAD_NORMS)
     if entry is None or entry[:3] != (state.epoch, state.batch_index, state.step):
@@ -90,7 +90,7 @@ def is_sampled(state: State, every_n_steps: int) -> bool:
     return state.step % every_n_steps == 0
 
 
-Row = Sequence  # one sample: 0-d device tensors as a monitor took them, or floats restored from a checkpoint
+Row = torch.Tensor | list  # one sample: a 1-D device tensor as a monitor took it, or floats restored from a checkpoint
 # (keys, one row as floats) -> (values, weights or None): one value (and weight) per key
 Reduce = Callable[[tuple[str, ...], list[float]], "tuple[list[float], list[float] | None]"]
 
@@ -98,7 +98,7 @@ Reduce = Callable[[tuple[str, ...], list[float]], "tuple[list[float], list[float
 class EpochMeans:
     """Means of named values over the sampled steps of one epoch, worked out once at the epoch's end.
 
-    A sampled step only keeps its row (0-d device tensors; no kernel runs to add it). At the epoch's end
+    A sampled step only keeps its row (a 1-D device tensor; no kernel runs to add it). At the epoch's end
     all rows come to the host in one transfer and the arithmetic runs there on Python floats (float64): a
     handful of numbers per sample, where a kernel launch per operation, on the step or at the epoch's end,
     costs more than the step's own monitoring. With ``reduce=None`` a row holds the values themselves,
@@ -140,13 +140,13 @@ class EpochMeans:
 
     def _host_rows(self) -> dict[tuple[str, ...], list[list[float]]]:
         """Every group's rows as lists of floats, from one device-to-host transfer."""
-        taken = [t for rows in self._rows.values() for row in rows if isinstance(row[0], torch.Tensor) for t in row]
-        flat = torch.stack(taken).tolist() if taken else []  # stack promotes mixed dtypes; tolist gives floats
+        taken = [row for rows in self._rows.values() for row in rows if isinstance(row, torch.Tensor)]
+        flat = torch.cat(taken).tolist() if taken else []  # cat promotes mixed dtypes; tolist gives floats
         out, at = {}, 0
         for keys, rows in self._rows.items():
             table = []
             for row in rows:
-                if isinstance(row[0], torch.Tensor):
+                if isinstance(row, torch.Tensor):
                     table.append(flat[at : at + len(row)])
                     at += len(row)
                 else:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -34,23 +33,21 @@ from trainwise.core import ORDER, Callback, State
 POLICIES = ("stop", "skip", "rollback")
 
 
-def finite_flag(loss: torch.Tensor | None, model: torch.nn.Module, grads: bool = True,
-                grad_norms: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
-    """A 0-d bool tensor on the device: are the loss and every gradient finite? (No host sync.)
-
-    ``grad_norms``: the gradients' norms, already taken at this step (by the gradient-norm monitor)."""
-    if not grads:
-        values = []
-    elif grad_norms is not None:
-        values = list(grad_norms)
-    else:  # a NaN/Inf entry makes its gradient's norm NaN/Inf
-        values = [p.grad for p in model.parameters() if p.grad is not None]
-        values = list(torch._foreach_norm(values)) if values else []
+def all_finite(loss: torch.Tensor | None, model: torch.nn.Module, grads: bool = True,
+               grad_norms: torch.Tensor | None = None) -> bool:
+    """Are the loss and every gradient finite? One host read (a sync on a GPU) of the gradients' norms and
+    the loss: for a few numbers, a transfer and Python's isfinite cost less than kernels that reduce them
+    to one flag. ``grad_norms``: the gradients' norms, already taken at this step (the gradient-norm monitor)."""
+    values = []
+    if grads and grad_norms is not None:
+        values.append(grad_norms)
+    elif grads:  # a NaN/Inf entry makes its gradient's norm NaN/Inf
+        present = [p.grad for p in model.parameters() if p.grad is not None]
+        if present:
+            values.append(torch.stack(torch._foreach_norm(present)))
     if loss is not None:
-        values.append(loss.detach().reshape(()))
-    if not values:
-        return torch.ones((), dtype=torch.bool)
-    return torch.stack(values).isfinite().all()  # stack promotes the norms' and the loss's dtypes
+        values.append(loss.detach().reshape(1))
+    return not values or all(map(math.isfinite, torch.cat(values).tolist()))  # cat promotes the dtypes
 
 
 class NanGuard(Callback):
@@ -102,16 +99,16 @@ class NanGuard(Callback):
         if self.policy == "stop":
             # Read at once: the sampled step's own number goes into the reason (state.step counts the
             # steps taken, so this one is state.step + 1).
-            if is_sampled(state, self.every_n_steps) and not self._stopped and not bool(
-                finite_flag(state.loss, state.model, state.config.train.precision != "fp16", shared_grad_norms(state))
+            if is_sampled(state, self.every_n_steps) and not self._stopped and not all_finite(
+                state.loss, state.model, state.config.train.precision != "fp16", shared_grad_norms(state)
             ):
                 self._epoch_bad += 1
                 self._stop(state, f"NaN/Inf loss or gradient at optimizer step {state.step + 1} (epoch {state.epoch}); "
                            "lower optim.lr, set train.grad_clip_norm=1.0, use train.precision=fp32, or set "
                            "monitors.nan_policy=skip or rollback to ride over isolated bad batches")
             return
-        finite = finite_flag(state.loss, state.model, state.config.train.precision != "fp16", shared_grad_norms(state))
-        if bool(finite):  # skip/rollback must decide before optimizer.step: one sync
+        # skip/rollback must decide before optimizer.step: one sync
+        if all_finite(state.loss, state.model, state.config.train.precision != "fp16", shared_grad_norms(state)):
             return
         self._epoch_bad += 1
         state.skip_step = True

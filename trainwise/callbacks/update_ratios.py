@@ -55,7 +55,7 @@ class UpdateRatioMonitor(EpochMeanMonitor):
         with torch.no_grad():
             # the norms of the updates and of the weights before them, in one pass; the ratios at the epoch's end
             after = self._index.params
-            self._means.add(self._keys, torch._foreach_norm([*torch._foreach_sub(after, before), *before]))
+            self._means.add(self._keys, torch.stack(torch._foreach_norm([*torch._foreach_sub(after, before), *before])))
 
     def _ratios(self, keys: tuple[str, ...], row: list[float]) -> tuple[list[float], list[float]]:
         both = self._index.per_layer_sq(row, groups=2)
