@@ -10,7 +10,6 @@ thread's CPU clock at the sampled step and at EVAL_END; so is the whole training
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -22,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from overhead_cpu_interleaved import SETTINGS, bench_config  # noqa: E402
+from overhead_cpu_interleaved import bench_args, bench_config  # noqa: E402
 
 from trainwise.config import Config  # noqa: E402
 from trainwise.core import Event  # noqa: E402
@@ -63,10 +62,7 @@ def timed_trainer(cfg: Config, data, tag: str, times: dict[str, list[int]]) -> T
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", choices=sorted(SETTINGS), default="digits")
-    p.add_argument("--epochs", type=int, default=150)
-    args = p.parse_args(argv)
+    args = bench_args(argv, __doc__.splitlines()[0], epochs=150)
     torch.set_num_threads(1)
     cfg = bench_config(args.data)
     data = prepare_data(cfg.data)

@@ -88,11 +88,16 @@ class TrainerEpochs:
         return bool(k) and (first % k == 0 or first // k != (tr.state.step - 1) // k)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def bench_args(argv, description: str, epochs: int) -> argparse.Namespace:
+    """The options every benchmark on ``bench_config`` takes (this one and monitor_pieces_cpu.py): --data, --epochs."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--data", choices=sorted(SETTINGS), default="digits")
-    p.add_argument("--epochs", type=int, default=250)
-    args = p.parse_args(argv)
+    p.add_argument("--epochs", type=int, default=epochs)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = bench_args(argv, __doc__.splitlines()[0], epochs=250)
     torch.set_num_threads(1)
     cfg = bench_config(args.data).replace({"monitors.enabled": False})
     batch = cfg.data.batch_size
