@@ -2,16 +2,16 @@
 
 A line's metrics are its ``name: value`` / ``name=value`` pairs (``Train Loss: 0.41``, ``val_acc=0.93``,
 ``Accuracy: 9680/10000 (97%)`` = 0.968); a line with none of them is read for values in brackets or after
-a space (Python logging lines: ``Loss [ 0.69] Avg Loss [ 0.68] Accuracy 0.587``). The epoch is the number after the word "epoch" on the line
-(``Epoch 3/10``, ``Epoch [3/10]``, ``epoch: 3``) or on the latest line that had one (Keras prints
-``Epoch 3/10`` on a line of its own). A line that begins with a split word (``Test set: Average loss:
-...``, ``Validation - loss: ...``) lends it to names that do not say their own. Within an epoch, a line
-with held-out values is its summary: its training values win; otherwise the training values of the
-epoch's lines are averaged (per-batch prints). Lines without any known metric are skipped. An epoch's
-lines are the consecutive lines under one epoch number: when the counter steps back (a run resumed from a
-checkpoint, another run appended), the repeated epochs become rows of their own in file order, so the
-rows' reader resumes or splits them as it does for CSVs -- two runs' values are never averaged. A
-held-out line that names an earlier epoch than the current one (``Checkpoint loaded (epoch=20,
+a space (Python logging lines: ``Loss [ 0.69] Avg Loss [ 0.68] Accuracy 0.587``). The epoch is the number
+after the word "epoch" on the line (``Epoch 3/10``, ``Epoch [3/10]``, ``epoch: 3``) or on the latest line
+that had one (Keras prints ``Epoch 3/10`` on a line of its own). A line that begins with a split word
+(``Test set: Average loss: ...``, ``Validation - loss: ...``) lends it to names that do not say their own.
+Within an epoch, a line with held-out values is its summary: its training values win; otherwise the
+training values of the epoch's lines are averaged (per-batch prints). Lines without any known metric are
+skipped. An epoch's lines are the consecutive lines under one epoch number: when the counter steps back (a
+run resumed from a checkpoint, another run appended), the repeated epochs become rows of their own in file
+order, so the rows' reader resumes or splits them as it does for CSVs -- two runs' values are never
+averaged. A held-out line that names an earlier epoch than the current one (``Checkpoint loaded (epoch=20,
 val_loss=1.05)``) restates that epoch: it is left out and does not move the epoch counter.
 """
 
@@ -50,9 +50,7 @@ def read_table(path: Path, text: str | None = None) -> Table:
     restated = 0
     for n, line in enumerate(re.split(r"\r\n|\r|\n", text.replace("\x08", "")), start=1):
         m = EPOCH.search(line)
-        pairs = [(p.start(), p.group(1), _value(p)) for p in PAIR.finditer(line)]
-        if not pairs:
-            pairs = [(p.start(), p.group(1), float(p.group(2) or p.group(3))) for p in BARE_PAIR.finditer(line)]
+        pairs = _pairs(line)
         named = int(m.group(1)) if m else None
         if not pairs:
             epoch = named if named is not None else epoch
@@ -102,8 +100,15 @@ def read_table(path: Path, text: str | None = None) -> Table:
     return Table(rows=rows, fmt="text_log", lines=lines, assumptions=assumptions, position_word="line")
 
 
+def _pairs(line: str) -> list[tuple[int, str, float]]:
+    """The line's (start, raw name, value) pairs: its ``name: value`` ones, or where it has none its bare
+    ones (``Loss [ 0.69]``), so a line with separators keeps the reading it had before bare pairs were read."""
+    pairs = [(p.start(), p.group(1), _value(p)) for p in PAIR.finditer(line)]
+    return pairs or [(p.start(), p.group(1), float(p.group(2) or p.group(3))) for p in BARE_PAIR.finditer(line)]
+
+
 def _value(pair: re.Match) -> float:
-    """A pair's number; ``9680/10000`` is a ratio."""
+    """A separated pair's number; ``9680/10000`` is a ratio."""
     if pair.group(2) is not None:
         return int(pair.group(2)) / int(pair.group(3)) if int(pair.group(3)) else float("nan")
     return float(pair.group(4))
