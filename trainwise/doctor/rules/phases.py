@@ -5,10 +5,10 @@ restart, resolution or augmentation change, unfreezing, resume); when the record
 config's progressive phases (``res224+aug`` -> ``res256-noaug``) and ``finetune.unfreeze_epoch``; and
 an LR that jumps up >= 2x after holding or falling (a restart the labels do not name; a warm-up or
 OneCycle ramp rises from the first epoch and is no boundary); and, in a log that names no boundary at
-all, a training loss that jumps >= 2x after >= 3 epochs of holding or falling, giving back >= a quarter of
-its progress since the first epoch, while validation loss (the same weights, evaluated) moves < 25 %: the weights were not thrown off, what the training pass does
-changed -- layers unfrozen, augmentation or dropout switched on, a second stage of a script (an
-instability would show in validation too).
+all, a training loss that jumps >= 2x after >= 3 epochs of holding or falling, giving back >= a quarter
+of its progress since the first epoch, while validation loss (the same weights, evaluated) moves < 25 %:
+the weights were not thrown off, what the training pass does changed -- layers unfrozen, augmentation or
+dropout switched on, a second stage of a script (an instability would show in validation too).
 
 At each boundary two judgements:
 
@@ -173,9 +173,8 @@ def _judge(ctx: Context, start: int, b: int, stop: int, labels: list) -> Finding
     ev: dict = {"boundary_epoch": ctx.epoch_at(b), "from_phase": str(old), "to_phase": str(new), "metric": key,
                 "best_before": sig(best), "median_after": sig(first_after), "end_of_phase": sig(end)}
     lr = ctx.series("lr")
-    lr_jump = math.nan
-    if math.isfinite(lr[b - 1]) and math.isfinite(lr[b]) and lr[b - 1] > 0:
-        lr_jump = float(lr[b] / lr[b - 1])
+    lr_jump = _lr_jump(ctx, b)
+    if not math.isnan(lr_jump):  # both LRs logged
         ev |= {"lr_before": sig(float(lr[b - 1])), "lr_after": sig(float(lr[b]))}
     where = f"the phase change {old!r} -> {new!r} at epoch {ctx.epoch_at(b)}"
     found = changes(str(old), str(new), lr_jump)
