@@ -41,13 +41,19 @@ WIDTH_KEYS = ("model.hidden", "model.channels")
 def further(finding: Finding, kept: str, before: Config, after: Config, lr_info: dict[str, Any] | None) -> Iterator[tuple[Finding, str]]:
     """The follow-through candidates after ``kept`` (a change from ``finding``) turned ``before`` into ``after``."""
     key, _ = parse_override(kept)
-    step = (_lr_step(key, before, after, lr_info) if key in LR_KEYS else _wider(after) if key in WIDTH_KEYS
-            else _more_data(after) if key == "data.train_subset" else None)
-    if step:
-        yield finding, step
+    ahead = step(kept, before, after, lr_info)
+    if ahead:
+        yield finding, ahead
     for change in finding.fixes:
         if parse_override(change)[0] != key:  # the kept key moves by its step above, not back to the finding's value
             yield finding, change
+
+
+def step(kept: str, before: Config, after: Config, lr_info: dict[str, Any] | None = None) -> str | None:
+    """The kept key one step further the same way (None for a key with no line to follow: a switch)."""
+    key, _ = parse_override(kept)
+    return (_lr_step(key, before, after, lr_info) if key in LR_KEYS else _wider(after) if key in WIDTH_KEYS
+            else _more_data(after) if key == "data.train_subset" else None)
 
 
 def _lr_step(key: str, before: Config, after: Config, lr_info: dict[str, Any] | None) -> str | None:
