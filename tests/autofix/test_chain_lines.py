@@ -11,6 +11,7 @@ from torch import nn
 import trainwise
 from trainwise.autofix.attempt import Attempt
 from trainwise.autofix.chain import doctor_fixes
+from trainwise.autofix.report_section import chain_html
 from trainwise.autofix.score import short_of_fit
 from trainwise.config import build_config
 from trainwise.models import build_model
@@ -37,6 +38,7 @@ def test_a_finding_still_there_after_the_change_that_helped_takes_that_change_fu
     assert second["change"] == "data.train_subset=6400" and second["step_further"] and not second["follow_through"]
     assert second["finding"] == "overfitting" and second["after"] > first["after"]
     assert "overfitting is still there; a step further" in chain.to_text()
+    assert "its finding was still there" in chain_html(chain.to_dict())  # the report's Repairs section says so too
 
 
 def _sigmoid_net_small_init(cfg, data=None) -> nn.Module:

@@ -5,10 +5,12 @@ applies and was not tried yet (a fix that cannot apply is skipped with the reaso
 config with that one change, same seed and data; keep the change only if the validation metric improved
 by more than the noise (trainwise.autofix.score). A kept change becomes the current run, and its own
 findings are read next; a rejected one leaves the current run as it was and the next finding is tried
-(its first fix, then the second fixes, and so on). A fix of the LR for a finding about the LR takes
+(its first fix, then the second fixes, and so on); a kept change whose finding is still there is taken
+one step further first (trainwise.autofix.follow_through.step). A fix of the LR for a finding about the LR takes
 its value from an LR range test on the run's model and data (trainwise.autofix.lr_test). When a kept
 change leaves the run healthy, the chain follows it through: one step further along the same line while
-each step helps (trainwise.autofix.follow_through). The chain stops after ``rounds`` re-runs, when
+each step helps, if validation was still improving or the training set is not fitted yet
+(trainwise.autofix.follow_through). The chain stops after ``rounds`` re-runs, when
 ``budget_epochs`` would be exceeded, when no applicable fix is left, or when a step of the follow-through
 does not help. A healthy run is left alone: no re-run. The test split is scored once, at the end, for
 the final run.
