@@ -108,7 +108,7 @@ def _diverged(ctx: Context) -> list[Finding]:
     end = signals.tail_median(loss, 2)
     if end >= BLOWUP * ref:
         first = int(np.argmax(np.nan_to_num(loss, nan=0.0) >= BLOWUP * ref))
-        if not _outputs_blown_up(ctx, finite_loss, end) and (validation_improves(ctx, first) or validation_holds(ctx, first)):
+        if not _outputs_blown_up(ctx, finite_loss, start, end) and (validation_improves(ctx, first) or validation_holds(ctx, first)):
             return _guarded_steps(ctx)  # the objective changed (a ramped loss term), the model did not break
         ev |= {"start_loss": sig(ref), "end_loss": sig(end), "growth": sig(end / ref)}
         what = f"the training loss grew from {ref:.3g} to {end:.3g} ({end / ref:.3g}x)"
@@ -121,12 +121,15 @@ def _diverged(ctx: Context) -> list[Finding]:
 BLOWN_OUTPUTS = 100.0
 
 
-def _outputs_blown_up(ctx: Context, finite_loss: np.ndarray, end: float) -> bool:
-    """K is known, the training loss never came down to ln K (a uniform guess's loss) and ends >= 100x it.
+def _outputs_blown_up(ctx: Context, finite_loss: np.ndarray, start: float, end: float) -> bool:
+    """K is known, the training loss never came down to ln K (a uniform guess's loss), ends >= 100x it and
+    above where it started. (A loss summed over the batch starts far above ln K and falls: 813 -> 515 is
+    learning on another scale, not outputs blowing up.)
     Validation accuracy that rose meanwhile does not make that a ramped loss term: SGD at 0.1 on batches of
     one (breast_cancer) keeps 85 % accuracy while its loss goes 1e13 -> 1e35 and then turns NaN."""
     chance = ctx.chance_loss
-    return bool(chance and ctx.task != "regression" and float(finite_loss.min()) > chance and end >= BLOWN_OUTPUTS * chance)
+    return bool(chance and ctx.task != "regression" and float(finite_loss.min()) > chance and end >= BLOWN_OUTPUTS * chance
+                and end > start)
 
 
 def _validation_blown_up(ctx: Context) -> list[Finding]:
