@@ -3,6 +3,7 @@
     python benchmarks/data_pipeline.py write /tmp/fmnist-png          # once: train/<class>/*.png, test/<class>/*.png
     python benchmarks/data_pipeline.py cpu /tmp/fmnist-png --workers 0 2 4 --images 6000 [--baseline DIR]
     python benchmarks/data_pipeline.py gpu /tmp/fmnist-png --workers 4 8 12 --epochs 4 [--groups 1 8]
+    python benchmarks/data_pipeline.py gpu /tmp/fmnist-png --workers 8 --baseline OLD_CHECKOUT --repeat 3
 
 ``write`` reads Fashion-MNIST's IDX files ($TRAINWISE_DATA, else Debian's dataset-fashion-mnist) and
 writes one PNG per image, in ``--jobs`` processes. ``cpu``: images/s of a training epoch read through
@@ -158,12 +159,13 @@ def main(argv=None) -> int:
     p.add_argument("--images", type=int, default=None, help="training files read per epoch (cpu: 6000; gpu: all 60000)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="torch threads of the training process")
-    p.add_argument("--baseline", type=Path, default=None, help="cpu: a checkout of trainwise to measure beside this one")
+    p.add_argument("--baseline", type=Path, default=None, help="cpu, gpu: a checkout of trainwise to measure beside this one")
     p.add_argument("--device", default="cuda", help="gpu: the training device (cpu: check the script on a small --images)")
     p.add_argument("--groups", type=int, nargs="+", default=None, help="gpu: rows with at most these batches per fetch (MAX_GROUP)")
     p.add_argument("--variants", default=None, help='gpu: JSON {"name": {config overrides}} of folder rows to run beside each other')
     p.add_argument("--jobs", type=int, default=os.cpu_count(), help="write: processes writing the files")
-    p.add_argument("--repeat", type=int, default=3, help="cpu: measurements of the loader alone per row (the best counts)")
+    p.add_argument("--repeat", type=int, default=3, help="cpu: measurements of the loader alone per row (the best counts); "
+                   "gpu with --baseline: rounds")
     p.add_argument("--code", type=Path, default=None, help=argparse.SUPPRESS)  # one/read: import trainwise from this checkout
     args = p.parse_args(argv)
     if args.mode in ("one", "read"):
@@ -205,7 +207,10 @@ def main(argv=None) -> int:
     subset = {"data.train_subset": images} if images else {}
     print(f"{device}, {images or 60000} training images per epoch, {epochs} epochs, median of epochs 2..{epochs}")
     print(HEADER)
-    resident = run_one({**MODEL, **QUIET, **subset, "data.name": "fashion_mnist", "train.device": device, "train.epochs": epochs, "threads": threads})
+    resident_settings = {**MODEL, **QUIET, **subset, "data.name": "fashion_mnist", "train.device": device, "train.epochs": epochs, "threads": threads}
+    if args.baseline is not None:
+        return _gpu_against_baseline(args, root, resident_settings, epochs, images, threads, device)
+    resident = run_one(resident_settings)
     print(row("resident (fashion_mnist on device)", resident), flush=True)
     variants = json.loads(args.variants) if args.variants else {"": {}}
     for w in args.workers or [4, 8, 12]:
@@ -216,6 +221,24 @@ def main(argv=None) -> int:
                 print(row(label, run_one(settings), resident["epoch_s"]), flush=True)
     w, sixth = max(args.workers or [4, 8, 12]), (images or 60000) // 6
     print(row(f"folder, {w} workers, {sixth} images", run_one(folder(root, w, device, epochs, sixth, threads))), flush=True)
+    return 0
+
+
+def _gpu_against_baseline(args, root: Path, resident_settings: dict, epochs: int, images: int | None, threads: int, device: str) -> int:
+    """``--repeat`` rounds of: the resident path, then per worker count the baseline checkout's folder path and
+    this one's, one after the other; the ratios to each round's resident epoch, and their medians."""
+    ratios: dict[tuple[str, int], list[float]] = {}
+    for r in range(args.repeat):
+        resident = run_one(dict(resident_settings))
+        print(row(f"round {r + 1}: resident", resident), flush=True)
+        for w in args.workers or [8]:
+            for name, code in (("baseline", args.baseline), ("this", None)):
+                result = run_one(folder(root, w, device, epochs, images, threads), code)
+                ratios.setdefault((name, w), []).append(result["epoch_s"] / resident["epoch_s"])
+                print(row(f"round {r + 1}: {name}, {w} workers", result, resident["epoch_s"]), flush=True)
+    print(f"\nfolder epoch / resident epoch, median over {args.repeat} rounds (each round's own resident row)")
+    for (name, w), values in ratios.items():
+        print(f"{name:>8}, {w:>2} workers: median {statistics.median(values):.3f}x  (rounds: {', '.join(f'{v:.3f}' for v in values)})")
     return 0
 
 

@@ -29,12 +29,15 @@ after the second had been scored and is held out as a whole in the same way: ``-
 once, on 2026-12-02 (docs/benchmarks.md); set 2 has been development data since its scoring. A fourth set,
 benchmarks/real_logs_4 (none of the repositories of the first three), was collected after the third had been
 scored and is held out as a whole: ``--set 4``. A fifth set, benchmarks/real_logs_5 (none of the repositories
-or owners of the first four), was collected after the fourth and is held out as a whole: ``--set 5``.
+or owners of the first four), was collected after the fourth and is held out as a whole: ``--set 5``. A sixth
+set, benchmarks/real_logs_6 (none of the repositories or owners of the first five), was collected after the
+fifth and is held out as a whole: ``--set 6``.
 
     python benchmarks/real_logs/score.py --set 2
     python benchmarks/real_logs/score.py --set 3
     python benchmarks/real_logs/score.py --set 4
     python benchmarks/real_logs/score.py --set 5
+    python benchmarks/real_logs/score.py --set 6
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SETS = {1: HERE, 2: HERE.parent / "real_logs_2", 3: HERE.parent / "real_logs_3",
-        4: HERE.parent / "real_logs_4", 5: HERE.parent / "real_logs_5"}
+        4: HERE.parent / "real_logs_4", 5: HERE.parent / "real_logs_5", 6: HERE.parent / "real_logs_6"}
 sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE.parents[0] / "doctor_zoo"))
 
@@ -143,8 +146,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=["dev", "heldout", "all"], default="dev")
     parser.add_argument("--set", type=int, choices=sorted(SETS), default=1,
-                        help="1: benchmarks/real_logs (split by source); 2-5: benchmarks/real_logs_2 to _5, "
-                             "each scored whole (set 2 is development data since its scoring)")
+                        help="1: benchmarks/real_logs (split by source); 2-6: benchmarks/real_logs_2 to _6, "
+                             "each scored whole (all but the newest are development data since their scoring)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     root = SETS[args.set]
@@ -152,7 +155,7 @@ def main() -> None:
     print(f"# real logs, set {args.set}: {len(entries)} in {root.name}/sources.toml; {date.today()} on {platform.node()} "
           f"({platform.machine()}, Python {platform.python_version()})")
     if args.set != 1:  # each collected after the one before was scored, and scored whole
-        role = {2: "scored once, development since", 3: "held out", 4: "held out", 5: "held out"}[args.set]
+        role = "held out" if args.set == max(SETS) else "scored once, development since"
         report(f"set {args.set}, {role}", [run_one(e, root) for e in entries], args.verbose)
         return
     groups = {"dev": [], "heldout": []}

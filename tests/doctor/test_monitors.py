@@ -227,25 +227,43 @@ def test_rollback_gives_up_after_the_limit():
     assert run.state.stop and "after 2 rollbacks" in run.state.stop_reason
 
 
-def test_epoch_means_survive_a_mid_epoch_resume():
-    def sample(monitor: GradNormMonitor, seed: int) -> None:
-        torch.manual_seed(seed)
-        model = nn.Linear(3, 2)
-        state = _state(model, torch.optim.SGD(model.parameters(), lr=0.1))
-        if monitor._index is None:
-            monitor.on_fit_start(state)
-        monitor._index = type(monitor._index)(model)
-        nn.functional.mse_loss(model(torch.randn(5, 3)), torch.randn(5, 2)).backward()
-        monitor.on_after_backward(state)
+def _sample(monitor: GradNormMonitor, seed: int) -> None:
+    torch.manual_seed(seed)
+    model = nn.Linear(3, 2)
+    state = _state(model, torch.optim.SGD(model.parameters(), lr=0.1))
+    if monitor._index is None:
+        monitor.on_fit_start(state)
+    monitor._index = type(monitor._index)(model)
+    nn.functional.mse_loss(model(torch.randn(5, 3)), torch.randn(5, 2)).backward()
+    monitor.on_after_backward(state)
 
+
+def test_epoch_means_survive_a_mid_epoch_resume():
     a, b = GradNormMonitor(1), GradNormMonitor(1)
     for seed in (0, 1):
-        sample(a, seed)
+        _sample(a, seed)
     b.load_state_dict(a.state_dict())
     b.on_epoch_start(None)  # type: ignore[arg-type]  # the trainer may fire EPOCH_START on resume
     for m in (a, b):
-        sample(m, 2)
-    assert a._means.means() == pytest.approx(b._means.means())
+        _sample(m, 2)
+    assert a._means.means() == b._means.means()  # the same numbers reduced the same way: equal, not close
+    assert set(b._means.counts().values()) == {3.0}
+
+
+def test_running_sums_of_an_older_checkpoint_add_to_the_new_samples():
+    """Checkpoints written before the samples were kept hold (sums, counts); a resumed epoch adds its samples to them."""
+    one = GradNormMonitor(1)
+    _sample(one, 2)
+    single = one._means.means()
+    keys = list(single)
+    old_sums, old_counts = [2.0 * (i + 1) for i in range(len(keys))], [2.0] * len(keys)  # two samples of 1, 2, ...
+    resumed = GradNormMonitor(1)
+    resumed.load_state_dict({"groups": [[keys, old_sums, old_counts]]})
+    resumed.on_epoch_start(None)  # type: ignore[arg-type]
+    _sample(resumed, 2)
+    expected = {k: (s + single[k]) / 3.0 for k, s in zip(keys, old_sums)}
+    assert resumed._means.means() == pytest.approx(expected, rel=1e-12)
+    assert resumed.state_dict()["groups"] == [[keys, old_sums, old_counts]]  # written again as they came
 
 
 def test_an_epoch_end_checkpoint_carries_nothing_into_the_next_epoch():

@@ -205,3 +205,20 @@ def test_a_training_loss_that_jumps_while_validation_holds_is_a_new_stage():
     # A converged loss wandering 0.006 -> 0.024 is no stage; a jump on both curves is an instability.
     assert "phase_regression" not in verdict(5, "Lxr-max")
     assert verdict(5, "SriHarshaBoyina")[0] == "unstable_training"
+
+
+def test_validation_frozen_while_training_wanders_is_a_plateau():
+    # Validation loss 0.512 to 4 digits for 30 epochs, training loss wandering 0.375-0.436 (up 6 % over the window).
+    assert verdict(3, "Lokendra2244")[0] == "plateau"
+    # A loss still creeping down over the same kind of window is no plateau.
+    assert "plateau" not in verdict(5, "DeeThunder")
+
+
+def test_a_validation_loss_rising_while_accuracy_keeps_climbing_is_info():
+    # DNABERT-2: evaluation loss 0.232 -> 0.29 while accuracy 0.917 -> 0.943 and MCC 0.83 -> 0.88, best at the end.
+    found = findings(5, "ShashankBommana")
+    assert [f.code for f in found if f.severity != "info"] == []
+    info = next(f for f in found if f.code == "overfitting")
+    assert info.evidence["val_acc_gain_since_onset"] >= 0.02 and not info.fixes
+    # MNIST: validation loss 0.059 -> 0.099 with accuracy flat at 0.98 since the loss's best is overfitting.
+    assert verdict(4, "NebusokuDev")[0] == "overfitting"

@@ -31,30 +31,32 @@ SATURATION_MARGIN = 0.01
 CONV_KINDS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
-def dead_fraction(out: torch.Tensor, channel_dim: int) -> torch.Tensor:
-    """Share of units never positive over the batch (and positions)."""
+def alive_fraction(out: torch.Tensor, channel_dim: int) -> torch.Tensor:
+    """Share of units positive somewhere in the batch (and positions), float32 of shape (1,); the dead share
+    is 1 minus it."""
     if out.dim() < 2:
-        return (out.max() <= 0).float()
+        return (~(out.max() <= 0)).float().reshape(1)  # as the dead test: a NaN maximum is not dead
     positive = out > 0
     if out.dim() > 2 or channel_dim not in (-1, 1):
         positive = positive.movedim(channel_dim, -1).reshape(-1, out.shape[channel_dim])
-    return 1.0 - positive.any(0).float().mean()
+    return torch.mean(positive.any(0), dim=0, keepdim=True, dtype=torch.float32)  # the mean converts the bools itself
 
 
 def saturated_fraction(out: torch.Tensor, module: nn.Module) -> torch.Tensor:
+    """Share of outputs within SATURATION_MARGIN of a bound, float32 of shape (1,)."""
     if isinstance(module, nn.Sigmoid):
         near = (out < SATURATION_MARGIN) | (out > 1 - SATURATION_MARGIN)
     else:
         near = out.abs() > 1 - SATURATION_MARGIN
-    return near.float().mean()
+    return torch.mean(near.reshape(1, -1), dim=1, dtype=torch.float32)
 
 
 class ActivationMonitor(EpochMeanMonitor):
     order = ORDER["activations"]
 
     def __init__(self, every_n_steps: int = 50):
-        super().__init__(every_n_steps)
-        self._targets: list[tuple[nn.Module, str, str, int]] = []  # module, record key, kind, channel dim
+        super().__init__(every_n_steps, reduce=self._dead_from_alive)
+        self._targets: list[tuple[nn.Module, Any]] = []  # module, its hook (built once)
         self._handles: list[Any] = []
 
     def on_fit_start(self, state: State) -> None:
@@ -74,25 +76,33 @@ class ActivationMonitor(EpochMeanMonitor):
                 kind = "saturated_frac"
             else:
                 continue
-            self._targets.append((module, f"{kind}/{owner_name or name}", kind, 1 if owner_is_conv else -1))
+            self._targets.append((module, self._hook(f"{kind}/{owner_name or name}", kind, 1 if owner_is_conv else -1)))
 
     def on_batch_start(self, state: State) -> None:
-        self._remove()
+        if self._handles:
+            self._remove()
         if self._targets and is_sampled(state, self.every_n_steps):
-            self._handles = [m.register_forward_hook(self._hook(key, kind, dim)) for m, key, kind, dim in self._targets]
+            self._handles = [m.register_forward_hook(hook) for m, hook in self._targets]
 
     def _hook(self, key: str, kind: str, dim: int) -> Any:
+        keys, add = (key,), self._means.add
+
         def hook(module: nn.Module, args: Any, out: Any) -> None:
             if not isinstance(out, torch.Tensor) or out.numel() == 0:
                 return
-            with torch.no_grad():
-                value = dead_fraction(out, dim) if kind == "dead_frac" else saturated_fraction(out, module)
-                self._means.add((key,), value.reshape(1))
+            out = out.detach()  # cheaper than entering no_grad
+            add(keys, alive_fraction(out, dim) if kind == "dead_frac" else saturated_fraction(out, module))
 
         return hook
 
+    @staticmethod
+    def _dead_from_alive(keys: tuple[str, ...], row: list[float]) -> tuple[list[float], None]:
+        # the hook keeps the alive share (one kernel fewer per call); the dead share is the rest
+        return ([1.0 - v for v in row] if keys[0].startswith("dead_frac/") else row), None
+
     def on_after_loss(self, state: State) -> None:
-        self._remove()  # the forward pass is over; evaluation must not pay for hooks
+        if self._handles:
+            self._remove()  # the forward pass is over; evaluation must not pay for hooks
 
     def on_fit_end(self, state: State) -> None:
         self._remove()

@@ -1,17 +1,18 @@
 """Gradient norms per layer and in total, before clipping: the evidence for exploding/vanishing gradients.
 
 Every ``every_n_steps`` optimizer steps, at AFTER_BACKWARD (gradients present and unscaled), the L2
-norm of each layer's gradient is added to a device-side running sum. At EVAL_END the epoch's means go
-into the record as ``grad_norm`` and ``grad_norm/<layer>`` with a single transfer to the host. Samples
-whose total norm is NaN/Inf are left out of the mean (the NaN guard counts them as ``nonfinite_steps``),
-so one bad step does not hide the rest of the epoch; an epoch with no finite sample records NaN.
+norm of each parameter's gradient is kept on the device (one ``_foreach_norm``), and the NaN guard reads
+it too. At EVAL_END the epoch's samples come to the host in one transfer, become per-layer norms, and
+their means go into the record as ``grad_norm`` and ``grad_norm/<layer>``. Samples whose total norm
+is NaN/Inf are left out of the mean (the NaN guard counts them as ``nonfinite_steps``), so one bad step
+does not hide the rest of the epoch; an epoch with no finite sample records NaN.
 """
 
 from __future__ import annotations
 
-import torch
+import math
 
-from trainwise.callbacks.monitoring import EpochMeanMonitor, LayerIndex, is_sampled
+from trainwise.callbacks.monitoring import EpochMeanMonitor, LayerIndex, is_sampled, share_grad_norms
 from trainwise.core import ORDER, State
 
 
@@ -21,7 +22,7 @@ class GradNormMonitor(EpochMeanMonitor):
     order = ORDER["grad_norms"]
 
     def __init__(self, every_n_steps: int = 50):
-        super().__init__(every_n_steps)
+        super().__init__(every_n_steps, reduce=self._per_layer)
         self._index: LayerIndex | None = None
         self._keys: tuple[str, ...] = ()
 
@@ -33,10 +34,13 @@ class GradNormMonitor(EpochMeanMonitor):
     def on_after_backward(self, state: State) -> None:
         if self._index is None or not is_sampled(state, self.every_n_steps):
             return
-        grads, slots = self._index.grads()
-        if not grads:
-            return
-        layer_sq = self._index.per_layer_sq(grads, slots)
-        sample = torch.cat([layer_sq.sum().view(1), layer_sq]).sqrt()
-        weight = torch.isfinite(sample[0]).float().expand_as(sample)
-        self._means.add(self._keys, sample, weight)
+        row = self._index.grad_norms()
+        if row is not None:
+            share_grad_norms(state, row)
+            self._means.add(self._keys, row)
+
+    def _per_layer(self, keys: tuple[str, ...], row: list[float]) -> tuple[list[float], list[float]]:
+        """Per-parameter norms -> (total and per-layer norms, weight 1 each where the total is finite, else 0)."""
+        layer_sq = self._index.per_layer_sq(row)
+        sample = [math.sqrt(v) for v in (sum(layer_sq), *layer_sq)]  # an Inf stays Inf, a NaN NaN
+        return sample, [1.0 if math.isfinite(sample[0]) else 0.0] * len(sample)

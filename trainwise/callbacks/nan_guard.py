@@ -27,22 +27,27 @@ from typing import Any
 
 import torch
 
-from trainwise.callbacks.monitoring import is_sampled
+from trainwise.callbacks.monitoring import is_sampled, shared_grad_norms
 from trainwise.core import ORDER, Callback, State
 
 POLICIES = ("stop", "skip", "rollback")
 
 
-def nonfinite_flag(loss: torch.Tensor | None, model: torch.nn.Module, grads: bool = True) -> torch.Tensor:
-    """A 0-d bool tensor on the device: is the loss or any gradient NaN/Inf? (No host sync.)"""
-    values = [p.grad for p in model.parameters() if p.grad is not None] if grads else []
-    if values:
-        values = [torch.stack(torch._foreach_norm(values))]  # a NaN/Inf entry makes its gradient's norm NaN/Inf
+def all_finite(loss: torch.Tensor | None, model: torch.nn.Module, grads: bool = True,
+               grad_norms: torch.Tensor | None = None) -> bool:
+    """Are the loss and every gradient finite? One host read (a sync on a GPU) of the gradients' norms and
+    the loss: for a few numbers, a transfer and Python's isfinite cost less than kernels that reduce them
+    to one flag. ``grad_norms``: the gradients' norms, already taken at this step (the gradient-norm monitor)."""
+    values = []
+    if grads and grad_norms is not None:
+        values.append(grad_norms)
+    elif grads:  # a NaN/Inf entry makes its gradient's norm NaN/Inf
+        present = [p.grad for p in model.parameters() if p.grad is not None]
+        if present:
+            values.append(torch.stack(torch._foreach_norm(present)))
     if loss is not None:
-        values.append(loss.detach().reshape(-1))
-    if not values:
-        return torch.zeros((), dtype=torch.bool)
-    return ~torch.cat(values).isfinite().all()  # cat promotes the norms' and the loss's dtypes
+        values.append(loss.detach().reshape(1))
+    return not values or all(map(math.isfinite, torch.cat(values).tolist()))  # cat promotes the dtypes
 
 
 class NanGuard(Callback):
@@ -94,16 +99,16 @@ class NanGuard(Callback):
         if self.policy == "stop":
             # Read at once: the sampled step's own number goes into the reason (state.step counts the
             # steps taken, so this one is state.step + 1).
-            if is_sampled(state, self.every_n_steps) and not self._stopped and bool(
-                nonfinite_flag(state.loss, state.model, grads=state.config.train.precision != "fp16")
+            if is_sampled(state, self.every_n_steps) and not self._stopped and not all_finite(
+                state.loss, state.model, state.config.train.precision != "fp16", shared_grad_norms(state)
             ):
                 self._epoch_bad += 1
                 self._stop(state, f"NaN/Inf loss or gradient at optimizer step {state.step + 1} (epoch {state.epoch}); "
                            "lower optim.lr, set train.grad_clip_norm=1.0, use train.precision=fp32, or set "
                            "monitors.nan_policy=skip or rollback to ride over isolated bad batches")
             return
-        flag = nonfinite_flag(state.loss, state.model, grads=state.config.train.precision != "fp16")
-        if not bool(flag):  # skip/rollback must decide before optimizer.step: one sync
+        # skip/rollback must decide before optimizer.step: one sync
+        if all_finite(state.loss, state.model, state.config.train.precision != "fp16", shared_grad_norms(state)):
             return
         self._epoch_bad += 1
         state.skip_step = True

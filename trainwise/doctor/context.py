@@ -370,7 +370,7 @@ class Context:
             level = float(loss[0])
         elif len(first) == 3 and (first.max() - first.min()) <= 0.05 * abs(float(first[0])):
             level = float(first[0])
-        if level is None or level < 0.5:
+        if level is None or level < 0.5 or level > math.log(100_000):  # beyond 100,000 classes: a loss of another kind
             return None
         k = int(round(math.exp(level)))
         if k < 2 or abs(level - math.log(k)) > 0.02 * math.log(k):

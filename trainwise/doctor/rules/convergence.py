@@ -21,7 +21,8 @@ the specific ones (lr_too_low, over_regularized) subsume the generic ones (under
 * underfitting (warning): training accuracy < 0.8 with train and validation within 10 points, not at
   chance. AUTOTRAINER's "not converged" uses best accuracy < 0.6; 0.8 with the train~val condition
   separates "cannot fit" from "fits but does not generalise".
-* plateau (warning): training and validation loss both changed < 2 % over the last max(5, n/4) epochs
+* plateau (warning): neither training nor validation loss improved by 2 % over the last max(5, n/4) epochs
+  (a training loss up < 10 % is no better than flat)
   while the model is not converged (training accuracy < 0.9, or excess training loss >= 0.1 ln K).
   SageMaker's LossNotDecreasing uses < 0.1 % per 10 steps, which fires on every converged run. A training
   loss that went down in >= 80 % of the window's epochs is a slow descent, not a flat one. It ranks
@@ -409,8 +410,11 @@ def _relative_change(y: np.ndarray, window: int) -> float:
     f = signals.finite(y)
     if len(f) <= window:
         return math.nan
-    start = float(np.median(f[-window - 2 : -window + 1])) if len(f) > window + 1 else float(f[-window - 1])
-    end = signals.tail_median(f, 2)
+    # Medians over a third of the window at each end (at least 3 and 2 epochs): a training loss that wanders
+    # +-5 % from epoch to epoch around one level is flat, whichever two epochs happen to end the window.
+    k = max(3, window // 3)
+    start = float(np.median(f[-window - 2 : -window - 2 + k])) if len(f) > window + 1 else float(f[-window - 1])
+    end = signals.tail_median(f, max(2, k - 1))
     return (start - end) / max(abs(start), 1e-12)
 
 
@@ -420,7 +424,8 @@ def _plateau(ctx: Context) -> list[Finding]:
         return []
     train_gain = _relative_change(ctx.series("train_loss"), window)
     val_gain = _relative_change(ctx.series("val_loss"), window) if ctx.has("val_loss", window + 1) else 0.0
-    if not (abs(train_gain) < 0.02 and -0.05 < val_gain < 0.02):
+    # Neither curve improved by 2 %; a training loss that drifted up a little (< 10 %) is no better than flat.
+    if not (-0.10 < train_gain < 0.02 and -0.05 < val_gain < 0.02):
         return []
     if signals.share_decreasing(ctx.series("train_loss")[-window - 1 :]) >= STEADY_CREEP:
         return []  # down nearly every epoch, however slowly: a slow descent (underfitting, lr_too_low), not a flat one

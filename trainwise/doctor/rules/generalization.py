@@ -6,7 +6,9 @@
   the epochs since: a training loss that swings is the LR's problem) and the gap widens;
   and the validation loss had learned something (best <= 0.9 ln K), else it is stuck_at_chance. Without
   a validation loss, the same on accuracy: >= 2 points below the best while training accuracy rises.
-  With early stopping restoring the best weights the final model is unharmed: severity info. A milder
+  With early stopping restoring the best weights the final model is unharmed: severity info. So is a turn
+  while validation accuracy keeps climbing (>= 1 point since the loss's best, at its best at the end):
+  calibration drift, and the last weights are the best yet. A milder
   form, validation loss *and* accuracy flat for >= max(5, 25 % of the run) epochs while the training
   loss halves, is info (a warning with training accuracy >= 15 points above validation at the end). And a memorised training set, with no upturn needed: training accuracy >= 0.99
   and validation >= 10 points below it (a tiny training set with a big model; fixes lead with
@@ -64,6 +66,7 @@ VAL_ONLY_DROP = 0.05  # without training metrics, a larger fall before it counts
 SHORT_RISE, SHORT_DROP = 0.25, 0.30  # runs of 3-5 epochs: validation loss up a quarter, training down 30 %
 PAST_BEST_RISE = 0.15  # median validation loss after its best epoch, over that best
 PAST_BEST_TRAIN_DROP = 0.30  # the training loss still fitting: down 30 % since the best validation epoch
+ACC_STILL_GAINING = 0.01  # validation accuracy up >= 1 point since the loss's best, and at its best at the end
 MILD_RISE = 0.03  # a milder turn: validation loss up >= 3 % (and more than its own epoch-to-epoch step)
 
 
@@ -313,6 +316,16 @@ def _overfitting_loss(ctx: Context) -> list[Finding]:
     acc_held = ctx.has("val_acc") and signals.tail_median(ctx.series("val_acc")) >= float(np.nanmax(ctx.series("val_acc"))) - 0.01
     turned = rise >= RISE or (rise >= max(MILD_RISE, noise) and gap_end > 0 and not acc_held)
     if turned and above >= SUSTAINED and train_drop >= 0.10 and train_steady >= 0.6 and gap_end > gap_onset:
+        gained = _accuracy_gain_since(ctx, onset)
+        if acc_held and gained >= ACC_STILL_GAINING:
+            # Validation accuracy kept climbing to its best while the loss rose: the model grows more confident
+            # on what it still gets wrong (calibration), and the weights at the end are the best yet.
+            return [Finding("overfitting", "info", span(ctx, onset), ev | {"val_acc_gain_since_onset": sig(gained)},
+                            f"Validation loss rose {rise:.0%} above its best (epoch {ctx.epoch_at(onset)}, {best:.3g}) while "
+                            f"validation accuracy kept improving by {gained * 100:.1f} points to its best at the end: the "
+                            "model grows more confident on the examples it gets wrong. Not yet overfitting: early stopping "
+                            "on the validation loss would keep worse weights; monitor the accuracy instead, and stop when it turns.",
+                            [])]
         return _overfit(
             ctx, onset, ev | {"val_epoch_noise": sig(noise)},
             f"Validation loss stopped improving at epoch {ctx.epoch_at(onset)} ({best:.3g}) and ended {rise:.0%} higher "
@@ -320,6 +333,15 @@ def _overfitting_loss(ctx: Context) -> list[Finding]:
             f"{gap_onset:.3g} to {gap_end:.3g}.",
         )
     return _past_best_epoch(ctx) or _stalled(ctx, onset, train_drop, gap_onset, gap_end, ev)
+
+
+def _accuracy_gain_since(ctx: Context, onset: int) -> float:
+    """Validation accuracy at the end (3-epoch median) minus its level around ``onset``; 0 without it."""
+    if not ctx.has("val_acc", MIN_EPOCHS_OVERFIT):
+        return 0.0
+    acc = ctx.series("val_acc")
+    at = signals.finite(acc[max(0, onset - 1) : onset + 2])
+    return signals.tail_median(acc) - float(np.median(at)) if len(at) else 0.0
 
 
 def _past_best_epoch(ctx: Context) -> list[Finding]:
