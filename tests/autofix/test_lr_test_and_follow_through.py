@@ -9,7 +9,7 @@ import trainwise
 from tests.tools.cli import invoke
 from trainwise.autofix.lr_test import range_tested
 from trainwise.autofix.applicable import Sources
-from trainwise.autofix.score import still_improving
+from trainwise.autofix.score import short_of_fit, still_improving
 from trainwise.doctor.finding import Finding
 from trainwise.doctor.fixes import fmt
 
@@ -60,7 +60,7 @@ def test_a_kept_change_that_leaves_the_run_healthy_is_followed_through(crawling,
     lr = _lr_rounds(chain)
     healthy_at = next(i for i, r in enumerate(chain.rounds) if r["kept"] and r["findings_after"] == ["healthy"])
     records = [json.loads(line) for line in (tmp_path / chain.rounds[healthy_at]["run_dir"] / "history.jsonl").read_text().splitlines()]
-    if not still_improving([r for r in records if "val_acc" in r], "val_acc"):  # levelled off: nothing to follow
+    if not still_improving([r for r in records if "val_acc" in r], "val_acc") and not short_of_fit(records):  # levelled off: nothing to follow
         assert "levelled off" in chain.stop_reason and healthy_at == len(chain.rounds) - 1
         return
     follow = chain.rounds[healthy_at + 1]  # the run turned healthy with rounds left, still improving: one step further

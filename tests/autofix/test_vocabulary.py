@@ -137,8 +137,12 @@ def test_a_run_stuck_at_chance_behind_a_layer_narrower_than_the_classes_gets_a_w
                         data__batch_size=32, model__name="cnn", model__channels=[2, 2, 2], model__batch_norm=True, optim__lr=3e-3,
                         train__epochs=10, train__seed=51, train__progress="none", train__threads=1, train__report=False)
     stuck = next(f for f in run.findings if f.code == "stuck_at_chance")
-    assert "model.channels=[4, 4, 4]" in stuck.fixes and "fewer than the 10 classes" in stuck.message
-    assert stuck.fixes.index("model.channels=[4, 4, 4]") < next(i for i, f in enumerate(stuck.fixes) if f.startswith("optim.lr="))
+    # at once to a sound pyramid: the last stage at 32 >= 2K, each stage half the next (doubling took four re-runs)
+    assert "model.channels=[8, 16, 32]" in stuck.fixes and "fewer than the 10 classes" in stuck.message
+    assert stuck.fixes.index("model.channels=[8, 16, 32]") < next(i for i, f in enumerate(stuck.fixes) if f.startswith("optim.lr="))
+    chain = trainwise.fix(tmp_path / "pinched", rounds=1, out=tmp_path / "fix")
+    (first,) = chain.rounds
+    assert first["change"] == "model.channels=[8, 16, 32]" and first["kept"] and first["after"] > first["before"] + 0.3
 
 
 def test_pinch_is_a_width_below_the_number_of_classes():
@@ -147,6 +151,16 @@ def test_pinch_is_a_width_below_the_number_of_classes():
     assert fixes.pinch(ctx({"name": "cnn", "channels": [2, 4, 8]}))[0] == 8
     assert fixes.pinch(ctx({"name": "cnn", "channels": [2, 4, 16]})) is None  # a narrow stem is not all the head sees
     assert fixes.pinch(ctx({"name": "mlp", "hidden": [64]})) is None
+
+
+def test_a_cnn_is_widened_to_a_pyramid_when_its_head_is_narrower_than_the_classes_and_doubled_otherwise():
+    ctx = lambda channels, k=10: Context(records=[], config={"model": {"name": "cnn", "channels": channels}}, num_classes=k)  # noqa: E731
+    assert fixes.wider_model(ctx([2, 2, 2])) == "model.channels=[8, 16, 32]"
+    assert fixes.wider_model(ctx([4, 4])) == "model.channels=[16, 32]"
+    assert fixes.wider_model(ctx([64, 2])) == "model.channels=[64, 32]"  # a wide stem stays as wide
+    assert fixes.wider_model(ctx([2, 2, 2], k=100)) == "model.channels=[64, 128, 256]"
+    assert fixes.wider_model(ctx([8, 16, 32])) == "model.channels=[16, 32, 64]"  # a head wide enough: twice the width
+    assert fixes.wider_model(ctx([2, 2], k=None)) == "model.channels=[4, 4]"  # K unknown: twice the width
 
 
 def test_a_net_the_lr_killed_gets_the_lr_fix_first_and_a_net_its_init_killed_does_not(tmp_path):

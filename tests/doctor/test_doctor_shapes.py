@@ -464,6 +464,19 @@ def test_a_ramped_loss_term_that_grows_while_validation_improves_is_not_divergen
     assert "diverged" in codes(diagnose(records(train_loss=train, val_acc=falling), num_classes=10))
 
 
+def test_outputs_blown_up_while_accuracy_holds_are_divergence_and_a_falling_summed_loss_is_not():
+    """SGD at 0.1 on batches of one: the cross-entropy goes 1e13 -> 1e35 (never near ln 2) while validation
+    accuracy holds near 0.85 -- no ramped loss term explains logits that far off. A loss summed over the batch
+    starts far above ln K too, but falls: that is learning on another scale."""
+    n = 8
+    blown = [float(10 ** (13 + 3 * i)) for i in range(n)]
+    holding = [0.80] + [0.85 + 0.01 * (i % 2) for i in range(n - 1)]  # even a little better than epoch 1
+    found = diagnose(records(train_loss=blown, val_acc=holding), num_classes=2)
+    assert found[0].code == "diverged" and found[0].severity == "error", [str(f) for f in found]
+    summed = list(np.linspace(813.0, 515.0, n))
+    assert "diverged" not in codes(diagnose(records(train_loss=summed, val_acc=decaying(0.4, 0.7, n)), num_classes=10))
+
+
 def test_validation_loss_far_above_ln_k_with_accuracy_at_chance_is_never_healthy():
     """Shuffled labels: training accuracy 0.90, validation 0.10, validation loss 2.3 -> 3.9."""
     n = 15

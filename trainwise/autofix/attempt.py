@@ -47,6 +47,16 @@ class Attempt:
     def improving(self, metric: str) -> bool:
         return scoring.still_improving(self.records, metric, self.summary.get("restored_epoch"))
 
+    def short_of_fit(self) -> bool:
+        """Still short of fitting its own training set (scoring.short_of_fit), with nothing in the config that
+        holds training accuracy down by design (dropout, augmentation, MixUp / CutMix)."""
+        from trainwise.doctor import _config_dict
+        from trainwise.doctor.context import Context
+
+        if Context(records=[], config=_config_dict(self.config)).train_handicaps():
+            return False
+        return scoring.short_of_fit(self.records, self.summary.get("restored_epoch"))
+
     def noise(self, metric: str) -> float:
         return scoring.spread(self.records, metric, self.summary.get("restored_epoch"))
 

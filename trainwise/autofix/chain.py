@@ -5,10 +5,12 @@ applies and was not tried yet (a fix that cannot apply is skipped with the reaso
 config with that one change, same seed and data; keep the change only if the validation metric improved
 by more than the noise (trainwise.autofix.score). A kept change becomes the current run, and its own
 findings are read next; a rejected one leaves the current run as it was and the next finding is tried
-(its first fix, then the second fixes, and so on). A fix of the LR for a finding about the LR takes
+(its first fix, then the second fixes, and so on); a kept change whose finding is still there is taken
+one step further first (trainwise.autofix.follow_through.step). A fix of the LR for a finding about the LR takes
 its value from an LR range test on the run's model and data (trainwise.autofix.lr_test). When a kept
 change leaves the run healthy, the chain follows it through: one step further along the same line while
-each step helps (trainwise.autofix.follow_through). The chain stops after ``rounds`` re-runs, when
+each step helps, if validation was still improving or the training set is not fitted yet
+(trainwise.autofix.follow_through). The chain stops after ``rounds`` re-runs, when
 ``budget_epochs`` would be exceeded, when no applicable fix is left, or when a step of the follow-through
 does not help. A healthy run is left alone: no re-run. The test split is scored once, at the end, for
 the final run.
@@ -82,6 +84,8 @@ class FixChain:
                 lines.append(f"  round {r['round']}: {lr_test_text(r['lr_test'])}")
             if r.get("follow_through"):
                 lines.append(f"  round {r['round']}: the run is healthy; a step further along {r['finding']}")
+            elif r.get("step_further"):
+                lines.append(f"  round {r['round']}: {r['finding']} is still there; a step further along the change that helped")
             if r.get("failed"):
                 lines.append(f"  round {r['round']}: {r['finding']} -> {r['change']}: the run failed ({r['failed']}); rejected")
                 continue
@@ -166,20 +170,24 @@ def fix(
     data_cache: dict[str, Any] = {}
     stop = f"used all {rounds} rounds"
     follow: tuple | None = None  # (finding, kept change, config before, config after, LR test) while following through
+    persists: tuple | None = None  # (finding code, kept change, config before, config after) when the kept change left its finding
     for number in range(1, rounds + 1):
+        ahead = None
         if follow is not None:
             picked = _next_fix(current, lambda _: follow_up.further(*follow), tried, sources, data_cache, chain)
             if picked is None:
                 stop = f"healthy after round {number - 1}; no further step along {follow[0].code} to try"
                 break
         else:
-            picked = _next_fix(current, propose, tried, sources, data_cache, chain)
+            ahead = follow_up.step(*persists[1:]) if persists else None
+            picked = _next_fix(current, lambda c: _ahead_first(c, persists, ahead, propose), tried, sources, data_cache, chain)
             if picked is None:
                 stop = "no applicable fix left to try"
                 break
         finding, change = picked
+        ahead = ahead if change == ahead else None
         lr_info = None
-        if lr_test and follow is None:
+        if lr_test and follow is None and ahead is None:  # a step along a kept LR change takes no new range test
             tested, lr_info = lr_testing.range_tested(finding, change, current.config, sources, data_cache[repr(current.config.data)])
             if say and lr_info:
                 say(f"round {number}: {lr_test_text(lr_info)}")
@@ -206,7 +214,7 @@ def fix(
                                  "change": change, "run_dir": str(out / f"round-{number}-{code}"), "before": current.score(metric),
                                  "after": None, "gain": None, "threshold": None, "kept": False, "epochs": 0,
                                  "findings_after": [], "failed": f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}",
-                                 **_extras(follow, lr_info)})
+                                 **_extras(follow, lr_info, ahead)})
             if say:
                 say(f"round {number}: the run failed with this change ({type(err).__name__}): rejected")
             if follow is not None:
@@ -226,24 +234,28 @@ def fix(
                              "finding_epochs": list(finding.epochs) if finding else None, "why": finding.message if finding else "",
                              "change": change, "run_dir": str(attempt.run_dir), "before": before, "after": after, "gain": gain,
                              "threshold": threshold, "kept": kept, "epochs": attempt.epochs, "findings_after": _codes(attempt),
-                             **_extras(follow, lr_info)})
+                             **_extras(follow, lr_info, ahead)})
         if lr_info and attempt.run_dir is not None and lr_info.get("result") is not None:
             lr_info["result"].save(attempt.run_dir)  # the curve beside the attempt it chose the LR for
         if kept:
             _release(current)
             before_cfg, current = current.config, attempt
+            persists = None
             if current.problems or not only_if_findings:
                 follow = None
+                if finding is not None and finding.code in {f.code for f in current.problems}:
+                    persists = (finding.code, change, before_cfg, current.config)  # it helped and is not done: more of it first
             elif not follow_through or finding is None:
                 stop = f"healthy after round {number}"
                 break
-            elif not current.improving(metric):
+            elif not current.improving(metric) and not current.short_of_fit():
                 stop = f"healthy after round {number}, and {metric} had levelled off: nothing to follow further"
                 break
             else:  # healthy now: one step further along the line that helped (follow_through.py)
                 follow = (finding, change, before_cfg, current.config, lr_info or (follow[4] if follow else None))
         else:
             _release(attempt)
+            persists = None  # the step along it did not help (or another fix was tried): the doctor's order from here
             if follow is not None:
                 stop = f"round {number}, a step further along {follow[0].code}, did not help; stopped there"
                 break
@@ -255,8 +267,18 @@ def fix(
     return chain
 
 
-def _extras(follow: tuple | None, lr_info: dict[str, Any] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {"follow_through": follow is not None}
+def _ahead_first(current: Attempt, persists: tuple | None, ahead: str | None, propose: Proposer) -> Iterator[tuple[Finding | None, str]]:
+    """After a kept change whose finding is still there: that change one step further first (600 training
+    samples helped an overfitted run that still overfits: 2400 next, before early stopping), then the doctor's."""
+    if ahead is not None:
+        finding = next((f for f in current.problems if f.code == persists[0]), None)
+        if finding is not None:
+            yield finding, ahead
+    yield from propose(current)
+
+
+def _extras(follow: tuple | None, lr_info: dict[str, Any] | None, ahead: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"follow_through": follow is not None, "step_further": ahead is not None}
     if lr_info:
         out["lr_test"] = lr_testing.summary(lr_info)
     return out

@@ -6,7 +6,9 @@ widened twice is no longer underfitting by the doctor's measure and still gains 
 A kept change confirmed its finding's diagnosis with a gain above the noise, and a careful practitioner
 then tries one step further along the same line before stopping, unless the run has levelled off (a
 validation curve still climbing at the last epoch has not shown what the change can give; a flat one
-has: trainwise.autofix.score.still_improving). So does the chain, while rounds and budget remain:
+has: trainwise.autofix.score.still_improving) and fits its training set (a run that still gets more than
+3 % of it wrong has not shown it either: trainwise.autofix.score.short_of_fit). So does the chain, while
+rounds and budget remain:
 
 1. the kept key one step further the same way: the LR by half a decade (x3 or /3, the grid step of LR
    searches, rounded to the 1-2-3-5 grid), within the optimizer's usual range; after an LR range test
@@ -17,7 +19,8 @@ has: trainwise.autofix.score.still_improving). So does the chain, while rounds a
 2. then the finding's other fixes not tried yet, in the doctor's order (an over-regularised run whose
    dropout fix helped tries the smaller label smoothing next).
 
-Each step is an ordinary round, kept only when it beats the noise. The follow-through ends at the first
+The same step (``step``) comes first when a kept change left its finding in place: it helped and is not
+done. Each step is an ordinary round, kept only when it beats the noise. The follow-through ends at the first
 rejected step (more of it no longer helps), when a problem shows again (the doctor's findings lead once
 more), or when rounds or budget run out. A run that was healthy to begin with is still left alone:
 this only continues a repair.
@@ -41,13 +44,19 @@ WIDTH_KEYS = ("model.hidden", "model.channels")
 def further(finding: Finding, kept: str, before: Config, after: Config, lr_info: dict[str, Any] | None) -> Iterator[tuple[Finding, str]]:
     """The follow-through candidates after ``kept`` (a change from ``finding``) turned ``before`` into ``after``."""
     key, _ = parse_override(kept)
-    step = (_lr_step(key, before, after, lr_info) if key in LR_KEYS else _wider(after) if key in WIDTH_KEYS
-            else _more_data(after) if key == "data.train_subset" else None)
-    if step:
-        yield finding, step
+    ahead = step(kept, before, after, lr_info)
+    if ahead:
+        yield finding, ahead
     for change in finding.fixes:
         if parse_override(change)[0] != key:  # the kept key moves by its step above, not back to the finding's value
             yield finding, change
+
+
+def step(kept: str, before: Config, after: Config, lr_info: dict[str, Any] | None = None) -> str | None:
+    """The kept key one step further the same way (None for a key with no line to follow: a switch)."""
+    key, _ = parse_override(kept)
+    return (_lr_step(key, before, after, lr_info) if key in LR_KEYS else _wider(after) if key in WIDTH_KEYS
+            else _more_data(after) if key == "data.train_subset" else None)
 
 
 def _lr_step(key: str, before: Config, after: Config, lr_info: dict[str, Any] | None) -> str | None:

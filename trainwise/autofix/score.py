@@ -108,3 +108,20 @@ def still_improving(records: list[dict[str, Any]], metric: str, restored_epoch: 
     slope = theil_sen(np.asarray(values))
     trend = (slope if mode_of(metric) == "max" else -slope) * (len(values) - 1)
     return trend > floor(2 * spread(records, metric, restored_epoch), values[-1], metric)
+
+
+# A network with capacity to spare leaves fewer than 3 % of its training set wrong by the end of a run.
+FITTED_TRAIN_ACC = 0.97
+
+
+def short_of_fit(records: list[dict[str, Any]], restored_epoch: int | None = None) -> bool:
+    """Training accuracy over the last WINDOW epochs up to the scored one (their median) below 0.97: the
+    run has not shown what it can fit, levelled off or not (a deep sigmoid net that batch norm brought from
+    chance to 0.94 on its training set, where its ReLU twin fits all of it). False without train_acc."""
+    import statistics
+
+    end = scored_index(records, restored_epoch) + 1
+    values = [_value(r.get("train_acc")) for r in records[max(0, end - WINDOW):end]]
+    values = [v for v in values if math.isfinite(v)]
+    return bool(values) and statistics.median(values) < FITTED_TRAIN_ACC
+

@@ -158,6 +158,19 @@ def _widened(hidden: list[int], classes: int | None) -> list[int]:
     return out if out != hidden else [2 * h for h in hidden]
 
 
+def _widened_stages(channels: list[int], classes: int | None) -> list[int]:
+    """A CNN whose last stage is narrower than K (after global pooling all the head sees) lifted at once to
+    a sound pyramid: the last stage at the smallest power of two >= 2K, each stage before it at least half
+    the next (the usual doubling per stage), so ``[2, 2, 2]`` for 10 classes -> ``[8, 16, 32]``, where
+    doubling needs four re-runs to get there. Otherwise twice the width everywhere."""
+    if not classes or classes < 3 or not channels or channels[-1] >= classes:
+        return [2 * c for c in channels]
+    out = [max(channels[-1], 2 ** math.ceil(math.log2(2 * classes)))]
+    for c in reversed(channels[:-1]):
+        out.insert(0, max(c, out[0] // 2))
+    return out
+
+
 def pinch(ctx: Context) -> tuple[int, str] | None:
     """The narrowest width features pass through on the way to the head, and where, when it is narrower
     than the number of classes: fewer units than classes cannot keep them all apart (an MLP's hidden
@@ -179,12 +192,13 @@ def pinch(ctx: Context) -> tuple[int, str] | None:
 
 def wider_model(ctx: Context) -> str | None:
     """A wider model on the key the configured builder reads (a bottleneck lifted to its neighbours'
-    width, else twice the width); None for a model passed in by the user."""
+    width or, narrower than K, to a sound width at once; else twice the width); None for a model passed in
+    by the user."""
     name = ctx.cfg("model.name", "mlp")
     if ctx.user_model:
         return None
     if name in CHANNEL_MODELS:
-        return f"model.channels=[{', '.join(str(c) for c in _widened(list(ctx.cfg('model.channels', [32, 64])), None))}]"
+        return f"model.channels=[{', '.join(str(c) for c in _widened_stages(list(ctx.cfg('model.channels', [32, 64])), ctx.num_classes))}]"
     if name in HIDDEN_MODELS:
         hidden = ctx.cfg("model.hidden") or [128, 64]
         return f"model.hidden=[{', '.join(str(h) for h in _widened(list(hidden), ctx.num_classes))}]"

@@ -3,7 +3,8 @@
 * diverged (error): a NaN/Inf loss, or a training loss that ends at >= 3x the level a fresh classifier
   starts at (ln K, or the first epoch when K is unknown); with only validation logged and K known, a
   validation loss that ends >= 3x ln K and never came down to ln K. A first epoch that starts high and then
-  recovers is not divergence. NaN/Inf steps that a NaN guard skipped or rolled back, with finite epoch
+  recovers is not divergence, nor a training loss that grew while validation improved or held (a ramped
+  loss term), unless it never came down to ln K and ends >= 100x it (blown-up outputs). NaN/Inf steps that a NaN guard skipped or rolled back, with finite epoch
   losses, are reported as a warning: the run survived but sits at the edge of stability.
 * lr_too_high (warning): the training loss oscillates (>= 2 rises and falls of >= 10 %, rises in >= 20 %
   of epochs, AUTOTRAINER's share) or rises in the first epochs, *and* the LR is implicated: above the
@@ -107,12 +108,28 @@ def _diverged(ctx: Context) -> list[Finding]:
     end = signals.tail_median(loss, 2)
     if end >= BLOWUP * ref:
         first = int(np.argmax(np.nan_to_num(loss, nan=0.0) >= BLOWUP * ref))
-        if validation_improves(ctx, first) or validation_holds(ctx, first):
+        if not _outputs_blown_up(ctx, finite_loss, start, end) and (validation_improves(ctx, first) or validation_holds(ctx, first)):
             return _guarded_steps(ctx)  # the objective changed (a ramped loss term), the model did not break
         ev |= {"start_loss": sig(ref), "end_loss": sig(end), "growth": sig(end / ref)}
         what = f"the training loss grew from {ref:.3g} to {end:.3g} ({end / ref:.3g}x)"
         return [_diverged_finding(ctx, first, ev, what)]
     return _guarded_steps(ctx)
+
+
+# A classifier's cross-entropy this many times ln K needs logits off by ~100 ln K nats: outputs that have
+# blown up, not a training objective that gained a term.
+BLOWN_OUTPUTS = 100.0
+
+
+def _outputs_blown_up(ctx: Context, finite_loss: np.ndarray, start: float, end: float) -> bool:
+    """K is known, the training loss never came down to ln K (a uniform guess's loss), ends >= 100x it and
+    above where it started. (A loss summed over the batch starts far above ln K and falls: 813 -> 515 is
+    learning on another scale, not outputs blowing up.)
+    Validation accuracy that rose meanwhile does not make that a ramped loss term: SGD at 0.1 on batches of
+    one (breast_cancer) keeps 85 % accuracy while its loss goes 1e13 -> 1e35 and then turns NaN."""
+    chance = ctx.chance_loss
+    return bool(chance and ctx.task != "regression" and float(finite_loss.min()) > chance and end >= BLOWN_OUTPUTS * chance
+                and end > start)
 
 
 def _validation_blown_up(ctx: Context) -> list[Finding]:
