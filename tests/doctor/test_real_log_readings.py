@@ -15,7 +15,7 @@ from trainwise.errors import UserError
 ROOT = Path(__file__).resolve().parents[2]
 SETS = {1: ROOT / "benchmarks" / "real_logs", 2: ROOT / "benchmarks" / "real_logs_2",
         3: ROOT / "benchmarks" / "real_logs_3", 4: ROOT / "benchmarks" / "real_logs_4",
-        5: ROOT / "benchmarks" / "real_logs_5"}
+        5: ROOT / "benchmarks" / "real_logs_5", 6: ROOT / "benchmarks" / "real_logs_6"}
 
 
 def entry(set_no: int, owner: str) -> tuple[Path, dict]:
@@ -167,6 +167,20 @@ def test_swings_that_died_down_to_recovered_dips_are_not_a_warning():
     assert verdict(4, "AbyssDrn") == ["healthy"]
 
 
+@pytest.mark.parametrize("owner, lr_swinging, lr_calm", [
+    ("Mounisha-2005", 1e-3, 2.5e-4),  # birds: validation accuracy 0.45-0.71 at 1e-3, 0.76-0.81 once halved twice
+    ("ShouryaDesai135", 5e-4, 6.25e-5),  # grape leaves: 0.45-0.81 through epoch 35, calm at <= 6e-5
+])
+def test_swings_that_stopped_only_when_the_schedule_cut_the_lr_say_the_lr_was_too_high(owner, lr_swinging, lr_calm):
+    found = [f for f in findings(6, owner) if f.severity != "info"]
+    assert found and found[0].code == "lr_too_high", [str(f) for f in found]
+    ev = found[0].evidence
+    assert (ev["lr_while_swinging"], ev["lr_when_calm"]) == (lr_swinging, lr_calm)
+    assert any("learning rate" in a for a in found[0].advice), found[0].advice
+    # The animal-sound run above calmed at one LR: its swings stay info.
+    assert [f.code for f in findings(4, "AbyssDrn") if f.severity != "info"] == []
+
+
 def test_validation_that_keeps_jumping_to_the_end_is_unstable():
     # A fine-tune whose validation loss jumps >= 25 % six times in its last 16 of 50 epochs: not died down.
     assert verdict(1, "pilot-j")[0] == "unstable_training"
@@ -222,3 +236,24 @@ def test_a_validation_loss_rising_while_accuracy_keeps_climbing_is_info():
     assert info.evidence["val_acc_gain_since_onset"] >= 0.02 and not info.fixes
     # MNIST: validation loss 0.059 -> 0.099 with accuracy flat at 0.98 since the loss's best is overfitting.
     assert verdict(4, "NebusokuDev")[0] == "overfitting"
+    # Blastocysts: validation loss best at epoch 7 (0.481), 26 % above it at the end; accuracy 0.812 there and
+    # 0.817 at the end -- the loss's best was the accuracy's peak too, so accuracy has not kept climbing.
+    assert verdict(6, "Rida-Nuha")[0] == "overfitting"
+
+
+# ----------------------------------------------------------------------------- an LR column without an optimizer
+def test_an_lr_below_every_optimizers_range_is_lr_too_low_and_its_fix_raises_it():
+    # Brain tumour MRI at 1e-6 (halved twice): 0.694 -> 0.662 against ln 2 in 23 epochs.
+    found = [f for f in findings(6, "2200090203") if f.severity != "info"]
+    assert found and found[0].code == "lr_too_low", [str(f) for f in found]
+    assert "every common optimizer" in found[0].message
+    assert any("learning rate 1e-5 (now 1e-6)" in a for a in found[0].advice), found[0].advice
+    # A logged 1e-5 (float32: 9.99999975e-06) is on the range's edge, not below it: no LR verdict, no lower LR.
+    edge = findings(5, "SKR18156592")
+    assert "lr_too_low" not in [f.code for f in edge]
+    assert not any("learning rate" in a and "(now 1e-5)" in a and "1e-6" in a for f in edge for a in f.advice)
+
+
+def test_a_foreign_fine_tune_at_a_small_lr_is_not_called_low():
+    # DNABERT-2 fine-tuned at 3e-5 (linear decay): inside fine-tuning's usual range, whatever the optimizer.
+    assert "lr_too_low" not in verdict(5, "ShashankBommana")

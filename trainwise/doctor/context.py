@@ -30,6 +30,10 @@ TYPICAL_LR = {name: opt.typical_lr for name, opt in OPTIMIZERS.items()}
 # 1e-5 to 1e-4 (seed 002's EVA02 fine-tune: 3e-5, OneCycle peak 2.4e-4), ResNet fine-tunes SGD at 1e-3 to
 # 1e-2. So the range reaches 100x lower and stops 10x lower, and the typical LR is a twentieth.
 FINETUNE_RANGE_SCALE = (1e-2, 1e-1)
+# The optimizer unknown (another tool's log with an lr column): only an LR outside every common optimizer's
+# usual range, fine-tuning included, is out of range -- below 1e-5 (under AdamW fine-tunes' 1e-5 to 1e-4,
+# 10x under Adam's 1e-4 from scratch), above 1 (above SGD's 0.5).
+UNKNOWN_OPTIMIZER_RANGE = (1e-5, 1.0)
 FINETUNE_TYPICAL_SCALE = 0.05
 # Schedules that ignore schedule.warmup_epochs (OneCycle has its own ramp, pct_start).
 WARMUP_IGNORED_BY = ("onecycle",)
@@ -210,6 +214,8 @@ class Context:
 
     def lr_range(self) -> tuple[float, float] | None:
         rng = LR_RANGES.get(self.optimizer or "")
+        if rng is None and self.optimizer is None:
+            return UNKNOWN_OPTIMIZER_RANGE
         if rng is None or not self.finetuning:
             return rng
         return rng[0] * FINETUNE_RANGE_SCALE[0], rng[1] * FINETUNE_RANGE_SCALE[1]
@@ -224,11 +230,20 @@ class Context:
         if rng is None or self.base_lr is None:
             return None
         low, high = rng
-        if self.base_lr < low:
+        # Within float32 rounding of an edge is on it: a logged 1e-5 reads back as 9.99999975e-06.
+        if self.base_lr < low * (1 - 1e-6):
             return "low"
-        if self.base_lr > high:
+        if self.base_lr > high * (1 + 1e-6):
             return "high"
         return None
+
+    def lr_position_text(self) -> str:
+        """The sentence that says where the LR lies: 'optim.lr=1e-06 is below the usual range for adam'."""
+        side = "below" if self.lr_position() == "low" else "above"
+        if self.optimizer is None:
+            low, high = UNKNOWN_OPTIMIZER_RANGE
+            return f"the logged LR {self.base_lr:g} is {side} the usual range of every common optimizer ({low:g} to {high:g})"
+        return f"optim.lr={self.base_lr:g} is {side} the usual range for {self.optimizer}"
 
     @property
     def warmup_acts(self) -> bool:

@@ -41,7 +41,7 @@ def likely_causes(ctx: Context) -> tuple[list[str], list[str]]:
         # A step far too large is the one cause that explains the others: it kills ReLUs and, with them, the
         # gradient below them. Lowering it comes first; re-initialising or normalising a network the LR will
         # kill again does not help.
-        causes.append(f"optim.lr={ctx.base_lr:g} is above the usual range for {ctx.optimizer}")
+        causes.append(ctx.lr_position_text())
         fx.append(fixes.lower_lr(ctx))
     train, val = ctx.series("train_loss"), ctx.series("val_loss")
     if ctx.has("val_loss", MIN_EPOCHS) and signals.theil_sen(train) < 0 <= signals.theil_sen(val):
@@ -61,7 +61,7 @@ def likely_causes(ctx: Context) -> tuple[list[str], list[str]]:
         causes.append(f"the first layer's gradient is {ratio:.1e} of the last layer's (vanishing)")
         fx += [fixes.batch_norm(ctx), "model.activation=relu"]
     if pos == "low":
-        causes.append(f"optim.lr={ctx.base_lr:g} is below the usual range for {ctx.optimizer}")
+        causes.append(ctx.lr_position_text())
         fx.append(fixes.higher_lr(ctx))
     if ctx.cfg("data.normalize") is False:
         causes.append("inputs are not normalised (data.normalize=false)")

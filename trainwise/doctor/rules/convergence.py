@@ -113,7 +113,7 @@ def _lr_too_low(ctx: Context) -> list[Finding]:
                              "first_train_loss": sig(prog.first), "end_train_loss": sig(prog.last)}
     why = []
     if ctx.lr_position() == "low":
-        why.append(f"optim.lr={ctx.base_lr:g} is below the usual range for {ctx.optimizer}")
+        why.append(ctx.lr_position_text())
     if ratios is not None and ratios[1] < LOW_UPDATE_RATIO:
         why.append(f"even the fastest layer moves only {ratios[1]:.1e} of its weights per step (healthy ~1e-3)")
     pace = "still falls at its initial pace" if linear else f"removed only {prog.removed:.0%} of its initial excess"

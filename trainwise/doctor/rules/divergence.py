@@ -23,7 +23,8 @@
   did not improve since (lr_too_high when the LR is above its range). Swings without LR evidence that
   stopped -- the last third of the run (>= 4 epochs, runs of >= 12) calm on both curves and validation
   ending at its best (loss within 10 % of its minimum, accuracy within a point of its maximum) -- are info:
-  the final model is unharmed.
+  the final model is unharmed. Unless they stopped only once the logged LR had been cut to half or less
+  after swinging through at least half the run: then the LR is implicated after all (lr_too_high).
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ def validation_holds(ctx: Context, since: int) -> bool:
 def _diverged_finding(ctx: Context, first: int, ev: dict, what: str) -> Finding:
     cause = "The LR is the usual cause"
     if ctx.lr_position() == "high":
-        cause = f"optim.lr={ctx.base_lr:g} is above the usual range for {ctx.optimizer}, the likely cause"
+        cause = f"{ctx.lr_position_text()}, the likely cause"
     elif ctx.cfg("train.precision") == "fp16":
         cause = "fp16 overflow or too high an LR are the usual causes"
     return Finding(
@@ -260,7 +261,7 @@ def _crippled_by_lr(ctx: Context) -> list[Finding]:
         return []
     dead = layers_at_least(ctx, "dead_frac")  # as dead_units counts them
     ratios = update_ratios(ctx)
-    why = [f"optim.lr={ctx.base_lr:g} is above the usual range for {ctx.optimizer}"]
+    why = [ctx.lr_position_text()]
     if dead:
         why.append("dead units: " + ", ".join(f"{name} {share:.0%}" for name, share in dead.items()))
     if ratios is not None and ratios[0] >= HIGH_UPDATE_RATIO:
@@ -329,7 +330,7 @@ def _too_high_or_unstable(ctx: Context) -> list[Finding]:
     if lr_high and (train_swings or early is not None):
         why = []
         if ctx.lr_position() == "high":
-            why.append(f"optim.lr={ctx.base_lr:g} is above the usual range for {ctx.optimizer}")
+            why.append(ctx.lr_position_text())
         if ratios is not None and ratios[0] >= HIGH_UPDATE_RATIO:
             why.append(f"weights move {ratios[0]:.1%} per step (healthy is ~0.1 %)")
         return [
@@ -348,6 +349,9 @@ def _too_high_or_unstable(ctx: Context) -> list[Finding]:
         return [] if worse is None else _degrading(ctx, worse)
     calm = settled(ctx)
     note = ""
+    calmed = _calmed_by_lr_drop(ctx, vrises, calm) if calm else None
+    if calmed is not None:
+        return [calmed]  # the swings are explained by the LR the schedule had to cut
     if calm:
         ev["calm_last_epochs"] = calm
         note = (f" The swings stopped: the last {calm} epochs are calm on both curves and validation ended at its best, "
@@ -364,6 +368,44 @@ def _too_high_or_unstable(ctx: Context) -> list[Finding]:
             fixes.keep(*fixes.before_lr(ctx), fixes.lower_lr(ctx, 0.5), fixes.clip(), fixes.decay_schedule(ctx)),
         )
     ]
+
+
+# The swings must have covered at least this share of the run, and the LR must have fallen at least this
+# much between the last swing and the end, for the calm to be the LR's doing.
+CALMED_SHARE = 0.5
+CALMED_LR_DROP = 0.5
+
+
+def _calmed_by_lr_drop(ctx: Context, vrises: np.ndarray, calm: int) -> Finding | None:
+    """Validation swung through most of the run and went calm only once the LR had been cut (a plateau or step
+    schedule halving it, each LR held for epochs): the LR the run started at was too high, and the LR that calmed it is the one to
+    start from. The final model may be fine; the epochs before the cut were lost to the swings."""
+    calm_from = ctx.n - calm
+    swings = vrises[vrises < calm_from]  # the calm window may hold a transient dip (settled allows it)
+    if not ctx.has("lr", ctx.n) or not len(swings):
+        return None
+    lr = ctx.series("lr")
+    last = int(swings[-1])
+    if last + 1 - int(swings[0]) < CALMED_SHARE * ctx.n:
+        return None
+    # Cuts, not a planned decay: a step or plateau schedule holds each LR for epochs. Swings at the peak of a
+    # warm-up/cosine schedule that fade as it anneals are that schedule working as designed.
+    changes = int((np.abs(np.diff(lr)) > 0.01 * np.abs(lr[:-1])).sum())
+    if changes > max(1, ctx.n // 4):
+        return None
+    lr_swing, lr_calm = float(np.nanmax(lr[: last + 1])), float(np.nanmax(lr[calm_from:]))
+    if not (lr_swing > 0 and lr_calm <= CALMED_LR_DROP * lr_swing) or float(lr[0]) < lr_swing:
+        return None
+    ev = lr_evidence(ctx) | {"val_rises": int(len(swings)), "last_swing_epoch": ctx.epoch_at(last),
+                             "lr_while_swinging": sig(lr_swing), "lr_when_calm": sig(lr_calm), "calm_last_epochs": calm}
+    return Finding(
+        "lr_too_high", "warning", span(ctx, int(vrises[0]), last), ev,
+        f"Validation swung ({len(swings)} jumps of the loss up to epoch {ctx.epoch_at(last)}) while the LR was "
+        f"{lr_swing:.3g} and went calm only after the schedule cut it to {lr_calm:.3g}: the starting LR was too high "
+        f"for this run, and {lr_swing / lr_calm:.3g}x lower is where it trains steadily. The epochs before the cut "
+        "were spent on the swings.",
+        fixes.keep(fixes.lower_lr(ctx, lr_calm / lr_swing), fixes.decay_schedule(ctx)),
+    )
 
 
 SETTLED_MIN_EPOCHS = 12

@@ -336,12 +336,14 @@ def _overfitting_loss(ctx: Context) -> list[Finding]:
 
 
 def _accuracy_gain_since(ctx: Context, onset: int) -> float:
-    """Validation accuracy at the end (3-epoch median) minus its level around ``onset``; 0 without it."""
+    """Validation accuracy at the end (3-epoch median) minus the best it reached up to ``onset``; 0 without
+    it. Against the best epoch, not a median around the onset: a loss minimum that is also the accuracy
+    peak (a blastocyst classifier: 0.812 at epoch 7, 0.817 at the end) has not kept climbing."""
     if not ctx.has("val_acc", MIN_EPOCHS_OVERFIT):
         return 0.0
     acc = ctx.series("val_acc")
-    at = signals.finite(acc[max(0, onset - 1) : onset + 2])
-    return signals.tail_median(acc) - float(np.median(at)) if len(at) else 0.0
+    before = signals.finite(acc[: onset + 1])
+    return signals.tail_median(acc) - float(np.max(before)) if len(before) else 0.0
 
 
 def _past_best_epoch(ctx: Context) -> list[Finding]:
