@@ -10,9 +10,10 @@ from trainwise.config import Config
 from trainwise.core import Callback, Event
 
 
-def test_cuda_graphs_on_cpu_is_a_one_line_error():
+def test_cuda_graphs_on_cpu_is_a_one_line_error(tmp_path):
+    # A fresh directory each time: a fixed path left by an earlier run would be refused as "holds a run" first.
     done = run_cli("train", "configs/digits.toml", "--set", "train.device=cpu", "--set", "train.cuda_graphs=true",
-                   "--set", "train.epochs=1", "--out", "/tmp/tw-graphs-cpu")
+                   "--set", "train.epochs=1", "--out", str(tmp_path / "run"))
     assert done.returncode == 2
     assert "train.cuda_graphs needs a CUDA device" in done.stderr
     assert "Traceback" not in done.stderr
