@@ -3,8 +3,9 @@
 Per round: take the highest-ranked warning or error finding of the current run and its first fix that
 applies and was not tried yet (a fix that cannot apply is skipped with the reason); re-run the current
 config with that one change, same seed and data; keep the change only if the validation metric improved
-by more than the noise (trainwise.autofix.score). A kept change becomes the current run, and its own
-findings are read next; a rejected one leaves the current run as it was and the next finding is tried
+by more than the noise, or beat every epoch of the current run's last few (trainwise.autofix.score). An
+LR finding goes first when the run's LR lies outside the optimizer's usual range (``doctor_fixes``). A
+kept change becomes the current run, and its own findings are read next; a rejected one leaves the current run as it was and the next finding is tried
 (its first fix, then the second fixes, and so on); a kept change whose finding is still there is taken
 one step further first (trainwise.autofix.follow_through.step). A fix of the LR for a finding about the LR takes
 its value from an LR range test on the run's model and data (trainwise.autofix.lr_test). When a kept
