@@ -223,6 +223,8 @@ def run_case(case: Case, seed: int, root: Path, strategies: tuple[str, ...], ver
         for s in strategies:
             chain = fix(root / "broken", rounds=ROUNDS, out=root / f"fix-{s.replace('/', '')}", model=broken_src.model, data=broken_src.data,
                         callbacks=broken_src.callbacks, propose=proposer(s, seed), only_if_findings=s == "trainwise")
+            if verbose:
+                print(f"{case.name} seed {seed}, {s}:\n{chain.to_text()}", file=sys.stderr)
             first = next((r["round"] for r in chain.rounds if r["kept"] and within(r["after"], result.twin_val)), None)
             final = chain.final["val"] if isinstance(chain.final["val"], float) else -math.inf
             result.repairs[s] = Repair(s, final, within(final, result.twin_val), chain.extra_runs, chain.extra_epochs,
@@ -288,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--from-case", help="start at this case (the zoo's order)")
     parser.add_argument("--strategy", action="append", choices=STRATEGIES, help="only these strategies (repeatable)")
     parser.add_argument("--out", type=Path, help="also write the tables (markdown) here")
-    parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--verbose", action="store_true", help="print each repair chain (trainwise fix's text) as it ends")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     strategies = tuple(args.strategy or STRATEGIES)

@@ -60,6 +60,9 @@ class Attempt:
     def noise(self, metric: str) -> float:
         return scoring.spread(self.records, metric, self.summary.get("restored_epoch"))
 
+    def window_best(self, metric: str) -> float:
+        return scoring.window_best(self.records, metric, self.summary.get("restored_epoch"))
+
     def test(self) -> dict[str, Any] | None:
         """Test metrics of the final weights: from the summary of a run trained with its test split, or scored now."""
         if self.summary.get("test"):

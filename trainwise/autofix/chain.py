@@ -3,8 +3,9 @@
 Per round: take the highest-ranked warning or error finding of the current run and its first fix that
 applies and was not tried yet (a fix that cannot apply is skipped with the reason); re-run the current
 config with that one change, same seed and data; keep the change only if the validation metric improved
-by more than the noise (trainwise.autofix.score). A kept change becomes the current run, and its own
-findings are read next; a rejected one leaves the current run as it was and the next finding is tried
+by more than the noise, or beat every epoch of the current run's last few (trainwise.autofix.score). An
+LR finding goes first when the run's LR lies outside the optimizer's usual range (``doctor_fixes``). A
+kept change becomes the current run, and its own findings are read next; a rejected one leaves the current run as it was and the next finding is tried
 (its first fix, then the second fixes, and so on); a kept change whose finding is still there is taken
 one step further first (trainwise.autofix.follow_through.step). A fix of the LR for a finding about the LR takes
 its value from an LR range test on the run's model and data (trainwise.autofix.lr_test). When a kept
@@ -41,12 +42,29 @@ Proposer = Callable[[Attempt], Iterator[tuple[Finding | None, str]]]
 
 
 def doctor_fixes(current: Attempt) -> Iterator[tuple[Finding | None, str]]:
-    """The doctor's fixes in the order the chain tries them: each finding's first fix, then the second ..."""
-    problems = current.problems
+    """The doctor's fixes in the order the chain tries them: each finding's first fix, then the second ...
+
+    One change to the doctor's rank: a finding about the LR comes first when the run's LR lies outside the
+    optimizer's usual range the way the finding says. Such an LR is a cause the other findings follow from:
+    AdamW at 1e-6 learns nothing, so its predictions collapse onto one class as well, and label smoothing
+    (the collapse's fix) spends a re-run on a symptom.
+    """
+    problems = sorted(current.problems, key=lambda f: not _lr_out_of_range(f, current.config))
     for depth in range(max((len(f.fixes) for f in problems), default=0)):
         for f in problems:
             if depth < len(f.fixes):
                 yield f, f.fixes[depth]
+
+
+# Which side of the optimizer's usual range makes each LR finding a cause rather than one reading among others.
+_LR_SIDE = {"lr_too_low": "low", "lr_too_high": "high", "diverged": "high"}
+
+
+def _lr_out_of_range(finding: Finding, cfg) -> bool:
+    from trainwise.doctor.context import Context
+
+    side = _LR_SIDE.get(finding.code)
+    return side is not None and Context(records=[], config=cfg.to_dict()).lr_position() == side
 
 
 @dataclass
@@ -89,7 +107,7 @@ class FixChain:
             if r.get("failed"):
                 lines.append(f"  round {r['round']}: {r['finding']} -> {r['change']}: the run failed ({r['failed']}); rejected")
                 continue
-            verdict = "kept" if r["kept"] else "rejected"
+            verdict = ("kept: above every epoch of the run before" if r.get("above_window") else "kept") if r["kept"] else "rejected"
             lines.append(f"  round {r['round']}: {r['finding']} -> {r['change']}: {m} {_num(r['before'])} -> {_num(r['after'])} "
                          f"({_signed(r['gain'])}, threshold {_num(r['threshold'])}) {verdict}; now {', '.join(r['findings_after']) or '-'} "
                          f"[{r['run_dir']}]")
@@ -227,13 +245,16 @@ def fix(
         gain = scoring.improvement(before, after, metric)
         threshold = repeat_threshold if repeat_threshold is not None else scoring.spread_threshold(current.noise(metric), attempt.noise(metric))
         threshold = scoring.floor(threshold, before, metric)
-        kept = gain > threshold
+        # or above every epoch of the current run's window: its swings cannot explain that (score.beats_window)
+        steadier = gain <= threshold and scoring.beats_window(current.window_best(metric), after, attempt.noise(metric), metric)
+        kept = gain > threshold or steadier
         if say:
             say(f"round {number}: {metric} {_num(before)} -> {_num(after)}: {'kept' if kept else 'rejected'}")
         chain.rounds.append({"round": number, "finding": code, "severity": finding.severity if finding else None,
                              "finding_epochs": list(finding.epochs) if finding else None, "why": finding.message if finding else "",
                              "change": change, "run_dir": str(attempt.run_dir), "before": before, "after": after, "gain": gain,
-                             "threshold": threshold, "kept": kept, "epochs": attempt.epochs, "findings_after": _codes(attempt),
+                             "threshold": threshold, "kept": kept, "above_window": steadier, "epochs": attempt.epochs,
+                             "findings_after": _codes(attempt),
                              **_extras(follow, lr_info, ahead)})
         if lr_info and attempt.run_dir is not None and lr_info.get("result") is not None:
             lr_info["result"].save(attempt.run_dir)  # the curve beside the attempt it chose the LR for

@@ -13,6 +13,10 @@ Noise, two ways:
 * A floor under either threshold: half a point for scores in [0, 1] (accuracy, F1), 0.5 % of the value
   for losses. A run stuck at chance has no spread at all, and one more correct validation sample is not
   a repair.
+* Beside the threshold: an attempt better than every epoch of the current run's window (its best value
+  over those epochs), by more than twice the attempt's own spread (floored as above), is better whatever
+  the current run's swings (``beats_window``): a run that swings because it is broken has a spread that
+  is the fault, not the measurement's noise.
 * ``repeat`` (one more run): the original config trained again with the next seed; the threshold is
   the absolute difference between the two seeds' scores, the seed-to-seed variation itself.
 
@@ -85,6 +89,27 @@ def floor(threshold: float, before: float, metric: str) -> float:
     """The threshold, but at least the smallest difference worth keeping (see the module docstring)."""
     least = 0.005 if mode_of(metric) == "max" else 0.005 * abs(before) if math.isfinite(before) else 0.0
     return max(threshold, least)
+
+
+def window_best(records: list[dict[str, Any]], metric: str, restored_epoch: int | None = None) -> float:
+    """The best value of ``metric`` over the last WINDOW epochs up to the scored one (the worst when none)."""
+    end = scored_index(records, restored_epoch) + 1
+    values = [_value(r.get(metric)) for r in records[max(0, end - WINDOW):end]]
+    values = [v for v in values if math.isfinite(v)]
+    worst = -math.inf if mode_of(metric) == "max" else math.inf
+    return (max(values) if mode_of(metric) == "max" else min(values)) if values else worst
+
+
+def beats_window(before_best: float, after: float, noise_after: float, metric: str) -> bool:
+    """Is ``after`` better than every epoch of the current run's window, by more than its own noise (floored)?
+
+    The spread threshold treats both runs' swings as measurement noise. When the current run swings because
+    it is broken (batch size 1 at an LR that makes it diverge: validation 0.82, 0.63, 0.85), that swing is
+    the fault, and a fix that makes the run steady at 0.99 would have to beat 2 x 0.15 to count. A score
+    above the best the current run reached anywhere in its window is not one of its swings.
+    """
+    gain = improvement(before_best, after, metric)
+    return math.isfinite(gain) and gain > floor(2 * noise_after, before_best, metric)
 
 
 def still_improving(records: list[dict[str, Any]], metric: str, restored_epoch: int | None = None) -> bool:

@@ -309,7 +309,10 @@ def _underfitting(ctx: Context) -> list[Finding]:
         # them, is still improving: a regularised run on a schedule that is not over yet, not a capacity limit.
         return []
     ev["still_improving"] = int(still)
-    if still:
+    if still and fixes.narrower_than_classes(ctx):  # a layer narrower than K: capacity is the question already
+        advice = "The loss is still falling, but a layer narrower than the number of classes caps what it can reach: widen it first."
+        fx = fixes.keep(fixes.wider_model(ctx), fixes.more_epochs(ctx), fixes.higher_lr(ctx, 3.0))
+    elif still:
         advice = "The loss is still falling: it needs more epochs or a larger LR before capacity is the question."
         fx = fixes.keep(fixes.more_epochs(ctx), fixes.higher_lr(ctx, 3.0), fixes.wider_model(ctx))
     else:
