@@ -31,13 +31,15 @@ benchmarks/real_logs_4 (none of the repositories of the first three), was collec
 scored and is held out as a whole: ``--set 4``. A fifth set, benchmarks/real_logs_5 (none of the repositories
 or owners of the first four), was collected after the fourth and is held out as a whole: ``--set 5``. A sixth
 set, benchmarks/real_logs_6 (none of the repositories or owners of the first five), was collected after the
-fifth and is held out as a whole: ``--set 6``.
+fifth and is held out as a whole: ``--set 6``. A seventh set, benchmarks/real_logs_7 (none of the repositories or
+owners of the first six), was collected after the sixth and is held out as a whole: ``--set 7``.
 
     python benchmarks/real_logs/score.py --set 2
     python benchmarks/real_logs/score.py --set 3
     python benchmarks/real_logs/score.py --set 4
     python benchmarks/real_logs/score.py --set 5
     python benchmarks/real_logs/score.py --set 6
+    python benchmarks/real_logs/score.py --set 7
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SETS = {1: HERE, 2: HERE.parent / "real_logs_2", 3: HERE.parent / "real_logs_3",
-        4: HERE.parent / "real_logs_4", 5: HERE.parent / "real_logs_5", 6: HERE.parent / "real_logs_6"}
+        4: HERE.parent / "real_logs_4", 5: HERE.parent / "real_logs_5", 6: HERE.parent / "real_logs_6",
+        7: HERE.parent / "real_logs_7"}
 sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE.parents[0] / "doctor_zoo"))
 
