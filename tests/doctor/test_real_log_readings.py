@@ -15,7 +15,8 @@ from trainwise.errors import UserError
 ROOT = Path(__file__).resolve().parents[2]
 SETS = {1: ROOT / "benchmarks" / "real_logs", 2: ROOT / "benchmarks" / "real_logs_2",
         3: ROOT / "benchmarks" / "real_logs_3", 4: ROOT / "benchmarks" / "real_logs_4",
-        5: ROOT / "benchmarks" / "real_logs_5", 6: ROOT / "benchmarks" / "real_logs_6"}
+        5: ROOT / "benchmarks" / "real_logs_5", 6: ROOT / "benchmarks" / "real_logs_6",
+        7: ROOT / "benchmarks" / "real_logs_7"}
 
 
 def entry(set_no: int, owner: str) -> tuple[Path, dict]:
@@ -257,3 +258,12 @@ def test_an_lr_below_every_optimizers_range_is_lr_too_low_and_its_fix_raises_it(
 def test_a_foreign_fine_tune_at_a_small_lr_is_not_called_low():
     # DNABERT-2 fine-tuned at 3e-5 (linear decay): inside fine-tuning's usual range, whatever the optimizer.
     assert "lr_too_low" not in verdict(5, "ShashankBommana")
+
+
+# ----------------------------------------------------------------------------- plural metric names
+def test_lists_named_in_the_plural_are_read_as_the_metrics():
+    # A PyTorch loop's JSON: train_losses, val_losses, train_accs, val_accs; validation loss rising from epoch 3.
+    path, _ = entry(7, "Amber016020")
+    records, _ = read_history(path)
+    assert {"train_loss", "val_loss", "train_acc", "val_acc"} <= set(records[0]) and len(records) == 8
+    assert verdict(7, "Amber016020")[0] == "overfitting"

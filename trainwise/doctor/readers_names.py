@@ -17,7 +17,9 @@ SPLIT_WORDS = {
     "val": "val", "valid": "val", "validation": "val", "eval": "val", "evaluation": "val", "dev": "val",
     "test": "test", "tst": "test",
 }
-METRIC_WORDS = {"loss": "loss", "acc": "acc", "accuracy": "acc", "top1": "acc", "acc1": "acc"}
+# Plurals too: a loop that appends each epoch's value to a list often names the list train_losses, val_accs.
+METRIC_WORDS = {"loss": "loss", "acc": "acc", "accuracy": "acc", "top1": "acc", "acc1": "acc",
+                "losses": "loss", "accs": "acc", "accuracies": "acc"}
 # Multi-word spellings of the same metric, folded before the name is cut into words.
 PHRASES = (
     ("sparse_categorical_accuracy", "acc"), ("categorical_accuracy", "acc"), ("binary_accuracy", "acc"),
