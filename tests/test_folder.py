@@ -223,3 +223,25 @@ def test_folder_resume_mid_epoch_is_bit_identical(digits_folder, tmp_path):
     resumed = stopped_mid_epoch_then_resumed(cfg, tmp_path / "b", 13)  # after the checkpoint at step 10, inside epoch 1 (19 steps)
     assert same_weights(straight.model.state_dict(), resumed.model.state_dict())
     assert without_times(straight.history.records) == without_times(resumed.history.records)
+
+
+def test_the_dataloaders_pin_thread_pins_a_folder_batch_sent_by_value(digits_folder, monkeypatch):
+    """On a GPU the DataLoader's pin thread runs torch's ``pin_memory`` over each fetch. The numpy arrays a
+    worker sent by value must come out of it as pinned tensors -- a group's too -- so that the training
+    thread only starts the copy. (Pinning needs CUDA; the CPU check marks the tensors that would be pinned.)"""
+    from torch.utils.data._utils.pin_memory import pin_memory
+
+    from trainwise.data import folder
+
+    pinned = []
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda t, *a, **k: pinned.append(t) or t)
+    ds = prepare_data(DataConfig(name="folder", path=str(digits_folder))).train.dataset
+    ds.raw_batches = True
+    single = ds.__getitems__([0, 1, 2])
+    group = ds.__getitems__([[0, 1], [2]])
+    assert isinstance(single.pixels, np.ndarray) and isinstance(group.batch.pixels, np.ndarray)  # sent by value
+    out_single, out_group = pin_memory(single), pin_memory(group)
+    assert isinstance(out_single, folder.DecodedBatch) and all(isinstance(t, torch.Tensor) for t in out_single)
+    assert isinstance(out_group, folder.BatchGroup) and out_group.counts == (2, 1)
+    assert all(isinstance(t, torch.Tensor) for t in out_group.batch) and len(pinned) == 4
+    assert torch.equal(out_group.batch.pixels, torch.from_numpy(single.pixels))  # the same pixels, now tensors

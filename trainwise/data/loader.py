@@ -195,8 +195,9 @@ class DatasetLoader(DeviceLoader):
 
 def arrays_as_tensors(batch, pin: bool = False):
     """A batch whose numpy arrays (a Dataset's ``__getitems__`` may send small batches by value: cheaper
-    than shared memory) become tensors, pinned for an asynchronous copy when ``pin`` (the DataLoader's pin
-    thread pins tensors only: a copy from pageable memory may wait for the device)."""
+    than shared memory) become tensors, pinned for an asynchronous copy when ``pin`` (a copy from pageable
+    memory may wait for the device). The DataLoader's pin thread pins tensors and objects with a
+    ``pin_memory`` method (an image folder's batches have one), so this is the fallback for bare arrays."""
     if not isinstance(batch, tuple) or not any(isinstance(t, np.ndarray) for t in batch):
         return batch
     parts = [t if not isinstance(t, np.ndarray) else torch.from_numpy(t).pin_memory() if pin else torch.from_numpy(t) for t in batch]
