@@ -244,12 +244,17 @@ def _fit_limited(ctx: Context) -> tuple[bool, dict]:
 
 
 def _flat_or_slow(ctx: Context) -> bool:
+    """The training loss has stopped moving (the last quarter's best within 5 % of the best before it) or
+    has removed less than half its initial excess. Best against best, not one epoch against another: SGD
+    under weight decay 0.1 on digits sits at 0.88-0.99 for 14 epochs, and its last epoch landing 5 % under
+    the one five epochs before is noise, not progress."""
     prog = train_progress(ctx)
     loss = signals.finite(ctx.series("train_loss"))
     window = max(3, len(loss) // 4)
     if prog is None or len(loss) <= window:
         return False
-    recent = (loss[-window - 1] - loss[-1]) / max(abs(loss[-window - 1]), 1e-12)
+    before = float(loss[:-window].min())
+    recent = (before - float(loss[-window:].min())) / max(abs(before), 1e-12)
     return recent < 0.05 or prog.removed < 0.5
 
 

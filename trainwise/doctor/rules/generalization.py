@@ -574,7 +574,8 @@ def _val_above_train(ctx: Context) -> list[Finding]:
     elif ctx.config_known:
         severity = "info"
         msg = (f"Validation accuracy is {gap * 100:.1f} points above training accuracy since epoch {ctx.epoch_at(half)}; "
-               "small, and no regulariser is configured: the validation split is probably a little easier (class mix).")
+               "small, and nothing configured lowers the training numbers alone (no dropout, augmentation, MixUp or "
+               "penalty): the validation split is probably a little easier (class mix).")
     else:
         severity = "info"
         msg = (f"Validation accuracy is {gap * 100:.1f} points above training accuracy since epoch {ctx.epoch_at(half)}; "
