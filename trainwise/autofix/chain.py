@@ -34,6 +34,7 @@ from trainwise.autofix.applicable import Sources, apply_fix, why_not
 from trainwise.autofix.attempt import Attempt, load_attempt, train_attempt
 from trainwise.autofix.report_section import lr_test_text
 from trainwise.doctor import Finding
+from trainwise.doctor.context import Context
 from trainwise.errors import UserError
 from trainwise.interrupt import TrainingInterrupted
 from trainwise.rundir import REPORT
@@ -49,7 +50,8 @@ def doctor_fixes(current: Attempt) -> Iterator[tuple[Finding | None, str]]:
     AdamW at 1e-6 learns nothing, so its predictions collapse onto one class as well, and label smoothing
     (the collapse's fix) spends a re-run on a symptom.
     """
-    problems = sorted(current.problems, key=lambda f: not _lr_out_of_range(f, current.config))
+    position = Context(records=[], config=current.config.to_dict()).lr_position()  # "low", "high" or None
+    problems = sorted(current.problems, key=lambda f: not (position is not None and _LR_SIDE.get(f.code) == position))
     for depth in range(max((len(f.fixes) for f in problems), default=0)):
         for f in problems:
             if depth < len(f.fixes):
@@ -58,13 +60,6 @@ def doctor_fixes(current: Attempt) -> Iterator[tuple[Finding | None, str]]:
 
 # Which side of the optimizer's usual range makes each LR finding a cause rather than one reading among others.
 _LR_SIDE = {"lr_too_low": "low", "lr_too_high": "high", "diverged": "high"}
-
-
-def _lr_out_of_range(finding: Finding, cfg) -> bool:
-    from trainwise.doctor.context import Context
-
-    side = _LR_SIDE.get(finding.code)
-    return side is not None and Context(records=[], config=cfg.to_dict()).lr_position() == side
 
 
 @dataclass

@@ -27,6 +27,7 @@ left it healthy is worth following further (trainwise.autofix.follow_through).
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Any
 
 WINDOW = 5
@@ -54,21 +55,29 @@ def scored_index(records: list[dict[str, Any]], restored_epoch: int | None) -> i
     return len(records) - 1
 
 
+def worst(metric: str) -> float:
+    """The worst possible value of ``metric``: -inf for one maximised, +inf for one minimised."""
+    return -math.inf if mode_of(metric) == "max" else math.inf
+
+
+def window_values(records: list[dict[str, Any]], metric: str, restored_epoch: int | None = None) -> list[float]:
+    """The finite values of ``metric`` over the last WINDOW epochs up to the scored one."""
+    end = scored_index(records, restored_epoch) + 1
+    values = [_value(r.get(metric)) for r in records[max(0, end - WINDOW):end]]
+    return [v for v in values if math.isfinite(v)]
+
+
 def score(records: list[dict[str, Any]], metric: str, restored_epoch: int | None = None) -> float:
     """The metric of the final weights; a non-finite value is the worst (-inf for max, +inf for min)."""
     if not records:
-        return -math.inf if mode_of(metric) == "max" else math.inf
+        return worst(metric)
     v = _value(records[scored_index(records, restored_epoch)].get(metric))
-    if not math.isfinite(v):
-        return -math.inf if mode_of(metric) == "max" else math.inf
-    return v
+    return v if math.isfinite(v) else worst(metric)
 
 
 def spread(records: list[dict[str, Any]], metric: str, restored_epoch: int | None = None) -> float:
     """Epoch-to-epoch noise of ``metric`` over the last WINDOW epochs up to the scored one (0 when too few)."""
-    end = scored_index(records, restored_epoch) + 1
-    values = [_value(r.get(metric)) for r in records[max(0, end - WINDOW):end]]
-    values = [v for v in values if math.isfinite(v)]
+    values = window_values(records, metric, restored_epoch)
     if len(values) < 3:
         return 0.0
     diffs = [b - a for a, b in zip(values, values[1:])]
@@ -93,11 +102,10 @@ def floor(threshold: float, before: float, metric: str) -> float:
 
 def window_best(records: list[dict[str, Any]], metric: str, restored_epoch: int | None = None) -> float:
     """The best value of ``metric`` over the last WINDOW epochs up to the scored one (the worst when none)."""
-    end = scored_index(records, restored_epoch) + 1
-    values = [_value(r.get(metric)) for r in records[max(0, end - WINDOW):end]]
-    values = [v for v in values if math.isfinite(v)]
-    worst = -math.inf if mode_of(metric) == "max" else math.inf
-    return (max(values) if mode_of(metric) == "max" else min(values)) if values else worst
+    values = window_values(records, metric, restored_epoch)
+    if not values:
+        return worst(metric)
+    return max(values) if mode_of(metric) == "max" else min(values)
 
 
 def beats_window(before_best: float, after: float, noise_after: float, metric: str) -> bool:
@@ -125,9 +133,7 @@ def still_improving(records: list[dict[str, Any]], metric: str, restored_epoch: 
 
     if restored_epoch is not None:
         return False
-    end = scored_index(records, restored_epoch) + 1
-    values = [_value(r.get(metric)) for r in records[max(0, end - WINDOW):end]]
-    values = [v for v in values if math.isfinite(v)]
+    values = window_values(records, metric, restored_epoch)
     if len(values) < 3:
         return False
     slope = theil_sen(np.asarray(values))
@@ -143,10 +149,5 @@ def short_of_fit(records: list[dict[str, Any]], restored_epoch: int | None = Non
     """Training accuracy over the last WINDOW epochs up to the scored one (their median) below 0.97: the
     run has not shown what it can fit, levelled off or not (a deep sigmoid net that batch norm brought from
     chance to 0.94 on its training set, where its ReLU twin fits all of it). False without train_acc."""
-    import statistics
-
-    end = scored_index(records, restored_epoch) + 1
-    values = [_value(r.get("train_acc")) for r in records[max(0, end - WINDOW):end]]
-    values = [v for v in values if math.isfinite(v)]
+    values = window_values(records, "train_acc", restored_epoch)
     return bool(values) and statistics.median(values) < FITTED_TRAIN_ACC
-

@@ -191,19 +191,9 @@ def pinch(ctx: Context) -> tuple[int, str] | None:
 
 
 def narrower_than_classes(ctx: Context) -> bool:
-    """Does the configured model have a layer narrower than K (an MLP hidden layer; a CNN's last stage, all
-    the head sees after pooling)? Such a layer caps what the network can separate however long it trains,
-    so widening it comes before more epochs. False for a model passed in or K unknown."""
-    classes = ctx.num_classes
-    if ctx.user_model or not classes or classes < 2:
-        return False
-    name = ctx.cfg("model.name", "mlp")
-    if name in CHANNEL_MODELS:
-        channels = ctx.cfg("model.channels") or []
-        return bool(channels) and channels[-1] < classes
-    if name in HIDDEN_MODELS:
-        return any(h < classes for h in ctx.cfg("model.hidden") or [])
-    return False
+    """Does the configured model have a layer narrower than K (``pinch``)? Such a layer caps what the network
+    can separate however long it trains, so widening it comes before more epochs."""
+    return pinch(ctx) is not None
 
 
 def wider_model(ctx: Context) -> str | None:
