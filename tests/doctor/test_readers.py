@@ -513,3 +513,19 @@ def test_cli_diagnose_each_run_of_a_log_with_run_all():
     single = json.loads(run_cli("diagnose", str(REAL / "Aitzaz-Saleem__Detection-of-Tomato-Leaf-Diseases-Using-CNN__training_log.csv"),
                                 "--run", "all", "--json").stdout)
     assert single["runs"] == 1  # one run: one diagnosis, as without --run
+
+
+def test_multi_output_keras_log_takes_the_one_output_that_has_an_accuracy():
+    # A capsule network's classifier output beside a reconstruction output (set 7): out_caps_acc is the accuracy.
+    log = REAL.parents[1] / "real_logs_7" / "logs" / "AIR-Center__Capsnet-Cancer__log.csv"
+    records, meta = read_history(log)
+    assert records[0]["val_acc"] == pytest.approx(0.6000000238418579)
+    assert records[-1]["train_acc"] == pytest.approx(0.6706730769230769)
+    assert any("only output with an accuracy" in a for a in meta["assumptions"])
+
+
+def test_two_outputs_with_accuracies_name_no_accuracy_for_the_run(tmp_path):
+    text = ("epoch,loss,a_loss,a_acc,b_loss,b_acc,val_loss,val_a_loss,val_a_acc,val_b_loss,val_b_acc\n"
+            "0,2.0,1.0,0.5,1.0,0.4,2.1,1.0,0.5,1.1,0.4\n1,1.5,0.7,0.6,0.8,0.5,1.6,0.8,0.6,0.8,0.5\n")
+    records, meta = read_history(write(tmp_path, "log.csv", text))
+    assert "val_acc" not in records[0] and records[0]["val_a_acc"] == 0.5

@@ -256,6 +256,7 @@ def to_records(table: Table, columns: dict[str, str] | None = None, run: int | N
                 seen.add(name)
                 names.append(name)
     mapping = _mapping(names, columns, table.renames)
+    _one_output_accuracy(mapping, assumptions)
     mapped = [{mapping[n]: v for n, v in row.items() if n in mapping} for row in table.rows]
     keys = {k for (k, _) in mapping.values()}
     if not keys & set(KNOWN_METRICS):
@@ -311,6 +312,27 @@ def _drop_evaluations_after_training(records: list[dict[str, Any]], assumptions:
     del records[trained[-1] + 1:]
     said = ", ".join(f"{k} {v:.4g}" for r in tail for k, v in r.items() if k not in ("epoch", "step"))
     assumptions.append(f"{len(tail)} evaluation(s) after the last training epoch ({said}) are not epochs and are left out")
+
+
+def _one_output_accuracy(mapping: dict[str, tuple[str, Level]], assumptions: list[str]) -> None:
+    """A Keras multi-output model logs ``<output>_accuracy`` and ``val_<output>_accuracy`` per output, and no
+    plain accuracy. When exactly one output has an accuracy (a classifier head beside a reconstruction or
+    regression head), that accuracy is the run's: without it every rule that reads accuracy against chance
+    would be blind to the classifier."""
+    if any(key in ("train_acc", "val_acc") for key, _ in mapping.values()):
+        return
+    heads = []
+    for name, (key, _) in mapping.items():
+        w = words(name)
+        if key == name and len(w) >= 2 and w[-1] in ("acc", "accuracy") and split_of(name) is None:
+            head = name[: len(name) - len(name.split("_")[-1]) - 1]
+            if f"val_{name}" in mapping and f"{head}_loss" in mapping:
+                heads.append((head, name))
+    if len(heads) != 1:
+        return
+    head, name = heads[0]
+    mapping[name], mapping[f"val_{name}"] = ("train_acc", None), ("val_acc", None)
+    assumptions.append(f"accuracy is output {head}'s ({name}, val_{name}): the only output with an accuracy")
 
 
 def _composite_loss(mapping: dict[str, tuple[str, Level]], assumptions: list[str]) -> bool:
