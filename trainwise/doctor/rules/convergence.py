@@ -318,8 +318,9 @@ def _underfitting(ctx: Context) -> list[Finding]:
         advice = "The loss is still falling, but a layer narrower than the number of classes caps what it can reach: widen it first."
         fx = fixes.keep(fixes.wider_model(ctx), fixes.more_epochs(ctx), fixes.higher_lr(ctx, 3.0))
     elif still:
-        advice = "The loss is still falling: it needs more epochs or a larger LR before capacity is the question."
-        fx = fixes.keep(fixes.more_epochs(ctx), fixes.higher_lr(ctx, 3.0), fixes.wider_model(ctx))
+        strong, held = _strong_regularizer_note(ctx, ev)
+        advice = held.strip() or "The loss is still falling: it needs more epochs or a larger LR before capacity is the question."
+        fx = fixes.keep(*(f for _, f in strong), fixes.more_epochs(ctx), fixes.higher_lr(ctx, 3.0), fixes.wider_model(ctx))
     else:
         advice = "The loss has flattened: the model is too small or too constrained for the task."
         fx = fixes.keep(fixes.wider_model(ctx), fixes.higher_lr(ctx, 3.0), fixes.more_epochs(ctx))
@@ -385,14 +386,30 @@ def _stopped_while_learning(ctx: Context) -> list[Finding]:
         ev["val_acc"] = sig(val)
     name = key.replace("_", " ")
     agree = "Training and validation agree, so this is not overfitting: the model" if math.isfinite(val) else "The model"
+    strong, held = _strong_regularizer_note(ctx, ev)
+    advice = " Train longer (or with a larger LR) before judging its capacity." if not strong else held
     return [Finding(
         "underfitting", "warning", span(ctx, ctx.n - 1 - quarter), ev,
         f"Training accuracy is only {train:.3f}{f' and validation {val:.3f}' if math.isfinite(val) else ''} "
         f"({primary[0].level:.2f} of the way from chance to a perfect fit), and the run stopped while still improving: the {name} went {start:.3g} -> {end:.3g} over "
         f"the last {quarter} epochs and was at its best at epoch {ctx.epoch_at(best)} of {ctx.epoch_at(ctx.n - 1)}. {agree}"
-        " has not finished fitting. Train longer (or with a larger LR) before judging its capacity.",
-        fixes.keep(fixes.more_epochs(ctx), fixes.higher_lr(ctx, 3.0)),
+        f" has not finished fitting.{advice}",
+        fixes.keep(*(f for _, f in strong), fixes.more_epochs(ctx), fixes.higher_lr(ctx, 3.0)),
     )]
+
+
+def _strong_regularizer_note(ctx: Context, ev: dict) -> tuple[list[tuple[str, str]], str]:
+    """A run short of a fit whose config applies a strong regulariser (over_regularized's list): the
+    regulariser is what slows the fit and caps it, so lightening it comes before a longer run -- the same
+    epochs, one re-run -- even while the loss still falls (weight decay 0.1 under SGD at 0.1 shrinks every
+    weight 1 % a step; 40 epochs of it on digits ended worse than 20)."""
+    strong = strong_regularizers(ctx)
+    if not strong:
+        return [], ""
+    names = ", ".join(d for d, _ in strong if d)
+    ev["regularizers"] = names
+    return strong, (f" The config applies {names}, strong enough to slow and cap the fit: lighten it first, "
+                    "then train longer if the fit is still short.")
 
 
 def _val_only_still_learning(ctx: Context, ev: dict) -> bool:
