@@ -116,3 +116,30 @@ def test_a_suggestion_the_wrong_way_leaves_the_doctors_value(tmp_path):
     # a finding that is not about the LR takes no test
     other = Finding("overfitting", "warning", (1, 1), {}, "gap", ["optim.lr=3e-5"])
     assert range_tested(other, "optim.lr=3e-5", cfg, sources, sources.build_data(cfg)) == ("optim.lr=3e-5", None)
+
+
+def test_the_doctors_lr_replaced_by_the_range_test_stays_open_as_a_later_step(tmp_path, monkeypatch):
+    """SGD at LR 10 on digits: the doctor's fix is optim.lr=0.05. When the range test's suggestion (here
+    pinned at 0.02, the valley it gave a 1-D CNN at 3.0) replaces it and the run turns healthy, the step
+    further (x3, on the 1-2-3-5 grid: 0.05) is the doctor's own value, never run: it must be tried, not
+    skipped as if it had been."""
+    import trainwise.autofix.lr_test as lr_test
+
+    real = lr_test.range_tested
+
+    def pinned(finding, change, cfg, sources, data):
+        tested, info = real(finding, change, cfg, sources, data)
+        if info and info.get("used"):
+            key = tested.split("=")[0]
+            info |= {"suggestion": 0.02, "loss_min_lr": max(info["loss_min_lr"], 0.1)}
+            return f"{key}=0.02", info
+        return tested, info
+
+    monkeypatch.setattr(lr_test, "range_tested", pinned)
+    run = trainwise.fit(out=tmp_path / "hot", **(SMALL | {"optim__name": "sgd", "optim__lr": 10.0}))
+    first = next(f for f in run.findings if any(x.startswith("optim.lr=") for x in f.fixes))
+    assert "optim.lr=0.05" in first.fixes, [(f.code, f.fixes) for f in run.findings]
+    chain = trainwise.fix(tmp_path / "hot", rounds=2, out=tmp_path / "fix")
+    lr = _lr_rounds(chain)
+    assert lr[0]["change"] == "optim.lr=0.02" and lr[0]["kept"], chain.to_text()
+    assert len(lr) == 2 and lr[1]["change"] == "optim.lr=0.05" and lr[1]["follow_through"], chain.to_text()

@@ -208,6 +208,8 @@ def fix(
                 lr_info |= {"used": False, "why": f"its suggestion {tested} was tried already"}
             else:
                 tried.add(tested)
+                if tested != change:
+                    tried.discard(change)  # not run: the doctor's value stays open as a later step along the line
                 change = tested
         cfg = apply_fix(current.config, change)
         if budget_epochs is not None and chain.extra_epochs + cfg.train.epochs > budget_epochs:
