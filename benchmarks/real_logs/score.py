@@ -32,7 +32,9 @@ scored and is held out as a whole: ``--set 4``. A fifth set, benchmarks/real_log
 or owners of the first four), was collected after the fourth and is held out as a whole: ``--set 5``. A sixth
 set, benchmarks/real_logs_6 (none of the repositories or owners of the first five), was collected after the
 fifth and is held out as a whole: ``--set 6``. A seventh set, benchmarks/real_logs_7 (none of the repositories or
-owners of the first six), was collected after the sixth and is held out as a whole: ``--set 7``.
+owners of the first six), was collected after the sixth and is held out as a whole: ``--set 7``. An eighth set,
+benchmarks/real_logs_8 (none of the repositories or owners of the first seven), was collected after the seventh and
+is held out as a whole: ``--set 8``.
 
     python benchmarks/real_logs/score.py --set 2
     python benchmarks/real_logs/score.py --set 3
@@ -40,6 +42,7 @@ owners of the first six), was collected after the sixth and is held out as a who
     python benchmarks/real_logs/score.py --set 5
     python benchmarks/real_logs/score.py --set 6
     python benchmarks/real_logs/score.py --set 7
+    python benchmarks/real_logs/score.py --set 8
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SETS = {1: HERE, 2: HERE.parent / "real_logs_2", 3: HERE.parent / "real_logs_3",
         4: HERE.parent / "real_logs_4", 5: HERE.parent / "real_logs_5", 6: HERE.parent / "real_logs_6",
-        7: HERE.parent / "real_logs_7"}
+        7: HERE.parent / "real_logs_7", 8: HERE.parent / "real_logs_8"}
 sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE.parents[0] / "doctor_zoo"))
 
@@ -149,7 +152,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=["dev", "heldout", "all"], default="dev")
     parser.add_argument("--set", type=int, choices=sorted(SETS), default=1,
-                        help="1: benchmarks/real_logs (split by source); 2-6: benchmarks/real_logs_2 to _6, "
+                        help="1: benchmarks/real_logs (split by source); 2-8: benchmarks/real_logs_2 to _8, "
                              "each scored whole (all but the newest are development data since their scoring)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
