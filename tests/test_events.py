@@ -81,3 +81,54 @@ def test_cli_show_loop_prints_the_loop_without_training(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "STEP_END" in result.stdout and "EMA(5)" in result.stdout
     assert not (tmp_path / "runs").exists()
+
+
+class SamplesEveryThird(Callback):
+    """Declares that its step handlers act at every third step only, and records where it is called."""
+
+    sample_every = 3
+
+    def __init__(self):
+        self.calls = []
+
+    def on_batch_start(self, state):
+        self.calls.append(("batch_start", state.step))
+
+    def on_after_backward(self, state):
+        self.calls.append(("after_backward", state.step))
+
+    def on_step_end(self, state):
+        self.calls.append(("step_end", state.step))
+
+    def on_eval_end(self, state):
+        self.calls.append(("eval_end", state.step))
+
+
+def test_a_sampling_callbacks_step_handlers_run_at_its_steps_only(quiet):
+    cb = SamplesEveryThird()
+    run = trainwise.fit(small(quiet, **{"data.batch_size": 128}), callbacks=[cb])
+    steps = run.history[-1]["step"]
+    sampled = [s for s in range(steps) if s % 3 == 0]
+    assert [s for e, s in cb.calls if e == "batch_start"] == sampled
+    assert [s for e, s in cb.calls if e == "after_backward"] == sampled
+    assert [s for e, s in cb.calls if e == "step_end"] == [s + 1 for s in sampled]  # the step has advanced by then
+    assert [e for e, _ in cb.calls].count("eval_end") == 2  # other events reach it every time
+
+
+def test_monitors_record_the_same_values_when_every_handler_is_called(quiet):
+    """Leaving the monitors' step handlers out at the steps they do not sample changes none of their values
+    (ReLU and tanh nets, the NaN guard's skip policy, which decides at every step)."""
+    class EveryHandler(Trainer):
+        def _build_tables(self):
+            table = super()._build_tables()
+            self._plain = self._dispatch
+            return table
+
+    for extra in ({"model.activation": "relu"}, {"model.activation": "tanh", "monitors.nan_policy": "skip"}):
+        cfg = small(quiet, **{"data.batch_size": 64, "train.epochs": 3, "monitors.every_n_steps": 4, **extra})
+        runs = [cls(cfg).fit() for cls in (Trainer, EveryHandler)]
+        for a, b in zip(*(r.history.records for r in runs)):
+            monitored = {k: v for k, v in a.items() if "/" in k or k in ("grad_norm", "nonfinite_steps")}
+            assert len(monitored) > 3 and monitored == {k: b[k] for k in monitored}
+            assert {k: v for k, v in a.items() if k not in ("time_s", "samples_per_s")} == {
+                k: v for k, v in b.items() if k not in ("time_s", "samples_per_s")}

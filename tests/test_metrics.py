@@ -77,3 +77,40 @@ def test_deferred_sums_grow_fold_and_copy_like_an_eager_sum():
     assert float(acc.loss_sum) == pytest.approx(sum(a * b for a, b in zip(losses, sizes)))
     assert (acc.confusion.view(10, 10).numpy() == expected).all()
     assert acc.count == sum(sizes) == int(acc.confusion.sum())
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass"])
+def test_training_metrics_on_python_floats_equal_the_numpy_ones(task):
+    """The epoch's training metrics of a few classes (worked out on Python floats) are the very floats of
+    the full evaluation (numpy), for confusion matrices with empty rows and columns."""
+    from trainwise.metrics import PLAIN_PYTHON_CLASSES, loss_acc_from_confusion, metrics_from_confusion
+
+    rng = np.random.default_rng(1)
+    for k in [2] if task == "binary" else [3, 7, 8, 9, 10, 17, PLAIN_PYTHON_CLASSES]:
+        for _ in range(20):
+            c = rng.integers(0, 50, (k, k)) * (rng.random((k, k)) < 0.6)
+            c[rng.integers(0, k)] = 0  # a class never seen
+            c[:, rng.integers(0, k)] = 0  # a class never predicted
+            full = metrics_from_confusion(c.astype(np.float64), task)
+            quick = loss_acc_from_confusion(c.astype(np.float64).reshape(-1).tolist(), k, task)
+            assert quick == {key: full[key] for key in ("acc", "precision", "recall", "f1")}
+
+
+def test_numpy_mean_is_numpys_mean_bit_for_bit():
+    from trainwise.metrics import numpy_mean
+
+    rng = np.random.default_rng(2)
+    for n in list(range(1, 130)) * 20:
+        a = rng.random(n) * rng.integers(0, 2, n) * 10.0 ** rng.integers(-3, 3, n)
+        assert numpy_mean(a.tolist()) == a.mean(), n
+
+
+def test_predicted_ids_are_torchs_argmax_with_ties_and_nans():
+    from trainwise.metrics import _argmax_rows
+
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 3, (500, 10), generator=g).float()  # many ties
+    scores[torch.rand(500, 10, generator=g) < 0.05] = float("nan")
+    scores[7] = float("-inf")
+    for s in (scores, scores.double(), scores[:, :1]):
+        assert torch.equal(_argmax_rows(s), s.argmax(dim=1))

@@ -146,7 +146,7 @@ def build_run(trainer: Trainer, config: Config, model: torch.nn.Module | None = 
     trainer.state.extras["user_model"] = model is not None
     trainer.state.forward_loss, trainer.state.train_loader = trainer.forward_loss, trainer.train_loader
     trainer.callbacks = sorted(default_callbacks(trainer) + list(callbacks), key=lambda c: c.order)
-    trainer._dispatch = None  # built at the first event (see Trainer.fire)
+    trainer._table = None  # the dispatch tables are built at the first event (see Trainer.fire)
     trainer.train_metrics = MetricAccumulator(trainer.num_classes, trainer.device)
     trainer.start_epoch, trainer.start_batch = 1, 0  # changed by load_checkpoint
     trainer.signals = SignalCatcher()  # catches SIGINT/SIGTERM while fit runs with a run directory

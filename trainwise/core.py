@@ -61,6 +61,10 @@ class Event(enum.Enum):
     __hash__ = object.__hash__
 
 
+# The events of one training step, in the order they fire (see ``Callback.sample_every``).
+STEP_EVENTS = (Event.BATCH_START, Event.AFTER_LOSS, Event.AFTER_BACKWARD, Event.STEP_END)
+
+
 @dataclass
 class State:
     """Everything a callback may read or change during a run."""
@@ -137,6 +141,11 @@ class Callback:
     # into the graph), "sampled" (they act only at steps where needs_eager_step(state) is True, and those
     # steps run eagerly), or None (unknown: the run refuses train.cuda_graphs rather than guess).
     step_work: str | None = None
+    # A callback whose handlers of the step's four events (BATCH_START, AFTER_LOSS, AFTER_BACKWARD, STEP_END) act
+    # only at steps where ``state.step % sample_every == 0`` (``state.step`` as at the step's BATCH_START), and
+    # return at once at other steps, may say so here: the trainer then calls them at those steps only (the
+    # monitors, which sample every ``monitors.every_n_steps``). Other events are always dispatched.
+    sample_every: int | None = None
 
     def needs_eager_step(self, state: State) -> bool:
         """With step_work = "sampled": does this step need the handlers to run (then it is not replayed)?"""

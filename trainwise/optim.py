@@ -156,8 +156,14 @@ class LearningRate:
         self.set(0)
 
     def set(self, step: int, scale: float = 1.0) -> None:
-        factor = self.lr_at(step) * self.plateau_factor * scale
-        for group, base in zip(self.optimizer.param_groups, self.base):
+        # Called before every step: a constant schedule skips its function (1.0 * x is x), and one group of
+        # float LR (the usual case) skips the loop.
+        factor = (1.0 if self.lr_at is _constant else self.lr_at(step)) * self.plateau_factor * scale
+        groups = self.optimizer.param_groups
+        if len(groups) == 1 and type(groups[0]["lr"]) is float:
+            groups[0]["lr"] = self.base[0] * factor
+            return
+        for group, base in zip(groups, self.base):
             if isinstance(group["lr"], torch.Tensor):
                 group["lr"].fill_(base * factor)  # train.cuda_graphs: the replayed step reads the LR from device memory
             else:

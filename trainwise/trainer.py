@@ -22,7 +22,7 @@ from trainwise.callbacks.early_stopping import EarlyStopping
 from trainwise.callbacks.monitor_base import metric_value
 from trainwise.build import build_run
 from trainwise.config import Config, dump_toml
-from trainwise.core import Callback, Event, unique_keys
+from trainwise.core import STEP_EVENTS, Callback, Event, unique_keys
 from trainwise.doctor import diagnose
 from trainwise.data import DataSplits
 from trainwise.data.loader import DeviceLoader
@@ -78,13 +78,21 @@ class Trainer:
         return trainer
 
     def fire(self, event: Event) -> None:
-        if self._dispatch is None:
-            self._dispatch = self._dispatch_table()
-        for handler in self._dispatch[event]:
+        table = self._table if self._table is not None else self._build_tables()
+        for handler in table[event]:
             handler(self.state)
 
-    def _dispatch_table(self) -> dict[Event, list]:
-        """Per event, the bound handlers of the callbacks that have one, in callback order.
+    def _build_tables(self) -> dict[Event, list]:
+        """The dispatch tables, built at the first event: ``_dispatch`` (every handler) and ``_plain`` (for a step
+        no sampling callback samples: without their handlers of the step's four events, which would return at once)."""
+        self._dispatch, self._plain = self._dispatch_table(), self._dispatch_table(plain=True)
+        self._periods = tuple(sorted({cb.sample_every for cb in self.callbacks if cb.sample_every}))
+        self._table = self._dispatch
+        return self._table
+
+    def _dispatch_table(self, plain: bool = False) -> dict[Event, list]:
+        """Per event, the bound handlers of the callbacks that have one, in callback order (``plain``: without
+        the step events' handlers of callbacks with ``sample_every``, see trainwise.core.Callback).
 
         Looking handlers up once instead of at every event keeps the per-step cost of callbacks that do
         nothing at a step at zero. A callback that overrides ``on_event`` itself gets every event.
@@ -93,6 +101,8 @@ class Trainer:
         for cb in self.callbacks:
             custom = type(cb).on_event is not Callback.on_event
             for event in Event:
+                if plain and cb.sample_every and event in STEP_EVENTS:
+                    continue
                 if custom:
                     table[event].append(lambda state, cb=cb, event=event: cb.on_event(event, state))
                 elif (handler := getattr(cb, f"on_{event.value}", None)) is not None:
@@ -186,26 +196,41 @@ class Trainer:
 
     def train_epoch(self, epoch: int, start_batch: int = 0) -> None:
         state = self.state
-        self.model.train()
+        # train() sets every module's flag; walking the tree to see that nothing needs it costs a quarter of that
+        if not all(m.training and type(m).train is torch.nn.Module.train for m in self.model.modules()):
+            self.model.train()
         if start_batch == 0:
             self.train_metrics.reset()
         every = self.config.checkpoint.every_n_steps
         batches = self.train_loader.batches(epoch, start_batch, height=state.extras.get("resolution"))  # image folders decode at a phase's height
-        for state.batch_index, (inputs, targets) in enumerate(batches, start=start_batch):
-            state.inputs, state.targets = inputs, targets
-            self.fire(Event.BATCH_START)
-            if self.graphed is None:
-                self.train_step()
-            else:
-                self.graphed.step()  # a replayed CUDA graph, or train_step where it must run eagerly
-            self.fire(Event.STEP_END)
-            if every and self.run_dir is not None and state.step % every == 0 and state.batch_index + 1 < state.steps_per_epoch:
-                self.save_checkpoint(epoch_done=False)
-            fault_point("step")
-            if self.signals.received is not None and not state.stop:
-                self.stop_for_signal(epoch_done=False)
-            if state.stop:
-                break
+        if self._table is None:
+            self._build_tables()
+        full, plain, periods = self._dispatch, self._plain, self._periods
+        k = periods[0] if len(periods) == 1 else 0
+        try:
+            for state.batch_index, (inputs, targets) in enumerate(batches, start=start_batch):
+                state.inputs, state.targets = inputs, targets
+                # The step's table, chosen once from the step count at its start: at a step that no sampling
+                # callback samples, their handlers of the step's events are not called at all.
+                if k:
+                    self._table = full if state.step % k == 0 else plain
+                elif periods:
+                    self._table = full if any(state.step % p == 0 for p in periods) else plain
+                self.fire(Event.BATCH_START)
+                if self.graphed is None:
+                    self.train_step()
+                else:
+                    self.graphed.step()  # a replayed CUDA graph, or train_step where it must run eagerly
+                self.fire(Event.STEP_END)
+                if every and self.run_dir is not None and state.step % every == 0 and state.batch_index + 1 < state.steps_per_epoch:
+                    self.save_checkpoint(epoch_done=False)
+                fault_point("step")
+                if self.signals.received is not None and not state.stop:
+                    self.stop_for_signal(epoch_done=False)
+                if state.stop:
+                    break
+        finally:
+            self._table = full  # events outside the steps (and a train_step called on its own) see every handler
 
     def forward_loss(self, inputs: tuple[torch.Tensor, ...], targets: torch.Tensor,
                      autocast_cache: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -214,7 +239,8 @@ class Trainer:
         (SAM's second forward). ``autocast_cache=False`` inside a CUDA-graph capture (trainwise.cuda_graphs)."""
         if self.autocast_dtype is None:  # fp32: entering a disabled autocast still costs microseconds per step
             outputs = self.forward(*inputs)
-            return outputs, self.loss_fn(outputs.float(), targets)  # .float() of float32 outputs is the tensor itself
+            # .float() of float32 outputs is the tensor itself; the dtype test costs less than the call
+            return outputs, self.loss_fn(outputs if outputs.dtype is torch.float32 else outputs.float(), targets)
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, cache_enabled=autocast_cache):
             outputs = self.forward(*inputs)
             return outputs, self.loss_fn(outputs.float(), targets)

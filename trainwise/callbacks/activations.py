@@ -104,6 +104,10 @@ class ActivationMonitor(EpochMeanMonitor):
         if self._handles:
             self._remove()  # the forward pass is over; evaluation must not pay for hooks
 
+    def on_step_end(self, state: State) -> None:
+        if self._handles:  # a train_step of a subclass that fires no AFTER_LOSS: the next steps are not sampled
+            self._remove()
+
     def on_fit_end(self, state: State) -> None:
         self._remove()
 

@@ -206,6 +206,10 @@ class EpochMeanMonitor(Callback):
         self.every_n_steps = every_n_steps
         self._means = EpochMeans(reduce)
 
+    @property
+    def sample_every(self) -> int:  # the step events' handlers act on sampled steps only (see Callback.sample_every)
+        return self.every_n_steps
+
     def needs_eager_step(self, state: State) -> bool:
         return is_sampled(state, self.every_n_steps)
 

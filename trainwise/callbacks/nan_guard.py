@@ -89,6 +89,10 @@ class NanGuard(Callback):
             self._snapshot(state)
 
     # ------------------------------------------------------------------ the check
+    @property
+    def sample_every(self) -> int | None:  # stop: the check runs on sampled steps only (see Callback.sample_every)
+        return self.every_n_steps if self.policy == "stop" else None
+
     def needs_eager_step(self, state: State) -> bool:
         return is_sampled(state, self.every_n_steps)
 

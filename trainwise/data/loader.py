@@ -82,15 +82,30 @@ class DeviceLoader:
         """Yield batches of ``epoch``, beginning at batch index ``start`` (for mid-epoch resume); ``height``
         matters only to sources that decode images (DatasetLoader)."""
         n = len(self.data)
-        order = epoch_order(n, self.seed, epoch).to(self.device) if self.shuffle else None
+        order = epoch_order(n, self.seed, epoch) if self.shuffle else None
+        if order is not None and self.device.type != "cpu":
+            order = order.to(self.device)
         inputs, targets = self.data.inputs, self.data.targets
-        # This rank's positions of every batch, worked out once per epoch rather than at each step.
-        for lo, hi in [self.rank_part(b) for b in range(start, len(self))]:
-            if order is None:
+        # This rank's positions of every batch, worked out once per epoch rather than at each step (one
+        # process: consecutive slices of batch_size, what rank_part gives for a world of one).
+        if self.world_size == 1:
+            bs = self.batch_size
+            parts = [(lo, min(lo + bs, n)) for lo in range(start * bs, len(self) * bs, bs)]
+        else:
+            parts = [self.rank_part(b) for b in range(start, len(self))]
+        if order is None:
+            for lo, hi in parts:
                 yield tuple(t[lo:hi] for t in inputs), targets[lo:hi]
-            else:
+        # index_select: the rows of t[idx], in half the time of advanced indexing (4 against 9 us on a digits batch)
+        elif len(inputs) == 1:  # the common case, without a generator per batch
+            x = inputs[0]
+            for lo, hi in parts:
                 idx = order[lo:hi]
-                yield tuple(t[idx] for t in inputs), targets[idx]
+                yield (x.index_select(0, idx),), targets.index_select(0, idx)
+        else:
+            for lo, hi in parts:
+                idx = order[lo:hi]
+                yield tuple(t.index_select(0, idx) for t in inputs), targets.index_select(0, idx)
 
 
 class _TensorDataset(Dataset):
