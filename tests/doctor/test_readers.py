@@ -529,3 +529,21 @@ def test_two_outputs_with_accuracies_name_no_accuracy_for_the_run(tmp_path):
             "0,2.0,1.0,0.5,1.0,0.4,2.1,1.0,0.5,1.1,0.4\n1,1.5,0.7,0.6,0.8,0.5,1.6,0.8,0.6,0.8,0.5\n")
     records, meta = read_history(write(tmp_path, "log.csv", text))
     assert "val_acc" not in records[0] and records[0]["val_a_acc"] == 0.5
+
+
+def test_tr_and_vl_are_splits_and_a_text_label_on_every_row_is_not_a_run_name():
+    # Set 8: a two-phase fine-tune whose epoch column reads P1-1 .. P1-10, P2-1 .. P2-28, losses tr_loss, vl_loss.
+    log = REAL.parents[1] / "real_logs_8" / "logs" / "Dfinnnn__VisionK_VitalK_IDSC2026__models_training_history.csv"
+    records, meta = read_history(log)
+    assert len(records) == 38 and not any("runs" in a for a in meta["assumptions"])
+    assert records[0]["train_loss"] == pytest.approx(0.2488257903389949) and records[-1]["val_loss"] == pytest.approx(0.152, abs=1e-3)
+    assert [r["phase"] for r in records].count(1.0) == 10
+
+
+def test_a_history_dict_with_summary_numbers_beside_its_lists_reads_the_lists(tmp_path):
+    log = REAL.parents[1] / "real_logs_8" / "logs" / "lequanganhtuan__PF-Food_Classification__outputs_training_history.json"
+    records, meta = read_history(log)
+    assert len(records) == 25 and records[0]["train_loss"] == pytest.approx(5.151807)
+    assert any("single values beside the per-epoch lists" in a and "test_acc_top1" in a for a in meta["assumptions"])
+    with pytest.raises(UserError):  # a dict of numbers alone is still no history
+        read_history(write(tmp_path, "h.json", '{"best": 0.9, "epochs": 10}'))

@@ -134,7 +134,8 @@ def _run_names(header: list[str], texts: list[dict[str, str]]) -> list[str] | No
         if not values or any(v is None for v in values):
             continue
         blocks = [v for i, v in enumerate(values) if i == 0 or v != values[i - 1]]
-        if 1 < len(blocks) == len(set(blocks)) <= 50:
+        # A run holds epochs: a text column new on (nearly) every row labels rows ("P1-1", "P1-2"), not runs.
+        if 1 < len(blocks) == len(set(blocks)) <= min(50, len(values) // 2):
             return values
     return None
 

@@ -37,11 +37,15 @@ def read_table(path: Path, data: Any) -> tuple[Table, dict[str, Any]]:
     """(table, config dict) for any of the JSON shapes this module knows."""
     if isinstance(data, dict) and isinstance(data.get("log_history"), list):
         return _hf(data)
-    if isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values()):
-        n = max(len(v) for v in data.values())
-        rows = [{k: float(v[i]) for k, v in data.items() if i < len(v) and _is_number(v[i])} for i in range(n)]
-        return Table(rows=[r for r in rows if r], fmt="keras_history_json",
-                     assumptions=["Keras history: entry i of each list is epoch i + 1"]), {}
+    if isinstance(data, dict) and data and _lists_with_scalars(data):
+        lists = {k: v for k, v in data.items() if isinstance(v, list)}
+        n = max(len(v) for v in lists.values())
+        rows = [{k: float(v[i]) for k, v in lists.items() if i < len(v) and _is_number(v[i])} for i in range(n)]
+        said = ["Keras history: entry i of each list is epoch i + 1"]
+        scalars = [k for k in data if k not in lists]
+        if scalars:
+            said.append(f"{len(scalars)} single values beside the per-epoch lists ({', '.join(scalars[:6])}) are a summary, not epochs: left out")
+        return Table(rows=[r for r in rows if r], fmt="keras_history_json", assumptions=said), {}
     if isinstance(data, list) and data and all(isinstance(r, dict) for r in data):
         rows = [{k: float(v) for k, v in r.items() if _is_number(v)} for r in data]
         return Table(rows=[r for r in rows if r], fmt="json_records", position_word="entry",
@@ -50,6 +54,16 @@ def read_table(path: Path, data: Any) -> tuple[Table, dict[str, Any]]:
                     expected="a Hugging Face trainer_state.json (with log_history), a Keras history dict of lists, or a list of records",
                     received=f"JSON {type(data).__name__}" + (f" with keys {', '.join(list(data)[:8])}" if isinstance(data, dict) else ""),
                     fix="pass trainer_state.json or the history the training saved")
+
+
+def _lists_with_scalars(data: dict[str, Any]) -> bool:
+    """A dict of per-epoch lists, possibly with a few single numbers beside them (a best epoch, a test
+    accuracy, the epoch a second phase began), as loops that dump their own history often write it."""
+    lists = [v for v in data.values() if isinstance(v, list)]
+    others = [v for v in data.values() if not isinstance(v, list)]
+    if not others:
+        return bool(lists)
+    return len(lists) >= 2 and all(_is_number(v) or isinstance(v, str) for v in others)
 
 
 def _is_number(v: Any) -> bool:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 
 SPLIT_WORDS = {
-    "train": "train", "training": "train", "trn": "train",
-    "val": "val", "valid": "val", "validation": "val", "eval": "val", "evaluation": "val", "dev": "val",
+    "train": "train", "training": "train", "trn": "train", "tr": "train",
+    "val": "val", "valid": "val", "validation": "val", "eval": "val", "evaluation": "val", "dev": "val", "vl": "val",
     "test": "test", "tst": "test",
 }
 # Plurals too: a loop that appends each epoch's value to a list often names the list train_losses, val_accs.
