@@ -50,10 +50,9 @@ class Attempt:
     def short_of_fit(self) -> bool:
         """Still short of fitting its own training set (scoring.short_of_fit), with nothing in the config that
         holds training accuracy down by design (dropout, augmentation, MixUp / CutMix)."""
-        from trainwise.doctor import _config_dict
         from trainwise.doctor.context import Context
 
-        if Context(records=[], config=_config_dict(self.config)).train_handicaps():
+        if Context.of_config(self.config).train_handicaps():
             return False
         return scoring.short_of_fit(self.records, self.summary.get("restored_epoch"))
 

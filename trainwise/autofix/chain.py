@@ -50,7 +50,7 @@ def doctor_fixes(current: Attempt) -> Iterator[tuple[Finding | None, str]]:
     AdamW at 1e-6 learns nothing, so its predictions collapse onto one class as well, and label smoothing
     (the collapse's fix) spends a re-run on a symptom.
     """
-    position = Context(records=[], config=current.config.to_dict()).lr_position()  # "low", "high" or None
+    position = Context.of_config(current.config).lr_position()  # "low", "high" or None
     problems = sorted(current.problems, key=lambda f: not (position is not None and _LR_SIDE.get(f.code) == position))
     for depth in range(max((len(f.fixes) for f in problems), default=0)):
         for f in problems:

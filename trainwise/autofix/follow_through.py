@@ -79,8 +79,8 @@ def _lr_step(key: str, before: Config, after: Config, lr_info: dict[str, Any] | 
 
 
 def _wider(after: Config) -> str | None:
-    return fx.wider_model(Context(records=[], config=after.to_dict()))
+    return fx.wider_model(Context.of_config(after))
 
 
 def _more_data(after: Config) -> str | None:
-    return fx.more_data(Context(records=[], config=after.to_dict()))
+    return fx.more_data(Context.of_config(after))

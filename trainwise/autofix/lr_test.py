@@ -29,7 +29,7 @@ LR_KEYS = ("optim.lr", "schedule.max_lr")
 
 def lr_range(cfg: Config) -> tuple[float, float] | None:
     """The optimizer's usual LR range for this config (scaled down for a fine-tune), as the doctor uses it."""
-    return Context(records=[], config=cfg.to_dict()).lr_range()
+    return Context.of_config(cfg).lr_range()
 
 
 def range_tested(finding: Finding | None, change: str, cfg: Config, sources, data) -> tuple[str, dict[str, Any] | None]:

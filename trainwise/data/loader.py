@@ -86,13 +86,8 @@ class DeviceLoader:
         if order is not None and self.device.type != "cpu":
             order = order.to(self.device)
         inputs, targets = self.data.inputs, self.data.targets
-        # This rank's positions of every batch, worked out once per epoch rather than at each step (one
-        # process: consecutive slices of batch_size, what rank_part gives for a world of one).
-        if self.world_size == 1:
-            bs = self.batch_size
-            parts = [(lo, min(lo + bs, n)) for lo in range(start * bs, len(self) * bs, bs)]
-        else:
-            parts = [self.rank_part(b) for b in range(start, len(self))]
+        # This rank's positions of every batch, worked out once per epoch rather than at each step.
+        parts = [self.rank_part(b) for b in range(start, len(self))]
         if order is None:
             for lo, hi in parts:
                 yield tuple(t[lo:hi] for t in inputs), targets[lo:hi]

@@ -100,6 +100,12 @@ class Context:
     foreign: bool = False  # another tool's log: no trainwise key acts on it, fixes are stated in words
     assumptions: list[str] = field(default_factory=list)
 
+    @classmethod
+    def of_config(cls, config: Any) -> Context:
+        """What a config alone says (LR range and position, regularisers, the model's keys), before or
+        without a history: ``config`` a trainwise Config."""
+        return cls(records=[], config=config.to_dict())
+
     def __post_init__(self) -> None:
         self._drop_meaningless_accuracy()
         if self.num_classes is None:

@@ -62,13 +62,18 @@ def train_progress(ctx: Context) -> Progress | None:
     f = signals.finite(loss)
     if len(f) < MIN_EPOCHS:
         return None
-    floor = ctx.train_loss_floor
     first, last = float(f[0]), signals.tail_median(f, 2)
-    # The first epoch's mean already includes learning within that epoch; a fresh classifier starts at
-    # ln K, so use whichever is higher as the starting excess.
-    start = max(first, ctx.chance_loss or first) - floor
-    removed = 1.0 - (last - floor) / start if start > 0 else 0.0
-    return Progress(removed=float(removed), steady=signals.share_decreasing(f), first=first, last=last)
+    removed = excess_removed(f, ctx.train_loss_floor, ctx.chance_loss)
+    return Progress(removed=removed, steady=signals.share_decreasing(f), first=first, last=last)
+
+
+def excess_removed(loss: np.ndarray, floor: float, chance: float | None) -> float:
+    """The share of a loss curve's initial excess over ``floor`` removed by its end (median of the last 2).
+    The first epoch's mean already includes learning within that epoch; a fresh classifier starts at ln K,
+    so whichever is higher is the starting excess."""
+    first = float(loss[0])
+    start = max(first, chance or first) - floor
+    return float(1.0 - (signals.tail_median(loss, 2) - floor) / start) if start > 0 else 0.0
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ from trainwise.doctor.rules.common import (
     VAL_ONLY_SOURCE,
     at_chance,
     converged,
+    excess_removed,
     fit_levels,
     lr_evidence,
     near_chance,
@@ -268,9 +269,7 @@ def _stalled(loss: np.ndarray, floor: float, chance: float | None) -> bool:
         return False
     before = float(loss[:-window].min())
     recent = (before - float(loss[-window:].min())) / max(abs(before), 1e-12)
-    start = max(float(loss[0]), chance or float(loss[0])) - floor
-    removed = 1.0 - (signals.tail_median(loss, 2) - floor) / start if start > 0 else 0.0
-    return recent < 0.05 or removed < 0.5
+    return recent < 0.05 or excess_removed(loss, floor, chance) < 0.5
 
 
 def _over_regularized(ctx: Context) -> list[Finding]:
@@ -334,7 +333,7 @@ def _underfitting(ctx: Context) -> list[Finding]:
         fx = fixes.keep(fixes.wider_model(ctx), fixes.more_epochs(ctx), fixes.higher_lr(ctx, 3.0))
     elif still:
         strong, held = _strong_regularizer_note(ctx, ev)
-        advice = held.strip() or "The loss is still falling: it needs more epochs or a larger LR before capacity is the question."
+        advice = held or "The loss is still falling: it needs more epochs or a larger LR before capacity is the question."
         fx = fixes.keep(*(f for _, f in strong), fixes.more_epochs(ctx), fixes.higher_lr(ctx, 3.0), fixes.wider_model(ctx))
     else:
         advice = "The loss has flattened: the model is too small or too constrained for the task."
@@ -402,13 +401,13 @@ def _stopped_while_learning(ctx: Context) -> list[Finding]:
     name = key.replace("_", " ")
     agree = "Training and validation agree, so this is not overfitting: the model" if math.isfinite(val) else "The model"
     strong, held = _strong_regularizer_note(ctx, ev)
-    advice = " Train longer (or with a larger LR) before judging its capacity." if not strong else held
+    advice = held or "Train longer (or with a larger LR) before judging its capacity."
     return [Finding(
         "underfitting", "warning", span(ctx, ctx.n - 1 - quarter), ev,
         f"Training accuracy is only {train:.3f}{f' and validation {val:.3f}' if math.isfinite(val) else ''} "
         f"({primary[0].level:.2f} of the way from chance to a perfect fit), and the run stopped while still improving: the {name} went {start:.3g} -> {end:.3g} over "
         f"the last {quarter} epochs and was at its best at epoch {ctx.epoch_at(best)} of {ctx.epoch_at(ctx.n - 1)}. {agree}"
-        f" has not finished fitting.{advice}",
+        f" has not finished fitting. {advice}",
         fixes.keep(*(f for _, f in strong), fixes.more_epochs(ctx), fixes.higher_lr(ctx, 3.0)),
     )]
 
@@ -423,7 +422,7 @@ def _strong_regularizer_note(ctx: Context, ev: dict) -> tuple[list[tuple[str, st
         return [], ""
     names = ", ".join(d for d, _ in strong if d)
     ev["regularizers"] = names
-    return strong, (f" The config applies {names}, strong enough to slow and cap the fit: lighten it first, "
+    return strong, (f"The config applies {names}, strong enough to slow and cap the fit: lighten it first, "
                     "then train longer if the fit is still short.")
 
 
