@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from trainwise import distributed, profiling
+from trainwise import distributed, preload, profiling
 from trainwise.callbacks.best_checkpoint import BestCheckpoint
 from trainwise.callbacks.step_curve import StepCurve
 from trainwise.callbacks.doctor import DoctorCallback
@@ -78,6 +78,7 @@ def build_run(trainer: Trainer, config: Config, model: torch.nn.Module | None = 
     cfg = config
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    preload.start()  # the optimizer below imports TorchDynamo: let it load while device, data and model are set up
     profiling.lap_start()
     trainer.device = resolve_device(cfg.train.device)
     given_batch = getattr(data.train, "batch_size", None) if data is not None else None
