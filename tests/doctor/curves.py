@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+# The 600-image Fashion-MNIST CNN of zoo v2 (benchmarks/doctor_zoo/v2.py), as a config the doctor reads.
+FASHION_600 = {"data": {"name": "fashion_mnist", "train_subset": 600, "batch_size": 32},
+               "model": {"name": "cnn", "channels": [8, 16, 32], "batch_norm": True},
+               "optim": {"name": "adamw", "lr": 3e-3}, "train": {"epochs": 10}}
+
 
 def records(**series: list) -> list[dict]:
     """One record per epoch (1-based); a None or a series shorter than the others leaves the key out."""

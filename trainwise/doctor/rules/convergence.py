@@ -353,14 +353,16 @@ def _underfitting(ctx: Context) -> list[Finding]:
 
 STILL_LEARNING_FIT = 0.8  # below this share of the way from chance to a perfect fit, a run still improving has not finished
 STILL_LEARNING_MIN_EPOCHS = 8
-STILL_LEARNING_GAP = 0.05  # train - validation accuracy: larger is generalisation's business
+STILL_LEARNING_GAP = 0.05  # train - validation accuracy: larger is generalisation's business ...
+STILL_LEARNING_GAP_FALLING_VAL = 0.10  # ... unless the validation loss is still at its best and falling (see below)
 
 
 def _stopped_while_learning(ctx: Context) -> list[Finding]:
     """The run ended while it was still learning, well short of a fit: the monitored curve (validation loss,
     else validation accuracy, else training loss) at its best within the last tenth of the run and still
     improving over the last quarter (Theil-Sen), the training loss still falling in >= 60 % of those epochs, training and
-    validation accuracy within 5 points (no generalisation gap), and training accuracy less than 80 % of
+    validation accuracy within 5 points (no generalisation gap; 10 when the curve judged is the validation
+    loss, still at its best, so the gap is not growing into overfitting), and training accuracy less than 80 % of
     the way from chance to 1 (0.74 on 10 classes, 0.86 on 2; up to 100 classes). Not a capacity limit -- the
     curve has not flattened -- and not healthy either: the run was stopped before it converged. (A small
     ViT on CIFAR-10 at 74 % / 71 % still rising at epoch 50; a cats-vs-dogs CNN at 0.86 / 0.85 still
@@ -375,7 +377,12 @@ def _stopped_while_learning(ctx: Context) -> list[Finding]:
     train, val = signals.tail_median(ctx.series("train_acc")), math.nan
     if ctx.has("val_acc", 1):
         val = signals.tail_median(ctx.series("val_acc"))
-        if abs(train - val) >= STILL_LEARNING_GAP:
+        # A gap of 5-10 points while the validation loss is still at its best and falling (checked below: the
+        # curve judged is then the validation loss) is the ordinary gap of a small training set, not a model
+        # that has started to overfit: a 600-image Fashion-MNIST CNN at 0.79 / 0.72 after 10 constant-LR
+        # epochs, validation loss at its lowest in the last epoch, reached 0.79 validation when trained on.
+        falling_val = ctx.has("val_loss", ctx.n // 2)
+        if abs(train - val) >= (STILL_LEARNING_GAP_FALLING_VAL if falling_val else STILL_LEARNING_GAP):
             return []
         if ctx.train_handicaps() and val > train:
             return []  # augmentation or dropout holds training down by design: not read from these numbers
