@@ -192,6 +192,18 @@ def test_guarded_nan_steps_are_a_warning():
     assert f.evidence["nonfinite_steps"] == 3 and "rolled back" in f.message
 
 
+@pytest.mark.parametrize("model, lr, first_fix", [
+    ({"hidden": [64] * 4}, 0.05, "model.batch_norm=true"),  # deep, unnormalised, LR in range: the scale compounds
+    ({"hidden": [64] * 4, "batch_norm": True}, 0.05, "train.grad_clip_norm=1.0"),  # batch norm is there already
+    ({"hidden": [64] * 4}, 2.0, "train.grad_clip_norm=1.0"),  # an LR above SGD's range is the likelier cause
+])
+def test_guarded_nan_steps_in_a_deep_unnormalised_net_try_batch_norm_first(model, lr, first_fix):
+    rec = records(train_loss=decaying(2.0, 0.3, 8), val_loss=decaying(1.9, 0.35, 8), nonfinite_steps=[1, 0, 0, 0, 0, 0, 0, 0])
+    cfg = DIGITS | {"model": {"name": "mlp", **model}, "optim": {"name": "sgd", "lr": lr}}
+    f = next(f for f in diagnose(rec, cfg) if f.code == "diverged")
+    assert f.fixes[0] == first_fix, f.fixes
+
+
 def test_oscillating_loss_without_lr_evidence_is_unstable_training():
     train = [2.0, 1.2, 1.5, 0.9, 1.3, 0.8, 1.2, 0.7, 1.1, 0.75, 1.05, 0.7]
     found = diagnose(records(train_loss=train, val_loss=[t + 0.1 for t in train]), num_classes=10)
