@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -306,12 +307,10 @@ def test_brief_turn_at_a_boundary_is_a_transient_dip():
     assert serious(found) == [] and "transient_dip" in codes(found)
 
 
-# A pretrained backbone unfrozen at epoch 4 at the head's LR (0.05), zoo v2's v2_finetune_unfreeze_hot, seed 0:
-# validation loss 0.649 -> 4.37 at the boundary, above epoch 1's 1.04, then back and better than before.
-UNFREEZE_HOT = {"train_loss": [1.69, 0.873, 0.725, 0.824, 0.387, 0.326, 0.254, 0.203],
-                "val_loss": [1.04, 0.83, 0.649, 4.37, 0.541, 0.508, 0.393, 0.245],
-                "train_acc": [0.348, 0.673, 0.725, 0.663, 0.882, 0.887, 0.912, 0.932],
-                "val_acc": [0.613, 0.673, 0.78, 0.313, 0.847, 0.853, 0.893, 0.927], "lr": [0.05] * 8}
+# Real zoo v2 runs (tests/doctor/data/zoo_v2_phase_runs.json says which): a backbone unfrozen at the head's LR,
+# whose validation loss went 0.649 -> 4.37 at the boundary (above epoch 1's 1.04) and then recovered.
+ZOO_V2 = json.loads((Path(__file__).parent / "data" / "zoo_v2_phase_runs.json").read_text())
+UNFREEZE_HOT = {k: v for k, v in ZOO_V2["unfreeze_hot_seed0"].items() if k != "about"}
 UNFREEZE_CFG = {"finetune": {"init_from": "pre", "freeze": ["*"], "unfreeze_epoch": 4}, "optim": {"name": "adamw", "lr": 0.05}}
 
 
@@ -319,7 +318,7 @@ def test_a_boundary_that_undoes_the_run_is_a_phase_regression_even_when_it_recov
     found = diagnose(records(**UNFREEZE_HOT), UNFREEZE_CFG)
     f = found[0]
     assert f.code == "phase_regression" and f.severity == "warning" and f.epochs == (4, 4)
-    assert (f.evidence["change"], f.evidence["boundary_epoch"], f.evidence["first_epoch_value"]) == ("unfreeze", 4, 1.04)
+    assert (f.evidence["change"], f.evidence["boundary_epoch"], f.evidence["first_epoch_value"]) == ("unfreeze", 4, 1.041)
     assert "much smaller LR" in f.message and any(fix.startswith("finetune.layer_decay") for fix in f.fixes)
     assert "unstable_training" not in codes(found) and "healthy" not in codes(found)
 
@@ -594,30 +593,10 @@ def test_a_three_epoch_fine_tune_whose_validation_loss_turns_is_overfitting():
     assert "overfitting" not in codes(diagnose(records(train_loss=[0.386, 0.227, 0.113], val_loss=[0.318, 0.30, 0.29]), num_classes=2))
 
 
-# Zoo v2's v2_fixres_noaug (16-32-64 CNN, 600 Fashion-MNIST images, translate + erase + MixUp 0.4), seed 2:
-# augmentation off from epoch 13 of 30. Validation loss jumps 0.764 -> 0.871 at the boundary and recovers
-# (a transient dip), while training accuracy runs to 0.99 and validation stays near 0.78.
-FIXRES_NOAUG = {
-    "train_loss": [2.04, 1.73, 1.55, 1.53, 1.42, 1.26, 1.38, 1.13, 1.32, 1.42, 1.11, 1.15, 0.661, 0.553, 0.491, 0.425, 0.408,
-                   0.375, 0.336, 0.321, 0.292, 0.228, 0.221, 0.192, 0.156, 0.149, 0.148, 0.102, 0.0951, 0.0776],
-    "val_loss": [1.89, 1.27, 1.1, 1.11, 0.935, 0.869, 0.973, 0.852, 0.917, 0.767, 0.885, 0.764, 0.871, 0.657, 0.712, 0.629,
-                 0.59, 0.864, 0.773, 0.698, 0.667, 0.674, 0.605, 0.612, 0.619, 0.549, 0.606, 0.604, 0.57, 0.558],
-    "train_acc": [0.288, 0.488, 0.515, 0.55, 0.615, 0.65, 0.633, 0.688, 0.675, 0.628, 0.718, 0.667, 0.793, 0.807, 0.83, 0.875,
-                  0.857, 0.88, 0.888, 0.89, 0.902, 0.945, 0.938, 0.952, 0.97, 0.963, 0.962, 0.99, 0.988, 0.988],
-    "val_acc": [0.31, 0.633, 0.647, 0.633, 0.703, 0.713, 0.643, 0.68, 0.67, 0.733, 0.697, 0.75, 0.7, 0.78, 0.76, 0.777, 0.78,
-                0.7, 0.737, 0.77, 0.76, 0.787, 0.773, 0.8, 0.807, 0.823, 0.81, 0.787, 0.797, 0.817],
-}
-# Its healthy twin, seed 0: the same phases with augmentation kept on (training accuracy stays under validation).
-FIXRES_AUG = {
-    "train_loss": [1.96, 1.67, 1.47, 1.41, 1.43, 1.51, 1.33, 1.35, 1.31, 1.32, 1.3, 1.15, 1.1, 1.12, 1.19, 1.16, 1.21, 1.26,
-                   1.08, 1.13, 1.03, 1.11, 1.19, 1.14, 1.02, 0.93, 1.09, 0.984, 1.04, 0.992],
-    "val_loss": [1.62, 1.33, 1.22, 0.972, 0.949, 1.09, 0.859, 0.803, 0.977, 0.935, 0.93, 0.845, 0.902, 0.75, 0.967, 0.746,
-                 0.694, 0.789, 0.667, 0.795, 0.633, 0.66, 0.649, 0.698, 0.676, 0.634, 0.722, 0.726, 0.699, 0.672],
-    "train_acc": [0.343, 0.527, 0.573, 0.643, 0.605, 0.587, 0.71, 0.662, 0.627, 0.658, 0.683, 0.685, 0.728, 0.68, 0.712, 0.757,
-                  0.683, 0.655, 0.728, 0.74, 0.727, 0.697, 0.698, 0.74, 0.737, 0.758, 0.757, 0.783, 0.768, 0.767],
-    "val_acc": [0.49, 0.55, 0.59, 0.707, 0.653, 0.607, 0.707, 0.733, 0.63, 0.69, 0.697, 0.71, 0.653, 0.74, 0.677, 0.727, 0.767,
-                0.73, 0.767, 0.71, 0.77, 0.773, 0.813, 0.747, 0.757, 0.797, 0.747, 0.75, 0.763, 0.773],
-}
+# Zoo v2's v2_fixres_noaug, seed 2: augmentation off from epoch 13 of 30. Validation loss jumps 0.764 -> 0.871
+# at the boundary and recovers (a transient dip), while training accuracy runs to 0.99 and validation stays
+# near 0.78. Its twin (seed 0) keeps augmentation on: training accuracy stays under validation.
+FIXRES_NOAUG, FIXRES_AUG = ({k: v for k, v in ZOO_V2[name].items() if k != "about"} for name in ("fixres_noaug_seed2", "fixres_aug_twin_seed0"))
 
 
 def _fixres_config(final_augment: bool) -> dict:
