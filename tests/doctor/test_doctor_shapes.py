@@ -307,10 +307,16 @@ def test_brief_turn_at_a_boundary_is_a_transient_dip():
     assert serious(found) == [] and "transient_dip" in codes(found)
 
 
-# Real zoo v2 runs (tests/doctor/data/zoo_v2_phase_runs.json says which): a backbone unfrozen at the head's LR,
+# Real zoo runs (tests/doctor/data/zoo_phase_runs.json says which): a backbone unfrozen at the head's LR,
 # whose validation loss went 0.649 -> 4.37 at the boundary (above epoch 1's 1.04) and then recovered.
-ZOO_V2 = json.loads((Path(__file__).parent / "data" / "zoo_v2_phase_runs.json").read_text())
-UNFREEZE_HOT = {k: v for k, v in ZOO_V2["unfreeze_hot_seed0"].items() if k != "about"}
+ZOO_RUNS = json.loads((Path(__file__).parent / "data" / "zoo_phase_runs.json").read_text())
+
+
+def zoo_run(name: str) -> dict:
+    return {k: v for k, v in ZOO_RUNS[name].items() if k != "about"}
+
+
+UNFREEZE_HOT = zoo_run("unfreeze_hot_seed0")
 UNFREEZE_CFG = {"finetune": {"init_from": "pre", "freeze": ["*"], "unfreeze_epoch": 4}, "optim": {"name": "adamw", "lr": 0.05}}
 
 
@@ -596,7 +602,7 @@ def test_a_three_epoch_fine_tune_whose_validation_loss_turns_is_overfitting():
 # Zoo v2's v2_fixres_noaug, seed 2: augmentation off from epoch 13 of 30. Validation loss jumps 0.764 -> 0.871
 # at the boundary and recovers (a transient dip), while training accuracy runs to 0.99 and validation stays
 # near 0.78. Its twin (seed 0) keeps augmentation on: training accuracy stays under validation.
-FIXRES_NOAUG, FIXRES_AUG = ({k: v for k, v in ZOO_V2[name].items() if k != "about"} for name in ("fixres_noaug_seed2", "fixres_aug_twin_seed0"))
+FIXRES_NOAUG, FIXRES_AUG = zoo_run("fixres_noaug_seed2"), zoo_run("fixres_aug_twin_seed0")
 
 
 def _fixres_config(final_augment: bool) -> dict:
@@ -614,3 +620,10 @@ def test_a_dip_at_the_boundary_does_not_hide_a_phase_that_overfits():
 
 def test_the_same_phases_with_augmentation_kept_are_healthy():
     assert serious(diagnose(records(**FIXRES_AUG), _fixres_config(True))) == []
+
+
+def test_a_training_loss_jump_after_validation_already_jumped_is_an_instability_not_a_stage():
+    # Zoo v1's no_zero_grad_adam, seed 4: validation 0.43 -> 0.85 at epoch 7, then training 0.39 -> 1.08 at
+    # epoch 8 while validation moved 17 %: the weights were thrown off first, so no new training stage.
+    found = diagnose(records(**zoo_run("no_zero_grad_adam_seed4")), {"optim": {"name": "adamw", "lr": 1e-3}, **DIGITS})
+    assert serious(found)[0] == "unstable_training" and "phase_regression" not in codes(found)

@@ -102,15 +102,19 @@ def lr_restarts(ctx: Context) -> list[int]:
 
 def regime_changes(ctx: Context) -> list[int]:
     """Indices where the training loss jumps >= 2x its previous epoch after >= 3 epochs of holding or
-    falling, by >= a quarter of its progress since the first epoch, while the validation loss moves < 25 %:
-    a new training stage the log does not name."""
+    falling, by >= a quarter of its progress since the first epoch, while the validation loss moves < 25 %
+    (in that epoch and the one before): a new training stage the log does not name."""
     if not (ctx.has("train_loss", 4) and ctx.has("val_loss", 4)):
         return []
     train, val = ctx.series("train_loss"), ctx.series("val_loss")
     out = []
     for i in range(3, ctx.n):
-        a, b, c, v0, v1 = train[i - 2], train[i - 1], train[i], val[i - 1], val[i]
-        if not all(map(math.isfinite, (a, b, c, v0, v1))) or b <= 0 or v0 <= 0:
+        a, b, c, v_, v0, v1 = train[i - 2], train[i - 1], train[i], val[i - 2], val[i - 1], val[i]
+        if not all(map(math.isfinite, (a, b, c, v_, v0, v1))) or b <= 0 or v0 <= 0 or v_ <= 0:
+            continue
+        # Validation held in the epoch before as well: one that had just jumped (0.43 -> 0.85, then the
+        # training loss 0.39 -> 1.08) shows weights already thrown off, an instability, not a new stage.
+        if abs(v0 / v_ - 1) >= VAL_HELD:
             continue
         # Large on the run's own scale too: it gives back >= a quarter of the progress made since the first
         # epoch (a converged loss wandering 0.004 -> 0.025 is 6x, and nothing happened).
