@@ -627,3 +627,15 @@ def test_a_training_loss_jump_after_validation_already_jumped_is_an_instability_
     # epoch 8 while validation moved 17 %: the weights were thrown off first, so no new training stage.
     found = diagnose(records(**zoo_run("no_zero_grad_adam_seed4")), {"optim": {"name": "adamw", "lr": 1e-3}, **DIGITS})
     assert serious(found)[0] == "unstable_training" and "phase_regression" not in codes(found)
+
+
+def test_both_losses_swinging_together_is_unstable_training():
+    # Zoo v1's deep_init_x2, seed 12: two training-loss rises (0.07 -> 0.16, 0.025 -> 0.11), too few for a
+    # swing of their own in 20 epochs, while validation jumped >= 25 % five times: the curves bear each other out.
+    cfg = {"optim": {"name": "sgd", "lr": 0.05}, "model": {"hidden": [64] * 8}, **DIGITS}
+    found = diagnose(records(**zoo_run("deep_init_x2_seed12")), cfg)
+    f = next(f for f in found if f.code == "unstable_training")
+    assert f.severity == "warning" and "swing together" in f.message and f.evidence["val_rises"] == 5
+    # Its twin (batch norm, early stopping) has three training rises and one validation jump: noise.
+    twin = {**cfg, "model": {"hidden": [64] * 8, "batch_norm": True}, "early_stopping": {"enabled": True}}
+    assert serious(diagnose(records(**zoo_run("deep_init_x2_twin_seed12")), twin)) == []
