@@ -91,6 +91,13 @@ DEV: list[Case] = [
     Case("v2_mnist1d_cnn_tiny", {**MNIST1D, "data.train_subset": 150, "train.epochs": 40}, "overfitting", {"data.train_subset": None,
          "train.epochs": 15}, fault="150 training samples, 1-D CNN, 40 epochs"),
     # Twin: the same FixRes-style last phase with the training augmentation kept on (seed 004's fix).
+    # Not a fault that costs validation here: on every development seed (0-18) the last phase without
+    # augmentation ends at a lower validation loss than the twin (last three epochs 0.72-0.84 against
+    # 0.81-1.00) and 1-9 points higher validation accuracy, the under-fitted CNN gaining from clean batches;
+    # the check sees a widening gap on 7 of 19 seeds. A longer variant (40 cosine epochs, the last 15 without
+    # augmentation, a 16-32-64 CNN) showed the gap on 7 of 8 seeds and still ended lower (0.51-0.54 against
+    # 0.55-0.59, 1-4 points higher accuracy), so the case was left as it is:
+    # strengthened, it would reward a fix that makes these runs worse (docs/benchmarks.md, zoo v2 phases).
     Case("v2_fixres_noaug", {**FASHION, "augment.train": AUGMENT, "mixup.mixup_alpha": 0.4, "train.epochs": 14,
                              "progressive.phases": _phases(False)},
          "phase_regression", {"progressive.phases": _phases(True)}, fault="final phase without training augmentation",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -318,6 +319,45 @@ def test_brief_turn_at_a_boundary_is_a_transient_dip():
     assert serious(found) == [] and "transient_dip" in codes(found)
 
 
+# Real zoo runs (tests/doctor/data/zoo_phase_runs.json says which): a backbone unfrozen at the head's LR,
+# whose validation loss went 0.649 -> 4.37 at the boundary (above epoch 1's 1.04) and then recovered.
+ZOO_RUNS = json.loads((Path(__file__).parent / "data" / "zoo_phase_runs.json").read_text())
+
+
+def zoo_run(name: str) -> dict:
+    return {k: v for k, v in ZOO_RUNS[name].items() if k != "about"}
+
+
+UNFREEZE_HOT = zoo_run("unfreeze_hot_seed0")
+UNFREEZE_CFG = {"finetune": {"init_from": "pre", "freeze": ["*"], "unfreeze_epoch": 4}, "optim": {"name": "adamw", "lr": 0.05}}
+
+
+def test_a_boundary_that_undoes_the_run_is_a_phase_regression_even_when_it_recovers():
+    found = diagnose(records(**UNFREEZE_HOT), UNFREEZE_CFG)
+    f = found[0]
+    assert f.code == "phase_regression" and f.severity == "warning" and f.epochs == (4, 4)
+    assert (f.evidence["change"], f.evidence["boundary_epoch"], f.evidence["first_epoch_value"]) == ("unfreeze", 4, 1.041)
+    assert "much smaller LR" in f.message and any(fix.startswith("finetune.layer_decay") for fix in f.fixes)
+    assert "unstable_training" not in codes(found) and "healthy" not in codes(found)
+
+
+def test_a_boundary_spike_that_stays_under_the_first_epochs_loss_is_a_dip():
+    # The same run with a spike to 0.95 (1.5x the best, under epoch 1's 1.04): the boundary cost nothing.
+    calm = dict(UNFREEZE_HOT, val_loss=[1.04, 0.83, 0.649, 0.95, 0.541, 0.508, 0.393, 0.245],
+                val_acc=[0.613, 0.673, 0.78, 0.70, 0.847, 0.853, 0.893, 0.927])
+    found = diagnose(records(**calm), UNFREEZE_CFG)
+    assert serious(found) == [] and "transient_dip" in codes(found)
+
+
+def test_a_phase_that_never_regains_the_old_best_is_a_phase_regression():
+    val = [1.5, 1.0, 0.7, 0.55, 0.5, 0.48, 0.47, 0.56, 0.55, 0.54, 0.52, 0.50, 0.49]  # 3 of 5 >= 10 % worse, never < 0.47
+    phase = ["res16"] * 7 + ["res32"] * 6
+    f = diagnose(records(train_loss=decaying(1.8, 0.3, 13), val_loss=val, phase=phase), DIGITS)[0]
+    assert f.code == "phase_regression" and f.epochs == (8, 13) and "best epoch" in f.message
+    regained = val[:11] + [0.46, 0.45]
+    assert serious(diagnose(records(train_loss=decaying(1.8, 0.3, 13), val_loss=regained, phase=phase), DIGITS)) == []
+
+
 def test_resume_regression_says_what_was_lost():
     val = [1.5, 1.0, 0.7, 0.55, 0.5, 0.9, 0.85, 0.8, 0.78, 0.77]
     phase = ["run"] * 5 + ["resume"] * 5
@@ -569,3 +609,45 @@ def test_a_three_epoch_fine_tune_whose_validation_loss_turns_is_overfitting():
     # Mid-run (live) it waits; a validation loss that keeps falling is fine.
     assert "overfitting" not in codes(diagnose(rec, {"train": {"epochs": 10}}, num_classes=2))
     assert "overfitting" not in codes(diagnose(records(train_loss=[0.386, 0.227, 0.113], val_loss=[0.318, 0.30, 0.29]), num_classes=2))
+
+
+# Zoo v2's v2_fixres_noaug, seed 2: augmentation off from epoch 13 of 30. Validation loss jumps 0.764 -> 0.871
+# at the boundary and recovers (a transient dip), while training accuracy runs to 0.99 and validation stays
+# near 0.78. Its twin (seed 0) keeps augmentation on: training accuracy stays under validation.
+FIXRES_NOAUG, FIXRES_AUG = zoo_run("fixres_noaug_seed2"), zoo_run("fixres_aug_twin_seed0")
+
+
+def _fixres_config(final_augment: bool) -> dict:
+    return {"data": {"name": "fashion_mnist"}, "augment": {"train": [{"op": "translate", "pad": 3}, {"op": "erase", "p": 0.5}]},
+            "mixup": {"mixup_alpha": 0.4}, "progressive": {"phases": [{"epoch": 1, "resolution": 28, "augment": True},
+                                                                      {"epoch": 13, "resolution": 28, "augment": final_augment}]}}
+
+
+def test_a_dip_at_the_boundary_does_not_hide_a_phase_that_overfits():
+    found = diagnose(records(**FIXRES_NOAUG), _fixres_config(False))
+    f = next(f for f in found if f.code == "phase_regression")
+    assert (f.evidence["change"], f.evidence["boundary_epoch"]) == ("augment_off", 13) and f.severity == "warning"
+    assert "healthy" not in codes(found)
+
+
+def test_the_same_phases_with_augmentation_kept_are_healthy():
+    assert serious(diagnose(records(**FIXRES_AUG), _fixres_config(True))) == []
+
+
+def test_a_training_loss_jump_after_validation_already_jumped_is_an_instability_not_a_stage():
+    # Zoo v1's no_zero_grad_adam, seed 4: validation 0.43 -> 0.85 at epoch 7, then training 0.39 -> 1.08 at
+    # epoch 8 while validation moved 17 %: the weights were thrown off first, so no new training stage.
+    found = diagnose(records(**zoo_run("no_zero_grad_adam_seed4")), {"optim": {"name": "adamw", "lr": 1e-3}, **DIGITS})
+    assert serious(found)[0] == "unstable_training" and "phase_regression" not in codes(found)
+
+
+def test_both_losses_swinging_together_is_unstable_training():
+    # Zoo v1's deep_init_x2, seed 12: two training-loss rises (0.07 -> 0.16, 0.025 -> 0.11), too few for a
+    # swing of their own in 20 epochs, while validation jumped >= 25 % five times: the curves bear each other out.
+    cfg = {"optim": {"name": "sgd", "lr": 0.05}, "model": {"hidden": [64] * 8}, **DIGITS}
+    found = diagnose(records(**zoo_run("deep_init_x2_seed12")), cfg)
+    f = next(f for f in found if f.code == "unstable_training")
+    assert f.severity == "warning" and "swing together" in f.message and f.evidence["val_rises"] == 5
+    # Its twin (batch norm, early stopping) has three training rises and one validation jump: noise.
+    twin = {**cfg, "model": {"hidden": [64] * 8, "batch_norm": True}, "early_stopping": {"enabled": True}}
+    assert serious(diagnose(records(**zoo_run("deep_init_x2_twin_seed12")), twin)) == []

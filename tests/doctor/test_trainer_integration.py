@@ -64,3 +64,17 @@ def test_rollback_inside_the_trainer():
     assert records[-1]["lr"] == pytest.approx(cfg.optim.lr * cfg.monitors.nan_lr_factor)
     assert "stop_reason" in run.summary and "completed" in run.summary["stop_reason"]
     assert diagnose(records, cfg)[0].code == "diverged"  # a warning: the guard absorbed it
+
+
+def test_a_gentle_unfreeze_is_a_boundary_without_a_finding(tmp_path):
+    # Digits 0-4 pretrain an MLP; 5-9 fine-tune it, head only until epoch 4, everything after, at AdamW 1e-3:
+    # the validation loss keeps falling through the boundary (a benign one the phase rule must leave alone).
+    fit(_config(**{"data.name": "digits", "data.classes": [0, 1, 2, 3, 4], "train.epochs": 10, "doctor.live": False}),
+        out=tmp_path / "pre")
+    run = fit(_config(**{"data.name": "digits", "data.classes": [5, 6, 7, 8, 9], "finetune.init_from": str(tmp_path / "pre"),
+                         "finetune.freeze": ["*"], "finetune.unfreeze_epoch": 4, "optim.lr": 1e-3, "train.epochs": 10,
+                         "doctor.live": False}))
+    val = [r["val_loss"] for r in run.history.records]
+    assert val[3] < val[2]  # the boundary itself helped
+    assert [f.code for f in run.findings if f.severity != "info"] == []
+    assert "phase_regression" not in {f.code for f in run.findings}

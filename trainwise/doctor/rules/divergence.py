@@ -43,6 +43,7 @@ from trainwise.doctor.rules.common import (
     RECOVER_WITHIN,
     UNSTABLE_SHARE,
     Degradation,
+    big_rises,
     degradation,
     is_oscillating,
     loss_scale_floor,
@@ -70,6 +71,7 @@ CODES = (
 BLOWUP = 3.0  # loss this many times its starting level counts as blown up
 HIGH_UPDATE_RATIO = 1e-2
 VAL_SWING = 0.25  # validation loss is noisier than training loss (a few hundred samples)
+TOGETHER_VAL_SHARE = 0.25  # validation jumps that back too few training rises: in a quarter of the epochs
 
 
 def rule(ctx: Context) -> list[Finding]:
@@ -293,6 +295,20 @@ def _accuracy_swings(ctx: Context) -> bool:
     return val_acc_drops(ctx) >= max(2, UNSTABLE_SHARE * ctx.n)
 
 
+def _both_curves_swing(ctx: Context) -> bool:
+    """The training loss rises and falls back >= 10 % at least twice while the validation loss swings
+    (>= 25 % jumps in >= a quarter of the epochs, at least 3, that come back down): fewer training rises
+    than a swing of its own needs, so validation must swing clearly, more often than the 15 % that backs
+    a training swing (zoo v1's deep_init_x2: training loss 0.07 -> 0.16 and 0.03 -> 0.11 while validation
+    jumped 5 times in 19 steps; a batch-norm twin whose validation loss at 0.1-0.2 jumped 3 times, with
+    accuracy at 0.96-0.98 throughout, is noise of a few hundred samples)."""
+    if not ctx.has("val_loss", MIN_EPOCHS):
+        return False
+    ups, downs, n = big_rises(ctx, "train_loss", BIG_STEP)
+    vups, vdowns, vn = big_rises(ctx, "val_loss", VAL_SWING)
+    return n >= MIN_EPOCHS and ups >= 2 and downs >= 2 and vdowns >= 2 and vups >= max(3, TOGETHER_VAL_SHARE * vn)
+
+
 def _early_rise(ctx: Context) -> int | None:
     """Index of an epoch in the first third whose training loss is >= 10 % above the first epoch's (not
     when validation improves meanwhile: a ramped loss term, not a step too large)."""
@@ -312,7 +328,8 @@ def _early_rise(ctx: Context) -> int | None:
 def _too_high_or_unstable(ctx: Context) -> list[Finding]:
     if ctx.n < MIN_EPOCHS:
         return []
-    train_swings = is_oscillating(ctx, "train_loss", BIG_STEP)
+    together = not is_oscillating(ctx, "train_loss", BIG_STEP) and _both_curves_swing(ctx)
+    train_swings = is_oscillating(ctx, "train_loss", BIG_STEP) or together
     val_swings = ctx.has("val_loss") and is_oscillating(ctx, "val_loss", VAL_SWING) and _accuracy_swings(ctx)
     early = _early_rise(ctx)
     worse = degradation(ctx)
@@ -330,6 +347,8 @@ def _too_high_or_unstable(ctx: Context) -> list[Finding]:
     lr_high = ctx.lr_position() == "high" or (ratios is not None and ratios[0] >= HIGH_UPDATE_RATIO)
     shape = "oscillates" if (train_swings or val_swings) else "rises in the first epochs"
     curve = "training loss" if (train_swings or early is not None) else "validation loss"
+    if together:
+        curve, shape = "training and validation losses", "swing together"
     if lr_high and (train_swings or early is not None):
         why = []
         if ctx.lr_position() == "high":

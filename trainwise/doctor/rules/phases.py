@@ -14,10 +14,16 @@ At each boundary two judgements:
 
 * the metric (validation loss, else validation accuracy, else training loss) over the first 5 epochs of
   the new phase is >= 10 % worse than the best of the old phase (2 points for accuracy) and still >= 10 %
-  worse at the end of the phase -- a regression; back within 5 % by then is a ``transient_dip``;
+  worse at the end of the phase -- a regression; a turn that recovers is still one when it cost the run
+  something real: it threw the metric (within the boundary's first two epochs) to >= 1.5x the old best and
+  past where the run stood after its first epoch (the change undid what was learnt before it, as a
+  pretrained backbone unfrozen at the head's LR does), or it was >= 10 % worse for most of the first
+  epochs and the phase never regained the old best (its best epoch lost); otherwise back within 5 % by
+  the end is a ``transient_dip``;
 * the train/validation accuracy gap widens by >= 5 points while training accuracy jumps and validation
   gains less than a third as much -- the new phase overfits (seed 004: the FixRes phase without training
-  augmentation took training accuracy from 56 % to 67-71 % while validation stalled at 63-64 %).
+  augmentation took training accuracy from 56 % to 67-71 % while validation stalled at 63-64 %); judged
+  even where the boundary also had a transient dip, which the opening of such a phase often has.
 
 The boundary is the cause named, with what changed there (several can change at once: augmentation
 switched off is named before a resolution change, since it is what lets training pull away), and the
@@ -48,6 +54,9 @@ WORSE = 0.10
 RECOVERED = 0.05
 ACC_WORSE = 0.02
 WINDOW = 5
+THROWN = 0.5  # a boundary that takes the metric to 1.5x the old best (10 points of accuracy) ...
+ACC_THROWN = 0.10
+THROWN_WITHIN = 2  # ... within its first two epochs, and past where the run stood after its first epoch
 
 
 GAP_WIDER = 0.05  # the train/validation accuracy gap widening by 5 points at a boundary ...
@@ -93,15 +102,19 @@ def lr_restarts(ctx: Context) -> list[int]:
 
 def regime_changes(ctx: Context) -> list[int]:
     """Indices where the training loss jumps >= 2x its previous epoch after >= 3 epochs of holding or
-    falling, by >= a quarter of its progress since the first epoch, while the validation loss moves < 25 %:
-    a new training stage the log does not name."""
+    falling, by >= a quarter of its progress since the first epoch, while the validation loss moves < 25 %
+    (in that epoch and the one before): a new training stage the log does not name."""
     if not (ctx.has("train_loss", 4) and ctx.has("val_loss", 4)):
         return []
     train, val = ctx.series("train_loss"), ctx.series("val_loss")
     out = []
     for i in range(3, ctx.n):
-        a, b, c, v0, v1 = train[i - 2], train[i - 1], train[i], val[i - 1], val[i]
-        if not all(map(math.isfinite, (a, b, c, v0, v1))) or b <= 0 or v0 <= 0:
+        a, b, c, v_, v0, v1 = train[i - 2], train[i - 1], train[i], val[i - 2], val[i - 1], val[i]
+        if not all(map(math.isfinite, (a, b, c, v_, v0, v1))) or b <= 0 or v0 <= 0 or v_ <= 0:
+            continue
+        # Validation held in the epoch before as well: one that had just jumped (0.43 -> 0.85, then the
+        # training loss 0.39 -> 1.08) shows weights already thrown off, an instability, not a new stage.
+        if abs(v0 / v_ - 1) >= VAL_HELD:
             continue
         # Large on the run's own scale too: it gives back >= a quarter of the progress made since the first
         # epoch (a converged loss wandering 0.004 -> 0.025 is 6x, and nothing happened).
@@ -137,7 +150,9 @@ def rule(ctx: Context) -> list[Finding]:
     for j, b in enumerate(cuts):
         start = cuts[j - 1] if j else 0
         stop = cuts[j + 1] if j + 1 < len(cuts) else ctx.n
-        finding = _judge(ctx, start, b, stop, labels) or _gap_jump(ctx, start, b, stop, labels)
+        finding = _judge(ctx, start, b, stop, labels)
+        if finding is None or finding.severity == "info":  # a dip at the boundary can open a phase that overfits
+            finding = _gap_jump(ctx, start, b, stop, labels) or finding
         if finding is not None:
             out.append(finding)
     return out
@@ -184,15 +199,28 @@ def _judge(ctx: Context, start: int, b: int, stop: int, labels: list) -> Finding
         where = (f"a new training stage at epoch {ctx.epoch_at(b)}, which the log does not name (read from the curves: "
                  f"training loss {tl[b - 1]:.3g} -> {tl[b]:.3g} while validation loss went {vl[b - 1]:.3g} -> {vl[b]:.3g})")
     ev |= {"change": kind, "changes": ", ".join(found)}
+    lr_text = f" The LR jumped {lr_jump:.3g}x at the boundary ({lr[b - 1]:.3g} -> {lr[b]:.3g})." if lr_jump >= 2 else ""
+    name = key.replace("_", " ").capitalize()
     if worse and still:
-        lr_text = f" The LR jumped {lr_jump:.3g}x at the boundary ({lr[b - 1]:.3g} -> {lr[b]:.3g})." if lr_jump >= 2 else ""
         return Finding(
             "phase_regression",
             "warning",
             span(ctx, b, stop - 1),
             ev,
-            f"{key.replace('_', ' ').capitalize()} turned at {where} and did not recover: best {best:.3g} before, "
+            f"{name} turned at {where} and did not recover: best {best:.3g} before, "
             f"{first_after:.3g} over the next epochs, {end:.3g} at the end of the phase.{lr_text} {_advice(kind)}",
+            _fixes(ctx, kind),
+            _words(kind),
+        )
+    cost = _cost(y, mode, best, b, stop, where)
+    if cost is not None:
+        text, last, extra = cost
+        return Finding(
+            "phase_regression",
+            "warning",
+            span(ctx, b, last),
+            ev | extra,
+            f"{name} {text}.{lr_text} {_advice(kind)}",
             _fixes(ctx, kind),
             _words(kind),
         )
@@ -202,9 +230,50 @@ def _judge(ctx: Context, start: int, b: int, stop: int, labels: list) -> Finding
             "info",
             span(ctx, b, b),
             ev,
-            f"{key.replace('_', ' ').capitalize()} dipped at {where} and recovered: a brief adjustment to the new phase, not a regression.",
+            f"{name} dipped at {where} and recovered: a brief adjustment to the new phase, not a regression.",
             [],
         )
+    return None
+
+
+def _cost(y: np.ndarray, mode: str, best: float, b: int, stop: int, where: str) -> tuple[str, int, dict] | None:
+    """A turn at a boundary that recovered later but cost the run something real: (what happened, the index
+    it ended at, evidence), or None for a dip that cost nothing.
+
+    * thrown back: within the boundary's first two epochs the metric is >= 1.5x the old phase's best (10
+      points for accuracy) and worse than at the run's first epoch -- the change undid everything learnt
+      before it (a pretrained backbone unfrozen at the head's LR: validation loss 0.65 -> 4.4, above epoch
+      1's 1.04), and the epochs after it re-learn what the run already had;
+    * lost: >= 10 % worse (2 points) for most of the new phase's first epochs and never back to the old
+      best in the whole phase -- the phase cost the run its best epoch.
+    """
+    after = y[b:stop]
+    first = next((float(v) for v in y[:b] if math.isfinite(v)), math.nan)
+    early = signals.finite(after[:THROWN_WITHIN])
+    if mode == "min":
+        worse_than = lambda v: v >= best * (1 + WORSE)  # noqa: E731
+        peak = float(early.max()) if len(early) else math.nan
+        thrown = peak >= best * (1 + THROWN) and first > best and peak > first
+        beaten = bool(np.any(signals.finite(after) < best))
+    else:
+        worse_than = lambda v: v <= best - ACC_WORSE  # noqa: E731
+        peak = float(early.min()) if len(early) else math.nan
+        thrown = peak <= best - ACC_THROWN and first < best and peak < first
+        beaten = bool(np.any(signals.finite(after) > best))
+    bad = [bool(math.isfinite(v) and worse_than(v)) for v in after]
+    # the first epoch at or beyond the boundary that is no longer worse: where the cost ended
+    back = next((i for i, v in enumerate(bad) if not v), len(bad))
+    extra = {"first_epoch_value": sig(first), "peak_after": sig(peak), "epochs_worse": back}
+    if thrown:
+        again = (f"within 10 % of the old best again after {back} epoch{'s' if back > 1 else ''}" if back < len(bad)
+                 else "never back within 10 % of the old best")
+        return (f"was thrown at {where} from its best of {best:.3g} to {peak:.3g}, worse than after the run's first "
+                f"epoch ({first:.3g}): the change undid what the run had learnt before it, and the epochs after it "
+                f"re-learnt it ({again}), even if the run ends well", b + max(back, 1) - 1, extra)
+    n = min(WINDOW, len(bad))
+    if n >= 3 and sum(bad[:n]) > n / 2 and not beaten:
+        return (f"turned >= 10 % worse at {where} and never got back to the old phase's best ({best:.3g}) in the "
+                f"{len(bad)} epochs after it: the phase cost the run its best epoch", b + len(bad) - 1, extra)
     return None
 
 
