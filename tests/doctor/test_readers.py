@@ -547,3 +547,35 @@ def test_a_history_dict_with_summary_numbers_beside_its_lists_reads_the_lists(tm
     assert any("single values beside the per-epoch lists" in a and "test_acc_top1" in a for a in meta["assumptions"])
     with pytest.raises(UserError):  # a dict of numbers alone is still no history
         read_history(write(tmp_path, "h.json", '{"best": 0.9, "epochs": 10}'))
+
+
+SET9 = REAL.parents[1] / "real_logs_9" / "logs"
+
+
+def test_ludwig_training_statistics_read_the_feature_with_an_accuracy():
+    records, meta = read_history(SET9 / "RadescuIoana__MPS_Proiect1__results_experiment_Model_LadyBugs_training_statistics.json")
+    assert len(records) == 100 and {"train_loss", "train_acc", "val_loss", "val_acc", "test_acc"} <= set(records[0])
+    assert records[0]["train_loss"] == pytest.approx(0.6909953355789185) and records[-1]["val_acc"] == pytest.approx(0.8981937766075134)
+    assert any("output feature 'rezultat testare'" in a for a in meta["assumptions"])
+    # Newer files: "train" or "training", and an evaluation_frequency entry that is not a split
+    records, meta = read_history(SET9 / "xxivk__ludwig-client__results_experiment_run_training_statistics.json")
+    assert len(records) == 18 and "val_roc_auc" in records[0] and records[0]["val_loss"] == pytest.approx(1.7077100276947021) and "entry i of each list is epoch i + 1" in " ".join(meta["assumptions"])
+
+
+def test_a_history_nested_beside_the_runs_description_reads_the_history(tmp_path):
+    records, meta = read_history(SET9 / "SimonGonMon__resnet-concrete-crack-detection__training_statistics.json")
+    assert len(records) == 25 and {"train_loss", "val_loss", "train_acc", "val_acc"} <= set(records[0])
+    assert records[0]["val_loss"] == pytest.approx(0.21141549944877625)
+    assert any("under 'training_history'" in a for a in meta["assumptions"])
+    two = {"a": {"loss": [1.0, 0.9], "val_loss": [1.1, 1.0]}, "b": {"loss": [2.0, 1.9], "val_loss": [2.1, 2.0]}}
+    with pytest.raises(UserError):  # two candidate histories: which one is the run's is not for a reader to guess
+        read_history(write(tmp_path, "h.json", json.dumps(two)))
+
+
+def test_a_log_txt_of_one_json_object_per_line_is_one_epoch_a_line(tmp_path):
+    records, meta = read_history(SET9 / "parthagrawal02__ECG_MAE__output_dir_log.txt")  # MAE's fine-tuning log
+    assert len(records) == 6 and records[0]["train_loss"] == pytest.approx(5.300944681376785)
+    assert records[0]["val_acc"] == pytest.approx(0.014) and "one JSON object per line: each line is an epoch" in meta["assumptions"]
+    mixed = 'starting\n{"epoch": 0, "train_loss": 1.0}\nEpoch 1: loss: 0.9\n'  # not every line an object: the text reader
+    records, meta = read_history(write(tmp_path, "log.txt", mixed))
+    assert "one JSON object per line: each line is an epoch" not in meta["assumptions"]

@@ -65,10 +65,27 @@ def read_history(path: str | Path, columns: dict[str, str] | None = None, run: i
         return _foreign(readers_csv.read_table(path), path, columns, run)
     if path.suffix.lower() in TEXT_SUFFIXES:
         text = path.read_text(errors="replace")
-        table = readers_csv.read_table(path, text) if _looks_like_csv(text) else readers_text.read_table(path, text)
+        objects = _json_lines(text)
+        if objects is not None:  # DeiT / MAE / timm-style log.txt: one JSON object per epoch
+            table, _ = readers_json.read_table(path, objects)
+            table.assumptions.append("one JSON object per line: each line is an epoch")
+        else:
+            table = readers_csv.read_table(path, text) if _looks_like_csv(text) else readers_text.read_table(path, text)
         return _foreign(table, path, columns, run)
     raise _bad(path, f"a file with suffix {path.suffix or '(none)'!r}",
                "pass a .csv/.json/.jsonl/.log history, an events.out.tfevents.* file, or a run directory")
+
+
+def _json_lines(text: str) -> list[dict] | None:
+    """Every non-empty line a JSON object (and at least two of them), or None."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) < 2 or not all(line.lstrip().startswith("{") for line in lines):
+        return None
+    try:
+        objects = [json.loads(line) for line in lines]
+    except json.JSONDecodeError:
+        return None
+    return objects if all(isinstance(o, dict) for o in objects) else None
 
 
 def _looks_like_csv(text: str) -> bool:

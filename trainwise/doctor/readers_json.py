@@ -7,6 +7,11 @@
 with the mean training loss of the steps logged since the previous one. Without evaluations, the
 training rows are grouped by epoch, or by a fixed number of steps when the run lasted fewer than four
 epochs. The state's ``train_batch_size`` and ``num_train_epochs`` go into the config.
+
+Ludwig's ``training_statistics.json`` nests the lists two levels deep: split (``training``,
+``validation``, ``test``) -> output feature (or ``combined``, the summed loss) -> metric -> one value per
+epoch. The feature that has an accuracy is read (the first in the file if several do), ``combined``
+supplies the loss where the feature has none; the reading says which feature it took.
 """
 
 from __future__ import annotations
@@ -37,6 +42,13 @@ def read_table(path: Path, data: Any) -> tuple[Table, dict[str, Any]]:
     """(table, config dict) for any of the JSON shapes this module knows."""
     if isinstance(data, dict) and isinstance(data.get("log_history"), list):
         return _hf(data)
+    if isinstance(data, dict) and _is_ludwig(data):
+        return _ludwig(data)
+    nested = _nested_history(data) if isinstance(data, dict) else None
+    if nested is not None:  # {"model_info": {...}, "training_history": {"loss": [...], ...}, ...}
+        table, config = read_table(path, data[nested])
+        table.assumptions.insert(0, f"the history is the lists under {nested!r}; the other top-level entries ({', '.join(k for k in data if k != nested)[:120]}) describe the run and are left out")
+        return table, config
     if isinstance(data, dict) and data and _lists_with_scalars(data):
         lists = {k: v for k, v in data.items() if isinstance(v, list)}
         n = max(len(v) for v in lists.values())
@@ -54,6 +66,47 @@ def read_table(path: Path, data: Any) -> tuple[Table, dict[str, Any]]:
                     expected="a Hugging Face trainer_state.json (with log_history), a Keras history dict of lists, or a list of records",
                     received=f"JSON {type(data).__name__}" + (f" with keys {', '.join(list(data)[:8])}" if isinstance(data, dict) else ""),
                     fix="pass trainer_state.json or the history the training saved")
+
+
+LUDWIG_SPLITS = {"training": "train_", "train": "train_", "validation": "val_", "test": "test_"}
+LUDWIG_META = "evaluation_frequency"  # {"frequency": N, "period": "epoch" | "step"} in newer versions
+
+
+def _is_ludwig(data: dict[str, Any]) -> bool:
+    splits = {k: v for k, v in data.items() if k != LUDWIG_META}
+    return (("training" in splits or "train" in splits) and set(splits) <= set(LUDWIG_SPLITS) and all(
+        isinstance(f, dict) and f and all(isinstance(m, dict) and all(isinstance(v, list) for v in m.values()) for m in f.values())
+        for f in splits.values()))
+
+
+def _ludwig(data: dict[str, Any]) -> tuple[Table, dict[str, Any]]:
+    train = data.get("training", data.get("train"))
+    features = [f for f in train if f != "combined"]
+    feature = next((f for f in features if "accuracy" in train[f]), features[0] if features else "combined")
+    columns: dict[str, list] = {}
+    for split, prefix in LUDWIG_SPLITS.items():
+        metrics = dict(data.get(split, {}).get(feature, {}))
+        if "loss" not in metrics and "loss" in data.get(split, {}).get("combined", {}):
+            metrics["loss"] = data[split]["combined"]["loss"]
+        columns |= {prefix + name: values for name, values in metrics.items()}
+    n = max((len(v) for v in columns.values()), default=0)
+    rows = [{k: float(v[i]) for k, v in columns.items() if i < len(v) and _is_number(v[i])} for i in range(n)]
+    every = data.get(LUDWIG_META) if isinstance(data.get(LUDWIG_META), dict) else {}
+    unit = "epoch" if every.get("period", "epoch") == "epoch" and every.get("frequency", 1) == 1 else \
+        f"evaluation every {every.get('frequency', 1)} {every.get('period', 'epoch')}s, taken as one epoch"
+    said = [f"Ludwig training statistics: entry i of each list is {'epoch i + 1' if unit == 'epoch' else unit}; output feature {feature!r}"
+            + (f" (of {len(features)}: {', '.join(features[:4])})" if len(features) > 1 else "")]
+    return Table(rows=[r for r in rows if r], fmt="ludwig_training_statistics", assumptions=said), {}
+
+
+def _nested_history(data: dict[str, Any]) -> str | None:
+    """The one top-level key whose value is a history (a dict of two or more per-epoch lists), where the
+    top level itself holds no lists: a history saved beside the run's description."""
+    if any(isinstance(v, list) for v in data.values()):
+        return None
+    keys = [k for k, v in data.items() if isinstance(v, dict) and sum(isinstance(x, list) for x in v.values()) >= 2
+            and _lists_with_scalars(v)]
+    return keys[0] if len(keys) == 1 else None
 
 
 def _lists_with_scalars(data: dict[str, Any]) -> bool:
