@@ -1,10 +1,13 @@
-"""A cold `trainwise train`: where its wall clock goes (--profile-startup) and TorchDynamo loaded beside the set-up."""
+"""A cold `trainwise train`: where its wall clock goes (--profile-startup) and TorchDynamo imported while CUDA's context is created."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+
+import pytest
+import torch
 
 from helpers import ROOT, cli_env, run_cli
 
@@ -30,21 +33,46 @@ def _python(code: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=cli_env(), timeout=300)
 
 
-def test_the_background_import_loads_the_module_the_optimizer_needs_once():
+def test_the_import_and_the_work_beside_it_both_finish_before_the_call_returns():
+    # a deterministic run's set-up (which imports TorchInductor) right after: nothing imports beside it
     done = _python(
-        "import sys, torch\n"
+        "import sys, threading, torch\n"
         "from trainwise import preload\n"
         "assert 'torch._dynamo' not in sys.modules\n"
-        "t = preload.start()\n"
-        "assert t is not None and preload.start() is t\n"
-        "opt = torch.optim.SGD(torch.nn.Linear(3, 2).parameters(), lr=0.1)  # waits for the thread's import\n"
-        "assert 'torch._dynamo' in sys.modules\n"
-        "t.join(60)\n"
-        "assert not t.is_alive()\n"
+        "seen = []\n"
+        "preload.import_beside(lambda: seen.append(float((torch.ones(256, 256) @ torch.ones(256, 256)).sum())), 'torch._dynamo')\n"
+        "assert 'torch._dynamo' in sys.modules and seen == [256.0 ** 3]\n"
+        "assert [t.name for t in threading.enumerate()] == ['MainThread']\n"
+        "torch.use_deterministic_algorithms(True, warn_only=True)\n"
+        "torch.optim.SGD(torch.nn.Linear(3, 2).parameters(), lr=0.1).step()\n"
         "print('ok')\n")
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
-def test_no_thread_when_the_module_is_already_there():
-    done = _python("import torch, torch._dynamo\nfrom trainwise import preload\nassert preload.start() is None\nprint('ok')\n")
+def test_an_error_in_the_work_beside_the_import_reaches_the_caller():
+    done = _python(
+        "import sys\n"
+        "from trainwise import preload\n"
+        "def fail():\n"
+        "    raise RuntimeError('no context')\n"
+        "try:\n"
+        "    preload.import_beside(fail, 'torch._dynamo')\n"
+        "except RuntimeError as e:\n"
+        "    assert str(e) == 'no context' and 'torch._dynamo' in sys.modules\n"
+        "    print('ok')\n")
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_a_cpu_run_starts_no_thread():
+    done = _python("import sys, torch\nfrom trainwise import preload\n"
+                   "assert preload.cuda_context_beside_dynamo_import(torch.device('cpu')) is False\n"
+                   "assert 'torch._dynamo' not in sys.modules\nprint('ok')\n")
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="creates a CUDA context: needs a GPU")
+def test_on_a_gpu_the_context_is_created_beside_the_import():
+    done = _python("import sys, torch\nfrom trainwise import preload\n"
+                   "assert preload.cuda_context_beside_dynamo_import(torch.device('cuda')) is True\n"
+                   "assert torch.cuda.is_initialized() and 'torch._dynamo' in sys.modules\nprint('ok')\n")
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

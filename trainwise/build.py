@@ -78,7 +78,6 @@ def build_run(trainer: Trainer, config: Config, model: torch.nn.Module | None = 
     cfg = config
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    preload.start()  # the optimizer below imports TorchDynamo: let it load while device, data and model are set up
     profiling.lap_start()
     trainer.device = resolve_device(cfg.train.device)
     given_batch = getattr(data.train, "batch_size", None) if data is not None else None
@@ -86,6 +85,9 @@ def build_run(trainer: Trainer, config: Config, model: torch.nn.Module | None = 
         cfg = config = trainer.config = cfg.replace({"data.batch_size": given_batch})
     trainer.dist = distributed.setup(cfg, trainer.device)  # data-parallel when launched by torchrun / --devices
     trainer.device = trainer.dist.device
+    # The optimizer below imports TorchDynamo: on a GPU, import it while CUDA's context is created.
+    if preload.cuda_context_beside_dynamo_import(trainer.device):
+        profiling.lap("CUDA context beside TorchDynamo import")
     profiling.initialize_device(trainer.device)
     trainer.data = data if data is not None else prepare_data(cfg.data)
     profiling.lap("data read")

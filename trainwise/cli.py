@@ -103,7 +103,7 @@ def train(
     Validates every epoch, tests at the end, and prints the test metrics. A --out that already holds a
     run is refused unless --overwrite is given.
     """
-    from trainwise import preload, profiling
+    from trainwise import profiling
 
     if profile_startup:
         profiling.enable()
@@ -130,7 +130,6 @@ def train(
         argv = ["train", *([str(config)] if config else []), *[a for s in set_ or [] for a in ("--set", s)], "--out", str(out),
                 *(["--overwrite"] if overwrite else [])]
         raise typer.Exit(distributed.launch(devices, argv, f"trainwise resume {out} --devices {devices}"))
-    preload.start()  # TorchDynamo, which the optimizer imports, loads while the run sets itself up
     with distributed.failures_reported(f"trainwise resume {out}, under the same launcher"):
         run = fit(cfg, out=out, overwrite=overwrite)
     _print_summary(run)

@@ -1,9 +1,9 @@
 """Cold `trainwise train` runs of two checkouts, alternating: the wall clock a user waits, side by side.
 
-    python benchmarks/speed/cold_compare.py --baseline DIR [--recipe configs/fashion_mnist_gpu_fast.toml] [--repeats 4]
+    python benchmarks/speed/cold_compare.py --baseline DIR [--baseline DIR2 ...] [--recipe configs/fashion_mnist_gpu_fast.toml] [--repeats 4]
 
 DIR is another checkout of trainwise (e.g. ``git archive COMMIT | tar -x -C DIR``). Each repeat runs the
-baseline, then this checkout, each in a fresh process (``python -m trainwise train RECIPE
+baselines, then this checkout, each in a fresh process (``python -m trainwise train RECIPE
 --profile-startup``, warm disk cache, the data cache filled by a first unreported run), so that the two
 are compared under the same load. The table gives the outside wall clock, the training time inside it
 (the ``training`` phases of ``startup_profile.json``), their difference, and the report phase.
@@ -42,13 +42,14 @@ def cold_run(code: Path, recipe: Path, cache: Path, overrides: list[str]) -> dic
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--baseline", type=Path, required=True)
+    p.add_argument("--baseline", type=Path, action="append", required=True, help="another checkout; repeat for several")
     p.add_argument("--recipe", type=Path, default=ROOT / "configs" / "fashion_mnist_gpu_fast.toml")
     p.add_argument("--repeats", type=int, default=4)
     p.add_argument("--set", dest="overrides", action="append", default=[], help="KEY=VALUE for both")
     args = p.parse_args(argv)
     cache = Path(tempfile.mkdtemp(prefix="tw-cache-"))
-    trees = {"baseline": args.baseline.resolve(), "this": ROOT}
+    trees = {(f"baseline {b.name}" if len(args.baseline) > 1 else "baseline"): b.resolve() for b in args.baseline}
+    trees["this"] = ROOT
     cold_run(ROOT, args.recipe.resolve(), cache, args.overrides)  # fills the data cache; not reported
     rows: dict[str, list[dict]] = {name: [] for name in trees}
     print("| run | code | wall (s) | training (s) | wall - training (s) | report (s) |\n|---|---|---|---|---|---|")
