@@ -37,8 +37,25 @@ def test_a_finding_still_there_after_the_change_that_helped_takes_that_change_fu
     assert first["change"] == "data.train_subset=1600" and first["kept"] and "overfitting" in first["findings_after"]
     assert second["change"] == "data.train_subset=6400" and second["step_further"] and not second["follow_through"]
     assert second["finding"] == "overfitting" and second["after"] > first["after"]
-    assert "overfitting is still there; a step further" in chain.to_text()
-    assert "its finding was still there" in chain_html(chain.to_dict())  # the report's Repairs section says so too
+    assert "overfitting after the change that helped; a step further along it" in chain.to_text()
+    assert "overfitting was still there after it" in chain_html(chain.to_dict())  # the report's Repairs section says so too
+
+
+def test_a_raised_lr_that_leaves_the_run_underfitting_goes_up_once_more_before_more_epochs(tmp_path):
+    """AdamW at 1e-7 on MNIST-1D: the range test's valley (5e-4) helps and leaves the run underfitting, whose own
+    first fix is twice the epochs; the LR one step further up comes first, at the cost of a run of the same length."""
+    run = trainwise.fit(out=tmp_path / "slow", data__name="mnist1d", data__val_fraction=0.2, optim__lr=1e-7, train__epochs=6,
+                        model__hidden=[256, 256], **QUIET)
+    assert [f.code for f in run.findings] == ["lr_too_low"], [str(f) for f in run.findings]
+    chain = trainwise.fix(tmp_path / "slow", rounds=2, out=tmp_path / "fix")
+    first, second = chain.rounds
+    assert first["change"].startswith("optim.lr=") and first["kept"] and "underfitting" in first["findings_after"], chain.to_text()
+    raised = float(first["change"].split("=")[1])
+    assert 1e-4 <= raised <= 3e-3, chain.to_text()
+    assert second["change"].startswith("optim.lr=") and float(second["change"].split("=")[1]) > raised, chain.to_text()
+    assert second["finding"] == "underfitting" and second["step_further"], chain.to_text()
+    assert second["after"] > first["after"], chain.to_text()  # on this data the higher LR helps: more than the noise
+    assert "underfitting after the change that helped; a step further along it" in chain.to_text()
 
 
 def _sigmoid_net_small_init(cfg, data=None) -> nn.Module:

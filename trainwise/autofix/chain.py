@@ -33,6 +33,7 @@ from trainwise.autofix import score as scoring
 from trainwise.autofix.applicable import Sources, apply_fix, why_not
 from trainwise.autofix.attempt import Attempt, load_attempt, train_attempt
 from trainwise.autofix.report_section import lr_test_text
+from trainwise.config import Config, flatten_dotted, parse_override
 from trainwise.doctor import Finding
 from trainwise.doctor.context import Context
 from trainwise.errors import UserError
@@ -98,7 +99,7 @@ class FixChain:
             if r.get("follow_through"):
                 lines.append(f"  round {r['round']}: the run is healthy; a step further along {r['finding']}")
             elif r.get("step_further"):
-                lines.append(f"  round {r['round']}: {r['finding']} is still there; a step further along the change that helped")
+                lines.append(f"  round {r['round']}: {r['finding']} after the change that helped; a step further along it")
             if r.get("failed"):
                 lines.append(f"  round {r['round']}: {r['finding']} -> {r['change']}: the run failed ({r['failed']}); rejected")
                 continue
@@ -263,6 +264,10 @@ def fix(
                 follow = None
                 if finding is not None and finding.code in {f.code for f in current.problems}:
                     persists = (finding.code, change, before_cfg, current.config)  # it helped and is not done: more of it first
+                elif _raised_lr(change, before_cfg, current.config) and "underfitting" in {f.code for f in current.problems}:
+                    # A raised LR that leaves the run underfitting: one step further up first, at the cost of one
+                    # run of the same length, before the finding's fix of twice the epochs.
+                    persists = ("underfitting", change, before_cfg, current.config)
             elif not follow_through or finding is None:
                 stop = f"healthy after round {number}"
                 break
@@ -293,6 +298,15 @@ def _ahead_first(current: Attempt, persists: tuple | None, ahead: str | None, pr
         if finding is not None:
             yield finding, ahead
     yield from propose(current)
+
+
+def _raised_lr(change: str, before: Config, after: Config) -> bool:
+    """Did ``change`` raise an LR key?"""
+    key, _ = parse_override(change)
+    if key not in lr_testing.LR_KEYS:
+        return False
+    old, new = (flatten_dotted(c.to_dict()).get(key) for c in (before, after))
+    return isinstance(old, (int, float)) and isinstance(new, (int, float)) and new > old
 
 
 def _extras(follow: tuple | None, lr_info: dict[str, Any] | None, ahead: str | None = None) -> dict[str, Any]:

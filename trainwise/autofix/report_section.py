@@ -35,7 +35,7 @@ def _lr(v: Any) -> str:
 
 def _notes(r: dict[str, Any]) -> str:
     notes = (["a step further after the run turned healthy (follow-through)"] if r.get("follow_through") else []) + \
-            (["a step further along the change that helped: its finding was still there"] if r.get("step_further") else []) + \
+            ([f"a step further along the change that helped: {r.get('finding')} was still there after it"] if r.get("step_further") else []) + \
             ([lr_test_text(r["lr_test"])] if r.get("lr_test") else [])
     return "".join(f"<br><small>{_e(n)}</small>" for n in notes)
 

@@ -16,6 +16,9 @@ SPLIT_WORDS = {
     "train": "train", "training": "train", "trn": "train", "tr": "train",
     "val": "val", "valid": "val", "validation": "val", "eval": "val", "evaluation": "val", "dev": "val", "vl": "val",
     "test": "test", "tst": "test",
+    # Ultralytics' results.csv puts the validation split's scores under metrics/ (metrics/accuracy_top1 of a
+    # classification run is validation top-1; its training side logs only train/loss).
+    "metrics": "val",
 }
 # Plurals too: a loop that appends each epoch's value to a list often names the list train_losses, val_accs.
 METRIC_WORDS = {"loss": "loss", "acc": "acc", "accuracy": "acc", "top1": "acc", "acc1": "acc",
@@ -23,7 +26,8 @@ METRIC_WORDS = {"loss": "loss", "acc": "acc", "accuracy": "acc", "top1": "acc", 
 # Multi-word spellings of the same metric, folded before the name is cut into words.
 PHRASES = (
     ("sparse_categorical_accuracy", "acc"), ("categorical_accuracy", "acc"), ("binary_accuracy", "acc"),
-    ("top_1_accuracy", "acc"), ("top1_accuracy", "acc"), ("top_1", "top1"), ("learning_rate", "lr"),
+    ("top_1_accuracy", "acc"), ("top1_accuracy", "acc"), ("accuracy_top1", "acc"), ("accuracy_top5", "top5"),
+    ("top_1", "top1"), ("learning_rate", "lr"),
     ("global_step", "step"),
 )
 STEP_WORDS = ("step", "iter", "iteration", "iterations", "batch", "steps")

@@ -13,8 +13,9 @@ slopes down, and accuracy rose < 3 points): a binary run that is still learning 
 stuck, and a live doctor must not stop it. When the training set is fitted far above chance while
 validation stays there, the finding is overfitting (memorised labels), not this one.
 
-The message ranks the usual causes by the evidence at hand: dead ReLUs, saturated units, vanishing
-gradients, an LR outside the optimizer's range, inputs not normalised.
+The message ranks the usual causes by the evidence at hand: an LR above the optimizer's range, a layer
+narrower than K, dead ReLUs, saturated units, vanishing gradients, an LR below the range, inputs not
+normalised.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ def likely_causes(ctx: Context) -> tuple[list[str], list[str]]:
         # kill again does not help.
         causes.append(ctx.lr_position_text())
         fx.append(fixes.lower_lr(ctx))
+    # A layer narrower than K caps the network whatever else is wrong, and a one-unit ReLU layer that died
+    # takes the whole net with it: re-initialising or normalising it leaves the cap, so widening goes first.
+    narrow = fixes.pinch(ctx)
+    if narrow:
+        causes.append(f"{narrow[1]} has {narrow[0]} units, fewer than the {ctx.num_classes} classes it must keep apart")
+        fx.append(fixes.wider_model(ctx))
     train, val = ctx.series("train_loss"), ctx.series("val_loss")
     if ctx.has("val_loss", MIN_EPOCHS) and signals.theil_sen(train) < 0 <= signals.theil_sen(val):
         causes.append("training loss falls while validation loss does not: the labels may not follow from the "
@@ -66,10 +73,6 @@ def likely_causes(ctx: Context) -> tuple[list[str], list[str]]:
     if ctx.cfg("data.normalize") is False:
         causes.append("inputs are not normalised (data.normalize=false)")
         fx.append(fixes.normalize(ctx))
-    narrow = fixes.pinch(ctx)
-    if narrow:
-        causes.append(f"{narrow[1]} has {narrow[0]} units, fewer than the {ctx.num_classes} classes it must keep apart")
-        fx.append(fixes.wider_model(ctx))
     if len(causes) == bool(narrow):  # nothing else found: the usual suspects, after any width fix
         if not causes:
             causes.append("the usual causes are an LR far off (try 10x lower and 10x higher), labels that do not "

@@ -44,6 +44,7 @@ from trainwise.doctor.codes import Code
 from trainwise.doctor.context import Context
 from trainwise.doctor.finding import Finding
 from trainwise.doctor.rules.common import (
+    ACC_SCALE_K,
     MIN_EPOCHS,
     VAL_ONLY_SOURCE,
     at_chance,
@@ -321,6 +322,7 @@ def _underfitting(ctx: Context) -> list[Finding]:
     quarter = max(2, len(loss) // 4)
     still = len(loss) > quarter and (loss[-quarter - 1] - loss[-1]) / max(loss[0], 1e-12) >= 0.05
     still = still or not ctx.has("train_loss", 1)  # validation alone: read only while still falling
+    still = still or _val_acc_climbing(ctx)  # a loss that starts slowly can hide points still gained every epoch
     if still and unfinished(ctx):
         return []  # mid-run and still learning: judge it when it stops
     if still and ctx.train_handicaps() and math.isfinite(train) and val > train:
@@ -357,6 +359,66 @@ STILL_LEARNING_GAP = 0.05  # train - validation accuracy: larger is generalisati
 STILL_LEARNING_GAP_FALLING_VAL = 0.10  # ... unless the validation loss is still at its best and falling (see below)
 
 
+MID_CLIMB_GAIN = 0.01  # validation accuracy still gaining >= 1 point in each of the last two epochs
+MID_CLIMB_GAP = 0.10  # train - validation accuracy: beyond this the gap is generalisation's business
+
+
+def _val_acc_climbing(ctx: Context) -> bool:
+    """Validation accuracy logged every epoch, at its best in the last one, and up >= 1 point in each of the
+    last two: the run is still gaining where it stopped."""
+    if ctx.n < 3 or not ctx.has("val_acc", ctx.n - 1):
+        return False
+    val = ctx.series("val_acc")
+    return bool(np.all(np.isfinite(val)) and signals.argbest(val, "max") == ctx.n - 1 and np.all(np.diff(val)[-2:] >= MID_CLIMB_GAIN))
+
+
+def _stopped_mid_climb(ctx: Context) -> list[Finding]:
+    """A short run (4-7 epochs) stopped mid-climb: validation accuracy at its best in the last epoch, up at
+    least 1 point in each of the last two epochs and in at least 3 of every 4 epochs, the training loss down
+    in each of the last two, and the level short of a fit -- below 80 % of the way from chance to 1 (on the
+    training accuracy when logged, else on validation's; chance 0 when K is unknown). Too few epochs for the
+    slope tests of ``_stopped_while_learning``, and nothing to read a capacity from: the run ended while
+    each epoch still added points (a pretrained classifier fine-tuned 5 epochs on CIFAR-10 at 0.55 -> 0.63 ->
+    0.68 -> 0.72 -> 0.74). A converged short fine-tune still gaining a little sits above the level and is
+    left alone, as is a gap of more than 10 points (overfitting's to judge)."""
+    if not (MIN_EPOCHS <= ctx.n < STILL_LEARNING_MIN_EPOCHS) or unfinished(ctx) or not _val_acc_climbing(ctx):
+        return []
+    val = ctx.series("val_acc")
+    steps = np.diff(val)
+    if np.mean(steps > 0) < 0.75:
+        return []
+    if ctx.has("train_loss", ctx.n - 1) and np.any(np.diff(ctx.series("train_loss"))[-2:] >= 0):
+        return []
+    k = ctx.num_classes
+    chance = 1.0 / k if k and k <= ACC_SCALE_K else 0.0
+    has_train = ctx.has("train_acc", ctx.n - 1)
+    train = float(ctx.series("train_acc")[-1]) if has_train else math.nan
+    if has_train and train - val[-1] > MID_CLIMB_GAP:
+        return []
+    if ctx.train_handicaps() and has_train and val[-1] > train:
+        return []  # augmentation or dropout holds training down by design
+    acc = train if has_train else float(val[-1])
+    level = (acc - chance) / (1 - chance)
+    if level >= STILL_LEARNING_FIT:
+        return []
+    first, last = float(val[0]), float(val[-1])
+    ev: dict = {"fit_level": sig(level), "fit_from": "training accuracy" if has_train else "validation accuracy",
+                "val_acc_first": sig(first), "val_acc_end": sig(last), "last_step_gains": [sig(g) for g in steps[-2:]],
+                "epochs": ctx.n, "still_improving": 1}
+    if has_train:
+        ev["train_acc"] = sig(train)
+    assumed = "" if k else " (the number of classes is unknown: the level is read with chance at 0)"
+    strong, held = _strong_regularizer_note(ctx, ev)
+    advice = held or "Train longer: the curve has not begun to flatten, so nothing here tells its capacity yet."
+    return [Finding(
+        "underfitting", "warning", span(ctx, 0), ev,
+        f"The run stopped after {ctx.n} epochs while validation accuracy was still climbing: {first:.3f} -> {last:.3f}, "
+        f"up {steps[-2]:+.3f} and {steps[-1]:+.3f} in the last two epochs, {level:.2f} of the way from chance to a "
+        f"perfect fit{assumed}. {advice}",
+        fixes.keep(*(f for _, f in strong), fixes.more_epochs(ctx), fixes.higher_lr(ctx, 3.0)),
+    )]
+
+
 def _stopped_while_learning(ctx: Context) -> list[Finding]:
     """The run ended while it was still learning, well short of a fit: the monitored curve (validation loss,
     else validation accuracy, else training loss) at its best within the last tenth of the run and still
@@ -368,7 +430,9 @@ def _stopped_while_learning(ctx: Context) -> list[Finding]:
     ViT on CIFAR-10 at 74 % / 71 % still rising at epoch 50; a cats-vs-dogs CNN at 0.86 / 0.85 still
     improving at its last epoch.) Runs the config plans to continue are judged when they stop; a run that
     fits better is left to the other rules (a converged model still gaining a little is healthy)."""
-    if ctx.n < STILL_LEARNING_MIN_EPOCHS or unfinished(ctx):
+    if ctx.n < STILL_LEARNING_MIN_EPOCHS:
+        return _stopped_mid_climb(ctx)
+    if unfinished(ctx):
         return []
     # On the accuracy scale only: a loss's share of ln K removed is not comparable to it at this level.
     primary = [f for f in fit_levels(ctx) if f.source == "accuracy above chance"]
