@@ -35,7 +35,9 @@ fifth and is held out as a whole: ``--set 6``. A seventh set, benchmarks/real_lo
 owners of the first six), was collected after the sixth and is held out as a whole: ``--set 7``. An eighth set,
 benchmarks/real_logs_8 (none of the repositories or owners of the first seven), was collected after the seventh and
 is held out as a whole: ``--set 8``. A ninth set, benchmarks/real_logs_9 (none of the repositories or owners of the
-first eight), was collected after the eighth and is held out as a whole: ``--set 9``.
+first eight), was collected after the eighth and is held out as a whole: ``--set 9``. A tenth set,
+benchmarks/real_logs_10 (none of the repositories or owners of the first nine), was collected after the ninth and is
+held out as a whole: ``--set 10``.
 
     python benchmarks/real_logs/score.py --set 2
     python benchmarks/real_logs/score.py --set 3
@@ -45,6 +47,7 @@ first eight), was collected after the eighth and is held out as a whole: ``--set
     python benchmarks/real_logs/score.py --set 7
     python benchmarks/real_logs/score.py --set 8
     python benchmarks/real_logs/score.py --set 9
+    python benchmarks/real_logs/score.py --set 10
 """
 
 from __future__ import annotations
@@ -62,7 +65,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SETS = {1: HERE, 2: HERE.parent / "real_logs_2", 3: HERE.parent / "real_logs_3",
         4: HERE.parent / "real_logs_4", 5: HERE.parent / "real_logs_5", 6: HERE.parent / "real_logs_6",
-        7: HERE.parent / "real_logs_7", 8: HERE.parent / "real_logs_8", 9: HERE.parent / "real_logs_9"}
+        7: HERE.parent / "real_logs_7", 8: HERE.parent / "real_logs_8", 9: HERE.parent / "real_logs_9",
+        10: HERE.parent / "real_logs_10"}
 sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE.parents[0] / "doctor_zoo"))
 
