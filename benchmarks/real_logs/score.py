@@ -158,7 +158,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=["dev", "heldout", "all"], default="dev")
     parser.add_argument("--set", type=int, choices=sorted(SETS), default=1,
-                        help="1: benchmarks/real_logs (split by source); 2-8: benchmarks/real_logs_2 to _8, "
+                        help="1: benchmarks/real_logs (split by source); 2-10: benchmarks/real_logs_2 to _10, "
                              "each scored whole (all but the newest are development data since their scoring)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
