@@ -235,6 +235,9 @@ def run_case(case: Case, seed: int, root: Path, strategies: tuple[str, ...], ver
                     callbacks=twin_src.callbacks, propose=proposer(s, seed), only_if_findings=s == "trainwise")
         final_test = (chain.final.get("test") or {}).get("acc", result.twin_test)
         result.harm[s] = (final_test < result.twin_test - 0.01, final_test, chain.changes)
+        if verbose and chain.rounds:
+            print(f"{case.name} seed {seed}, {s} on the healthy twin (test {result.twin_test:.4f} -> {final_test:.4f}):\n{chain.to_text()}",
+                  file=sys.stderr)
     line = " ".join(f"{s}={'ok' if r.repaired else 'no'}({r.final_val:.2f}: {' '.join(r.tried) or '-'})" for s, r in result.repairs.items())
     print(f"{case.name:24s} seed {seed}: {'shown' if shown else 'NOT shown'} ({evidence}); val {result.broken_val:.3f} "
           f"twin {result.twin_val:.3f}; {line}; harm {[s for s, h in result.harm.items() if h[0]]} ({time.perf_counter() - started:.0f}s)",

@@ -568,8 +568,9 @@ def test_a_history_nested_beside_the_runs_description_reads_the_history(tmp_path
     assert records[0]["val_loss"] == pytest.approx(0.21141549944877625)
     assert any("under 'training_history'" in a for a in meta["assumptions"])
     two = {"a": {"loss": [1.0, 0.9], "val_loss": [1.1, 1.0]}, "b": {"loss": [2.0, 1.9], "val_loss": [2.1, 2.0]}}
-    with pytest.raises(UserError):  # two candidate histories: which one is the run's is not for a reader to guess
-        read_history(write(tmp_path, "h.json", json.dumps(two)))
+    # two histories side by side are two runs: split, never averaged, the last diagnosed unless run=K says otherwise
+    records, meta = read_history(write(tmp_path, "h.json", json.dumps(two)))
+    assert meta["runs"] == 2 and [r["train_loss"] for r in records] == [2.0, 1.9]
 
 
 def test_a_log_txt_of_one_json_object_per_line_is_one_epoch_a_line(tmp_path):
@@ -579,3 +580,30 @@ def test_a_log_txt_of_one_json_object_per_line_is_one_epoch_a_line(tmp_path):
     mixed = 'starting\n{"epoch": 0, "train_loss": 1.0}\nEpoch 1: loss: 0.9\n'  # not every line an object: the text reader
     records, meta = read_history(write(tmp_path, "log.txt", mixed))
     assert "one JSON object per line: each line is an epoch" not in meta["assumptions"]
+
+
+REAL_10 = ROOT / "benchmarks" / "real_logs_10" / "logs"
+PHASED = REAL_10 / "Devansh2009__diabetic-retinopathy-classifier__outputs_history.json"
+
+
+def test_histories_under_phase_keys_are_one_run_whose_records_carry_their_phase():
+    # EfficientNetB0, head only for 13 epochs under "phase1", then 7 epochs fine-tuning under "phase2"
+    records, meta = read_history(PHASED)
+    assert len(records) == 20 and [r["epoch"] for r in records] == list(range(1, 21))
+    assert [r["phase"] for r in records] == ["phase1"] * 13 + ["phase2"] * 7
+    assert "consecutive phases of one run" in meta["assumptions"][0] and "epoch 14" in meta["assumptions"][0]
+    assert "best_val_qwk" in meta["assumptions"][0]  # the summary beside the histories is said to be left out
+    phased = [f for f in diagnose(PHASED) if f.code == "phase_regression"]
+    assert phased and "'phase1' -> 'phase2' (epoch 14)" in phased[0].message  # the phase rules see the boundary
+
+
+def test_histories_under_other_keys_are_runs_side_by_side_never_averaged(tmp_path):
+    data = json.loads(PHASED.read_text())
+    runs = tmp_path / "two_optimizers.json"
+    runs.write_text(json.dumps({"adam": data["phase1"], "sgd": data["phase2"]}))
+    records, meta = read_history(runs)
+    assert meta["runs"] == 2 and len(records) == 7  # the last run, as for any log that holds several
+    assert records[0]["train_loss"] == data["phase2"]["loss"][0] and "phase" not in records[0]
+    assert "separate runs side by side" in " ".join(meta["assumptions"])
+    first, _ = read_history(runs, run=1)
+    assert len(first) == 13 and first[-1]["val_acc"] == data["phase1"]["val_accuracy"][-1]

@@ -178,7 +178,10 @@ def fix(
     else:
         chain.noise = {"source": "spread", "value": original.noise(metric),
                        "how": f"epoch-to-epoch spread of {metric} over the last {scoring.WINDOW} epochs of each run; "
-                              "threshold 2 * sqrt(before^2 + after^2), at least 0.005"}
+                              "threshold 2 * sqrt(before^2 + after^2), at least 0.005"
+                              + (f" and at least 2 * sqrt(2 p (1 - p) / {original.summary['val_samples']}) at the pooled score p, the sampling noise of "
+                                 f"the {original.summary['val_samples']} validation samples" if original.summary.get("val_samples")
+                                 and scoring.mode_of(metric) == "max" else "")}
 
     current, tried = original, set()
     data_cache: dict[str, Any] = {}
@@ -243,8 +246,12 @@ def fix(
         gain = scoring.improvement(before, after, metric)
         threshold = repeat_threshold if repeat_threshold is not None else scoring.spread_threshold(current.noise(metric), attempt.noise(metric))
         threshold = scoring.floor(threshold, before, metric)
+        # never below what the validation split's own sampling moves a score by (score.sampling_floor)
+        sampling = scoring.sampling_floor(before, after, current.summary.get("val_samples"), metric)
+        threshold = max(threshold, sampling)
         # or above every epoch of the current run's window: its swings cannot explain that (score.beats_window)
-        steadier = gain <= threshold and scoring.beats_window(current.window_best(metric), after, attempt.noise(metric), metric)
+        steadier = (gain <= threshold and gain > sampling
+                    and scoring.beats_window(current.window_best(metric), after, attempt.noise(metric), metric))
         kept = gain > threshold or steadier
         if say:
             say(f"round {number}: {metric} {_num(before)} -> {_num(after)}: {'kept' if kept else 'rejected'}")

@@ -10,6 +10,7 @@ equal to the header is a repeated header (a second run appended to the file).
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 from trainwise.doctor.readers_names import canonical
@@ -122,13 +123,23 @@ def read_table(path: Path, text: str | None = None) -> Table:
     if not rows:
         raise UserError(f"cannot read a training history from {str(path)!r}", expected="numeric rows under the header",
                         received=f"columns {', '.join(header[:10])} and no numbers", fix="check that the file holds per-epoch or per-step values")
+    named = _blocks(header, texts)
+    phases = named[1] if named and PHASE_COLUMN.match(named[0]) else None
+    if phases:
+        assumptions.append(f"the '{named[0]}' column names phases of one run ({', '.join(dict.fromkeys(phases))}): "
+                           "each record carries its phase")
     return Table(rows=rows, fmt=fmt, lines=where, header_repeats=repeats, renames=renames, assumptions=assumptions,
-                 position_word="line", run_names=_run_names(header, texts))
+                 position_word="line", run_names=None if phases else named and named[1], phases=phases)
 
 
-def _run_names(header: list[str], texts: list[dict[str, str]]) -> list[str] | None:
-    """The values of a text column that names the run of each row (``name,epoch,...``), if there is one:
-    present on every row, with few distinct values, each in one contiguous block."""
+# A text column under one of these names marks stages of one run (a head trained first, then the whole
+# network), not runs: its rows stay one run while the epoch counter runs on.
+PHASE_COLUMN = re.compile(r"^\s*(phase|stage|training_phase|train_phase)s?\s*$", re.IGNORECASE)
+
+
+def _blocks(header: list[str], texts: list[dict[str, str]]) -> tuple[str, list[str]] | None:
+    """(column, values) of a text column that names the run or phase of each row (``name,epoch,...``), if there
+    is one: present on every row, with few distinct values, each in one contiguous block."""
     for h in header:
         values = [t.get(h) for t in texts]
         if not values or any(v is None for v in values):
@@ -136,7 +147,7 @@ def _run_names(header: list[str], texts: list[dict[str, str]]) -> list[str] | No
         blocks = [v for i, v in enumerate(values) if i == 0 or v != values[i - 1]]
         # A run holds epochs: a text column new on (nearly) every row labels rows ("P1-1", "P1-2"), not runs.
         if 1 < len(blocks) == len(set(blocks)) <= min(50, len(values) // 2):
-            return values
+            return h, values
     return None
 
 

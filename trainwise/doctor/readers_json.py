@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,9 @@ def read_table(path: Path, data: Any) -> tuple[Table, dict[str, Any]]:
         return _hf(data)
     if isinstance(data, dict) and _is_ludwig(data):
         return _ludwig(data)
+    several = _several_histories(data) if isinstance(data, dict) else None
+    if several is not None:  # {"phase1": {"loss": [...], ...}, "phase2": {...}, "best_phase": 2}
+        return _concatenated(path, data, several)
     nested = _nested_history(data) if isinstance(data, dict) else None
     if nested is not None:  # {"model_info": {...}, "training_history": {"loss": [...], ...}, ...}
         table, config = read_table(path, data[nested])
@@ -107,6 +111,41 @@ def _nested_history(data: dict[str, Any]) -> str | None:
     keys = [k for k, v in data.items() if isinstance(v, dict) and sum(isinstance(x, list) for x in v.values()) >= 2
             and _lists_with_scalars(v)]
     return keys[0] if len(keys) == 1 else None
+
+
+# Keys that name stages of one training run (a head trained first, then the whole network) rather than runs.
+PHASE_NAME = re.compile(r"phase|stage|part|warm|head|fine|tun|unfr|froz|frozen|step|round|^p\d", re.IGNORECASE)
+
+
+def _several_histories(data: dict[str, Any]) -> list[str] | None:
+    """Two or more top-level keys, each a history (a dict of per-epoch lists) sharing a metric name with the
+    others, and no lists at the top level: histories saved side by side in one file."""
+    if any(isinstance(v, list) for v in data.values()):
+        return None
+    keys = [k for k, v in data.items() if isinstance(v, dict) and sum(isinstance(x, list) for x in v.values()) >= 2
+            and _lists_with_scalars(v)]
+    if len(keys) < 2 or not set.intersection(*({m for m, x in data[k].items() if isinstance(x, list)} for k in keys)):
+        return None
+    return keys
+
+
+def _concatenated(path: Path, data: dict[str, Any], keys: list[str]) -> tuple[Table, dict[str, Any]]:
+    """The histories one after the other: the phases of one run when every key names a stage (``phase1``,
+    ``stage_2``, ``head``, ``finetune``), each row then carrying its phase, so that the phase rules see the
+    boundary; else runs side by side, which are never averaged (the last is diagnosed, as for any log that
+    holds several runs)."""
+    tables = [read_table(path, data[k])[0] for k in keys]
+    rows = [r for t in tables for r in t.rows]
+    labels = [k for k, t in zip(keys, tables) for _ in t.rows]
+    rest = [k for k in data if k not in keys]
+    left = f"; the other top-level entries ({', '.join(rest)[:120]}) describe the run and are left out" if rest else ""
+    if all(PHASE_NAME.search(k) for k in keys):
+        starts = [sum(len(t.rows) for t in tables[:i]) + 1 for i in range(1, len(tables))]
+        said = [f"the histories under {', '.join(map(repr, keys))} are taken as consecutive phases of one run, in file "
+                f"order: epochs numbered on across them, a phase starting at epoch {', '.join(map(str, starts))}{left}"]
+        return Table(rows=rows, fmt="keras_history_json_phases", assumptions=said, phases=labels), {}
+    said = [f"the histories under {', '.join(map(repr, keys))} are separate runs side by side{left}"]
+    return Table(rows=rows, fmt="keras_history_json_runs", assumptions=said, run_names=labels), {}
 
 
 def _lists_with_scalars(data: dict[str, Any]) -> bool:

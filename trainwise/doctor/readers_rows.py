@@ -51,6 +51,7 @@ class Table:
     group_by: str | None = None  # force "evaluation" grouping (HF logs evaluating every n steps)
     position_word: str = "row"  # how to name a row in messages: "line", "step", "entry"
     run_names: list[str] | None = None  # a text column naming each row's run (a new name starts a new run)
+    phases: list[str] | None = None  # each row's phase within one run (records carry it as ``phase``)
 
 
 def split_of(key: str) -> str | None:
@@ -280,12 +281,15 @@ def to_records(table: Table, columns: dict[str, str] | None = None, run: int | N
     rows = [mapped[i] for i in chosen]
     group = _group_keys(table, rows, assumptions)
     buckets: dict[int, list[dict[tuple[str, Level], float]]] = {}
-    for g, r in zip(group, rows):
+    phase_of: dict[int, str] = {}
+    for i, g, r in zip(chosen, group, rows):
         if g is not None:
             buckets.setdefault(g, []).append(r)
+            if table.phases is not None:
+                phase_of[g] = table.phases[i]  # an epoch's phase: that of its last row
     averaged: dict[str, int] = {}
-    records = [_aggregate(g, buckets[g], averaged) for g in sorted(buckets)]
-    records = [r for r in records if set(r) - {"epoch", "step", "lr"}]
+    records = [_aggregate(g, buckets[g], averaged) | ({"phase": phase_of[g]} if g in phase_of else {}) for g in sorted(buckets)]
+    records = [r for r in records if set(r) - {"epoch", "step", "lr", "phase"}]
     _drop_evaluations_after_training(records, assumptions)
     if not records:
         raise UserError(f"cannot read a training history from {source!r}: a header but no numeric rows", expected="per-epoch or per-step values",

@@ -243,7 +243,8 @@ def _cost(y: np.ndarray, mode: str, best: float, b: int, stop: int, where: str) 
     * thrown back: within the boundary's first two epochs the metric is >= 1.5x the old phase's best (10
       points for accuracy) and worse than at the run's first epoch -- the change undid everything learnt
       before it (a pretrained backbone unfrozen at the head's LR: validation loss 0.65 -> 4.4, above epoch
-      1's 1.04), and the epochs after it re-learn what the run already had;
+      1's 1.04), and the epochs after it re-learn what the run already had; unless the phase throws the
+      metric that far again later on its own (then the throw is one of the curve's swings);
     * lost: >= 10 % worse (2 points) for most of the new phase's first epochs and never back to the old
       best in the whole phase -- the phase cost the run its best epoch.
     """
@@ -260,6 +261,11 @@ def _cost(y: np.ndarray, mode: str, best: float, b: int, stop: int, where: str) 
         peak = float(early.min()) if len(early) else math.nan
         thrown = peak <= best - ACC_THROWN and first < best and peak < first
         beaten = bool(np.any(signals.finite(after) > best))
+    # A throw the phase repeats later on its own (16 validation images: loss 0.35 -> 2.23 at the boundary and
+    # 2.56 six epochs later) is one of the curve's swings, not the boundary's doing: unstable_training's to judge.
+    later = signals.finite(after[THROWN_WITHIN + 1:])
+    if thrown and len(later) and (np.any(later >= best * (1 + THROWN)) if mode == "min" else np.any(later <= best - ACC_THROWN)):
+        thrown = False
     bad = [bool(math.isfinite(v) and worse_than(v)) for v in after]
     # the first epoch at or beyond the boundary that is no longer worse: where the cost ended
     back = next((i for i, v in enumerate(bad) if not v), len(bad))
