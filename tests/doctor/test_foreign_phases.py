@@ -38,3 +38,11 @@ def test_a_throw_the_phase_repeats_on_its_own_is_not_the_boundarys():
     codes = [f.code for f in diagnose(path) if f.severity != "info"]
     assert e["label"] == "unstable_training" and codes[:1] == ["unstable_training"], codes
     assert "phase_regression" not in codes
+
+
+def test_a_lower_lr_for_a_foreign_phase_starts_from_the_lr_that_phase_ran_at():
+    # head at 1e-3 (3e-4 later), then fine-tuning at 1e-4: "3e-4 (now 1e-3)" would raise the phase's LR
+    path, _ = _log("real_logs_10", "Devansh2009__diabetic-retinopathy")
+    phased = next(f for f in diagnose(path) if f.code == "phase_regression")
+    assert not any(fix.startswith(("optim.lr=", "schedule.max_lr=")) for fix in phased.fixes), phased.fixes
+    assert "a lower learning rate for the new phase: 3e-5 (it ran at 1e-4)" in phased.advice

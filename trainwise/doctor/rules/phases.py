@@ -209,8 +209,8 @@ def _judge(ctx: Context, start: int, b: int, stop: int, labels: list) -> Finding
             ev,
             f"{name} turned at {where} and did not recover: best {best:.3g} before, "
             f"{first_after:.3g} over the next epochs, {end:.3g} at the end of the phase.{lr_text} {_advice(kind)}",
-            _fixes(ctx, kind),
-            _words(kind),
+            _fixes(ctx, kind, b),
+            _words(kind, ctx, b),
         )
     cost = _cost(y, mode, best, b, stop, where)
     if cost is not None:
@@ -221,8 +221,8 @@ def _judge(ctx: Context, start: int, b: int, stop: int, labels: list) -> Finding
             span(ctx, b, last),
             ev | extra,
             f"{name} {text}.{lr_text} {_advice(kind)}",
-            _fixes(ctx, kind),
-            _words(kind),
+            _fixes(ctx, kind, b),
+            _words(kind, ctx, b),
         )
     if jumped and back:
         return Finding(
@@ -330,8 +330,8 @@ def _gap_jump(ctx: Context, start: int, b: int, stop: int, labels: list) -> Find
         f"{np.median(tb):.3f} -> {np.median(ta):.3f} while validation moved {np.median(vb):.3f} -> {np.median(va):.3f}: "
         f"the train/validation gap went from {gap_before * 100:+.1f} to {gap_after * 100:+.1f} points{loss_text}. "
         f"The new phase overfits. {_advice(kind)}",
-        _fixes(ctx, kind),
-        _words(kind),
+        _fixes(ctx, kind, b),
+        _words(kind, ctx, b),
     )
 
 
@@ -379,14 +379,19 @@ ADVICE = {
 }
 
 
-def _words(kind: str) -> list[str]:
+def _words(kind: str, ctx: Context, b: int) -> list[str]:
     """Advice that holds whatever tool trained the run (the config keys come in ``_fixes``)."""
+    phase_lr = _phase_lr(ctx, b)
+    if phase_lr is not None and kind in ("lr", "other"):
+        return [f"a lower learning rate for the new phase: {fixes.fmt(fixes.nice(phase_lr * LR_FACTOR[kind]))} "
+                f"(it ran at {fixes.fmt(phase_lr)})"]
     if kind == "augment_off":
         return [KEEP_AUGMENTATION]
     if kind == "resume":
         return ["resume from a checkpoint that holds the optimizer and scheduler state"]
     if kind == "unfreeze":
-        return ["train unfrozen pretrained layers at a much smaller LR than the head (e.g. a tenth)"]
+        at = f" ({fixes.fmt(fixes.nice(phase_lr * LR_FACTOR[kind]))}; they ran at {fixes.fmt(phase_lr)})" if phase_lr else ""
+        return [f"train unfrozen pretrained layers at a much smaller LR than the head (e.g. a tenth){at}"]
     if kind == "stage":
         return ["keep the best weights of the first stage (checkpoint on validation)",
                 "start the second stage at a lower LR (e.g. a tenth), or leave it out"]
@@ -397,13 +402,32 @@ def _advice(kind: str) -> str:
     return ADVICE[kind]
 
 
-def _fixes(ctx: Context, kind: str) -> list[str]:
+LR_FACTOR = {"lr": 0.3, "unfreeze": 0.1, "other": 0.3}  # the lower LR each kind of boundary asks for
+
+
+def _phase_lr(ctx: Context, b: int) -> float | None:
+    """The LR the new phase ran at, for a foreign log that logs it: there the run's peak LR, which a config
+    key would scale, is not what the phase used (a fine-tune at 1e-4 after a head trained at 1e-3)."""
+    if ctx.config_known or b >= ctx.n:
+        return None
+    lr = ctx.series("lr")
+    return float(lr[b]) if math.isfinite(lr[b]) and lr[b] > 0 else None
+
+
+def _lower_lr(ctx: Context, b: int, factor: float) -> str | None:
+    # A foreign log with the phase's own LR gets the advice in words (_words): "learning rate 3e-4 (now 1e-3)"
+    # against the peak would raise a phase that ran at 1e-4.
+    return None if _phase_lr(ctx, b) is not None else fixes.lower_lr(ctx, factor)
+
+
+def _fixes(ctx: Context, kind: str, b: int) -> list[str]:
     if kind == "resume":
         return []  # no config value restores lost optimizer state
     if kind == "lr":
-        return fixes.keep("schedule.name=cosine", fixes.lower_lr(ctx, 0.3))
+        return fixes.keep("schedule.name=cosine", _lower_lr(ctx, b, LR_FACTOR[kind]))
     if kind == "unfreeze":
-        return fixes.keep("finetune.layer_decay=0.7" if ctx.cfg("finetune.layer_decay", 1.0) > 0.7 else None, fixes.lower_lr(ctx, 0.1))
+        return fixes.keep("finetune.layer_decay=0.7" if ctx.cfg("finetune.layer_decay", 1.0) > 0.7 else None,
+                          _lower_lr(ctx, b, LR_FACTOR[kind]))
     if kind == "augment_off":
         return fixes.keep(fixes.keep_augmentation(ctx), fixes.early_stopping(ctx), fixes.more_weight_decay(ctx))
     if kind == "stage":
@@ -411,4 +435,4 @@ def _fixes(ctx: Context, kind: str) -> list[str]:
     if kind == "augment_on":
         alpha = float(ctx.cfg("mixup.mixup_alpha", 0.0) or 0.0)
         return ["mixup.mixup_alpha=0.2"] if alpha > 0.4 else []
-    return fixes.keep(fixes.lower_lr(ctx, 0.3))
+    return fixes.keep(_lower_lr(ctx, b, LR_FACTOR["other"]))
