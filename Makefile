@@ -26,4 +26,4 @@ demo: install
 	$(VENV)/bin/trainwise train configs/digits.toml --out runs/demo
 
 test: install data
-	$(PY) -m pytest -q -n 2
+	$(PY) -m pytest -q -n 2 --dist loadgroup

@@ -24,6 +24,10 @@ from trainwise.checkpointing import load_weights
 from trainwise.config import Config
 
 LAUNCH_TIMEOUT = 300
+# Each launch runs two ranks (and, for the DataLoader path, their workers): under the suite's xdist
+# "loadgroup" distribution these tests run one after another on one worker, so that two launches never
+# share the 2-core CI machine at once nor race each other for a rendezvous port.
+pytestmark = pytest.mark.xdist_group("torchrun")
 ENV = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
 
 # Per-rank batch 32 on 2 ranks against batch 64 on one process. The training split (1293 samples) ends
@@ -42,10 +46,16 @@ def torchrun(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=LAUNCH_TIMEOUT)
 
 
+def failure(proc: subprocess.CompletedProcess) -> str:
+    """What a failed launch printed: the first rank's traceback comes early, torchrun's summary last."""
+    err = proc.stderr
+    return err if len(err) <= 6000 else f"{err[:3000]}\n[...]\n{err[-3000:]}"
+
+
 def test_two_ranks_against_one_process(tmp_path):
     """One launch (tests are spread over processes in CI, so each launch lives in one test)."""
     proc = torchrun(str(ROOT / "tests" / "distributed" / "worker.py"), json.dumps(PARITY), str(tmp_path), str(STOP_STEP))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, failure(proc)
     assert "terminate called" not in proc.stderr
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
     trainer = trainwise.Trainer(Config().replace({**PARITY, "data.batch_size": 64, "data.per_device_batch": False}),
@@ -87,7 +97,7 @@ def test_two_ranks_through_dataloaders_match_one_process_on_the_device(tmp_path)
     """The DataLoader path (the one Datasets, image folders and .npy files take) shards like the device path."""
     overrides = {**PARITY, "data.loader": "dataloader", "data.num_workers": 1}
     proc = torchrun(str(ROOT / "tests" / "distributed" / "worker.py"), json.dumps(overrides), str(tmp_path), "0")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, failure(proc)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
     assert same_weights(r0["state"], r1["state"])
     single = trainwise.fit(Config().replace({**PARITY, "data.batch_size": 64, "data.per_device_batch": False}))
@@ -118,7 +128,7 @@ def test_devices_run_killed_rank_and_resume(tmp_path):
     # an uninterrupted `--devices 2` run: rank 0 reports and writes, teardown is clean
     expected = tmp_path / "expected"
     proc = run_cli(*cli_args(expected, "--devices", "2"), timeout=LAUNCH_TIMEOUT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, failure(proc)
     assert proc.stdout.count("run directory:") == 1 and proc.stderr.count("epoch 2 |") == 1
     assert "terminate called" not in proc.stderr
     env = json.loads((expected / "env.json").read_text())
@@ -153,7 +163,7 @@ def test_devices_run_killed_rank_and_resume(tmp_path):
 
     # resumed with 2 processes, it ends where the uninterrupted run ended: dropout RNG of every rank restored
     proc = run_cli("resume", str(out), "--devices", "2", timeout=LAUNCH_TIMEOUT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, failure(proc)
     final = load_weights(out / "checkpoints" / "final.safetensors")
     assert same_weights(final, load_weights(expected / "checkpoints" / "final.safetensors"))
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
