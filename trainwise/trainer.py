@@ -331,9 +331,8 @@ class Trainer:
             summary |= {"monitor": w.monitor, "best_value": w.best, "best_epoch": w.best_epoch}
         if "restored_epoch" in state.extras:
             summary["restored_epoch"] = state.extras["restored_epoch"]
-        val_samples = _samples(self.data.val)
-        if val_samples:
-            summary["val_samples"] = val_samples  # how much a validation score can move by sampling alone (trainwise fix)
+        if self.data.val is not None:
+            summary["val_samples"] = len(self.data.val)  # how much a validation score can move by sampling alone (trainwise fix)
         if "test" in self.eval_loaders:
             profiling.lap_start()
             test = self.evaluate("test")
@@ -418,13 +417,3 @@ class Trainer:
         s.epoch = ckpt["epoch"]
         self.history.truncate(ckpt["history_len"])
         self.dist.restore_rank_state(self, ckpt)
-
-
-def _samples(data: Any) -> int | None:
-    """The number of samples in a split (a Dataset, a DataLoader's dataset, arrays); None when it has no length."""
-    if data is None:
-        return None
-    try:
-        return len(data.dataset if isinstance(data, torch.utils.data.DataLoader) else data)
-    except TypeError:  # an iterable dataset without a stated length
-        return None

@@ -33,7 +33,6 @@ from trainwise.autofix import score as scoring
 from trainwise.autofix.applicable import Sources, apply_fix, why_not
 from trainwise.autofix.attempt import Attempt, load_attempt, train_attempt
 from trainwise.autofix.report_section import lr_test_text
-from trainwise.config import Config, flatten_dotted, parse_override
 from trainwise.doctor import Finding
 from trainwise.doctor.context import Context
 from trainwise.errors import UserError
@@ -176,12 +175,12 @@ def fix(
         chain.noise = {"source": "repeat", "value": repeat_threshold, "repeat_run": str(out / "repeat"), "repeat_val": rep.score(metric),
                        "how": f"|{metric}(seed {original.config.train.seed + 1}) - {metric}(seed {original.config.train.seed})|"}
     else:
+        n = original.summary.get("val_samples") if scoring.mode_of(metric) == "max" else None
+        sampled = (f" and at least 2 * sqrt(2 p (1 - p) / {n}) at the pooled score p, the sampling noise of the {n} "
+                   "validation samples") if n else ""
         chain.noise = {"source": "spread", "value": original.noise(metric),
                        "how": f"epoch-to-epoch spread of {metric} over the last {scoring.WINDOW} epochs of each run; "
-                              "threshold 2 * sqrt(before^2 + after^2), at least 0.005"
-                              + (f" and at least 2 * sqrt(2 p (1 - p) / {original.summary['val_samples']}) at the pooled score p, the sampling noise of "
-                                 f"the {original.summary['val_samples']} validation samples" if original.summary.get("val_samples")
-                                 and scoring.mode_of(metric) == "max" else "")}
+                              f"threshold 2 * sqrt(before^2 + after^2), at least 0.005{sampled}"}
 
     current, tried = original, set()
     data_cache: dict[str, Any] = {}
@@ -271,7 +270,7 @@ def fix(
                 follow = None
                 if finding is not None and finding.code in {f.code for f in current.problems}:
                     persists = (finding.code, change, before_cfg, current.config)  # it helped and is not done: more of it first
-                elif _raised_lr(change, before_cfg, current.config) and "underfitting" in {f.code for f in current.problems}:
+                elif follow_up.raised_lr(change, before_cfg, current.config) and "underfitting" in {f.code for f in current.problems}:
                     # A raised LR that leaves the run underfitting: one step further up first, at the cost of one
                     # run of the same length, before the finding's fix of twice the epochs.
                     persists = ("underfitting", change, before_cfg, current.config)
@@ -305,15 +304,6 @@ def _ahead_first(current: Attempt, persists: tuple | None, ahead: str | None, pr
         if finding is not None:
             yield finding, ahead
     yield from propose(current)
-
-
-def _raised_lr(change: str, before: Config, after: Config) -> bool:
-    """Did ``change`` raise an LR key?"""
-    key, _ = parse_override(change)
-    if key not in lr_testing.LR_KEYS:
-        return False
-    old, new = (flatten_dotted(c.to_dict()).get(key) for c in (before, after))
-    return isinstance(old, (int, float)) and isinstance(new, (int, float)) and new > old
 
 
 def _extras(follow: tuple | None, lr_info: dict[str, Any] | None, ahead: str | None = None) -> dict[str, Any]:

@@ -59,10 +59,24 @@ def step(kept: str, before: Config, after: Config, lr_info: dict[str, Any] | Non
             else _more_data(after) if key == "data.train_subset" else None)
 
 
-def _lr_step(key: str, before: Config, after: Config, lr_info: dict[str, Any] | None) -> str | None:
+def raised_lr(kept: str, before: Config, after: Config) -> bool:
+    """Did ``kept`` raise an LR key?"""
+    key, _ = parse_override(kept)
+    values = _numbers(key, before, after) if key in LR_KEYS else None
+    return values is not None and values[1] > values[0]
+
+
+def _numbers(key: str, before: Config, after: Config) -> tuple[float, float] | None:
+    """The numeric value of ``key`` before and after a change (None when either is not a number)."""
     old, new = (flatten_dotted(c.to_dict()).get(key) for c in (before, after))
-    if not isinstance(old, (int, float)) or not isinstance(new, (int, float)) or old == new:
+    return (old, new) if isinstance(old, (int, float)) and isinstance(new, (int, float)) else None
+
+
+def _lr_step(key: str, before: Config, after: Config, lr_info: dict[str, Any] | None) -> str | None:
+    values = _numbers(key, before, after)
+    if values is None or values[0] == values[1]:
         return None
+    old, new = values
     # After a range test, the line runs up its window: the valley it suggested sits at the window's cautious
     # end (on the descent, before the steepest fall), and the loss keeps falling up to loss_min_lr.
     tested = bool(lr_info and lr_info.get("used") and lr_info.get("loss_min_lr"))

@@ -123,13 +123,13 @@ def read_table(path: Path, text: str | None = None) -> Table:
     if not rows:
         raise UserError(f"cannot read a training history from {str(path)!r}", expected="numeric rows under the header",
                         received=f"columns {', '.join(header[:10])} and no numbers", fix="check that the file holds per-epoch or per-step values")
-    named = _blocks(header, texts)
-    phases = named[1] if named and PHASE_COLUMN.match(named[0]) else None
-    if phases:
-        assumptions.append(f"the '{named[0]}' column names phases of one run ({', '.join(dict.fromkeys(phases))}): "
+    column, names = _blocks(header, texts) or ("", None)
+    phased = names is not None and bool(PHASE_COLUMN.match(column))
+    if phased:
+        assumptions.append(f"the '{column}' column names phases of one run ({', '.join(dict.fromkeys(names))}): "
                            "each record carries its phase")
     return Table(rows=rows, fmt=fmt, lines=where, header_repeats=repeats, renames=renames, assumptions=assumptions,
-                 position_word="line", run_names=None if phases else named and named[1], phases=phases)
+                 position_word="line", run_names=None if phased else names, phases=names if phased else None)
 
 
 # A text column under one of these names marks stages of one run (a head trained first, then the whole

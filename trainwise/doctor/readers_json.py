@@ -45,11 +45,11 @@ def read_table(path: Path, data: Any) -> tuple[Table, dict[str, Any]]:
         return _hf(data)
     if isinstance(data, dict) and _is_ludwig(data):
         return _ludwig(data)
-    several = _several_histories(data) if isinstance(data, dict) else None
-    if several is not None:  # {"phase1": {"loss": [...], ...}, "phase2": {...}, "best_phase": 2}
-        return _concatenated(path, data, several)
-    nested = _nested_history(data) if isinstance(data, dict) else None
-    if nested is not None:  # {"model_info": {...}, "training_history": {"loss": [...], ...}, ...}
+    keys = _history_keys(data) if isinstance(data, dict) else []
+    if len(keys) > 1:  # {"phase1": {"loss": [...], ...}, "phase2": {...}, "best_phase": 2}
+        return _concatenated(path, data, keys)
+    if keys:  # {"model_info": {...}, "training_history": {"loss": [...], ...}, ...}
+        nested = keys[0]
         table, config = read_table(path, data[nested])
         table.assumptions.insert(0, f"the history is the lists under {nested!r}; the other top-level entries ({', '.join(k for k in data if k != nested)[:120]}) describe the run and are left out")
         return table, config
@@ -103,30 +103,22 @@ def _ludwig(data: dict[str, Any]) -> tuple[Table, dict[str, Any]]:
     return Table(rows=[r for r in rows if r], fmt="ludwig_training_statistics", assumptions=said), {}
 
 
-def _nested_history(data: dict[str, Any]) -> str | None:
-    """The one top-level key whose value is a history (a dict of two or more per-epoch lists), where the
-    top level itself holds no lists: a history saved beside the run's description."""
+def _history_keys(data: dict[str, Any]) -> list[str]:
+    """The top-level keys whose values are histories (dicts of two or more per-epoch lists), where the top
+    level itself holds no lists: one is a history saved beside the run's description; several are
+    histories side by side, when they share a metric name (else none: which one is the run's is not for a
+    reader to guess)."""
     if any(isinstance(v, list) for v in data.values()):
-        return None
+        return []
     keys = [k for k, v in data.items() if isinstance(v, dict) and sum(isinstance(x, list) for x in v.values()) >= 2
             and _lists_with_scalars(v)]
-    return keys[0] if len(keys) == 1 else None
+    if len(keys) > 1 and not set.intersection(*({m for m, x in data[k].items() if isinstance(x, list)} for k in keys)):
+        return []
+    return keys
 
 
 # Keys that name stages of one training run (a head trained first, then the whole network) rather than runs.
 PHASE_NAME = re.compile(r"phase|stage|part|warm|head|fine|tun|unfr|froz|frozen|step|round|^p\d", re.IGNORECASE)
-
-
-def _several_histories(data: dict[str, Any]) -> list[str] | None:
-    """Two or more top-level keys, each a history (a dict of per-epoch lists) sharing a metric name with the
-    others, and no lists at the top level: histories saved side by side in one file."""
-    if any(isinstance(v, list) for v in data.values()):
-        return None
-    keys = [k for k, v in data.items() if isinstance(v, dict) and sum(isinstance(x, list) for x in v.values()) >= 2
-            and _lists_with_scalars(v)]
-    if len(keys) < 2 or not set.intersection(*({m for m, x in data[k].items() if isinstance(x, list)} for k in keys)):
-        return None
-    return keys
 
 
 def _concatenated(path: Path, data: dict[str, Any], keys: list[str]) -> tuple[Table, dict[str, Any]]:

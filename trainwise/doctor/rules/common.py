@@ -128,8 +128,14 @@ def fit_levels(ctx: Context) -> list[Fit]:
         acc = max(acc, signals.tail_median(ctx.series("val_acc")))
     if k and k > ACC_SCALE_K:
         return out + [Fit(math.log(max(acc, 1e-12) * k) / math.log(k), "log-scaled accuracy", FIT_LOSS, 0.95)]
-    chance = 1.0 / k if k else 0.0
-    return out + [Fit((acc - chance) / (1 - chance), "accuracy above chance", FIT_ACC, FIT_CONVERGED_ACC)]
+    return out + [Fit(above_chance(acc, k), "accuracy above chance", FIT_ACC, FIT_CONVERGED_ACC)]
+
+
+def above_chance(acc: float, k: int | None) -> float:
+    """The share of the way from chance (1/K; 0 when K is unknown or beyond ACC_SCALE_K) to a perfect
+    accuracy that ``acc`` has come."""
+    chance = 1.0 / k if k and k <= ACC_SCALE_K else 0.0
+    return (acc - chance) / (1 - chance)
 
 
 def underfits(ctx: Context) -> bool | None:

@@ -44,9 +44,9 @@ from trainwise.doctor.codes import Code
 from trainwise.doctor.context import Context
 from trainwise.doctor.finding import Finding
 from trainwise.doctor.rules.common import (
-    ACC_SCALE_K,
     MIN_EPOCHS,
     VAL_ONLY_SOURCE,
+    above_chance,
     at_chance,
     converged,
     excess_removed,
@@ -389,16 +389,13 @@ def _stopped_mid_climb(ctx: Context) -> list[Finding]:
         return []
     if ctx.has("train_loss", ctx.n - 1) and np.any(np.diff(ctx.series("train_loss"))[-2:] >= 0):
         return []
-    k = ctx.num_classes
-    chance = 1.0 / k if k and k <= ACC_SCALE_K else 0.0
     has_train = ctx.has("train_acc", ctx.n - 1)
     train = float(ctx.series("train_acc")[-1]) if has_train else math.nan
     if has_train and train - val[-1] > MID_CLIMB_GAP:
         return []
     if ctx.train_handicaps() and has_train and val[-1] > train:
         return []  # augmentation or dropout holds training down by design
-    acc = train if has_train else float(val[-1])
-    level = (acc - chance) / (1 - chance)
+    level = above_chance(train if has_train else float(val[-1]), ctx.num_classes)
     if level >= STILL_LEARNING_FIT:
         return []
     first, last = float(val[0]), float(val[-1])
@@ -407,7 +404,7 @@ def _stopped_mid_climb(ctx: Context) -> list[Finding]:
                 "epochs": ctx.n, "still_improving": 1}
     if has_train:
         ev["train_acc"] = sig(train)
-    assumed = "" if k else " (the number of classes is unknown: the level is read with chance at 0)"
+    assumed = "" if ctx.num_classes else " (the number of classes is unknown: the level is read with chance at 0)"
     strong, held = _strong_regularizer_note(ctx, ev)
     advice = held or "Train longer: the curve has not begun to flatten, so nothing here tells its capacity yet."
     return [Finding(
