@@ -105,6 +105,11 @@ def _overfitting(ctx: Context) -> list[Finding]:
         found = _overfitting_val_only(ctx)
     if any(f.severity == "warning" for f in found):
         return found
+    # The loss curves can stay level while validation accuracy falls from its peak (a YOLO classifier's
+    # validation loss moves a few per cent while its accuracy loses 14 points): the accuracy decides then.
+    found = _accuracy_fell_while_fitting(ctx) or found
+    if any(f.severity == "warning" for f in found):
+        return found
     # A memorised training set, or a large gap that keeps growing, says more than a stalled validation curve.
     return _memorised(ctx) or _growing_gap(ctx) or found
 
@@ -446,17 +451,27 @@ def _overfitting_acc(ctx: Context) -> list[Finding]:
     )
 
 
+def _sustained_accuracy_fall(ctx: Context) -> tuple[int, float, float] | None:
+    """(peak index, peak, end) when validation accuracy ended >= 5 points below its peak (3-epoch median at
+    the end) and >= 60 % of the later epochs sat a point or more under it; else None."""
+    val = ctx.series("val_acc")
+    peak = _onset(val, "max")
+    post = signals.finite(val[peak + 1 :])
+    if peak < 0 or len(post) < MIN_AFTER_ONSET:
+        return None
+    best, end_val = float(val[peak]), signals.tail_median(val)
+    if best - end_val < VAL_ONLY_DROP or float((post < best - 0.01).mean()) < SUSTAINED:
+        return None
+    return peak, best, end_val
+
+
 def _overfitting_val_only(ctx: Context) -> list[Finding]:
     """Only validation accuracy is logged: a sustained fall of >= 5 points from its best. Without training
     metrics overfitting cannot be told from instability; the finding says which reading it takes."""
-    val = ctx.series("val_acc")
-    onset = _onset(val, "max")
-    post = signals.finite(val[onset + 1 :])
-    if onset < 0 or len(post) < MIN_AFTER_ONSET:
+    fall = _sustained_accuracy_fall(ctx)
+    if fall is None:
         return []
-    best, end_val = float(val[onset]), signals.tail_median(val)
-    if best - end_val < VAL_ONLY_DROP or float((post < best - 0.01).mean()) < SUSTAINED:
-        return []
+    onset, best, end_val = fall
     ev = {"onset_epoch": ctx.epoch_at(onset), "best_val_acc": sig(best), "end_val_acc": sig(end_val),
           "assumption": "no training metrics logged: read as overfitting, the usual cause of a sustained fall from an early peak"}
     tune = ""
@@ -472,6 +487,41 @@ def _overfitting_val_only(ctx: Context) -> list[Finding]:
     if ctx.finetuning:
         found = [dataclasses.replace(f, fixes=fixes.keep(fixes.lower_lr(ctx, 0.3), *f.fixes)) for f in found]
     return found
+
+
+def _accuracy_fell_while_fitting(ctx: Context) -> list[Finding]:
+    """Validation accuracy fell >= 5 points from its peak (3-epoch median at the end) and stayed lower (>= 60 %
+    of later epochs a point under it), while the training loss fell >= 30 % further (Theil-Sen slope down) and
+    the validation loss did not improve on its best up to the peak. Read from the training *loss*, for logs
+    whose training accuracy is missing; with training accuracy the accuracy rule above already decided."""
+    if ctx.has("train_acc", MIN_EPOCHS_OVERFIT) or not (ctx.has("val_acc", MIN_EPOCHS_OVERFIT)
+                                                       and ctx.has("train_loss", MIN_EPOCHS_OVERFIT)):
+        return []
+    fall = _sustained_accuracy_fall(ctx)
+    if fall is None:
+        return []
+    peak, best, end_acc = fall
+    train = ctx.series("train_loss")
+    train_at_peak = float(np.median(signals.finite(train[max(0, peak - 1) : peak + 2])))
+    end_train = signals.tail_median(train)
+    drop = 1 - end_train / train_at_peak if train_at_peak > 0 else 0.0
+    if drop < PAST_BEST_TRAIN_DROP or signals.theil_sen(train[peak:]) >= 0:
+        return []
+    ev = {"peak_val_acc_epoch": ctx.epoch_at(peak), "best_val_acc": sig(best), "end_val_acc": sig(end_acc),
+          "train_loss_at_peak": sig(train_at_peak), "end_train_loss": sig(end_train), "train_loss_drop": sig(drop)}
+    if ctx.has("val_loss", MIN_EPOCHS_OVERFIT):
+        val = ctx.series("val_loss")
+        best_loss = float(np.nanmin(val[: peak + 1]))
+        end_loss = signals.tail_median(val)
+        if end_loss < best_loss:
+            return []  # validation loss still improving: calibration moving, not the model fitting noise
+        ev |= {"best_val_loss_to_peak": sig(best_loss), "end_val_loss": sig(end_loss)}
+    return _overfit(
+        ctx, peak, ev,
+        f"Validation accuracy peaked at epoch {ctx.epoch_at(peak)} ({best:.3f}) and fell to {end_acc:.3f} "
+        f"({(best - end_acc) * 100:.1f} points) and stayed lower, while the training loss fell another {drop:.0%} "
+        f"({train_at_peak:.3g} -> {end_train:.3g}): the model fits its training set past the point where validation gains.",
+    )
 
 
 # ----------------------------------------------------------------------------- transient dips
