@@ -365,8 +365,11 @@ def _too_high_or_unstable(ctx: Context) -> list[Finding]:
                 fixes.keep(fixes.lower_lr(ctx, 0.3), fixes.decay_schedule(ctx), fixes.clip()),
             )
         ]
-    val_jumpy = len(vrises) >= max(3, UNSTABLE_SHARE * ctx.n)
-    if not (val_swings or _accuracy_swings(ctx) or val_jumpy):
+    val_jumpy = _felt_jumps(ctx, vrises) >= max(3, UNSTABLE_SHARE * ctx.n)
+    # Without validation accuracy the validation loss is what must feel the swings; only a log without any
+    # validation leaves the training curve to speak for itself.
+    acc_swings = _accuracy_swings(ctx) if ctx.has("val_acc", MIN_EPOCHS) else not ctx.has("val_loss", MIN_EPOCHS)
+    if not (val_swings or acc_swings or val_jumpy):
         # Training-loss wiggles that validation does not feel (a deep SGD net near convergence) are noise.
         return [] if worse is None else _degrading(ctx, worse)
     calm = settled(ctx)
@@ -390,6 +393,19 @@ def _too_high_or_unstable(ctx: Context) -> list[Finding]:
             fixes.keep(*fixes.before_lr(ctx), fixes.lower_lr(ctx, 0.5), fixes.clip(), fixes.decay_schedule(ctx)),
         )
     ]
+
+
+FELT_DROP = 0.01  # a validation-loss jump counts as felt when accuracy fell at least this much with it
+
+
+def _felt_jumps(ctx: Context, vrises: np.ndarray) -> int:
+    """Validation-loss jumps (epoch indices) that validation accuracy, when logged, felt: down >= 1 point in
+    the same epoch. A near-perfect classifier's loss at 0.004-0.05 jumps by half from one epoch to the next
+    while its accuracy moves 0.7 points: that is calibration on a few samples, not a step thrown off."""
+    if not ctx.has("val_acc", MIN_EPOCHS):
+        return len(vrises)
+    acc = ctx.series("val_acc")
+    return int(sum(1 for i in vrises if 0 < i < len(acc) and acc[i - 1] - acc[i] >= FELT_DROP))
 
 
 # The swings must have covered at least this share of the run, and the LR must have fallen at least this
