@@ -37,7 +37,8 @@ benchmarks/real_logs_8 (none of the repositories or owners of the first seven), 
 is held out as a whole: ``--set 8``. A ninth set, benchmarks/real_logs_9 (none of the repositories or owners of the
 first eight), was collected after the eighth and is held out as a whole: ``--set 9``. A tenth set,
 benchmarks/real_logs_10 (none of the repositories or owners of the first nine), was collected after the ninth and is
-held out as a whole: ``--set 10``.
+held out as a whole: ``--set 10``. An eleventh set, benchmarks/real_logs_11 (none of the repositories or owners of
+the first ten), was collected after the tenth and is held out as a whole: ``--set 11``.
 
     python benchmarks/real_logs/score.py --set 2
     python benchmarks/real_logs/score.py --set 3
@@ -48,6 +49,7 @@ held out as a whole: ``--set 10``.
     python benchmarks/real_logs/score.py --set 8
     python benchmarks/real_logs/score.py --set 9
     python benchmarks/real_logs/score.py --set 10
+    python benchmarks/real_logs/score.py --set 11
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ HERE = Path(__file__).resolve().parent
 SETS = {1: HERE, 2: HERE.parent / "real_logs_2", 3: HERE.parent / "real_logs_3",
         4: HERE.parent / "real_logs_4", 5: HERE.parent / "real_logs_5", 6: HERE.parent / "real_logs_6",
         7: HERE.parent / "real_logs_7", 8: HERE.parent / "real_logs_8", 9: HERE.parent / "real_logs_9",
-        10: HERE.parent / "real_logs_10"}
+        10: HERE.parent / "real_logs_10", 11: HERE.parent / "real_logs_11"}
 sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE.parents[0] / "doctor_zoo"))
 
