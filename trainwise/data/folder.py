@@ -1,4 +1,5 @@
-"""Image folders (``data.name = "folder"``): one subdirectory per class, PNG/JPEG/... files decoded by Pillow.
+"""Image folders (``data.name = "folder"``): one subdirectory per class, PNG/JPEG/... files decoded by Pillow (PNG files
+through OpenCV when it is installed and gives the same pixels: trainwise/data/decoders.py).
 
     data.path/                      or, with splits of your own:   data.path/train/<class>/...
         cat/001.png  cat/002.jpg                                    data.path/val/<class>/...   (or valid/)
@@ -16,7 +17,7 @@ decodes.
 With ``data.normalize`` the inputs are standardized per channel with the mean and standard deviation of up
 to 256 training images (a seeded sample), decoded at the full size.
 
-A file Pillow cannot read stops training with an error naming it; with ``data.skip_corrupt = true`` it is
+A file that cannot be decoded stops training with an error naming it; with ``data.skip_corrupt = true`` it is
 left out of its batch instead and the number left out is reported at the end of each epoch.
 """
 
@@ -32,6 +33,7 @@ import torch
 from torch.utils.data import Dataset
 
 from trainwise.config import DataConfig
+from trainwise.data import decoders
 from trainwise.data.datasets import BatchGroup
 from trainwise.errors import UserError
 
@@ -102,14 +104,19 @@ def _corrupt(path: str, err: Exception) -> CorruptImage:
                                       fix="replace or delete the file, or set data.skip_corrupt=true to leave such files out")))
 
 
-def decode_pixels(path: str, size: tuple[int, int], channels: int) -> np.ndarray:
+def decode_pixels(path: str, size: tuple[int, int], channels: int, decoder: str = "pillow") -> np.ndarray:
     """One image as uint8 pixels, (H, W) for one channel or (H, W, 3), resized to ``size`` = (H, W) (Pillow's
-    bilinear filter, antialiased when shrinking).
+    bilinear filter, antialiased when shrinking). ``decoder = "opencv"``: a PNG file stored as it is needed
+    is read through OpenCV (trainwise/data/decoders.py: the same pixels, about twice as fast).
 
     Few Python calls per image, as small files make them the cost: ``tobytes`` loads and copies out in one
     call (cheaper than ``load`` then ``numpy.asarray``), and an image already in the wanted mode is not
     converted.
     """
+    if decoder == "opencv" and path[-4:].lower() == ".png":
+        pixels = decoders.png_as_stored(path, size, channels)
+        if pixels is not None:
+            return pixels
     from PIL import Image, UnidentifiedImageError
 
     mode = "L" if channels == 1 else "RGB"
@@ -125,9 +132,9 @@ def decode_pixels(path: str, size: tuple[int, int], channels: int) -> np.ndarray
     return np.frombuffer(raw, dtype=np.uint8).reshape(size if channels == 1 else (*size, 3))
 
 
-def decode(path: str, size: tuple[int, int], channels: int) -> torch.Tensor:
+def decode(path: str, size: tuple[int, int], channels: int, decoder: str = "pillow") -> torch.Tensor:
     """One image as a float32 tensor (C, H, W) in [0, 1] (see :func:`decode_pixels`)."""
-    return host_floats(decode_pixels(path, size, channels)[None], channels)[0]
+    return host_floats(decode_pixels(path, size, channels, decoder)[None], channels)[0]
 
 
 def host_floats(pixels: np.ndarray, channels: int, mean: np.ndarray | None = None, std: np.ndarray | None = None) -> torch.Tensor:
@@ -182,8 +189,10 @@ class FolderDataset(Dataset):
     raw_batches = False  # True: __getitems__ leaves the pixels uint8, for finish_batch on the training device
 
     def __init__(self, samples: list[tuple[str, int]], classes: list[str], size: tuple[int, int], channels: int,
-                 mean: list[float] | None = None, std: list[float] | None = None, skip_corrupt: bool = False):
+                 mean: list[float] | None = None, std: list[float] | None = None, skip_corrupt: bool = False,
+                 decoder: str = "pillow"):
         self.files = [f for f, _ in samples]
+        self.decoder = decoder  # "pillow" or "opencv" (decoders.resolve): who decodes PNG files
         self.targets = np.asarray([c for _, c in samples], dtype=np.int64)
         self.classes, self.size, self.channels, self.skip_corrupt = classes, size, channels, skip_corrupt
         # (1, C, 1, 1) float32 statistics for the host (numpy) and, copied once per device, for finish_batch
@@ -204,7 +213,7 @@ class FolderDataset(Dataset):
     def __getitem__(self, item):
         i, height = item if isinstance(item, tuple) else (item, None)
         try:
-            pixels = decode_pixels(self.files[i], self.size_at(height), self.channels)
+            pixels = decode_pixels(self.files[i], self.size_at(height), self.channels, self.decoder)
         except CorruptImage:
             if self.skip_corrupt:
                 return None  # dropped by folder_collate; the loader counts it
@@ -233,7 +242,7 @@ class FolderDataset(Dataset):
             for item in batch:
                 i = item[0] if isinstance(item, tuple) else item
                 try:
-                    pixels[len(kept)] = decode_pixels(self.files[i], size, self.channels)
+                    pixels[len(kept)] = decode_pixels(self.files[i], size, self.channels, self.decoder)
                 except CorruptImage:
                     if not self.skip_corrupt:
                         raise
@@ -333,17 +342,18 @@ def folder_splits(cfg: DataConfig):
         parts["train"] = [parts["train"][i] for i in keep]
     first = parts["train"][0][0]
     size, channels = _image_size(cfg, first), _channels(cfg, first)
+    decoder = decoders.resolve(cfg.decoder)
     mean = std = None
     norm: dict = {}
     if cfg.normalize:
-        mean, std = channel_stats(parts["train"], size, channels, cfg.split_seed)
+        mean, std = channel_stats(parts["train"], size, channels, cfg.split_seed, decoder)
         # (C, 1, 1) lists, so that a saved run's Preprocessed module broadcasts them over (N, C, H, W)
         norm["input"] = {"mean": [[[m]] for m in mean], "std": [[[s]] for s in std]}
 
     def dataset(split: str) -> FolderDataset | None:
         if split not in parts:
             return None
-        return FolderDataset(parts[split], classes, size, channels, mean, std, cfg.skip_corrupt)
+        return FolderDataset(parts[split], classes, size, channels, mean, std, cfg.skip_corrupt, decoder)
 
     from trainwise.data.datasets import DatasetData
 
@@ -372,7 +382,8 @@ def _keep_classes(parts: dict, classes: list[str], keep: list[int]) -> dict:
     return {k: [(f, relabel[c]) for f, c in v if c in relabel] for k, v in parts.items()}
 
 
-def channel_stats(samples: list[tuple[str, int]], size: tuple[int, int], channels: int, seed: int) -> tuple[list[float], list[float]]:
+def channel_stats(samples: list[tuple[str, int]], size: tuple[int, int], channels: int, seed: int,
+                  decoder: str = "pillow") -> tuple[list[float], list[float]]:
     """Per-channel mean and standard deviation of up to NORM_SAMPLE training images (a seeded sample)."""
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(samples), size=min(NORM_SAMPLE, len(samples)), replace=False)
@@ -381,7 +392,7 @@ def channel_stats(samples: list[tuple[str, int]], size: tuple[int, int], channel
     count = 0
     for i in sorted(pick):
         try:
-            x = decode(samples[i][0], size, channels).double()  # the conversion the batches get
+            x = decode(samples[i][0], size, channels, decoder).double()  # the conversion the batches get
         except CorruptImage:
             continue  # the training loop reports it (or skips it) when it gets there
         total += x.sum(dim=(1, 2))
