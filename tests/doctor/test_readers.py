@@ -607,3 +607,24 @@ def test_histories_under_other_keys_are_runs_side_by_side_never_averaged(tmp_pat
     assert "separate runs side by side" in " ".join(meta["assumptions"])
     first, _ = read_history(runs, run=1)
     assert len(first) == 13 and first[-1]["val_acc"] == data["phase1"]["val_accuracy"][-1]
+
+
+REAL_11 = ROOT / "benchmarks" / "real_logs_11" / "logs"
+
+
+def test_lists_beside_per_class_summaries_are_a_history_and_the_summaries_are_left_out():
+    # 83 epochs of train/val loss and accuracy in percent, beside test scores and dicts of per-class accuracy
+    # and image counts (describing the run, not its epochs)
+    records, meta = read_history(REAL_11 / "AyushmanDhara__SkinGuard-CNN-AI--Skin-Disease-Detection-System__training_metrics.json")
+    assert len(records) == 83 and max(r["val_acc"] for r in records) == pytest.approx(0.924)
+    said = " ".join(meta["assumptions"])
+    assert "per_class_acc" in said and "are a summary, not epochs" in said
+    assert not any("per_class" in k or "class_counts" in k for r in records for k in r)
+
+
+def test_a_csv_whose_quoted_cells_hold_the_separator_keeps_its_header():
+    # Keras CSVLogger with F1 per class written as quoted lists ("[0.0, 0.14, ...]"): more commas in each data
+    # line than in the header, the same number of fields
+    records, _ = read_history(REAL_11 / "carlesoctav__bioinfo_uts__logs_training.csv")
+    assert len(records) == 21 and records[0]["epoch"] == 1
+    assert records[0]["train_loss"] == pytest.approx(20.5457, abs=1e-3) and records[-1]["val_acc"] == pytest.approx(0.813, abs=1e-3)

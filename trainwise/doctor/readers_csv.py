@@ -160,7 +160,8 @@ def _header(lines: list[str], first: int) -> tuple[int, str]:
     candidates = []
     for n, following in zip(opening, opening[1:]):
         sep = max(SEPARATORS, key=lines[n].count)
-        if lines[n].count(sep) and lines[following].count(sep) == lines[n].count(sep):
+        # Fields, not separators: a quoted cell may hold the separator ("[0.1, 0.2]", a per-class list).
+        if lines[n].count(sep) and _fields(lines[following], sep) == _fields(lines[n], sep):
             candidates.append((n, sep))
     for n, sep in candidates:
         names = {canonical(cell)[0] for cell in next(csv.reader([lines[n]], delimiter=sep))}
@@ -169,6 +170,10 @@ def _header(lines: list[str], first: int) -> tuple[int, str]:
     if candidates:
         return candidates[0]
     return first, max(SEPARATORS, key=lines[first].count) if any(s in lines[first] for s in SEPARATORS) else ","
+
+
+def _fields(line: str, sep: str) -> int:
+    return len(next(csv.reader([line], delimiter=sep), []))
 
 
 def _format(header: list[str], fastai: bool, sep: str) -> str:

@@ -147,7 +147,15 @@ def _lists_with_scalars(data: dict[str, Any]) -> bool:
     others = [v for v in data.values() if not isinstance(v, list)]
     if not others:
         return bool(lists)
-    return len(lists) >= 2 and all(_is_number(v) or isinstance(v, str) for v in others)
+    return len(lists) >= 2 and all(_summary(v) for v in others)
+
+
+def _summary(v: Any) -> bool:
+    """A value that describes a run rather than its epochs: a number, a string, or a dict of such (the
+    accuracy per class, the images per class) -- nothing that holds a list."""
+    if isinstance(v, dict):
+        return all(_summary(x) for x in v.values())
+    return v is None or isinstance(v, (str, bool)) or _is_number(v)
 
 
 def _is_number(v: Any) -> bool:
