@@ -251,6 +251,7 @@ def diagnose(
     a user mistake (a path or expectation that cannot be read).
     """
     from trainwise.doctor import diagnose as run_doctor
+    from trainwise.doctor.codes import VERDICTS
 
     columns = {}
     for item in column or []:
@@ -277,7 +278,7 @@ def diagnose(
             if len(results) > 1:
                 print(f"run {k} of {len(results)}:")
             for finding in result:
-                if finding.code == "healthy" and result.misses:
+                if finding.code in VERDICTS and result.misses:
                     continue  # a run that missed an expectation is not called healthy
                 print(finding)
             for miss in result.misses:

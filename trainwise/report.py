@@ -171,7 +171,7 @@ def _series(records: list[dict], key: str) -> tuple[list[int], list[float]]:
 
 def _mark_findings(ax, findings: list[dict]) -> None:
     for f in findings:
-        if f.get("code") == "healthy" or not f.get("epochs"):
+        if f.get("code") in ("healthy", "too_short") or not f.get("epochs"):
             continue
         first, last = f["epochs"]
         colour = SEVERITY_COLOURS.get(f.get("severity"), "#777")

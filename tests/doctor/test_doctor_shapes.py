@@ -431,8 +431,10 @@ def test_empty_or_odd_sources_are_user_errors():
         diagnose(42)  # type: ignore[arg-type]
 
 
-def test_one_epoch_is_healthy_so_far():
-    assert codes(diagnose(records(train_loss=[2.0], val_loss=[1.9]), DIGITS)) == ["healthy"]
+def test_one_epoch_is_too_short_to_judge_not_healthy():
+    found = diagnose(records(train_loss=[2.0], val_loss=[1.9]), DIGITS)
+    assert codes(found) == ["too_short"] and "too few to judge" in found[0].message
+    assert codes(diagnose(records(train_loss=[2.0, 1.5, 1.2, 1.0], val_loss=[1.9, 1.4, 1.2, 1.1]), DIGITS)) == ["healthy"]
 
 
 def test_lr_fixes_move_an_lr_far_out_of_range_to_the_usual_start_and_keep_in_range_ones_relative():

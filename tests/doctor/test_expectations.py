@@ -62,7 +62,7 @@ def test_live_checking_leaves_future_deadlines_pending():
 def test_diagnose_returns_misses_beside_findings_and_reads_them_from_the_config():
     found = diagnose(RECORDS, {"doctor": {"expect": ["val_acc >= 0.85 at epoch 1"]}})
     assert [m.expectation for m in found.misses] == ["val_acc >= 0.85 at epoch 1"]
-    assert found.codes == ["healthy"] and not found.ok
+    assert found.codes == ["too_short"] and not found.ok  # two epochs: no verdict, and an expectation missed
     assert found.to_dict()["expectation_misses"][0]["observed"] == 0.80
     assert diagnose(RECORDS, expect=["val_acc >= 0.8 at epoch 1"]).ok
 

@@ -35,6 +35,7 @@ from trainwise.autofix.attempt import Attempt, load_attempt, train_attempt
 from trainwise.autofix.report_section import lr_test_text
 from trainwise.doctor import Finding
 from trainwise.doctor.context import Context
+from trainwise.doctor.rules.common import MIN_EPOCHS
 from trainwise.errors import UserError
 from trainwise.interrupt import TrainingInterrupted
 from trainwise.rundir import REPORT
@@ -161,7 +162,10 @@ def fix(
                      {"val": original.score(metric), "test": original.summary.get("test") and _short(original.summary["test"]),
                       "findings": _codes(original)})
     if not original.problems and only_if_findings:
-        chain.stop_reason = "healthy: no warning or error finding, nothing to fix (no re-run)"
+        short = len(original.records) < MIN_EPOCHS
+        chain.stop_reason = (f"too short to judge: {len(original.records)} epoch(s), the doctor needs {MIN_EPOCHS}; nothing to fix yet "
+                             "(no re-run): train longer first" if short else
+                             "healthy: no warning or error finding, nothing to fix (no re-run)")
         chain.final = {"run_dir": str(run_dir), "val": chain.original["val"], "test": chain.original["test"]}
         _write(chain, out, run_dir)
         return chain

@@ -34,3 +34,6 @@ class Code:
 
 
 HEALTHY = Code("healthy", "info", "nothing of severity warning/error found", priority=0)
+# In healthy's place when the run is shorter than any rule can judge: no verdict either way.
+TOO_SHORT = Code("too_short", "info", "fewer epochs than the rules need to judge a trend (4): nothing found, nothing confirmed", priority=0)
+VERDICTS = (HEALTHY.name, TOO_SHORT.name)  # what the engine says when no rule found anything

@@ -30,7 +30,7 @@ from trainwise.doctor.codes import EVENT
 from trainwise.doctor.context import Context
 from trainwise.doctor.finding import SEVERITY_RANK, Finding
 from trainwise.doctor.rules import CODES, REGISTRY, RULES
-from trainwise.doctor.rules.common import sig
+from trainwise.doctor.rules.common import MIN_EPOCHS, sig
 
 # Derived from the codes each rule module declares (trainwise.doctor.codes).
 PRIORITY: tuple[str, ...] = CODES  # healthy first: it heads the info findings it comes with
@@ -103,8 +103,19 @@ def one_per_code(findings: list[Finding]) -> list[Finding]:
     return kept
 
 
+def too_short(ctx: Context) -> Finding:
+    """In healthy's place for a run of fewer epochs than any trend rule judges: saying "healthy" after two
+    epochs would claim what no rule has looked at."""
+    return Finding(
+        "too_short", "info", (int(ctx.epochs[0]), int(np.max(ctx.epochs))), {"epochs": ctx.n, "epochs_needed": MIN_EPOCHS},
+        f"Only {ctx.n} epoch{'s' if ctx.n != 1 else ''}: too few to judge a trend (the rules need at least {MIN_EPOCHS}). "
+        "Nothing is wrong so far, and nothing is confirmed either; train longer, or diagnose again when the run has more epochs.",
+        [],
+    )
+
+
 def diagnose_context(ctx: Context) -> list[Finding]:
     findings = one_per_code(rank(deduplicate(run_rules(ctx))))
     if not any(f.severity in ("warning", "error") for f in findings):
-        findings = rank([healthy(ctx), *findings])
+        findings = rank([(too_short if 0 < ctx.n < MIN_EPOCHS else healthy)(ctx), *findings])
     return findings

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from trainwise.doctor import Diagnosis, diagnose
+from trainwise.doctor.codes import VERDICTS
 from trainwise.doctor.expectations import ExpectationMiss, check_expectations
 from trainwise.doctor.finding import Finding
 
@@ -30,9 +31,10 @@ class LiveDoctor:
         self._missed: set[str] = set()
 
     def update(self, records: list[dict[str, Any]]) -> tuple[list[Finding], list[ExpectationMiss]]:
-        """New findings (never ``healthy``) and new expectation misses for the History so far."""
+        """New findings (never ``healthy`` or ``too_short``: a run in progress is short by design) and new
+        expectation misses for the History so far."""
         self.latest = diagnose(records, self.config, num_classes=self.num_classes, task=self.task, expect=[], user_model=self.user_model)
-        new = [f for f in self.latest if f.code != "healthy" and (f.code, f.severity) not in self._reported]
+        new = [f for f in self.latest if f.code not in VERDICTS and (f.code, f.severity) not in self._reported]
         self._reported.update((f.code, f.severity) for f in new)
         return new, self._new_misses(check_expectations(records, self.expect, final=False))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import ModuleType
 
-from trainwise.doctor.codes import HEALTHY, Code
+from trainwise.doctor.codes import HEALTHY, TOO_SHORT, Code
 from trainwise.doctor.context import Context
 from trainwise.doctor.finding import Finding
 from trainwise.doctor.rules import activations, chance, convergence, divergence, generalization, gradients, phases, predictions
@@ -27,7 +27,7 @@ RULES: dict[str, Rule] = {name: module.rule for name, module in MODULES.items()}
 
 
 def _registry() -> dict[str, Code]:
-    out: dict[str, Code] = {HEALTHY.name: HEALTHY}
+    out: dict[str, Code] = {HEALTHY.name: HEALTHY, TOO_SHORT.name: TOO_SHORT}
     for name, module in MODULES.items():
         for code in module.CODES:
             if code.name in out:
