@@ -628,3 +628,12 @@ def test_a_csv_whose_quoted_cells_hold_the_separator_keeps_its_header():
     records, _ = read_history(REAL_11 / "carlesoctav__bioinfo_uts__logs_training.csv")
     assert len(records) == 21 and records[0]["epoch"] == 1
     assert records[0]["train_loss"] == pytest.approx(20.5457, abs=1e-3) and records[-1]["val_acc"] == pytest.approx(0.813, abs=1e-3)
+
+
+@pytest.mark.parametrize("text, said", [("{}", "received an empty JSON dict"), ("[]", "received an empty JSON list"),
+                                        ('{"a": 1}', "received JSON dict with keys a")])
+def test_a_json_file_that_holds_no_history_says_what_it_holds(tmp_path, text, said):
+    path = tmp_path / "history.json"
+    path.write_text(text)
+    with pytest.raises(UserError, match=said):
+        read_history(path)

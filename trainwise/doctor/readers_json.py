@@ -68,7 +68,8 @@ def read_table(path: Path, data: Any) -> tuple[Table, dict[str, Any]]:
                      lines=[i + 1 for i, r in enumerate(rows) if r]), {}
     raise UserError(f"cannot read a training history from {str(path)!r}",
                     expected="a Hugging Face trainer_state.json (with log_history), a Keras history dict of lists, or a list of records",
-                    received=f"JSON {type(data).__name__}" + (f" with keys {', '.join(list(data)[:8])}" if isinstance(data, dict) else ""),
+                    received=(f"JSON dict with keys {', '.join(list(data)[:8])}" if isinstance(data, dict) and data else
+                              f"an empty JSON {type(data).__name__}" if not data and isinstance(data, (dict, list)) else f"JSON {type(data).__name__}"),
                     fix="pass trainer_state.json or the history the training saved")
 
 
