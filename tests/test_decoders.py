@@ -57,13 +57,12 @@ def test_opencv_gives_pillows_pixels_for_every_layout_size_and_channel_count(sto
         np.testing.assert_array_equal(opencv, pillow, err_msg=f"{path.name} {size} {channels}")
 
 
-def test_opencv_reads_the_files_stored_as_needed_and_leaves_the_rest_to_pillow(stored):
-    assert decoders.png_as_stored(str(stored["L"][0]), (8, 8), 1) is not None
-    assert decoders.png_as_stored(str(stored["RGB"][0]), (8, 8), 3) is not None
-    assert decoders.png_as_stored(str(stored["P"][0]), (8, 8), 3) is not None  # palette expanded as Pillow does
-    for path, size, channels in [(stored["L"][0], (8, 8), 3), (stored["RGB"][0], (8, 8), 1), (stored["RGBA"][0], (8, 8), 3),
-                                 (stored["I;16"][0], (8, 8), 1), (stored["L"][0], (16, 12), 1)]:
-        assert decoders.png_as_stored(str(path), size, channels) is None, (path.name, size, channels)
+def test_opencv_reads_the_files_stored_with_the_channels_needed_and_leaves_the_rest_to_pillow(stored):
+    assert decoders.png_as_stored(str(stored["L"][0]), 1).shape == (8, 8)
+    assert decoders.png_as_stored(str(stored["RGB"][0]), 3).shape == (8, 8, 3)
+    assert decoders.png_as_stored(str(stored["P"][0]), 3) is not None  # palette expanded as Pillow does
+    for path, channels in [(stored["L"][0], 3), (stored["RGB"][0], 1), (stored["RGBA"][0], 3), (stored["I;16"][0], 1)]:
+        assert decoders.png_as_stored(str(path), channels) is None, (path.name, channels)
 
 
 def test_a_run_through_either_decoder_is_the_same_run(tmp_path):

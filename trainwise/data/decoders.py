@@ -4,9 +4,10 @@ A PNG file of 28 x 28 pixels costs Pillow about 45 us to open and decode on a sm
 us (the file read itself is 9 us), so OpenCV roughly doubles what a DataLoader worker can feed; on the
 GPU machine eight workers read 65,000 Fashion-MNIST files a second through Pillow and 173,000 through
 OpenCV (docs/benchmarks.md). Both give the same pixels: PNG is lossless and OpenCV is asked for the file
-as stored (``IMREAD_UNCHANGED``). Whenever the stored image is not already what the batch needs -- another
-number of channels, 16 bits, an alpha channel, another size -- the file goes to Pillow, so conversions and
-resizing always follow Pillow's rules and a run's inputs do not depend on which library is installed.
+as stored (``IMREAD_UNCHANGED``). Whenever the stored image does not already have the batch's channels --
+another number of channels, 16 bits, an alpha channel -- the file goes to Pillow, and another size than the
+batch's is resized by Pillow from OpenCV's pixels, so conversions and resizing always follow Pillow's rules
+and a run's inputs do not depend on which library is installed.
 JPEG files stay with Pillow: colour conversions of CMYK and YCCK files differ between the libraries.
 """
 
@@ -51,13 +52,13 @@ def _cv2():
     return cv2
 
 
-def png_as_stored(path: str, size: tuple[int, int], channels: int) -> np.ndarray | None:
+def png_as_stored(path: str, channels: int) -> np.ndarray | None:
     """A PNG file's uint8 pixels through OpenCV, (H, W) or (H, W, 3) RGB, when the stored image already has
-    ``channels`` 8-bit channels and ``size`` = (H, W); None otherwise (Pillow converts, resizes, or reports
-    the file as corrupt in its own words)."""
+    ``channels`` 8-bit channels; None otherwise (Pillow converts, or reports the file as corrupt in its own
+    words)."""
     cv2 = _cv2()
     pixels = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if pixels is None or pixels.dtype != np.uint8 or pixels.shape[:2] != tuple(size):
+    if pixels is None or pixels.dtype != np.uint8:
         return None
     if channels == 1:
         return pixels if pixels.ndim == 2 else None

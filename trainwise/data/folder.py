@@ -113,11 +113,16 @@ def decode_pixels(path: str, size: tuple[int, int], channels: int, decoder: str 
     call (cheaper than ``load`` then ``numpy.asarray``), and an image already in the wanted mode is not
     converted.
     """
-    if decoder == "opencv" and path[-4:].lower() == ".png":
-        pixels = decoders.png_as_stored(path, size, channels)
-        if pixels is not None:
-            return pixels
     from PIL import Image, UnidentifiedImageError
+
+    if decoder == "opencv" and path[-4:].lower() == ".png":
+        pixels = decoders.png_as_stored(path, channels)
+        if pixels is not None:
+            if pixels.shape[:2] == tuple(size):
+                return pixels
+            # Pillow's resize of the same decoded pixels: the bytes an image Pillow decoded itself would give
+            im = Image.fromarray(pixels, "L" if channels == 1 else "RGB").resize((size[1], size[0]), Image.BILINEAR)
+            return np.frombuffer(im.tobytes(), dtype=np.uint8).reshape(size if channels == 1 else (*size, 3))
 
     mode = "L" if channels == 1 else "RGB"
     try:
