@@ -199,7 +199,9 @@ def _growing_gap(ctx: Context) -> list[Finding]:
     # error is the gap than what training leaves (0.89 / 0.76); a model still short of its fit (0.78 / 0.67) is not.
     train_error = 1 - signals.tail_median(ctx.series("train_acc"))
     large = end >= GAP_LARGE or (end >= MEMORISED_GAP and end > train_error)
-    if not (large and end - early >= GAP_GROWTH and end > late):
+    # Still widening: the end above the epochs before it, as a median or in the last epoch (a median of
+    # 0.61, 0.61, 0.72 ties the 0.61 before it while the gap is still opening).
+    if not (large and end - early >= GAP_GROWTH and (end > late or float(gap[-1]) > late)):
         return []
     envelope = _swinging_validation_gap(ctx, third)
     if envelope is not None and envelope < GAP_LARGE:
