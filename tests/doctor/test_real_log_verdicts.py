@@ -341,3 +341,15 @@ def test_a_large_gap_below_the_training_error_is_not_variance():
     records, _ = read_history(root / "logs" / e["file"])
     lower = [r | {"train_acc": r["train_acc"] - 0.2, "val_acc": r["val_acc"] - 0.2} for r in records]
     assert not any(f.evidence.get("gap_reading") == "standing" for f in diagnose(lower)), [str(f) for f in diagnose(lower)]
+
+
+# ----------------------------------------------------------------------------- a memorised training set in a short run
+def test_a_short_run_that_memorised_its_training_set_far_above_validation_is_overfitting():
+    # a Ludwig text model, 5 epochs (benchmarks/real_logs_9): training accuracy 0.79 -> 0.99 while validation
+    # swings 0.69-0.80, a 20-point gap: too short for the trend rules, no trend needed for variance
+    root = ROOT / "benchmarks" / "real_logs_9"
+    e = next(e for e in tomllib.loads((root / "sources.toml").read_text())["log"] if e["file"].startswith("cppxaxa"))
+    assert e["label"] == "overfitting"
+    found = [f for f in diagnose(root / "logs" / e["file"], classes=e.get("classes") or None) if f.severity != "info"]
+    assert found and found[0].code == "overfitting" and "fits its training set almost perfectly" in found[0].message, [str(f) for f in found]
+    assert found[0].evidence["train_acc"] >= 0.99 and found[0].evidence["gap"] >= 0.1

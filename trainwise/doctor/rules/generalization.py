@@ -36,7 +36,7 @@ from trainwise.doctor import fixes, signals
 from trainwise.doctor.codes import EVENT, Code
 from trainwise.doctor.context import Context
 from trainwise.doctor.finding import Finding
-from trainwise.doctor.rules.common import (ACC_DROP, RECOVER_WITHIN, UNSTABLE_SHARE, at_chance, chance_tolerance, loss_scale_floor, sig, span, unfinished,
+from trainwise.doctor.rules.common import (ACC_DROP, MIN_EPOCHS, RECOVER_WITHIN, UNSTABLE_SHARE, at_chance, chance_tolerance, loss_scale_floor, sig, span, unfinished,
                                            val_acc_drops, with_medians_note)
 
 CODES = (
@@ -95,7 +95,8 @@ def _overfitting(ctx: Context) -> list[Finding]:
     if noise:
         return noise
     if ctx.n < MIN_EPOCHS_OVERFIT:
-        return _short_run(ctx)
+        # Too short for the trend rules; a memorised training set far above validation needs no trend.
+        return _short_run(ctx) or (_memorised(ctx) if ctx.n >= MIN_EPOCHS and not unfinished(ctx) else [])
     found: list[Finding] = []
     if ctx.has("val_loss", MIN_EPOCHS_OVERFIT) and ctx.has("train_loss", MIN_EPOCHS_OVERFIT):
         found = _overfitting_loss(ctx)
@@ -240,7 +241,7 @@ def _swinging_validation_gap(ctx: Context, window: int) -> float | None:
 
 def _memorised(ctx: Context) -> list[Finding]:
     """The training set fitted almost perfectly, validation far behind: variance, even with no upturn yet."""
-    if not (ctx.has("train_acc", MIN_EPOCHS_OVERFIT) and ctx.has("val_acc", MIN_EPOCHS_OVERFIT)):
+    if not (ctx.has("train_acc", MIN_EPOCHS) and ctx.has("val_acc", MIN_EPOCHS)):
         return []
     train_acc, val_acc = ctx.series("train_acc"), ctx.series("val_acc")
     train, val = signals.tail_median(train_acc), signals.tail_median(val_acc)
