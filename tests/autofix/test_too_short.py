@@ -12,4 +12,6 @@ def test_a_two_epoch_run_is_too_short_to_judge_and_fix_leaves_it_alone(tmp_path)
     assert [f.code for f in run.findings] == ["too_short"]  # digits, 2 epochs: no rule has a trend to judge
     chain = trainwise.fix(tmp_path / "run", out=tmp_path / "fix")
     assert chain.stop_reason.startswith("too short to judge: 2 epoch(s)") and not chain.rounds
-    assert (tmp_path / "fix" / "fix.json").is_file()
+    import json
+
+    assert json.loads((tmp_path / "fix" / "fix.json").read_text())["original"]["findings"] == ["too_short"]

@@ -34,6 +34,7 @@ from trainwise.autofix.applicable import Sources, apply_fix, why_not
 from trainwise.autofix.attempt import Attempt, load_attempt, train_attempt
 from trainwise.autofix.report_section import lr_test_text
 from trainwise.doctor import Finding
+from trainwise.doctor.codes import VERDICTS
 from trainwise.doctor.context import Context
 from trainwise.doctor.rules.common import MIN_EPOCHS
 from trainwise.errors import UserError
@@ -162,7 +163,7 @@ def fix(
                      {"val": original.score(metric), "test": original.summary.get("test") and _short(original.summary["test"]),
                       "findings": _codes(original)})
     if not original.problems and only_if_findings:
-        short = len(original.records) < MIN_EPOCHS
+        short = _codes(original) == ["too_short"]
         chain.stop_reason = (f"too short to judge: {len(original.records)} epoch(s), the doctor needs {MIN_EPOCHS}; nothing to fix yet "
                              "(no re-run): train longer first" if short else
                              "healthy: no warning or error finding, nothing to fix (no re-run)")
@@ -353,7 +354,9 @@ def _release(attempt: Attempt) -> None:
 
 
 def _codes(attempt: Attempt) -> list[str]:
-    return [f.code for f in attempt.problems] or ["healthy"]
+    """The problems' codes, or the doctor's verdict when there are none (``healthy``, or ``too_short``)."""
+    verdict = next((f.code for f in attempt.findings if f.code in VERDICTS), "healthy")
+    return [f.code for f in attempt.problems] or [verdict]
 
 
 def _short(test: dict[str, Any]) -> dict[str, Any]:
