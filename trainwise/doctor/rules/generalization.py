@@ -104,15 +104,18 @@ def _overfitting(ctx: Context) -> list[Finding]:
         found = _overfitting_acc(ctx)
     elif ctx.has("val_acc", MIN_EPOCHS_OVERFIT):
         found = _overfitting_val_only(ctx)
-    if any(f.severity == "warning" for f in found):
-        return found
-    # The loss curves can stay level while validation accuracy falls from its peak (a YOLO classifier's
-    # validation loss moves a few per cent while its accuracy loses 14 points): the accuracy decides then.
-    found = _accuracy_fell_while_fitting(ctx) or found
-    if any(f.severity == "warning" for f in found):
+    if not _warns(found):
+        # The loss curves can stay level while validation accuracy falls from its peak (a YOLO classifier's
+        # validation loss moves a few per cent while its accuracy loses 14 points): the accuracy decides then.
+        found = _accuracy_fell_while_fitting(ctx) or found
+    if _warns(found):
         return found
     # A memorised training set, or a large gap that keeps growing, says more than a stalled validation curve.
     return _memorised(ctx) or _growing_gap(ctx) or found
+
+
+def _warns(found: list[Finding]) -> bool:
+    return any(f.severity == "warning" for f in found)
 
 
 def _short_run(ctx: Context) -> list[Finding]:
@@ -388,10 +391,8 @@ def _past_best_epoch(ctx: Context) -> list[Finding]:
     end_rise = (signals.tail_median(val) - val[best]) / floor
     sustained = rise >= max(PAST_BEST_RISE, noise) and end_rise >= RISE and float((post > val[best] * 1.03).mean()) >= SUSTAINED
     climb = bool(np.all(np.diff(val[best:]) > 0)) and (val[-1] - val[best]) / floor >= RISE
-    train_at_best = float(np.median(signals.finite(train[max(0, best - 1) : best + 2])))
-    end_train = signals.tail_median(train)
-    drop = 1 - end_train / train_at_best if train_at_best > 0 else 0.0
-    if not (sustained or climb) or drop < PAST_BEST_TRAIN_DROP or signals.theil_sen(train[best:]) >= 0:
+    train_at_best, end_train, drop = _training_fall_since(train, best)
+    if not (sustained or climb) or drop < PAST_BEST_TRAIN_DROP:
         return []
     ev = {"best_val_epoch": ctx.epoch_at(best), "best_val_loss": sig(float(val[best])), "val_loss_after_best_median": sig(level),
           "end_val_loss": sig(float(val[-1])), "val_rise_over_best": sig(float(rise)), "val_epoch_noise": sig(noise),
@@ -406,6 +407,15 @@ def _past_best_epoch(ctx: Context) -> list[Finding]:
         f"another {drop:.0%} ({train_at_best:.3g} -> {end_train:.3g}): the model fits its training set past the point "
         "where validation gains.",
     )
+
+
+def _training_fall_since(train: np.ndarray, i: int) -> tuple[float, float, float]:
+    """(training loss at epoch ``i`` as a median of it and its neighbours, at the end as a 3-epoch median, the
+    share it fell between them); the share is 0 unless the loss still slopes down since ``i`` (Theil-Sen)."""
+    at = float(np.median(signals.finite(train[max(0, i - 1) : i + 2])))
+    end = signals.tail_median(train)
+    falling = at > 0 and signals.theil_sen(train[i:]) < 0
+    return at, end, (1 - end / at) if falling else 0.0
 
 
 def _epoch_noise(ctx: Context, val: np.ndarray, best: int) -> float:
@@ -511,11 +521,8 @@ def _accuracy_fell_while_fitting(ctx: Context) -> list[Finding]:
     if fall is None:
         return []
     peak, best, end_acc = fall
-    train = ctx.series("train_loss")
-    train_at_peak = float(np.median(signals.finite(train[max(0, peak - 1) : peak + 2])))
-    end_train = signals.tail_median(train)
-    drop = 1 - end_train / train_at_peak if train_at_peak > 0 else 0.0
-    if drop < PAST_BEST_TRAIN_DROP or signals.theil_sen(train[peak:]) >= 0:
+    train_at_peak, end_train, drop = _training_fall_since(ctx.series("train_loss"), peak)
+    if drop < PAST_BEST_TRAIN_DROP:
         return []
     ev = {"peak_val_acc_epoch": ctx.epoch_at(peak), "best_val_acc": sig(best), "end_val_acc": sig(end_acc),
           "train_loss_at_peak": sig(train_at_peak), "end_train_loss": sig(end_train), "train_loss_drop": sig(drop)}
