@@ -100,7 +100,9 @@ def measure(settings: dict) -> dict:
 
 
 def read_only(settings: dict) -> dict:
-    """Images/s of the training loader alone (no model): what the workers can feed, epoch 2 (epoch 1 starts them)."""
+    """Images/s of the training loader alone (no model): what the workers can feed, epoch 2 (epoch 1 starts them).
+    ``settings["device"]`` (default cpu): on a GPU the raw batches are copied and finished there, as in
+    training, and the clock waits for the device; ``data.decoder`` as in the config (default auto)."""
     import torch
 
     from trainwise.config import DataConfig
@@ -108,14 +110,18 @@ def read_only(settings: dict) -> dict:
     from trainwise.data.loader import loader_options, make_loader
 
     torch.set_num_threads(settings["threads"])
-    cpu = torch.device("cpu")
-    d = prepare_data(DataConfig(name="folder", path=settings["data.path"], train_subset=settings.get("data.train_subset"), val_fraction=0.0))
-    loader = make_loader(d.train, 128, cpu, shuffle=True, options=loader_options(settings["data.num_workers"], cpu))
+    device = torch.device(settings.get("device", "cpu"))
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    d = prepare_data(DataConfig(name="folder", path=settings["data.path"], train_subset=settings.get("data.train_subset"), val_fraction=0.0,
+                                decoder=settings.get("data.decoder", "auto")))
+    loader = make_loader(d.train, 128, device, shuffle=True, options=loader_options(settings["data.num_workers"], device))
     for _ in loader.batches(1):
         pass
+    sync()
     started, n = time.perf_counter(), 0
     for (x, *_), y in loader.batches(2):
         n += len(y)
+    sync()
     seconds = time.perf_counter() - started
     for worker in multiprocessing.active_children():
         worker.kill()

@@ -2,49 +2,21 @@
 
     python benchmarks/folder_loader.py /tmp/fmnist-png --device cuda --workers 8 12 --decoders pillow opencv
 
-Each measurement runs in its own process: epoch 1 starts the workers, epoch 2 is timed (on a GPU the raw
-uint8 batches are copied and finished on the device, as in training, and the clock waits for the device).
-Write the folder first with ``python benchmarks/data_pipeline.py write DIR``.
+Each measurement is ``data_pipeline.py``'s loader-alone reading (``read_only``) in its own process: epoch 1
+starts the workers, epoch 2 is timed (on a GPU the raw uint8 batches are copied and finished on the device,
+as in training, and the clock waits for the device). Write the folder first with
+``python benchmarks/data_pipeline.py write DIR``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def measure(root: str, device: str, workers: int, decoder: str) -> float:
-    import torch
-
-    sys.path.insert(0, str(ROOT))
-    from trainwise.config import DataConfig
-    from trainwise.data import prepare_data
-    from trainwise.data.loader import loader_options, make_loader
-
-    dev = torch.device(device)
-    d = prepare_data(DataConfig(name="folder", path=root, val_fraction=0.0, decoder=decoder))
-    loader = make_loader(d.train, 128, dev, shuffle=True, options=loader_options(workers, dev))
-    for _ in loader.batches(1):
-        pass
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    sync()
-    started, n = time.perf_counter(), 0
-    for _, y in loader.batches(2):
-        n += len(y)
-    sync()
-    seconds = time.perf_counter() - started
-    for worker in multiprocessing.active_children():
-        worker.kill()
-        worker.join()
-    return n / seconds
+import data_pipeline  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -53,21 +25,13 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--workers", type=int, nargs="+", default=[0, 2, 4])
     p.add_argument("--decoders", nargs="+", default=["pillow", "opencv"])
-    p.add_argument("--one", nargs=3, help=argparse.SUPPRESS)  # device workers decoder: one measurement, in this process
+    p.add_argument("--threads", type=int, default=2, help="torch threads of the reading process")
     args = p.parse_args(argv)
-    if args.one:
-        print(json.dumps(measure(args.root, args.one[0], int(args.one[1]), args.one[2])), flush=True)
-        os._exit(0)  # the workers are gone already
     print(f"{args.device}: the training loader alone, epoch 2, images/s\n| workers | " + " | ".join(args.decoders) + " |")
     print("|---|" + "---|" * len(args.decoders))
     for w in args.workers:
-        rates = []
-        for decoder in args.decoders:
-            done = subprocess.run([sys.executable, __file__, args.root, "--one", args.device, str(w), decoder],
-                                  capture_output=True, text=True)
-            if done.returncode:
-                raise SystemExit(done.stderr[-2000:])
-            rates.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        settings = {"data.path": args.root, "data.num_workers": w, "threads": args.threads, "device": args.device}
+        rates = [data_pipeline.run_one(settings | {"data.decoder": d}, None, "read")["images_per_s"] for d in args.decoders]
         print(f"| {w} | " + " | ".join(f"{r:,.0f}" for r in rates) + " |", flush=True)
     return 0
 

@@ -115,18 +115,13 @@ def decode_pixels(path: str, size: tuple[int, int], channels: int, decoder: str 
     """
     from PIL import Image, UnidentifiedImageError
 
-    if decoder == "opencv" and path[-4:].lower() == ".png":
-        pixels = decoders.png_as_stored(path, channels)
-        if pixels is not None:
-            if pixels.shape[:2] == tuple(size):
-                return pixels
-            # Pillow's resize of the same decoded pixels: the bytes an image Pillow decoded itself would give
-            im = Image.fromarray(pixels, "L" if channels == 1 else "RGB").resize((size[1], size[0]), Image.BILINEAR)
-            return np.frombuffer(im.tobytes(), dtype=np.uint8).reshape(size if channels == 1 else (*size, 3))
-
     mode = "L" if channels == 1 else "RGB"
+    stored = decoders.png_as_stored(path, channels) if decoder == "opencv" and path[-4:].lower() == ".png" else None
+    if stored is not None and stored.shape[:2] == tuple(size):
+        return stored
     try:
-        with Image.open(path) as im:
+        # OpenCV's pixels at another size are resized below exactly as an image Pillow decoded itself
+        with Image.open(path) if stored is None else Image.fromarray(stored, mode) as im:
             if im.mode != mode:
                 im = im.convert(mode)
             if im.size != (size[1], size[0]):
