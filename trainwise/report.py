@@ -170,8 +170,10 @@ def _series(records: list[dict], key: str) -> tuple[list[int], list[float]]:
 
 
 def _mark_findings(ax, findings: list[dict]) -> None:
+    from trainwise.doctor.codes import VERDICTS  # the run was diagnosed already: no new import
+
     for f in findings:
-        if f.get("code") in ("healthy", "too_short") or not f.get("epochs"):
+        if f.get("code") in VERDICTS or not f.get("epochs"):
             continue
         first, last = f["epochs"]
         colour = SEVERITY_COLOURS.get(f.get("severity"), "#777")

@@ -163,7 +163,7 @@ def fix(
                      {"val": original.score(metric), "test": original.summary.get("test") and _short(original.summary["test"]),
                       "findings": _codes(original)})
     if not original.problems and only_if_findings:
-        short = _codes(original) == ["too_short"]
+        short = chain.original["findings"] == ["too_short"]
         chain.stop_reason = (f"too short to judge: {len(original.records)} epoch(s), the doctor needs {MIN_EPOCHS}; nothing to fix yet "
                              "(no re-run): train longer first" if short else
                              "healthy: no warning or error finding, nothing to fix (no re-run)")

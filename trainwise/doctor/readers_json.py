@@ -68,9 +68,14 @@ def read_table(path: Path, data: Any) -> tuple[Table, dict[str, Any]]:
                      lines=[i + 1 for i, r in enumerate(rows) if r]), {}
     raise UserError(f"cannot read a training history from {str(path)!r}",
                     expected="a Hugging Face trainer_state.json (with log_history), a Keras history dict of lists, or a list of records",
-                    received=(f"JSON dict with keys {', '.join(list(data)[:8])}" if isinstance(data, dict) and data else
-                              f"an empty JSON {type(data).__name__}" if not data and isinstance(data, (dict, list)) else f"JSON {type(data).__name__}"),
+                    received=_described(data),
                     fix="pass trainer_state.json or the history the training saved")
+
+
+def _described(data: Any) -> str:
+    if isinstance(data, (dict, list)) and not data:
+        return f"an empty JSON {type(data).__name__}"
+    return f"JSON dict with keys {', '.join(list(data)[:8])}" if isinstance(data, dict) else f"JSON {type(data).__name__}"
 
 
 LUDWIG_SPLITS = {"training": "train_", "train": "train_", "validation": "val_", "test": "test_"}
