@@ -20,9 +20,24 @@ from trainwise.runlock import RunLock
 from trainwise.trainer import Run, Trainer
 
 
-def default_run_dir(config: Config) -> Path:
+def default_run_dir(config: Config, claim: bool = True) -> Path:
+    """``runs/<data>-<model>-<time>``. With ``claim`` the directory is created here, and a name another run
+    took in the same second gets ``-2``, ``-3`` ...: two trainings started together (a sweep from two
+    shells, parallel tests) never share one. The ranks of an outside launcher (torchrun) do not claim:
+    they must agree on one name, which a claim per rank would split."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{config.data.name}-{config.model.name.split(':')[-1]}-{stamp}"
+    base = Path("runs") / f"{config.data.name}-{config.model.name.split(':')[-1]}-{stamp}"
+    if not claim:
+        return base
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            path.mkdir()  # atomic: exactly one process creates each name
+            return path
+        except FileExistsError:
+            continue
+    raise UserError(f"no free run directory next to {base}", expected="a writable runs/ directory", fix="pass --out")
 
 
 def fit(

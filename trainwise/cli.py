@@ -123,7 +123,7 @@ def train(
 
         Trainer(cfg).describe_loop()
         return
-    out = out or default_run_dir(cfg)
+    out = out or default_run_dir(cfg, claim=not distributed.launched())
     if devices > 1 and not distributed.launched():  # start the processes; each runs this command without --devices
         if not overwrite:
             claim_run_dir(RunDir(out), overwrite=False)  # the refusal comes once, from here
